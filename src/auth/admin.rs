@@ -1,0 +1,777 @@
+//! User administration for the CLI: `fxpd user add|remove|list --users FILE`.
+//!
+//! Changes are written atomically (a temporary file in the same directory, then a rename),
+//! keep the file's mode and owner, and leave every other entry, and the comments around
+//! them, as they were.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use argon2::Params;
+
+use super::password::{check_new_password, hash_with_params, PasswordError, MAX_PASSWORD_LEN};
+use super::users::{
+    parse_users, read_users_text, render_entry, render_users, HomeError, NameError, ParsedUsers, RelHome,
+    UserEntry, UserName, UsersFileError,
+};
+use crate::policy::FxpOverride;
+
+/// First lines of a users file created by `user add`.
+const NEW_FILE_HEADER: &str = "# fxpd users file: one [[user]] table per account.\n\
+# Manage it with `fxpd user add|remove|list`; passwords are argon2id PHC strings.\n";
+
+/// One user as `user list` shows it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// The login name.
+    pub name: String,
+    /// Home relative to the server root; `None` = the root.
+    pub home: Option<PathBuf>,
+    /// Whether the user may write.
+    pub write: bool,
+    /// The user's FXP override.
+    pub fxp: FxpOverride,
+}
+
+/// Why a user administration command failed.
+#[derive(Debug)]
+pub enum AdminError {
+    /// The existing users file could not be read or is invalid (it is left untouched).
+    File(UsersFileError),
+    /// The new users file could not be written.
+    Write {
+        /// The users file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The user name is not acceptable.
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why.
+        reason: NameError,
+    },
+    /// The home directory is not acceptable.
+    InvalidHome {
+        /// The home given.
+        home: PathBuf,
+        /// Why.
+        reason: HomeError,
+    },
+    /// The password is not acceptable.
+    InvalidPassword(PasswordError),
+    /// `user add` for a name that is already in the file.
+    DuplicateUser {
+        /// The users file.
+        path: PathBuf,
+        /// The name.
+        name: String,
+    },
+    /// `user remove` for a name that is not in the file.
+    UnknownUser {
+        /// The users file.
+        path: PathBuf,
+        /// The name.
+        name: String,
+    },
+    /// The two passwords typed on the terminal differ.
+    PasswordMismatch,
+    /// The password could not be read from the terminal or standard input.
+    ReadPassword(io::Error),
+    /// Hashing failed.
+    Hash(String),
+}
+
+impl fmt::Display for AdminError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdminError::File(e) => write!(f, "{e}"),
+            AdminError::Write { path, source } => {
+                write!(f, "can not write users file {}: {source}", path.display())
+            }
+            AdminError::InvalidName { name, reason } => write!(f, "invalid user name {name:?}: {reason}"),
+            AdminError::InvalidHome { home, reason } => {
+                write!(
+                    f,
+                    "invalid home directory {:?}: {reason}",
+                    home.display().to_string()
+                )
+            }
+            AdminError::InvalidPassword(reason) => write!(f, "invalid password: {reason}"),
+            AdminError::DuplicateUser { path, name } => {
+                write!(f, "user {name:?} already exists in users file {}", path.display())
+            }
+            AdminError::UnknownUser { path, name } => {
+                write!(f, "user {name:?} does not exist in users file {}", path.display())
+            }
+            AdminError::PasswordMismatch => f.write_str("the two passwords do not match"),
+            AdminError::ReadPassword(e) => write!(f, "can not read the password: {e}"),
+            AdminError::Hash(e) => write!(f, "can not hash the password: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AdminError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AdminError::File(e) => Some(e),
+            AdminError::Write { source, .. } | AdminError::ReadPassword(source) => Some(source),
+            AdminError::InvalidName { reason, .. } => Some(reason),
+            AdminError::InvalidHome { reason, .. } => Some(reason),
+            AdminError::InvalidPassword(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+impl From<UsersFileError> for AdminError {
+    fn from(e: UsersFileError) -> AdminError {
+        AdminError::File(e)
+    }
+}
+
+/// Hashes `password` with argon2id, the default parameters (19 MiB, 2 passes, 1 lane) and a
+/// random salt; returns the PHC string for the users file.
+pub fn hash_password(password: &str) -> Result<String, AdminError> {
+    check_new_password(password).map_err(AdminError::InvalidPassword)?;
+    let hash = hash_with_params(password, Params::DEFAULT).map_err(AdminError::Hash)?;
+    Ok(String::from(hash))
+}
+
+/// Adds a user to the users file, creating the file (mode 0600 on Unix) if it is missing.
+///
+/// Refuses an invalid name, home or password, a name already present, and an existing file
+/// that does not parse. Other entries and comments are kept; the write is atomic.
+pub fn user_add(
+    file: &Path,
+    name: &str,
+    password: &str,
+    home: Option<&Path>,
+    write: bool,
+    fxp: FxpOverride,
+) -> Result<(), AdminError> {
+    user_add_with_params(file, name, password, home, write, fxp, Params::DEFAULT)
+}
+
+/// [`user_add`] with explicit argon2 parameters (cheap ones in tests).
+pub(crate) fn user_add_with_params(
+    file: &Path,
+    name: &str,
+    password: &str,
+    home: Option<&Path>,
+    write: bool,
+    fxp: FxpOverride,
+    params: Params,
+) -> Result<(), AdminError> {
+    let user_name = UserName::parse(name).map_err(|reason| AdminError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })?;
+    let home = home
+        .map(|h| {
+            RelHome::from_path(h).map_err(|reason| AdminError::InvalidHome {
+                home: h.to_path_buf(),
+                reason,
+            })
+        })
+        .transpose()?;
+    check_new_password(password).map_err(AdminError::InvalidPassword)?;
+
+    let target = resolve_target(file)?;
+    let existing = read_existing(&target)?;
+    if let Some(current) = &existing {
+        if current.parsed.entries().any(|e| e.name == user_name) {
+            return Err(AdminError::DuplicateUser {
+                path: file.to_path_buf(),
+                name: name.to_owned(),
+            });
+        }
+    }
+    let password = hash_with_params(password, params).map_err(AdminError::Hash)?;
+    let entry = UserEntry {
+        name: user_name,
+        password,
+        home,
+        write,
+        fxp,
+    };
+    let rendered = render_entry(&entry).map_err(|e| AdminError::Hash(e.to_string()))?;
+
+    let (text, metadata, mut expected) = match existing {
+        None => (format!("{NEW_FILE_HEADER}\n{rendered}"), None, Vec::new()),
+        Some(current) => {
+            let mut text = current.text;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&rendered);
+            let expected: Vec<UserEntry> = current.parsed.entries().cloned().collect();
+            (text, Some(current.metadata), expected)
+        }
+    };
+    expected.push(entry);
+    let text = checked_or_rendered(text, &expected, file)?;
+    write_atomic(&target, &text, metadata.as_ref())
+}
+
+/// Removes a user from the users file; an error if the name is not there.
+pub fn user_remove(file: &Path, name: &str) -> Result<(), AdminError> {
+    let unknown = || AdminError::UnknownUser {
+        path: file.to_path_buf(),
+        name: name.to_owned(),
+    };
+    let target = resolve_target(file)?;
+    let Some(current) = read_existing(&target)? else {
+        return Err(AdminError::File(UsersFileError::Read {
+            path: file.to_path_buf(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        }));
+    };
+    let index = current
+        .parsed
+        .entries()
+        .position(|e| e.name.as_str() == name)
+        .ok_or_else(unknown)?;
+    let expected: Vec<UserEntry> = current
+        .parsed
+        .entries()
+        .enumerate()
+        .filter(|&(i, _)| i != index)
+        .map(|(_, e)| e.clone())
+        .collect();
+    let text = match entry_region(&current.text, &current.parsed, index) {
+        Some(region) => {
+            let mut text = String::with_capacity(current.text.len());
+            text.push_str(&current.text[..region.start]);
+            text.push_str(&current.text[region.end..]);
+            let kept = text.trim_end().len();
+            text.truncate(kept);
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text
+        }
+        None => String::new(),
+    };
+    let text = checked_or_rendered(text, &expected, file)?;
+    write_atomic(&target, &text, Some(&current.metadata))
+}
+
+/// Lists the users in the file, in file order.
+pub fn user_list(file: &Path) -> Result<Vec<UserSummary>, AdminError> {
+    let text = read_users_text(file)?;
+    let parsed = parse_users(&text, file)?;
+    Ok(parsed
+        .entries()
+        .map(|e| UserSummary {
+            name: e.name.as_str().to_owned(),
+            home: e.home.as_ref().map(|h| h.as_path().to_path_buf()),
+            write: e.write,
+            fxp: e.fxp,
+        })
+        .collect())
+}
+
+/// Reads a new password.
+///
+/// On a terminal: prompts twice without echo and requires both to match. Otherwise: reads the
+/// first line of standard input, without its line ending. An empty password is an error.
+pub fn read_password(prompt: &str) -> Result<String, AdminError> {
+    if io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(prompt).map_err(AdminError::ReadPassword)?;
+        check_new_password(&first).map_err(AdminError::InvalidPassword)?;
+        let second = rpassword::prompt_password("Repeat the password: ").map_err(AdminError::ReadPassword)?;
+        if first != second {
+            return Err(AdminError::PasswordMismatch);
+        }
+        Ok(first)
+    } else {
+        read_password_line(io::stdin().lock())
+    }
+}
+
+/// Reads the first line of `input` as a password (bounded; CR/LF stripped).
+pub(crate) fn read_password_line(input: impl BufRead) -> Result<String, AdminError> {
+    let mut line = Vec::new();
+    // Room for the longest password plus CR LF, and one byte to notice anything longer.
+    input
+        .take(MAX_PASSWORD_LEN as u64 + 3)
+        .read_until(b'\n', &mut line)
+        .map_err(AdminError::ReadPassword)?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    let password =
+        String::from_utf8(line).map_err(|_| AdminError::InvalidPassword(PasswordError::NotUtf8))?;
+    check_new_password(&password).map_err(AdminError::InvalidPassword)?;
+    Ok(password)
+}
+
+/// The current content of an existing users file.
+struct Current {
+    text: String,
+    parsed: ParsedUsers,
+    metadata: fs::Metadata,
+}
+
+/// The file to rewrite: a symlink's target, so the link itself stays in place.
+fn resolve_target(file: &Path) -> Result<PathBuf, AdminError> {
+    match fs::symlink_metadata(file) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(file).map_err(|source| AdminError::Write {
+                path: file.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(file.to_path_buf()),
+    }
+}
+
+/// Reads and fully validates the existing file; `None` if it does not exist.
+fn read_existing(target: &Path) -> Result<Option<Current>, AdminError> {
+    let metadata = match fs::metadata(target) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(UsersFileError::Read {
+                path: target.to_path_buf(),
+                source,
+            }
+            .into())
+        }
+    };
+    let text = read_users_text(target)?;
+    let parsed = parse_users(&text, target)?;
+    Ok(Some(Current {
+        text,
+        parsed,
+        metadata,
+    }))
+}
+
+/// The byte range of entry `index`: from the comment lines directly above its `[[user]]`
+/// header up to where the next entry's range begins (or the end of the file). `None` if the
+/// file is not laid out as plain `[[user]]` tables.
+fn entry_region(text: &str, parsed: &ParsedUsers, index: usize) -> Option<std::ops::Range<usize>> {
+    let header = |i: usize| -> Option<usize> {
+        let span = parsed.entries.get(i)?.0.clone();
+        text.get(span.clone())?.starts_with("[[").then_some(span.start)
+    };
+    let start = attached_start(text, header(index)?);
+    let end = match parsed.entries.get(index + 1) {
+        Some(_) => attached_start(text, header(index + 1)?),
+        None => text.len(),
+    };
+    (start <= end).then_some(start..end)
+}
+
+/// Moves `at` back to the start of its line and over the comment lines right above it.
+fn attached_start(text: &str, at: usize) -> usize {
+    let line_start = |end: usize| text[..end].rfind('\n').map_or(0, |i| i + 1);
+    let mut start = line_start(at);
+    if !text[start..at].trim().is_empty() {
+        return at;
+    }
+    while start > 0 {
+        let previous = line_start(start - 1);
+        if text[previous..start].trim_start().starts_with('#') {
+            start = previous;
+        } else {
+            break;
+        }
+    }
+    start
+}
+
+/// `text` if it parses to exactly `expected`, otherwise a freshly rendered file (which loses
+/// comments but is always right).
+fn checked_or_rendered(text: String, expected: &[UserEntry], file: &Path) -> Result<String, AdminError> {
+    if let Ok(parsed) = parse_users(&text, file) {
+        if parsed.entries().eq(expected.iter()) {
+            return Ok(text);
+        }
+    }
+    let rendered = render_users(expected).map_err(|e| AdminError::Hash(e.to_string()))?;
+    let text = format!("{NEW_FILE_HEADER}\n{rendered}");
+    // The rendered form must parse back; if not, refuse rather than write a broken file.
+    match parse_users(&text, file) {
+        Ok(parsed) if parsed.entries().eq(expected.iter()) => Ok(text),
+        Ok(_) => Err(AdminError::Write {
+            path: file.to_path_buf(),
+            source: io::Error::other("the rewritten users file does not read back the same"),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `text` to `path` atomically: a new file in the same directory, flushed, given the
+/// previous file's mode and owner, then renamed over `path`.
+fn write_atomic(path: &Path, text: &str, previous: Option<&fs::Metadata>) -> Result<(), AdminError> {
+    let fail = |source: io::Error| AdminError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path.file_name().ok_or_else(|| {
+        fail(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path has no file name",
+        ))
+    })?;
+    let suffix = getrandom::u64().map_err(|e| fail(io::Error::other(e.to_string())))?;
+    let tmp = dir.join(format!(".{}.{suffix:016x}.tmp", file_name.to_string_lossy()));
+
+    let written = (|| -> io::Result<()> {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // SECURITY: the file holds password hashes; it is never readable by others.
+            options.mode(0o600);
+        }
+        let mut file = options.open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        if let Some(previous) = previous {
+            keep_mode_and_owner(&file, previous)?;
+        }
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    // Make the rename itself durable (best effort: not every platform can open a directory).
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn keep_mode_and_owner(file: &File, previous: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    file.set_permissions(previous.permissions())?;
+    let now = file.metadata()?;
+    if (now.uid(), now.gid()) != (previous.uid(), previous.gid()) {
+        std::os::unix::fs::fchown(file, Some(previous.uid()), Some(previous.gid())).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("can not keep the file's owner and group ({e}); run as its owner or root"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn keep_mode_and_owner(file: &File, previous: &fs::Metadata) -> io::Result<()> {
+    file.set_permissions(previous.permissions())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::password::{test_params, PhcHash};
+    use crate::auth::UserDb;
+
+    fn add(
+        file: &Path,
+        name: &str,
+        home: Option<&str>,
+        write: bool,
+        fxp: FxpOverride,
+    ) -> Result<(), AdminError> {
+        user_add_with_params(
+            file,
+            name,
+            "pw-of-a-user",
+            home.map(Path::new),
+            write,
+            fxp,
+            test_params(),
+        )
+    }
+
+    fn names(file: &Path) -> Vec<String> {
+        user_list(file).unwrap().into_iter().map(|u| u.name).collect()
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn hash_password_uses_argon2id_defaults_and_verifies() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        let parsed = PhcHash::parse(&hash).unwrap();
+        assert!(parsed.verify(b"correct horse"));
+        assert!(!parsed.verify(b"correct horsE"));
+        assert!(matches!(
+            hash_password(""),
+            Err(AdminError::InvalidPassword(PasswordError::Empty))
+        ));
+        assert!(matches!(
+            hash_password(&"x".repeat(MAX_PASSWORD_LEN + 1)),
+            Err(AdminError::InvalidPassword(PasswordError::TooLong))
+        ));
+    }
+
+    #[test]
+    fn add_list_remove_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+
+        add(&file, "alice", Some("alice"), true, FxpOverride::Allow).unwrap();
+        assert!(file.exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        add(&file, "bob", None, false, FxpOverride::Inherit).unwrap();
+        add(&file, "carol", Some("shared/carol"), false, FxpOverride::Deny).unwrap();
+
+        let list = user_list(&file).unwrap();
+        assert_eq!(
+            list[0],
+            UserSummary {
+                name: "alice".into(),
+                home: Some(PathBuf::from("alice")),
+                write: true,
+                fxp: FxpOverride::Allow
+            }
+        );
+        assert_eq!(list[1].home, None);
+        assert_eq!(list[2].fxp, FxpOverride::Deny);
+        assert_eq!(list[2].home, Some(PathBuf::from("shared/carol")));
+
+        // Duplicate refused, file unchanged.
+        let before = fs::read_to_string(&file).unwrap();
+        let err = add(&file, "bob", None, true, FxpOverride::Allow).unwrap_err();
+        assert!(matches!(err, AdminError::DuplicateUser { .. }));
+        assert!(
+            err.to_string().contains("\"bob\"") && err.to_string().contains("users.toml"),
+            "{err}"
+        );
+        assert_eq!(fs::read_to_string(&file).unwrap(), before);
+
+        // Remove the middle entry; the others stay intact, byte for byte.
+        user_remove(&file, "bob").unwrap();
+        assert_eq!(names(&file), ["alice", "carol"]);
+        let after = fs::read_to_string(&file).unwrap();
+        let alice_block = before.split("[[user]]").nth(1).unwrap();
+        assert!(after.contains(alice_block.trim_end()));
+
+        // Removing a missing user is refused.
+        let err = user_remove(&file, "bob").unwrap_err();
+        assert!(matches!(err, AdminError::UnknownUser { .. }));
+        assert!(err.to_string().contains("\"bob\""), "{err}");
+
+        user_remove(&file, "carol").unwrap();
+        user_remove(&file, "alice").unwrap();
+        assert!(names(&file).is_empty());
+        assert!(leftovers(dir.path()).is_empty());
+
+        // The file is loadable by the server at every step.
+        add(&file, "dave", None, false, FxpOverride::Inherit).unwrap();
+        assert_eq!(UserDb::load(&file, dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn hand_written_comments_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+        add(&file, "tmp", None, false, FxpOverride::Inherit).unwrap();
+        let hash = user_hash(&file);
+        let text = format!(
+            "# site users\n\n# the accountant\n[[user]]\nname = \"alice\"\npassword = \"{hash}\" # set 2024\n\n\
+             # backups\n[[user]]\nname = \"backup\"\npassword = \"{hash}\"\nwrite = true\n"
+        );
+        fs::write(&file, &text).unwrap();
+        add(&file, "bob", None, false, FxpOverride::Inherit).unwrap();
+        let added = fs::read_to_string(&file).unwrap();
+        assert!(added.starts_with(&text), "{added}");
+
+        user_remove(&file, "alice").unwrap();
+        let removed = fs::read_to_string(&file).unwrap();
+        assert!(
+            removed.starts_with("# site users\n\n# backups\n[[user]]\nname = \"backup\""),
+            "{removed}"
+        );
+        assert!(!removed.contains("accountant") && !removed.contains("alice"));
+        assert_eq!(names(&file), ["backup", "bob"]);
+    }
+
+    #[test]
+    fn inline_array_layout_falls_back_to_rewriting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+        add(&file, "tmp", None, false, FxpOverride::Inherit).unwrap();
+        let hash = user_hash(&file);
+        fs::write(
+            &file,
+            format!("user = [{{ name = \"a\", password = \"{hash}\" }}]\n"),
+        )
+        .unwrap();
+        add(&file, "b", None, true, FxpOverride::Inherit).unwrap();
+        assert_eq!(names(&file), ["a", "b"]);
+        user_remove(&file, "a").unwrap();
+        assert_eq!(names(&file), ["b"]);
+    }
+
+    #[test]
+    fn invalid_input_is_refused_before_touching_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+        let err = add(&file, "bad name", None, false, FxpOverride::Inherit).unwrap_err();
+        assert!(matches!(
+            err,
+            AdminError::InvalidName {
+                reason: NameError::BadChar(' '),
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("\"bad name\""), "{err}");
+        assert!(matches!(
+            add(&file, "anonymous", None, false, FxpOverride::Inherit),
+            Err(AdminError::InvalidName { .. })
+        ));
+        let err = add(&file, "alice", Some("../x"), false, FxpOverride::Inherit).unwrap_err();
+        assert!(matches!(
+            err,
+            AdminError::InvalidHome {
+                reason: HomeError::ParentDir,
+                ..
+            }
+        ));
+        assert!(matches!(
+            add(&file, "alice", Some("/abs"), false, FxpOverride::Inherit),
+            Err(AdminError::InvalidHome {
+                reason: HomeError::Absolute,
+                ..
+            })
+        ));
+        let err = user_add_with_params(
+            &file,
+            "alice",
+            "",
+            None,
+            false,
+            FxpOverride::Inherit,
+            test_params(),
+        );
+        assert!(matches!(
+            err,
+            Err(AdminError::InvalidPassword(PasswordError::Empty))
+        ));
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn invalid_existing_file_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+        fs::write(&file, "[[user]]\nname = \"alice\"\npassword = \"plain\"\n").unwrap();
+        let err = add(&file, "bob", None, false, FxpOverride::Inherit).unwrap_err();
+        assert!(matches!(err, AdminError::File(UsersFileError::Syntax { .. })));
+        assert!(err.to_string().contains("line 3"), "{err}");
+        assert!(!err.to_string().contains("plain\""), "{err}");
+        assert!(matches!(user_remove(&file, "alice"), Err(AdminError::File(_))));
+        assert!(matches!(user_list(&file), Err(AdminError::File(_))));
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            "[[user]]\nname = \"alice\"\npassword = \"plain\"\n"
+        );
+    }
+
+    #[test]
+    fn missing_file_for_list_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("none.toml");
+        assert!(matches!(
+            user_list(&file),
+            Err(AdminError::File(UsersFileError::Read { .. }))
+        ));
+        let err = user_remove(&file, "alice").unwrap_err();
+        assert!(err.to_string().contains("none.toml"), "{err}");
+        assert!(!file.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn mode_and_symlink_are_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.toml");
+        add(&real, "alice", None, false, FxpOverride::Inherit).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("users.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        add(&link, "bob", None, false, FxpOverride::Inherit).unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(names(&real), ["alice", "bob"]);
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn password_lines() {
+        let read = |s: &str| read_password_line(io::Cursor::new(s.as_bytes().to_vec()));
+        assert_eq!(read("secret\r\nrest\n").unwrap(), "secret");
+        assert_eq!(read("secret\n").unwrap(), "secret");
+        assert_eq!(read("secret").unwrap(), "secret");
+        assert_eq!(read(" spaced out \n").unwrap(), " spaced out ");
+        assert!(matches!(
+            read("\n"),
+            Err(AdminError::InvalidPassword(PasswordError::Empty))
+        ));
+        assert!(matches!(
+            read(""),
+            Err(AdminError::InvalidPassword(PasswordError::Empty))
+        ));
+        let long = format!("{}\n", "x".repeat(MAX_PASSWORD_LEN + 1));
+        assert!(matches!(
+            read(&long),
+            Err(AdminError::InvalidPassword(PasswordError::TooLong))
+        ));
+        assert_eq!(
+            read(&format!("{}\r\n", "x".repeat(MAX_PASSWORD_LEN)))
+                .unwrap()
+                .len(),
+            MAX_PASSWORD_LEN
+        );
+        let bad = read_password_line(io::Cursor::new(vec![0xff, b'\n']));
+        assert!(matches!(
+            bad,
+            Err(AdminError::InvalidPassword(PasswordError::NotUtf8))
+        ));
+    }
+
+    /// The hash of the only user in `file` (tests build hand-written files with it).
+    fn user_hash(file: &Path) -> String {
+        let text = fs::read_to_string(file).unwrap();
+        let parsed = parse_users(&text, file).unwrap();
+        let entry = parsed.entries().next().unwrap();
+        entry.password.as_str().to_owned()
+    }
+}

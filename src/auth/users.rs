@@ -1,0 +1,848 @@
+//! The users file and the user database loaded from it.
+//!
+//! The file is TOML, one `[[user]]` table per account:
+//!
+//! ```toml
+//! [[user]]
+//! name = "alice"
+//! password = "$argon2id$v=19$m=19456,t=2,p=1$..."   # PHC string, never plain text
+//! home = "alice"        # optional, relative to the server root; absent = the root itself
+//! write = true          # optional, default false (read-only)
+//! fxp = "inherit"       # optional: inherit | allow | deny
+//! ```
+//!
+//! Every field is parsed into a type that can only hold a valid value ([`UserName`],
+//! [`RelHome`], [`PhcHash`]); unknown keys are errors. Error messages name the file, line and
+//! column but never quote the file's text, which could contain a password.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+use unftp_core::auth::{
+    AuthenticationError, Authenticator, Credentials, Principal, UserDetailError, UserDetailProvider,
+};
+
+use super::password::{PhcHash, MAX_PASSWORD_LEN};
+use super::FtpUser;
+use crate::policy::FxpOverride;
+
+/// Largest users file accepted (bytes).
+pub(crate) const MAX_USERS_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Most user entries accepted in one users file.
+pub(crate) const MAX_USERS: usize = 10_000;
+
+/// Longest user name (characters, all ASCII).
+pub(crate) const MAX_USER_NAME_LEN: usize = 64;
+
+/// Longest home directory (bytes).
+pub(crate) const MAX_HOME_LEN: usize = 1024;
+
+/// Names reserved for anonymous login; compared without regard to ASCII case.
+pub(crate) const ANONYMOUS_NAMES: [&str; 2] = ["anonymous", "ftp"];
+
+/// Whether `name` is one of the anonymous login names (ASCII case-insensitive).
+pub(crate) fn is_reserved_name(name: &str) -> bool {
+    ANONYMOUS_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Why a user name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameError {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than 64 characters.
+    TooLong,
+    /// The name contains a character outside `[A-Za-z0-9._@-]`.
+    BadChar(char),
+    /// The name is `anonymous` or `ftp` (any case), reserved for anonymous login.
+    Reserved,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => f.write_str("the user name is empty"),
+            NameError::TooLong => write!(f, "the user name is longer than {MAX_USER_NAME_LEN} characters"),
+            NameError::BadChar(c) => {
+                write!(
+                    f,
+                    "the user name contains {c:?}; only A-Z, a-z, 0-9, '.', '_', '@' and '-' are allowed"
+                )
+            }
+            NameError::Reserved => {
+                f.write_str("the user names \"anonymous\" and \"ftp\" are reserved for anonymous login")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// A valid account name: 1-64 characters of `[A-Za-z0-9._@-]`, not `anonymous` or `ftp`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub(crate) struct UserName(String);
+
+impl UserName {
+    /// Parses a user name.
+    pub(crate) fn parse(s: &str) -> Result<UserName, NameError> {
+        if s.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-')))
+        {
+            return Err(NameError::BadChar(c));
+        }
+        if s.len() > MAX_USER_NAME_LEN {
+            return Err(NameError::TooLong);
+        }
+        if is_reserved_name(s) {
+            return Err(NameError::Reserved);
+        }
+        Ok(UserName(s.to_owned()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserName {
+    type Error = InvalidValue<NameError>;
+
+    fn try_from(s: String) -> Result<UserName, Self::Error> {
+        UserName::parse(&s).map_err(|reason| InvalidValue { value: s, reason })
+    }
+}
+
+impl From<UserName> for String {
+    fn from(n: UserName) -> String {
+        n.0
+    }
+}
+
+/// Why a home directory is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeError {
+    /// The path is empty (leave the key out for the server root).
+    Empty,
+    /// The path is longer than 1024 bytes.
+    TooLong,
+    /// The path is absolute (or has a drive or root component).
+    Absolute,
+    /// The path has a `..` component.
+    ParentDir,
+    /// The path contains NUL, a control character, `\` or `:`.
+    BadChar(char),
+    /// The path is not valid UTF-8.
+    NotUtf8,
+}
+
+impl fmt::Display for HomeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HomeError::Empty => {
+                f.write_str("the home directory is empty; leave it out to use the server root")
+            }
+            HomeError::TooLong => write!(f, "the home directory is longer than {MAX_HOME_LEN} bytes"),
+            HomeError::Absolute => f.write_str("the home directory must be relative to the server root"),
+            HomeError::ParentDir => f.write_str("the home directory must not contain \"..\""),
+            HomeError::BadChar(c) => write!(
+                f,
+                "the home directory contains {c:?}; NUL, control characters, '\\' and ':' are not allowed \
+                 (use '/' between directories)"
+            ),
+            HomeError::NotUtf8 => f.write_str("the home directory is not valid UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for HomeError {}
+
+/// A home directory relative to the server root, without `..`, root, drive or `.`
+/// components. Empty means the root itself (written as `.`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub(crate) struct RelHome(PathBuf);
+
+impl RelHome {
+    /// Parses a home directory given as text.
+    pub(crate) fn parse(s: &str) -> Result<RelHome, HomeError> {
+        if s.is_empty() {
+            return Err(HomeError::Empty);
+        }
+        if s.len() > MAX_HOME_LEN {
+            return Err(HomeError::TooLong);
+        }
+        // SECURITY: '\\' and ':' would be separators or drive prefixes on Windows; refusing
+        // them everywhere keeps a users file meaning the same on every platform.
+        if let Some(c) = s.chars().find(|&c| c.is_control() || c == '\\' || c == ':') {
+            return Err(HomeError::BadChar(c));
+        }
+        let mut rel = PathBuf::new();
+        for component in Path::new(s).components() {
+            match component {
+                Component::Normal(part) => rel.push(part),
+                Component::CurDir => {}
+                // SECURITY: a home must stay inside the server root.
+                Component::ParentDir => return Err(HomeError::ParentDir),
+                Component::RootDir | Component::Prefix(_) => return Err(HomeError::Absolute),
+            }
+        }
+        Ok(RelHome(rel))
+    }
+
+    /// Parses a home directory given as a path (the CLI's `--home`).
+    pub(crate) fn from_path(p: &Path) -> Result<RelHome, HomeError> {
+        RelHome::parse(p.to_str().ok_or(HomeError::NotUtf8)?)
+    }
+
+    /// The relative path (empty for the root).
+    pub(crate) fn as_path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `root` joined with this home; exactly `root` when the home is the root itself, so the
+    /// storage back-end's `strip_prefix(root)` always succeeds.
+    pub(crate) fn under(&self, root: &Path) -> PathBuf {
+        if self.0.as_os_str().is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&self.0)
+        }
+    }
+}
+
+impl TryFrom<String> for RelHome {
+    type Error = InvalidValue<HomeError>;
+
+    fn try_from(s: String) -> Result<RelHome, Self::Error> {
+        RelHome::parse(&s).map_err(|reason| InvalidValue { value: s, reason })
+    }
+}
+
+impl From<RelHome> for String {
+    fn from(h: RelHome) -> String {
+        let parts: Vec<&str> = h.0.components().filter_map(|c| c.as_os_str().to_str()).collect();
+        if parts.is_empty() {
+            String::from(".")
+        } else {
+            parts.join("/")
+        }
+    }
+}
+
+/// A refused value together with the reason, for serde error messages.
+#[derive(Debug)]
+pub(crate) struct InvalidValue<E> {
+    value: String,
+    reason: E,
+}
+
+impl<E: fmt::Display> fmt::Display for InvalidValue<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.value, self.reason)
+    }
+}
+
+/// One `[[user]]` table, every field already parsed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserEntry {
+    pub(crate) name: UserName,
+    pub(crate) password: PhcHash,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) home: Option<RelHome>,
+    #[serde(default)]
+    pub(crate) write: bool,
+    #[serde(default)]
+    pub(crate) fxp: FxpOverride,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFileDe {
+    #[serde(default)]
+    user: Vec<toml::Spanned<UserEntry>>,
+}
+
+#[derive(serde::Serialize)]
+struct UsersFileSer<'a> {
+    user: &'a [UserEntry],
+}
+
+/// A parsed users file: each entry with the byte range of its `[[user]]` header.
+#[derive(Debug)]
+pub(crate) struct ParsedUsers {
+    pub(crate) entries: Vec<(Range<usize>, UserEntry)>,
+}
+
+impl ParsedUsers {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &UserEntry> {
+        self.entries.iter().map(|(_, e)| e)
+    }
+}
+
+/// Why the users file can not be loaded.
+#[derive(Debug)]
+pub enum UsersFileError {
+    /// The file could not be opened or read.
+    Read {
+        /// The users file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file is larger than 4 MiB.
+    TooLarge {
+        /// The users file.
+        path: PathBuf,
+    },
+    /// The file is not valid UTF-8.
+    NotUtf8 {
+        /// The users file.
+        path: PathBuf,
+    },
+    /// TOML syntax error, unknown key, or a field with an invalid value.
+    Syntax {
+        /// The users file.
+        path: PathBuf,
+        /// 1-based line of the error, when known.
+        line: Option<usize>,
+        /// 1-based column of the error, when known.
+        column: Option<usize>,
+        /// What is wrong (from the TOML parser or the field's parser; never the file's text).
+        message: String,
+    },
+    /// Two entries have the same name.
+    DuplicateUser {
+        /// The users file.
+        path: PathBuf,
+        /// The repeated name.
+        name: String,
+        /// 1-based line of the second entry's `[[user]]` header.
+        line: usize,
+    },
+    /// More than 10 000 entries.
+    TooManyUsers {
+        /// The users file.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for UsersFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsersFileError::Read { path, source } => {
+                write!(f, "can not read users file {}: {source}", path.display())
+            }
+            UsersFileError::TooLarge { path } => {
+                write!(
+                    f,
+                    "users file {} is larger than {MAX_USERS_FILE_BYTES} bytes",
+                    path.display()
+                )
+            }
+            UsersFileError::NotUtf8 { path } => write!(f, "users file {} is not valid UTF-8", path.display()),
+            UsersFileError::Syntax {
+                path,
+                line,
+                column,
+                message,
+            } => {
+                write!(f, "users file {}", path.display())?;
+                if let Some(line) = line {
+                    write!(f, ", line {line}")?;
+                }
+                if let Some(column) = column {
+                    write!(f, ", column {column}")?;
+                }
+                write!(f, ": {message}")
+            }
+            UsersFileError::DuplicateUser { path, name, line } => {
+                write!(
+                    f,
+                    "users file {}, line {line}: user {name:?} is defined twice",
+                    path.display()
+                )
+            }
+            UsersFileError::TooManyUsers { path } => {
+                write!(f, "users file {} has more than {MAX_USERS} users", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for UsersFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UsersFileError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// 1-based line and column of byte offset `at` in `text`.
+pub(crate) fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Reads a whole users file, refusing files over `MAX_USERS_FILE_BYTES`.
+pub(crate) fn read_users_text(path: &Path) -> Result<String, UsersFileError> {
+    let file = std::fs::File::open(path).map_err(|source| UsersFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_USERS_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| UsersFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_USERS_FILE_BYTES {
+        return Err(UsersFileError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| UsersFileError::NotUtf8 {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Parses users-file text; `path` is only used in error messages.
+pub(crate) fn parse_users(text: &str, path: &Path) -> Result<ParsedUsers, UsersFileError> {
+    let de: UsersFileDe = toml::from_str(text).map_err(|e| {
+        let (line, column) = match e.span() {
+            Some(span) => {
+                let (l, c) = line_col(text, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        // `message()` is the bare reason; the full Display would quote the offending line.
+        UsersFileError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().to_owned(),
+        }
+    })?;
+    if de.user.len() > MAX_USERS {
+        return Err(UsersFileError::TooManyUsers {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(de.user.len());
+    let mut entries = Vec::with_capacity(de.user.len());
+    for spanned in de.user {
+        let span = spanned.span();
+        let entry = spanned.into_inner();
+        if !seen.insert(entry.name.as_str().to_owned()) {
+            return Err(UsersFileError::DuplicateUser {
+                path: path.to_path_buf(),
+                name: entry.name.as_str().to_owned(),
+                line: line_col(text, span.start).0,
+            });
+        }
+        entries.push((span, entry));
+    }
+    Ok(ParsedUsers { entries })
+}
+
+/// Renders entries as a complete users file (no comments).
+pub(crate) fn render_users(entries: &[UserEntry]) -> Result<String, toml::ser::Error> {
+    toml::to_string(&UsersFileSer { user: entries })
+}
+
+/// Renders one entry as a `[[user]]` table.
+pub(crate) fn render_entry(entry: &UserEntry) -> Result<String, toml::ser::Error> {
+    render_users(std::slice::from_ref(entry))
+}
+
+/// What the database keeps per account.
+struct UserRecord {
+    home: Option<RelHome>,
+    write: bool,
+    fxp: FxpOverride,
+    hash: PhcHash,
+}
+
+/// The users database loaded from the users file.
+///
+/// Implements [`Authenticator`] (argon2 verification on `spawn_blocking`, at most a few at a
+/// time; an unknown user still costs one verification against a dummy hash of the same cost
+/// so timing does not tell which names exist) and [`UserDetailProvider`] for [`FtpUser`].
+pub struct UserDb {
+    users: HashMap<String, UserRecord>,
+    /// The server root: homes are joined onto it, because the storage back-end wants absolute
+    /// homes that start with its root.
+    root: PathBuf,
+    /// Verified against when the user is unknown, to keep timing uniform.
+    dummy: PhcHash,
+    /// Bounds concurrent argon2 runs (each may use tens of MiB and a core).
+    verify_slots: Arc<Semaphore>,
+}
+
+impl fmt::Debug for UserDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserDb")
+            .field("root", &self.root)
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+impl UserDb {
+    /// Loads and validates the users file at `path`; homes are relative to `root`.
+    ///
+    /// A missing file is an error here (the caller decides whether a users file is
+    /// configured). Errors name the file and the line and column, or the offending user.
+    pub fn load(path: &Path, root: &Path) -> Result<UserDb, UsersFileError> {
+        let text = read_users_text(path)?;
+        let parsed = parse_users(&text, path)?;
+        Ok(UserDb::from_entries(
+            parsed.entries.into_iter().map(|(_, e)| e).collect(),
+            root,
+        ))
+    }
+
+    /// A database with no users (anonymous-only servers).
+    pub fn empty(root: &Path) -> UserDb {
+        UserDb::from_entries(Vec::new(), root)
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether there are no users.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    pub(crate) fn from_entries(entries: Vec<UserEntry>, root: &Path) -> UserDb {
+        let dummy = PhcHash::dummy_like(entries.first().map(|e| &e.password));
+        let users = entries
+            .into_iter()
+            .map(|e| {
+                let record = UserRecord {
+                    home: e.home,
+                    write: e.write,
+                    fxp: e.fxp,
+                    hash: e.password,
+                };
+                (String::from(e.name), record)
+            })
+            .collect();
+        let slots = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 8);
+        UserDb {
+            users,
+            root: root.to_path_buf(),
+            dummy,
+            verify_slots: Arc::new(Semaphore::new(slots)),
+        }
+    }
+
+    /// Runs one argon2 verification on the blocking pool.
+    async fn verify(&self, hash: PhcHash, password: &str) -> Result<bool, AuthenticationError> {
+        let permit = Arc::clone(&self.verify_slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| AuthenticationError::with_source("password verification unavailable", e))?;
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash.verify(password.as_bytes())
+        })
+        .await
+        .map_err(|e| AuthenticationError::with_source("password verification failed", e))
+    }
+}
+
+#[async_trait]
+impl Authenticator for UserDb {
+    async fn authenticate(
+        &self,
+        username: &str,
+        creds: &Credentials,
+    ) -> Result<Principal, AuthenticationError> {
+        let Some(password) = creds.password.as_deref() else {
+            return Err(AuthenticationError::BadPassword);
+        };
+        let record = self.users.get(username);
+        // SECURITY: an unknown user (or an over-long password, which no stored hash can match)
+        // still costs one verification of the same cost, so timing does not reveal names.
+        let hash = match record {
+            Some(r) if password.len() <= MAX_PASSWORD_LEN => r.hash.clone(),
+            _ => self.dummy.clone(),
+        };
+        let matched = self.verify(hash, password).await?;
+        match record {
+            None => Err(AuthenticationError::BadUser),
+            Some(_) if matched && password.len() <= MAX_PASSWORD_LEN => Ok(Principal {
+                username: username.to_owned(),
+            }),
+            Some(_) => Err(AuthenticationError::BadPassword),
+        }
+    }
+
+    fn name(&self) -> &str {
+        "fxpd-users-file"
+    }
+}
+
+#[async_trait]
+impl UserDetailProvider for UserDb {
+    type User = FtpUser;
+
+    async fn provide_user_detail(&self, principal: &Principal) -> Result<FtpUser, UserDetailError> {
+        let record = self
+            .users
+            .get(&principal.username)
+            .ok_or_else(|| UserDetailError::UserNotFound {
+                username: principal.username.clone(),
+            })?;
+        let home = match &record.home {
+            Some(rel) => rel.under(&self.root),
+            None => self.root.clone(),
+        };
+        Ok(FtpUser {
+            name: principal.username.clone(),
+            home,
+            write: record.write,
+            anonymous: false,
+            fxp: record.fxp,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::auth::password::{hash_with_params, test_params};
+    use unftp_core::auth::UserDetail;
+
+    /// A cheap hash of `pw` for test users files.
+    pub(crate) fn cheap_hash(pw: &str) -> String {
+        hash_with_params(pw, test_params()).unwrap().as_str().to_owned()
+    }
+
+    fn parse(text: &str) -> Result<ParsedUsers, UsersFileError> {
+        parse_users(text, Path::new("/etc/fxpd/users.toml"))
+    }
+
+    #[test]
+    fn parses_a_good_file() {
+        let text = format!(
+            "# comment\n[[user]]\nname = \"alice\"\npassword = \"{}\"\nhome = \"./alice/files/\"\nwrite = true\n\
+             fxp = \"allow\"\n\n[[user]]\nname = \"bob.b@example-1\"\npassword = \"{}\"\n",
+            cheap_hash("a"),
+            cheap_hash("b")
+        );
+        let parsed = parse(&text).unwrap();
+        let entries: Vec<&UserEntry> = parsed.entries().collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].name.as_str(), "alice");
+        assert_eq!(
+            entries[0].home.as_ref().unwrap().as_path(),
+            Path::new("alice/files")
+        );
+        assert!(entries[0].write);
+        assert_eq!(entries[0].fxp, FxpOverride::Allow);
+        assert_eq!(entries[1].home, None);
+        assert!(!entries[1].write);
+        assert_eq!(entries[1].fxp, FxpOverride::Inherit);
+        assert_eq!(&text[parsed.entries[1].0.clone()], "[[user]]");
+    }
+
+    #[test]
+    fn empty_file_has_no_users() {
+        assert!(parse("").unwrap().entries.is_empty());
+        assert!(parse("# nobody yet\n").unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = format!(
+            "[[user]]\nname = \"alice\"\npassword = \"{}\"\nwritable = true\n",
+            cheap_hash("a")
+        );
+        let err = parse(&text).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("writable"), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+        assert!(msg.contains("/etc/fxpd/users.toml"), "{msg}");
+        let err = parse("[users]\n").unwrap_err().to_string();
+        assert!(err.contains("users") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for (name, want) in [
+            ("bad name", NameError::BadChar(' ')),
+            ("", NameError::Empty),
+            ("Anonymous", NameError::Reserved),
+            ("ftp", NameError::Reserved),
+            ("al/ice", NameError::BadChar('/')),
+        ] {
+            assert_eq!(UserName::parse(name), Err(want), "{name:?}");
+            let text = format!(
+                "[[user]]\nname = \"{name}\"\npassword = \"{}\"\n",
+                cheap_hash("a")
+            );
+            let msg = parse(&text).unwrap_err().to_string();
+            assert!(msg.contains("line 2") && msg.contains(&want.to_string()), "{msg}");
+        }
+        assert_eq!(UserName::parse(&"a".repeat(65)), Err(NameError::TooLong));
+        assert!(UserName::parse(&"a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn bad_homes_are_refused() {
+        for (home, want) in [
+            ("../etc", HomeError::ParentDir),
+            ("alice/../../x", HomeError::ParentDir),
+            ("/etc", HomeError::Absolute),
+            ("", HomeError::Empty),
+            ("a\0b", HomeError::BadChar('\0')),
+            ("c:\\x", HomeError::BadChar(':')),
+        ] {
+            assert_eq!(RelHome::parse(home), Err(want), "{home:?}");
+        }
+        let text = format!(
+            "[[user]]\nname = \"alice\"\npassword = \"{}\"\nhome = \"../x\"\n",
+            cheap_hash("a")
+        );
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("line 4") && msg.contains(".."), "{msg}");
+        assert_eq!(
+            RelHome::parse(".").unwrap().under(Path::new("/srv")),
+            PathBuf::from("/srv")
+        );
+        assert_eq!(String::from(RelHome::parse("./a//b/").unwrap()), "a/b");
+    }
+
+    #[test]
+    fn plain_text_password_is_refused_without_echo() {
+        let text = "[[user]]\nname = \"alice\"\npassword = \"hunter2\"\n";
+        let msg = parse(text).unwrap_err().to_string();
+        assert!(msg.contains("line 3") && msg.contains("PHC"), "{msg}");
+        assert!(
+            !msg.contains("hunter2"),
+            "the error must not echo the password: {msg}"
+        );
+    }
+
+    #[test]
+    fn duplicates_and_missing_fields() {
+        let h = cheap_hash("a");
+        let text = format!(
+            "[[user]]\nname = \"a\"\npassword = \"{h}\"\n[[user]]\nname = \"a\"\npassword = \"{h}\"\n"
+        );
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.contains("line 4") && msg.contains("defined twice"), "{msg}");
+        let msg = parse("[[user]]\nname = \"a\"\n").unwrap_err().to_string();
+        assert!(msg.contains("password"), "{msg}");
+        let msg = parse(&format!(
+            "[[user]]\nname = \"a\"\npassword = \"{h}\"\nfxp = \"maybe\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("line 4"), "{msg}");
+    }
+
+    #[test]
+    fn load_reports_missing_file_and_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let err = UserDb::load(&missing, dir.path()).unwrap_err();
+        assert!(matches!(err, UsersFileError::Read { .. }));
+        assert!(err.to_string().contains("nope.toml"));
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_USERS_FILE_BYTES as usize + 1]).unwrap();
+        assert!(matches!(
+            UserDb::load(&big, dir.path()),
+            Err(UsersFileError::TooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn authenticate_and_details() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.toml");
+        let text = format!(
+            "[[user]]\nname = \"alice\"\npassword = \"{}\"\nhome = \"alice\"\nwrite = true\nfxp = \"deny\"\n\
+             [[user]]\nname = \"bob\"\npassword = \"{}\"\n",
+            cheap_hash("pw-a"),
+            cheap_hash("pw-b")
+        );
+        std::fs::write(&file, text).unwrap();
+        let root = Path::new("/srv/ftp");
+        let db = UserDb::load(&file, root).unwrap();
+        assert_eq!(db.len(), 2);
+        assert!(!db.is_empty());
+        assert!(!format!("{db:?}").contains("argon2"));
+
+        let p = db
+            .authenticate("alice", &Credentials::from("pw-a"))
+            .await
+            .unwrap();
+        let user = db.provide_user_detail(&p).await.unwrap();
+        assert_eq!(user.home(), Some(Path::new("/srv/ftp/alice")));
+        assert!(user.home.strip_prefix(root).is_ok());
+        assert!(user.write && !user.anonymous);
+        assert_eq!(user.fxp, FxpOverride::Deny);
+
+        let p = db.authenticate("bob", &Credentials::from("pw-b")).await.unwrap();
+        let user = db.provide_user_detail(&p).await.unwrap();
+        assert_eq!(user.home, PathBuf::from("/srv/ftp"));
+        assert!(!user.write);
+
+        assert!(matches!(
+            db.authenticate("alice", &Credentials::from("pw-b")).await,
+            Err(AuthenticationError::BadPassword)
+        ));
+        assert!(matches!(
+            db.authenticate("carol", &Credentials::from("pw-a")).await,
+            Err(AuthenticationError::BadUser)
+        ));
+        let missing = Principal {
+            username: "carol".into(),
+        };
+        assert!(db.provide_user_detail(&missing).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn empty_db_refuses_everyone() {
+        let db = UserDb::empty(Path::new("/srv"));
+        assert!(db.is_empty());
+        assert!(matches!(
+            db.authenticate("alice", &Credentials::from("x")).await,
+            Err(AuthenticationError::BadUser)
+        ));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+}

@@ -1,0 +1,169 @@
+//! Typed FTP commands (RFC 959, RFC 2389 FEAT/OPTS, RFC 3659 SIZE/MDTM/REST/MLST/MLSD,
+//! RFC 2428 EPRT/EPSV). Every argument is parsed into its type by [`super::parser`], so
+//! handlers never see a raw PORT string.
+
+use std::net::{SocketAddr, SocketAddrV4};
+
+/// Representation type (TYPE, RFC 959 3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferType {
+    /// `TYPE A` (ASCII, non-print): line endings are converted to CRLF on the wire.
+    Ascii,
+    /// `TYPE I` / `TYPE L 8`: bytes as they are.
+    Image,
+}
+
+/// The argument of `EPSV` (RFC 2428 section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpsvArg {
+    /// No argument: the protocol of the control connection.
+    Any,
+    /// `EPSV 1`: IPv4.
+    V4,
+    /// `EPSV 2`: IPv6.
+    V6,
+    /// `EPSV ALL`: from now on only EPSV is accepted for data connections.
+    All,
+}
+
+/// `OPTS` arguments we understand (RFC 2389).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptsArg {
+    /// `OPTS UTF8 ON|OFF`.
+    Utf8(bool),
+    /// `OPTS MLST fact;fact;`.
+    Mlst(String),
+    /// Anything else: answered with 501.
+    Other(String),
+}
+
+/// `SITE` sub-commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteArg {
+    /// `SITE HELP`.
+    Help,
+    /// Any other SITE command.
+    Other(String),
+}
+
+/// One parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Command {
+    User(String),
+    Pass(String),
+    Acct,
+    Cwd(String),
+    Cdup,
+    Pwd,
+    /// LIST with an optional path (ls-style options such as `-la` removed).
+    List(Option<String>),
+    Nlst(Option<String>),
+    Mlsd(Option<String>),
+    Mlst(Option<String>),
+    Retr(String),
+    Stor(String),
+    Stou,
+    Appe(String),
+    Rest(u64),
+    Dele(String),
+    Rmd(String),
+    Mkd(String),
+    Rnfr(String),
+    Rnto(String),
+    Size(String),
+    Mdtm(String),
+    Type(TransferType),
+    /// MODE: only S (stream) is accepted by the parser.
+    ModeStream,
+    /// STRU: only F (file) is accepted by the parser.
+    StruFile,
+    Syst,
+    Stat(Option<String>),
+    Noop,
+    Quit,
+    Abor,
+    Feat,
+    Opts(OptsArg),
+    Help(Option<String>),
+    Allo,
+    Site(SiteArg),
+    /// PORT h1,h2,h3,h4,p1,p2: an IPv4 address and port, fully parsed.
+    Port(SocketAddrV4),
+    Pasv,
+    /// EPRT |proto|addr|port|: fully parsed.
+    Eprt(SocketAddr),
+    Epsv(EpsvArg),
+    /// AUTH with its mechanism (TLS arrives with the FTPS work; refused until then).
+    Auth(String),
+    Pbsz,
+    Prot,
+}
+
+impl Command {
+    /// The verb as sent on the wire, for logs and STAT.
+    pub fn verb(&self) -> &'static str {
+        use Command::*;
+        match self {
+            User(_) => "USER",
+            Pass(_) => "PASS",
+            Acct => "ACCT",
+            Cwd(_) => "CWD",
+            Cdup => "CDUP",
+            Pwd => "PWD",
+            List(_) => "LIST",
+            Nlst(_) => "NLST",
+            Mlsd(_) => "MLSD",
+            Mlst(_) => "MLST",
+            Retr(_) => "RETR",
+            Stor(_) => "STOR",
+            Stou => "STOU",
+            Appe(_) => "APPE",
+            Rest(_) => "REST",
+            Dele(_) => "DELE",
+            Rmd(_) => "RMD",
+            Mkd(_) => "MKD",
+            Rnfr(_) => "RNFR",
+            Rnto(_) => "RNTO",
+            Size(_) => "SIZE",
+            Mdtm(_) => "MDTM",
+            Type(_) => "TYPE",
+            ModeStream => "MODE",
+            StruFile => "STRU",
+            Syst => "SYST",
+            Stat(_) => "STAT",
+            Noop => "NOOP",
+            Quit => "QUIT",
+            Abor => "ABOR",
+            Feat => "FEAT",
+            Opts(_) => "OPTS",
+            Help(_) => "HELP",
+            Allo => "ALLO",
+            Site(_) => "SITE",
+            Port(_) => "PORT",
+            Pasv => "PASV",
+            Eprt(_) => "EPRT",
+            Epsv(_) => "EPSV",
+            Auth(_) => "AUTH",
+            Pbsz => "PBSZ",
+            Prot => "PROT",
+        }
+    }
+
+    /// Commands accepted before login.
+    pub fn allowed_before_login(&self) -> bool {
+        use Command::*;
+        matches!(
+            self,
+            User(_) | Pass(_) | Acct | Quit | Noop | Feat | Syst | Help(_) | Opts(_) | Auth(_) | Pbsz | Prot
+        )
+    }
+}
+
+/// Every verb fxpd implements, for HELP.
+pub const VERBS: &[&str] = &[
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP", "LIST",
+    "MDTM", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT",
+    "PWD", "QUIT", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU", "STRU",
+    "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
+];

@@ -1,0 +1,181 @@
+//! Moving bytes over an open data connection, in stream mode (RFC 959 3.4.1), with
+//! TYPE A line-ending conversion (RFC 959 3.1.1.1): on the wire every line ends in CRLF;
+//! on disk fxpd stores the platform's newline (LF on Unix, CRLF kept as is on Windows).
+//!
+//! Progress is published through a shared counter so the session can answer STAT while
+//! the transfer runs.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Transfer buffer size: large reads and writes keep per-byte overhead low; the buffer
+/// exists only while a transfer runs.
+pub const BUF_SIZE: usize = 256 * 1024;
+
+/// Copy `src` to the data connection `dst`. With `ascii`, a bare LF becomes CRLF (an LF
+/// already preceded by CR is left alone, also across buffer boundaries). Returns the bytes
+/// read from `src`.
+pub async fn send<R, W>(src: &mut R, dst: &mut W, ascii: bool, progress: &AtomicU64) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut converted = Vec::new();
+    let mut last_was_cr = false;
+    let mut total = 0u64;
+    loop {
+        let n = src.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        if ascii {
+            converted.clear();
+            for &b in &buf[..n] {
+                if b == b'\n' && !last_was_cr {
+                    converted.push(b'\r');
+                }
+                converted.push(b);
+                last_was_cr = b == b'\r';
+            }
+            dst.write_all(&converted).await?;
+        } else {
+            dst.write_all(&buf[..n]).await?;
+        }
+        total += n as u64;
+        progress.store(total, Ordering::Relaxed);
+    }
+    dst.flush().await?;
+    dst.shutdown().await?;
+    Ok(total)
+}
+
+/// The inbound side of a data connection as an `AsyncRead` for the storage back-end:
+/// counts bytes for STAT and, in ASCII mode, turns CRLF into the platform newline.
+pub struct Inbound<R> {
+    inner: R,
+    ascii: bool,
+    /// A CR seen at the end of the previous read, not yet known to be part of CRLF.
+    pending_cr: bool,
+    eof: bool,
+    progress: Arc<AtomicU64>,
+}
+
+impl<R> Inbound<R> {
+    /// Wrap a data connection.
+    pub fn new(inner: R, ascii: bool, progress: Arc<AtomicU64>) -> Self {
+        Inbound {
+            inner,
+            ascii: ascii && cfg!(not(windows)),
+            pending_cr: false,
+            eof: false,
+            progress,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Inbound<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.ascii {
+            let before = buf.filled().len();
+            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+            this.progress
+                .fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+            return Poll::Ready(Ok(()));
+        }
+        // ASCII: read into a small scratch buffer and write the converted bytes. The output
+        // is at most the input plus a CR carried over from the previous read.
+        if buf.remaining() < 2 {
+            return Poll::Ready(Err(std::io::Error::other("read buffer too small")));
+        }
+        let mut scratch = [0u8; 8192];
+        loop {
+            if this.eof {
+                if std::mem::take(&mut this.pending_cr) {
+                    buf.put_slice(b"\r");
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let room = (buf.remaining() - 1).min(scratch.len());
+            let mut tmp = ReadBuf::new(&mut scratch[..room]);
+            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut tmp))?;
+            let data = tmp.filled();
+            this.progress.fetch_add(data.len() as u64, Ordering::Relaxed);
+            if data.is_empty() {
+                this.eof = true;
+                continue;
+            }
+            let before = buf.filled().len();
+            for &b in data {
+                if std::mem::take(&mut this.pending_cr) && b != b'\n' {
+                    buf.put_slice(b"\r");
+                }
+                if b == b'\r' {
+                    this.pending_cr = true;
+                } else {
+                    buf.put_slice(&[b]);
+                }
+            }
+            if buf.filled().len() > before {
+                return Poll::Ready(Ok(()));
+            }
+            // Only a lone CR arrived: read on rather than report a zero-length read (EOF).
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ascii_send_converts_bare_lf_only() {
+        let mut src: &[u8] = b"a\nb\r\nc\n";
+        let mut out = Vec::new();
+        let p = AtomicU64::new(0);
+        send(&mut src, &mut out, true, &p).await.unwrap();
+        assert_eq!(out, b"a\r\nb\r\nc\r\n");
+        assert_eq!(p.load(Ordering::Relaxed), 7);
+    }
+
+    #[tokio::test]
+    async fn binary_send_is_identity() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(600_000).collect();
+        let mut src: &[u8] = &data;
+        let mut out = Vec::new();
+        send(&mut src, &mut out, false, &AtomicU64::new(0)).await.unwrap();
+        assert_eq!(out, data);
+    }
+
+    #[cfg(not(windows))]
+    #[tokio::test]
+    async fn ascii_receive_converts_crlf_across_reads() {
+        // A reader that yields one byte at a time splits every CRLF.
+        struct Trickle(&'static [u8]);
+        impl AsyncRead for Trickle {
+            fn poll_read(
+                mut self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                if let Some((first, rest)) = self.0.split_first() {
+                    buf.put_slice(&[*first]);
+                    self.0 = rest;
+                }
+                Poll::Ready(Ok(()))
+            }
+        }
+        let mut r = Inbound::new(Trickle(b"a\r\nb\rc\r\n\r"), true, Arc::new(AtomicU64::new(0)));
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"a\nb\rc\n\r");
+    }
+}

@@ -1,0 +1,99 @@
+//! fxpd: an FTP/FTPS server whose data-connection address policy (FXP, server-to-server
+//! transfers) is explicit, configurable and enforced in one place.
+//!
+//! How a command flows through the crate:
+//!
+//! - [`server`]: binds the control listeners, accepts under session limits and spawns one
+//!   task per connection.
+//! - [`control`]: bounded command lines ([`control::codec`]), parsed into typed
+//!   [`control::command::Command`]s ([`control::parser`]); answers are
+//!   [`control::reply::Reply`] values, turned into bytes in one place.
+//! - [`session`]: the per-connection task; it owns its state and runs one handler per verb.
+//! - [`policy`]: every address decision (PORT/EPRT targets, passive-connection sources,
+//!   the FXP switches, bans). Handlers ask it; nobody else decides.
+//! - [`datachan`]: passive listeners and active connects, which only take an address the
+//!   policy approved; the byte-moving loops.
+//! - [`auth`], [`listing`], [`config`], [`service`]: users and logins, listing formats,
+//!   typed configuration with origins, process lifecycle.
+//!
+//! Storage goes through the `unftp-core` `StorageBackend` trait (`unftp-sbe-fs` today).
+
+pub mod auth;
+pub mod config;
+pub mod control;
+pub mod datachan;
+pub mod listing;
+pub mod policy;
+pub mod server;
+pub mod service;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Run the server with a validated configuration until `shutdown` is cancelled.
+/// `on_bound` is called with each control listener's address once it is bound (the binary
+/// prints a machine-readable `LISTENING` line from it).
+pub async fn run(
+    config: config::Config,
+    shutdown: CancellationToken,
+    mut on_bound: impl FnMut(SocketAddr),
+) -> Result<(), StartError> {
+    let config = Arc::new(config);
+    if !config.root.is_dir() {
+        return Err(StartError(format!(
+            "root directory {} does not exist",
+            config.root.display()
+        )));
+    }
+    let users = match &config.users_file {
+        Some(path) => auth::UserDb::load(path, &config.root).map_err(|e| StartError(e.to_string()))?,
+        None => auth::UserDb::empty(&config.root),
+    };
+    let limits = &config.limits;
+    let guard = auth::GuardConfig {
+        failure_delay: Duration::from_millis(limits.failed_login_delay_ms),
+        max_failures: limits.max_login_failures,
+        window: Duration::from_secs(limits.lockout_secs),
+        lockout: Duration::from_secs(limits.lockout_secs),
+    };
+    let login = auth::Login::new(
+        Arc::new(users),
+        config.anonymous.clone(),
+        config.root.clone(),
+        Arc::new(auth::LoginGuard::new(guard)),
+    );
+    let policy = Arc::new(policy::Policy::new(config.fxp.clone()));
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let listener =
+            server::bind(*addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
+        tracing::info!(address = %bound, "listening");
+        on_bound(bound);
+        listeners.push(listener);
+    }
+    let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
+    let shared = Arc::new(session::Shared {
+        config,
+        policy,
+        login,
+        shutdown,
+    });
+    server::serve(listeners, shared, grace).await;
+    Ok(())
+}

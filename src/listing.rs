@@ -1,0 +1,775 @@
+//! Directory listing formats: `LIST` (UNIX `ls -l` style or MS-DOS/IIS style), `NLST` (RFC 959
+//! section 4.1.3) and the machine-readable facts of `MLSD`/`MLST` (RFC 3659 section 7).
+//!
+//! Everything here is pure formatting: the caller reads the directory from the storage back-end,
+//! turns each item into an [`Entry`], sorts the entries by name and sends the bytes on the data
+//! connection (or, for `MLST`, inside the 250 reply).
+//!
+//! Rules shared by every format:
+//! - Times are printed in UTC, never in the server's local time zone, so a listing does not depend on
+//!   where the daemon runs (RFC 3659 requires UTC for `modify`; `LIST` follows suit).
+//! - Lines end with CRLF.
+//! - SECURITY: an entry whose name (or, for `LIST`, symlink target) contains CR or LF is left out of
+//!   `LIST`, `NLST` and `MLSD` (see [`is_safe_name`]). Otherwise a file named `"a\r\n226 ok"` would put
+//!   a reply-looking line into the listing and break every client's line parser.
+//! - Owner and group are always printed as `ftp`: uids and gids are not leaked.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Datelike, Utc};
+use unftp_core::storage::{Fileinfo, Metadata};
+
+/// The FEAT line for `MLST` (RFC 3659 section 7.8): every fact we emit, each marked `*` because all
+/// of them are always on (`OPTS MLST` may not turn any off).
+pub const MLST_FEAT: &str = "MLST type*;size*;modify*;perm*;unix.mode*;";
+
+/// Only the `rwxrwxrwx` bits are shown; setuid/setgid/sticky and the file-type bits are dropped.
+const PERM_MASK: u32 = 0o777;
+
+/// `ls -l` shows the time of day instead of the year for files modified less than half a
+/// Gregorian year ago (the GNU `ls` rule: 365.2425 days / 2).
+const SIX_MONTHS: Duration = Duration::from_secs(31_556_952 / 2);
+
+/// ... or at most this far in the future (a little clock skew between hosts is normal).
+const FUTURE_SLACK: Duration = Duration::from_secs(60 * 60);
+
+/// What a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file (anything that is neither a directory nor a symlink is listed as a file).
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (not followed: size and mode are the link's own).
+    Symlink,
+}
+
+/// One directory entry, independent of the storage back-end.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The entry's own name (the last path component), not a path.
+    pub name: String,
+    /// File, directory or symlink.
+    pub kind: Kind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time; `None` when the back-end cannot tell. `LIST` then prints the UNIX
+    /// epoch and `MLSD` leaves the `modify` fact out.
+    pub modified: Option<SystemTime>,
+    /// Unix permission bits, e.g. `0o644`; only the `0o777` bits are ever shown.
+    pub mode: u32,
+    /// Hard link count, shown by the UNIX `LIST` style.
+    pub links: u64,
+    /// Owner uid; kept for the caller's use but never printed.
+    pub uid: u32,
+    /// Group gid; kept for the caller's use but never printed.
+    pub gid: u32,
+    /// Symlink target, shown by the UNIX `LIST` style as `name -> target`.
+    pub target: Option<String>,
+}
+
+impl Entry {
+    /// Builds an entry from one item of `StorageBackend::list`.
+    ///
+    /// Returns `None` when the path has no final component or its name is not valid UTF-8; the
+    /// caller skips such items (FTP paths in fxpd are UTF-8, RFC 2640, so the client could not name
+    /// the file in a later command anyway).
+    pub fn from_fileinfo<M: Metadata>(fi: &Fileinfo<std::path::PathBuf, M>) -> Option<Entry> {
+        let name = fi.path.file_name()?.to_str()?;
+        Some(Entry::from_metadata(name, &fi.metadata))
+    }
+
+    /// Builds an entry named `name` from back-end metadata (e.g. for `MLST` of a single path).
+    ///
+    /// The mode is masked to `0o777`: `unftp-sbe-fs` returns the whole `st_mode` (file-type bits
+    /// included) and `unftp-core`'s default is `0o7755`. A non-UTF-8 symlink target is converted
+    /// lossily; it is only ever displayed.
+    pub fn from_metadata<M: Metadata>(name: &str, m: &M) -> Entry {
+        let kind = if m.is_symlink() {
+            Kind::Symlink
+        } else if m.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::File
+        };
+        Entry {
+            name: name.to_owned(),
+            kind,
+            size: m.len(),
+            modified: m.modified().ok(),
+            mode: m.permissions().0 & PERM_MASK,
+            links: m.links(),
+            uid: m.uid(),
+            gid: m.gid(),
+            target: m.readlink().map(|t: &Path| t.to_string_lossy().into_owned()),
+        }
+    }
+}
+
+/// True when `name` may be written into a listing or reply: it contains neither CR nor LF.
+///
+/// The listing functions apply this themselves; a caller formatting a single entry with
+/// [`mlsx_facts`] (for `MLST`) must check it first.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.contains(['\r', '\n'])
+}
+
+/// `LIST` output: one CRLF-terminated line per entry, in the order given.
+///
+/// With `msdos == false` the UNIX style of vsftpd (`ls -l`):
+/// `-rw-r--r--    1 ftp      ftp          1234 Nov 24 20:04 name` — mode string, link count
+/// right-aligned in 4, owner and group `ftp` left-aligned in 8, size right-aligned in 8 (wider sizes
+/// push the rest of the line right), date `%b %e %H:%M` when the entry was modified within the past
+/// six months (or up to one hour in the future, relative to `now`), else `%b %e  %Y`, then the name;
+/// a symlink is shown as `name -> target`.
+///
+/// With `msdos == true` the IIS style:
+/// `11-24-26  08:04PM       <DIR>          name` or `11-24-26  08:04PM                 1234 name`.
+/// Columns (0-based): date `%m-%d-%y` at 0..8, two spaces, time `%I:%M%p` at 10..17; a directory
+/// has `<DIR>` at 24..29, a file's size ends at column 37; the name always starts at column 39.
+/// Symlinks are shown as files (no target).
+///
+/// Times are UTC. Entries whose name or symlink target contains CR or LF are skipped.
+pub fn format_list(entries: &[Entry], msdos: bool, now: SystemTime) -> Vec<u8> {
+    let mut out = String::new();
+    for entry in entries {
+        // SECURITY: a CR or LF would end the line early and let a file name forge listing lines.
+        let target_ok = entry.target.as_deref().is_none_or(is_safe_name);
+        if !is_safe_name(&entry.name) || !target_ok {
+            continue;
+        }
+        if msdos {
+            push_msdos_line(&mut out, entry);
+        } else {
+            push_unix_line(&mut out, entry, now);
+        }
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// `NLST` output: the names only, one per CRLF-terminated line. Names with CR or LF are skipped.
+pub fn format_nlst(entries: &[Entry]) -> Vec<u8> {
+    let mut out = String::new();
+    for entry in entries.iter().filter(|e| is_safe_name(&e.name)) {
+        out.push_str(&entry.name);
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// RFC 3659 facts line for `MLSD`/`MLST`, without a line terminator:
+/// `type=file;size=1234;modify=20261124200400;perm=r;unix.mode=0644; name`.
+///
+/// - `type` (7.5.1): `file`, `dir`, `cdir` when `is_cdir` (the listed directory itself, or an entry
+///   named `.`), `pdir` for a directory named `..`; a symlink is `OS.unix=slink:target` (the target
+///   is left out when unknown or when it contains `;`, which would end the fact).
+/// - `size` (7.5.7): files only.
+/// - `modify` (7.5.3): `YYYYMMDDHHMMSS` in UTC; omitted when the time is unknown or outside years
+///   1970..=9999.
+/// - `perm` (7.5.5): files `r`, plus `adfw` when `writable` (APPE, DELE, RNFR, STOR); directories
+///   `el` (CWD, LIST), plus `cdfmp` when `writable` (create files, delete, rename, MKD, delete
+///   contents); symlinks `r`, plus `df` when `writable`.
+/// - `unix.mode`: the permission bits as four octal digits.
+///
+/// One space separates the facts from the name. The caller must check [`is_safe_name`] first.
+pub fn mlsx_facts(entry: &Entry, writable: bool, is_cdir: bool) -> String {
+    let mut out = String::from("type=");
+    match entry.kind {
+        Kind::Dir if is_cdir || entry.name == "." => out.push_str("cdir"),
+        Kind::Dir if entry.name == ".." => out.push_str("pdir"),
+        Kind::Dir => out.push_str("dir"),
+        Kind::File => out.push_str("file"),
+        Kind::Symlink => {
+            out.push_str("OS.unix=slink");
+            if let Some(target) = entry.target.as_deref().filter(|t| !t.contains([';', '\r', '\n'])) {
+                out.push(':');
+                out.push_str(target);
+            }
+        }
+    }
+    out.push(';');
+    if entry.kind == Kind::File {
+        out.push_str(&format!("size={};", entry.size));
+    }
+    if let Some(t) = entry
+        .modified
+        .and_then(to_utc)
+        .filter(|t| (1970..=9999).contains(&t.year()))
+    {
+        out.push_str(&t.format("modify=%Y%m%d%H%M%S;").to_string());
+    }
+    let perm = match (entry.kind, writable) {
+        (Kind::File, false) => "r",
+        (Kind::File, true) => "radfw",
+        (Kind::Dir, false) => "el",
+        (Kind::Dir, true) => "elcdfmp",
+        (Kind::Symlink, false) => "r",
+        (Kind::Symlink, true) => "rdf",
+    };
+    out.push_str(&format!("perm={perm};unix.mode={:04o}; ", entry.mode & PERM_MASK));
+    out.push_str(&entry.name);
+    out
+}
+
+/// `MLSD` body: one [`mlsx_facts`] line per entry (never `cdir`), CRLF-terminated. Entries whose
+/// name contains CR or LF are skipped.
+pub fn format_mlsd(entries: &[Entry], writable: bool) -> Vec<u8> {
+    let mut out = String::new();
+    for entry in entries.iter().filter(|e| is_safe_name(&e.name)) {
+        out.push_str(&mlsx_facts(entry, writable, false));
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// One UNIX-style line without CRLF.
+fn push_unix_line(out: &mut String, entry: &Entry, now: SystemTime) {
+    let type_char = match entry.kind {
+        Kind::File => '-',
+        Kind::Dir => 'd',
+        Kind::Symlink => 'l',
+    };
+    out.push(type_char);
+    for shift in [6u32, 3, 0] {
+        let bits = (entry.mode >> shift) & 0o7;
+        out.push(if bits & 0o4 != 0 { 'r' } else { '-' });
+        out.push(if bits & 0o2 != 0 { 'w' } else { '-' });
+        out.push(if bits & 0o1 != 0 { 'x' } else { '-' });
+    }
+    let modified = entry.modified.unwrap_or(UNIX_EPOCH);
+    let date_format = if is_recent(modified, now) {
+        "%b %e %H:%M"
+    } else {
+        "%b %e  %Y"
+    };
+    let date = utc_or_epoch(modified).format(date_format);
+    out.push_str(&format!(
+        " {:>4} {:<8} {:<8} {:>8} {date} {}",
+        entry.links, "ftp", "ftp", entry.size, entry.name
+    ));
+    if let (Kind::Symlink, Some(target)) = (entry.kind, &entry.target) {
+        out.push_str(" -> ");
+        out.push_str(target);
+    }
+}
+
+/// One IIS-style line without CRLF.
+fn push_msdos_line(out: &mut String, entry: &Entry) {
+    let date = utc_or_epoch(entry.modified.unwrap_or(UNIX_EPOCH)).format("%m-%d-%y  %I:%M%p");
+    out.push_str(&date.to_string());
+    if entry.kind == Kind::Dir {
+        out.push_str("       <DIR>          ");
+    } else {
+        // A u64 has at most 20 digits, so there is always a space before the size.
+        out.push_str(&format!(" {:>20} ", entry.size));
+    }
+    out.push_str(&entry.name);
+}
+
+/// The `ls -l` rule: show the time of day for entries modified in the window `(now - 6 months,
+/// now + 1 hour]`, the year otherwise.
+fn is_recent(t: SystemTime, now: SystemTime) -> bool {
+    let after_start = now.checked_sub(SIX_MONTHS).is_none_or(|start| t > start);
+    let before_end = now.checked_add(FUTURE_SLACK).is_none_or(|end| t <= end);
+    after_start && before_end
+}
+
+/// `t` as a UTC date-time (whole seconds), or `None` when chrono cannot represent it.
+/// Unlike `DateTime::from(SystemTime)` this never panics.
+fn to_utc(t: SystemTime) -> Option<DateTime<Utc>> {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok()?,
+        Err(e) => {
+            // Before the epoch: round down to the whole second.
+            let d = e.duration();
+            let secs = i64::try_from(d.as_secs()).ok()?;
+            -secs - i64::from(d.subsec_nanos() > 0)
+        }
+    };
+    DateTime::from_timestamp(secs, 0)
+}
+
+/// `t` in UTC, clamped to a four-digit year so that listing columns stay fixed; unrepresentable
+/// times become the epoch.
+fn utc_or_epoch(t: SystemTime) -> DateTime<Utc> {
+    to_utc(t)
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::path::PathBuf;
+    use unftp_core::storage::{ErrorKind, Permissions};
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> SystemTime {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap().into()
+    }
+
+    /// "Now" for every test: 2026-11-24 21:00:00 UTC.
+    fn now() -> SystemTime {
+        at(2026, 11, 24, 21, 0, 0)
+    }
+
+    fn file(name: &str, size: u64, modified: SystemTime) -> Entry {
+        Entry {
+            name: name.to_owned(),
+            kind: Kind::File,
+            size,
+            modified: Some(modified),
+            mode: 0o644,
+            links: 1,
+            uid: 1000,
+            gid: 1000,
+            target: None,
+        }
+    }
+
+    fn dir(name: &str, modified: SystemTime) -> Entry {
+        Entry {
+            kind: Kind::Dir,
+            size: 4096,
+            mode: 0o755,
+            links: 2,
+            ..file(name, 0, modified)
+        }
+    }
+
+    fn symlink(name: &str, target: &str, modified: SystemTime) -> Entry {
+        Entry {
+            kind: Kind::Symlink,
+            size: target.len() as u64,
+            mode: 0o777,
+            target: Some(target.to_owned()),
+            ..file(name, 0, modified)
+        }
+    }
+
+    fn text(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn unix(entries: &[Entry]) -> String {
+        text(format_list(entries, false, now()))
+    }
+
+    fn msdos(entries: &[Entry]) -> String {
+        text(format_list(entries, true, now()))
+    }
+
+    #[test]
+    fn unix_recent_file() {
+        let e = file("name", 1234, at(2026, 11, 24, 20, 4, 0));
+        assert_eq!(
+            unix(&[e]),
+            "-rw-r--r--    1 ftp      ftp          1234 Nov 24 20:04 name\r\n"
+        );
+    }
+
+    #[test]
+    fn unix_single_digit_day_is_space_padded() {
+        let e = file("a.txt", 0, at(2026, 11, 5, 7, 9, 0));
+        assert_eq!(
+            unix(&[e]),
+            "-rw-r--r--    1 ftp      ftp             0 Nov  5 07:09 a.txt\r\n"
+        );
+    }
+
+    #[test]
+    fn unix_old_file_shows_year() {
+        let e = file("old.tar", 99, at(2025, 3, 1, 12, 0, 0));
+        assert_eq!(
+            unix(&[e]),
+            "-rw-r--r--    1 ftp      ftp            99 Mar  1  2025 old.tar\r\n"
+        );
+    }
+
+    #[test]
+    fn unix_six_month_boundary() {
+        // Just inside the window: time of day; just outside: the year.
+        let inside = now() - SIX_MONTHS + Duration::from_secs(1);
+        let outside = now() - SIX_MONTHS;
+        assert_eq!(
+            unix(&[file("in", 1, inside), file("out", 1, outside)]),
+            "-rw-r--r--    1 ftp      ftp             1 May 26 06:05 in\r\n\
+             -rw-r--r--    1 ftp      ftp             1 May 26  2026 out\r\n"
+        );
+    }
+
+    #[test]
+    fn unix_future_dates() {
+        let soon = file("soon", 1, now() + Duration::from_secs(3600));
+        let later = file("later", 1, now() + Duration::from_secs(3601));
+        assert_eq!(
+            unix(&[soon, later]),
+            "-rw-r--r--    1 ftp      ftp             1 Nov 24 22:00 soon\r\n\
+             -rw-r--r--    1 ftp      ftp             1 Nov 24  2026 later\r\n"
+        );
+    }
+
+    #[test]
+    fn unix_dir_symlink_and_large_size() {
+        let entries = [
+            dir("pub", at(2026, 11, 1, 8, 0, 0)),
+            symlink("latest", "releases/v1.2", at(2026, 10, 31, 23, 59, 0)),
+            Entry {
+                links: 12345,
+                ..file("huge.iso", 123_456_789_012_345, at(2024, 2, 29, 0, 0, 0))
+            },
+        ];
+        assert_eq!(
+            unix(&entries),
+            "drwxr-xr-x    2 ftp      ftp          4096 Nov  1 08:00 pub\r\n\
+             lrwxrwxrwx    1 ftp      ftp            13 Oct 31 23:59 latest -> releases/v1.2\r\n\
+             -rw-r--r-- 12345 ftp      ftp      123456789012345 Feb 29  2024 huge.iso\r\n"
+        );
+    }
+
+    #[test]
+    fn unix_mode_bits_and_no_ids() {
+        let e = Entry {
+            mode: 0o4751,
+            uid: 0,
+            gid: 0,
+            ..file("x", 0, now())
+        };
+        // Special bits are not shown and uid/gid 0 never appear.
+        assert_eq!(
+            unix(&[e]),
+            "-rwxr-x--x    1 ftp      ftp             0 Nov 24 21:00 x\r\n"
+        );
+    }
+
+    #[test]
+    fn unix_unknown_time_is_epoch() {
+        let e = Entry {
+            modified: None,
+            ..file("x", 0, now())
+        };
+        assert_eq!(
+            unix(&[e]),
+            "-rw-r--r--    1 ftp      ftp             0 Jan  1  1970 x\r\n"
+        );
+    }
+
+    #[test]
+    fn msdos_dir_and_file() {
+        let entries = [
+            dir("name", at(2026, 11, 24, 20, 4, 0)),
+            file("name", 1234, at(2026, 11, 24, 20, 4, 0)),
+        ];
+        assert_eq!(
+            msdos(&entries),
+            "11-24-26  08:04PM       <DIR>          name\r\n\
+             11-24-26  08:04PM                 1234 name\r\n"
+        );
+    }
+
+    #[test]
+    fn msdos_am_pm_midnight_noon() {
+        let entries = [
+            file("midnight", 0, at(2026, 1, 2, 0, 0, 0)),
+            file("morning", 0, at(2026, 1, 2, 9, 30, 0)),
+            file("noon", 0, at(2026, 1, 2, 12, 0, 0)),
+            file("night", 0, at(2026, 1, 2, 23, 59, 59)),
+        ];
+        let out = msdos(&entries);
+        let times: Vec<&str> = out.lines().map(|l| &l[10..17]).collect();
+        assert_eq!(times, ["12:00AM", "09:30AM", "12:00PM", "11:59PM"]);
+        assert!(out.starts_with("01-02-26  12:00AM "));
+    }
+
+    /// The IIS layout, column by column (0-based):
+    /// ```text
+    /// 0         1         2         3         4
+    /// 0123456789012345678901234567890123456789012
+    /// 11-24-26  08:04PM       <DIR>          name
+    /// 11-24-26  08:04PM                 1234 name
+    /// ```
+    /// date 0..8, time 10..17, `<DIR>` 24..29, a size ends at 37, the name starts at 39.
+    #[test]
+    fn msdos_column_positions() {
+        let t = at(2026, 11, 24, 20, 4, 0);
+        let entries = [
+            dir("d", t),
+            file("small", 0, t),
+            file("big", 1234, t),
+            file("max", u64::MAX, t),
+            symlink("link", "target", t),
+        ];
+        let out = msdos(&entries);
+        let lines: Vec<&str> = out.split_terminator("\r\n").collect();
+        assert_eq!(lines.len(), 5);
+        for line in &lines {
+            assert_eq!(&line[0..8], "11-24-26", "{line}");
+            assert_eq!(&line[8..10], "  ");
+            assert_eq!(&line[10..17], "08:04PM");
+            assert_eq!(&line[38..39], " ", "{line}");
+        }
+        assert_eq!(&lines[0][17..39], "       <DIR>          ");
+        assert_eq!(&lines[0][39..], "d");
+        assert_eq!(lines[1][17..38].trim_start(), "0");
+        assert_eq!(&lines[1][39..], "small");
+        assert_eq!(&lines[2][34..38], "1234");
+        assert_eq!(&lines[2][17..34].trim(), &"");
+        assert_eq!(&lines[2][39..], "big");
+        assert_eq!(&lines[3][17..38], " 18446744073709551615");
+        assert_eq!(&lines[3][39..], "max");
+        // A symlink is listed as a file, without its target.
+        assert_eq!(&lines[4][39..], "link");
+    }
+
+    #[test]
+    fn list_times_are_utc() {
+        // 23:30 UTC on Dec 31 is printed as such whatever the local time zone.
+        let e = file("x", 0, at(2025, 12, 31, 23, 30, 0));
+        let n = at(2026, 1, 1, 0, 0, 0);
+        assert!(text(format_list(std::slice::from_ref(&e), false, n)).contains(" Dec 31 23:30 x"));
+        assert!(text(format_list(&[e], true, n)).starts_with("12-31-25  11:30PM"));
+    }
+
+    #[test]
+    fn nlst_names_only() {
+        let t = now();
+        let entries = [dir("pub", t), file("a b.txt", 5, t), symlink("l", "pub", t)];
+        assert_eq!(text(format_nlst(&entries)), "pub\r\na b.txt\r\nl\r\n");
+        assert!(format_nlst(&[]).is_empty());
+        assert!(format_list(&[], false, t).is_empty());
+        assert!(format_mlsd(&[], true).is_empty());
+    }
+
+    #[test]
+    fn mlsx_file() {
+        let e = file("name", 1234, at(2026, 11, 24, 20, 4, 0));
+        assert_eq!(
+            mlsx_facts(&e, false, false),
+            "type=file;size=1234;modify=20261124200400;perm=r;unix.mode=0644; name"
+        );
+        assert_eq!(
+            mlsx_facts(&e, true, false),
+            "type=file;size=1234;modify=20261124200400;perm=radfw;unix.mode=0644; name"
+        );
+    }
+
+    #[test]
+    fn mlsx_dir_cdir_pdir() {
+        let d = dir("pub", at(2026, 1, 2, 3, 4, 5));
+        assert_eq!(
+            mlsx_facts(&d, false, false),
+            "type=dir;modify=20260102030405;perm=el;unix.mode=0755; pub"
+        );
+        assert_eq!(
+            mlsx_facts(&d, true, false),
+            "type=dir;modify=20260102030405;perm=elcdfmp;unix.mode=0755; pub"
+        );
+        assert_eq!(
+            mlsx_facts(&d, false, true),
+            "type=cdir;modify=20260102030405;perm=el;unix.mode=0755; pub"
+        );
+        let dot = dir(".", at(2026, 1, 2, 3, 4, 5));
+        assert!(mlsx_facts(&dot, false, false).starts_with("type=cdir;"));
+        let dotdot = dir("..", at(2026, 1, 2, 3, 4, 5));
+        assert!(mlsx_facts(&dotdot, false, false).starts_with("type=pdir;"));
+    }
+
+    #[test]
+    fn mlsx_symlink_and_unknown_time() {
+        let t = at(2026, 1, 2, 3, 4, 5);
+        let l = symlink("latest", "releases/v1", t);
+        assert_eq!(
+            mlsx_facts(&l, true, false),
+            "type=OS.unix=slink:releases/v1;modify=20260102030405;perm=rdf;unix.mode=0777; latest"
+        );
+        let odd = symlink("odd", "a;b", t);
+        assert!(mlsx_facts(&odd, false, false).starts_with("type=OS.unix=slink;modify="));
+        let e = Entry {
+            modified: None,
+            mode: 0o100600,
+            ..file("x", 0, t)
+        };
+        assert_eq!(
+            mlsx_facts(&e, false, false),
+            "type=file;size=0;perm=r;unix.mode=0600; x"
+        );
+    }
+
+    #[test]
+    fn mlsx_modify_is_utc() {
+        let e = file("x", 0, at(1999, 12, 31, 23, 59, 59) + Duration::from_millis(999));
+        assert!(mlsx_facts(&e, false, false).contains(";modify=19991231235959;"));
+        let before_epoch = file("x", 0, UNIX_EPOCH - Duration::from_secs(1));
+        assert!(!mlsx_facts(&before_epoch, false, false).contains("modify="));
+    }
+
+    #[test]
+    fn mlsd_lines() {
+        let t = at(2026, 11, 24, 20, 4, 0);
+        let out = text(format_mlsd(&[dir("pub", t), file("a", 7, t)], true));
+        assert_eq!(
+            out,
+            "type=dir;modify=20261124200400;perm=elcdfmp;unix.mode=0755; pub\r\n\
+             type=file;size=7;modify=20261124200400;perm=radfw;unix.mode=0644; a\r\n"
+        );
+    }
+
+    #[test]
+    fn feat_line_lists_every_fact() {
+        let e = symlink("x", "y", now());
+        let facts = [
+            mlsx_facts(&file("x", 1, now()), true, false),
+            mlsx_facts(&e, true, false),
+        ];
+        for fact in facts
+            .iter()
+            .flat_map(|f| f.split(' ').next().unwrap().split_terminator(';'))
+        {
+            let name = fact.split('=').next().unwrap();
+            assert!(
+                MLST_FEAT.contains(&format!("{name}*;")),
+                "{name} missing from {MLST_FEAT}"
+            );
+        }
+    }
+
+    #[test]
+    fn cr_lf_names_are_skipped() {
+        let t = now();
+        let entries = [
+            file("a\r\n226 ok", 1, t),
+            file("b\n550 x", 1, t),
+            file("c\r", 1, t),
+            symlink("d", "x\r\n226 ok", t),
+            file("good", 1, t),
+        ];
+        for out in [
+            text(format_list(&entries, false, t)),
+            text(format_list(&entries, true, t)),
+            text(format_nlst(&entries)),
+            text(format_mlsd(&entries, true)),
+        ] {
+            assert!(!out.contains("226") && !out.contains("550"), "{out:?}");
+            // Every CR or LF is part of a line terminator, and the last line is the good file.
+            let lines: Vec<&str> = out.split_terminator("\r\n").collect();
+            assert!(lines.iter().all(|l| is_safe_name(l)), "{out:?}");
+            assert!(lines.last().unwrap().ends_with("good"), "{out:?}");
+        }
+        // The symlink with a bad target is dropped from LIST (both styles) but kept elsewhere,
+        // where the target is not printed.
+        assert_eq!(text(format_list(&entries, false, t)).lines().count(), 1);
+        assert_eq!(text(format_list(&entries, true, t)).lines().count(), 1);
+        assert_eq!(text(format_mlsd(&entries, false)).lines().count(), 2);
+        assert_eq!(text(format_nlst(&entries)), "d\r\ngood\r\n");
+        assert!(!is_safe_name("x\ry") && !is_safe_name("x\ny") && is_safe_name("x y"));
+    }
+
+    struct Meta {
+        dir: bool,
+        link: Option<PathBuf>,
+        modified: bool,
+    }
+
+    impl Metadata for Meta {
+        fn len(&self) -> u64 {
+            42
+        }
+        fn is_dir(&self) -> bool {
+            self.dir
+        }
+        fn is_file(&self) -> bool {
+            !self.dir && self.link.is_none()
+        }
+        fn is_symlink(&self) -> bool {
+            self.link.is_some()
+        }
+        fn modified(&self) -> unftp_core::storage::Result<SystemTime> {
+            if self.modified {
+                Ok(at(2026, 11, 24, 20, 4, 0))
+            } else {
+                Err(ErrorKind::PermanentFileNotAvailable.into())
+            }
+        }
+        fn gid(&self) -> u32 {
+            7
+        }
+        fn uid(&self) -> u32 {
+            8
+        }
+        fn links(&self) -> u64 {
+            3
+        }
+        fn permissions(&self) -> Permissions {
+            Permissions(0o100640)
+        }
+        fn readlink(&self) -> Option<&Path> {
+            self.link.as_deref()
+        }
+    }
+
+    #[test]
+    fn from_fileinfo_and_metadata() {
+        let fi = Fileinfo {
+            path: PathBuf::from("sub/report.pdf"),
+            metadata: Meta {
+                dir: false,
+                link: None,
+                modified: true,
+            },
+        };
+        let e = Entry::from_fileinfo(&fi).unwrap();
+        assert_eq!(
+            (e.name.as_str(), e.kind, e.size, e.mode),
+            ("report.pdf", Kind::File, 42, 0o640)
+        );
+        assert_eq!((e.links, e.uid, e.gid, e.target), (3, 8, 7, None));
+        assert_eq!(e.modified, Some(at(2026, 11, 24, 20, 4, 0)));
+
+        let e = Entry::from_metadata(
+            "d",
+            &Meta {
+                dir: true,
+                link: None,
+                modified: false,
+            },
+        );
+        assert_eq!((e.kind, e.modified), (Kind::Dir, None));
+
+        let link = Meta {
+            dir: false,
+            link: Some(PathBuf::from("../t")),
+            modified: true,
+        };
+        let e = Entry::from_metadata("l", &link);
+        assert_eq!((e.kind, e.target.as_deref()), (Kind::Symlink, Some("../t")));
+
+        let nameless = Fileinfo {
+            path: PathBuf::from("/"),
+            metadata: Meta {
+                dir: true,
+                link: None,
+                modified: true,
+            },
+        };
+        assert!(Entry::from_fileinfo(&nameless).is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn from_fileinfo_skips_non_utf8_names() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let path = PathBuf::from(OsStr::from_bytes(b"caf\xe9.txt"));
+        let fi = Fileinfo {
+            path,
+            metadata: Meta {
+                dir: false,
+                link: None,
+                modified: true,
+            },
+        };
+        assert!(Entry::from_fileinfo(&fi).is_none());
+    }
+}

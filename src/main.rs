@@ -1,0 +1,261 @@
+//! The `fxpd` command: run the server, manage users, check the configuration.
+
+use clap::{Args, Parser, Subcommand};
+use fxpd::auth::admin;
+use fxpd::config::{self, LogFormat, Overrides};
+use fxpd::policy::FxpOverride;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// fxpd: an FTP server with an explicit, enforced FXP (server-to-server) policy.
+///
+/// With no configuration at all (no --config, no /etc/fxpd/fxpd.toml) fxpd runs a quick
+/// start: it serves ./ftproot read-only to anonymous users on 127.0.0.1:2121 only.
+#[derive(Parser)]
+#[command(name = "fxpd", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Manage the users file.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+/// Where the configuration comes from. Precedence: defaults < file < FXPD__* environment
+/// variables (e.g. FXPD__FXP__ALLOW_FOREIGN_PORT=true) < these flags.
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// Config file (TOML). Default: /etc/fxpd/fxpd.toml if it exists, else the quick start.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Control-channel listen address; repeat for several.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Server root directory.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Users file.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// Set any configuration key, e.g. --set fxp.allow_foreign_port=true; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Log as JSON lines (same as --set log.format=json).
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user; the password is read from the terminal (twice) or the first line of stdin.
+    Add {
+        /// User name.
+        name: String,
+        /// Users file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// Home directory, relative to the server root (default: the root).
+        #[arg(long, value_name = "DIR")]
+        home: Option<PathBuf>,
+        /// Allow uploads, deletes and renames (default: read-only).
+        #[arg(long)]
+        write: bool,
+        /// FXP for this user: inherit the server setting, allow or deny.
+        #[arg(long, value_name = "inherit|allow|deny", default_value = "inherit", value_parser = parse_fxp)]
+        fxp: FxpOverride,
+    },
+    /// Remove a user.
+    Remove {
+        /// User name.
+        name: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
+    /// List users (never their password hashes).
+    List {
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate the configuration and print every effective setting with its origin.
+    Check {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_fxp(s: &str) -> Result<FxpOverride, String> {
+    match s {
+        "inherit" => Ok(FxpOverride::Inherit),
+        "allow" => Ok(FxpOverride::Allow),
+        "deny" => Ok(FxpOverride::Deny),
+        _ => Err("expected inherit, allow or deny".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Cmd::Serve(args)) => serve(args),
+        Some(Cmd::User(cmd)) => user(cmd),
+        Some(Cmd::Config(ConfigCmd::Check { args, json })) => match load(&args) {
+            Ok(loaded) => {
+                let out = if json {
+                    config::render_json(&loaded)
+                } else {
+                    config::render_text(&loaded)
+                };
+                println!("{}", out.trim_end());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+fn load(args: &ServeArgs) -> Result<config::Loaded, ExitCode> {
+    let mut set = args.set.clone();
+    if args.log_json {
+        set.push("log.format=json".into());
+    }
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        root: args.root.clone(),
+        users_file: args.users.clone(),
+        set,
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    config::load(args.config.as_deref(), &env, &overrides).map_err(|e| {
+        eprintln!("fxpd: configuration error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let loaded = match load(&args) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    init_logging(&loaded.config.log);
+    if loaded.quickstart {
+        tracing::warn!(
+            "quick start: no config file ({} not found); serving {} READ-ONLY to anonymous users on {} only. \
+             Use --config FILE for a real deployment.",
+            config::default_config_path().display(),
+            loaded.config.root.display(),
+            loaded.config.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        );
+        if let Err(e) = std::fs::create_dir_all(&loaded.config.root) {
+            eprintln!("fxpd: cannot create {}: {e}", loaded.config.root.display());
+            return ExitCode::FAILURE;
+        }
+    } else if let Some(file) = &loaded.file {
+        tracing::info!(file = %file.display(), "configuration loaded");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fxpd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            fxpd::service::stop_signal().await;
+            stopper.cancel();
+        });
+        fxpd::run(loaded.config, shutdown, |addr| {
+            // Machine-readable: tests and scripts learn the bound port from this line.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "LISTENING {addr}");
+            let _ = out.flush();
+        })
+        .await
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("fxpd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &config::LogConfig) {
+    let level: tracing::Level = log.level.into();
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn user(cmd: UserCmd) -> ExitCode {
+    let result = match cmd {
+        UserCmd::Add {
+            name,
+            users,
+            home,
+            write,
+            fxp,
+        } => admin::read_password(&format!("Password for {name}: "))
+            .and_then(|password| admin::user_add(&users, &name, &password, home.as_deref(), write, fxp))
+            .map(|()| println!("user {name} added to {}", users.display())),
+        UserCmd::Remove { name, users } => admin::user_remove(&users, &name)
+            .map(|()| println!("user {name} removed from {}", users.display())),
+        UserCmd::List { users } => admin::user_list(&users).map(|list| print_users(&users, &list)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fxpd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_users(file: &Path, list: &[admin::UserSummary]) {
+    if list.is_empty() {
+        println!("no users in {}", file.display());
+    }
+    for u in list {
+        let home = u
+            .home
+            .as_ref()
+            .map(|h| h.display().to_string())
+            .unwrap_or_else(|| "/".into());
+        let access = if u.write { "read-write" } else { "read-only" };
+        println!("{:<24} home={home:<20} {access:<10} fxp={:?}", u.name, u.fxp);
+    }
+}

@@ -1,0 +1,390 @@
+//! The FXP address policy: every decision on whether a data connection may happen.
+//!
+//! FTP moves data over a second TCP connection whose address the client chooses. `PORT` and `EPRT`
+//! (RFC 959 section 4.1.2, RFC 2428 section 2) name a host and port for the server to connect to;
+//! `PASV` and `EPSV` (RFC 959, RFC 2428 section 3) open a listener that any host could reach. When
+//! that address is not the client's own, the transfer runs between two servers: FXP (Microsoft KB
+//! Q247132). The same mechanism is the FTP bounce attack (CERT CA-1997-27, RFC 2577 section 3) and
+//! passive-port theft, so foreign addresses are refused by default and each way of allowing them is
+//! an explicit switch in [`FxpConfig`].
+//!
+//! The session asks [`Policy::approve_active`] at PORT/EPRT time, before any connect, and
+//! [`Policy::approve_passive_peer`] for every connection accepted on a passive listener. Both go
+//! through one function, `Policy::decide`. The data channel connects only to an [`Approved`]
+//! address, which nothing outside this module can make.
+//!
+//! # Decision table
+//!
+//! Addresses are compared after [`normalize`] (an IPv4-mapped IPv6 address is its IPv4 address);
+//! the client's port is irrelevant. *Own* means the data address equals the control connection's
+//! peer address; anything else is *foreign*. The checks run top to bottom and the first that
+//! matches decides; whatever reaches the end is approved.
+//!
+//! | # | Check | Applies to | Outcome | Setting that allows it |
+//! |---|-------|------------|---------|------------------------|
+//! | 1 | client address is banned | both | refused `banned` | none (wait `fxp.ban_secs`) |
+//! | 2 | target port is 0 | PORT/EPRT | refused `privileged-port` | none |
+//! | 3 | target port < 1024 | PORT/EPRT | refused `privileged-port` | `fxp.allow_privileged_ports` |
+//! | 4 | target is not unicast (`0.0.0.0`, `::`, multicast, broadcast) | PORT/EPRT | refused `foreign-address` | none |
+//! | 5 | address is the client's own | both | **approved** | |
+//! | 6 | anonymous session | foreign | refused `anonymous-denied` | `fxp.allow_anonymous` |
+//! | 7 | user entry `fxp = "deny"` | foreign | refused `user-denied` | users file: `fxp = "allow"` |
+//! | 8 | user entry `fxp = "inherit"` and the direction's switch is off | foreign | refused `foreign-address` | `fxp.allow_foreign_port` (IIS `EnablePortAttack`) for PORT/EPRT, `fxp.allow_foreign_passive` (IIS `EnablePASVTheft`) for passive |
+//! | 9 | `fxp.peers` is non-empty and contains no block with the address | foreign | refused `peer-not-listed` | `fxp.peers` |
+//! | 10 | anything else | foreign | **approved** | |
+//! | - | PORT/EPRT/PASV after `EPSV ALL` (RFC 2428 section 4) | session | refused `epsv-all` | none |
+//!
+//! Precedence, in words: the per-user override replaces only the foreign-address switch (row 8).
+//! `allow` loosens it and `deny` tightens it, but neither touches the privileged-port rule, the
+//! peers list, or bans, and an anonymous session needs `fxp.allow_anonymous` as well (row 6 runs
+//! first). The port rules run before the own-address check: RFC 2577 asks servers to refuse ports
+//! below 1024 even for the client's own address.
+//!
+//! # Refusals, logging and bans
+//!
+//! Every refusal is logged at warn level on target `fxpd::security` (`event="fxp_refused"`, with
+//! `client`, `user`, `command`, `target`, `rule`), counted by [`Reason`] for [`PolicyStats`], and
+//! counts toward a temporary ban of the client address: `fxp.ban_threshold` refusals within
+//! `fxp.ban_window_secs` ban it for `fxp.ban_secs` (`event="client_banned"`). Refusals of an
+//! already banned client do not extend the ban. Approvals are logged at debug level.
+
+mod bans;
+mod cidr;
+mod config;
+mod refusal;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use tracing::{debug, warn};
+
+use bans::BanTracker;
+pub use cidr::Cidr;
+pub use config::{FxpConfig, FxpOverride};
+pub use refusal::{Reason, Refusal};
+use refusal::{
+    ALLOW_ANONYMOUS, ALLOW_FOREIGN_PASSIVE, ALLOW_FOREIGN_PORT, ALLOW_PRIVILEGED_PORTS, PEERS, USER_ALLOW,
+};
+
+/// The `command` used in logs and replies for a connection accepted on a PASV or EPSV listener.
+pub const PASSIVE_COMMAND: &str = "PASV-connection";
+
+/// Normalise an address for comparison: IPv4-mapped IPv6 (`::ffff:a.b.c.d`, RFC 4291 section
+/// 2.5.5.2) becomes IPv4; every other address is returned unchanged.
+///
+/// Deliberately not `Ipv6Addr::to_ipv4`: that would also turn the deprecated IPv4-compatible form
+/// `::a.b.c.d` into IPv4 (and `::1` into `0.0.0.1`), making two different hosts compare equal.
+pub fn normalize(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// `addr` with its IP normalised; a non-mapped IPv6 address keeps its flow info and scope id.
+fn normalize_socket(addr: SocketAddr) -> SocketAddr {
+    match normalize(addr.ip()) {
+        IpAddr::V4(v4) => SocketAddr::new(v4.into(), addr.port()),
+        IpAddr::V6(_) => addr,
+    }
+}
+
+/// Whether `ip` can be a unicast host to connect to. `0.0.0.0` and `::` are refused because
+/// connecting to them reaches the server itself on common systems.
+fn is_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
+/// Who is asking: the control connection's peer and the session's identity.
+#[derive(Debug, Clone)]
+pub struct Who {
+    /// The control connection's peer address (its port plays no role).
+    pub peer: IpAddr,
+    /// The logged-in user name, if any (for logs only; never echoed in replies).
+    pub user: Option<String>,
+    /// Whether the session logged in anonymously.
+    pub anonymous: bool,
+    /// The user's FXP override from the users file.
+    pub fxp: FxpOverride,
+}
+
+/// An address the policy approved for an active-mode (PORT/EPRT) connect. Only this module can
+/// construct it, so holding one proves [`Policy::approve_active`] said yes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Approved(SocketAddr);
+
+impl Approved {
+    /// The address to connect to: the approved target, IPv4-mapped IPv6 normalised to IPv4.
+    pub fn addr(&self) -> SocketAddr {
+        self.0
+    }
+}
+
+/// Counters for STAT, since the policy was created.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyStats {
+    /// PORT/EPRT targets approved.
+    pub approved_active: u64,
+    /// Passive data connections approved.
+    pub approved_passive: u64,
+    /// Refusals per reason: every [`Reason`], in [`Reason::ALL`] order.
+    pub refused: Vec<(Reason, u64)>,
+    /// Client addresses banned right now.
+    pub banned_addresses: usize,
+}
+
+/// A source of the current time; injectable so that ban expiry can be tested without sleeping.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// Which way the data connection goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// PORT/EPRT: the server connects to the target.
+    Active,
+    /// PASV/EPSV: a host connected to the server's listener.
+    Passive,
+}
+
+/// The one decision point for data connections. Shared by all sessions (`Arc<Policy>`); all
+/// methods are synchronous and hold the internal lock only briefly.
+pub struct Policy {
+    /// The `[fxp]` settings, fixed for the policy's lifetime.
+    cfg: FxpConfig,
+    /// Where "now" comes from (the real clock outside tests).
+    clock: Clock,
+    /// Refusal counts and bans per client address.
+    bans: Mutex<BanTracker>,
+    /// PORT/EPRT approvals, for STAT.
+    approved_active: AtomicU64,
+    /// Passive approvals, for STAT.
+    approved_passive: AtomicU64,
+    /// Refusals, indexed like [`Reason::ALL`], for STAT.
+    refused: [AtomicU64; Reason::ALL.len()],
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Policy {
+    /// A policy for `cfg` using the real clock.
+    pub fn new(cfg: FxpConfig) -> Policy {
+        Policy::with_clock(cfg, Arc::new(Instant::now))
+    }
+
+    /// A policy for `cfg` reading the time from `clock` (for tests of ban expiry).
+    pub fn with_clock(cfg: FxpConfig, clock: Clock) -> Policy {
+        let bans = BanTracker::new(cfg.ban_threshold, cfg.ban_window_secs, cfg.ban_secs);
+        Policy {
+            cfg,
+            clock,
+            bans: Mutex::new(bans),
+            approved_active: AtomicU64::new(0),
+            approved_passive: AtomicU64::new(0),
+            refused: Default::default(),
+        }
+    }
+
+    /// The settings this policy enforces.
+    pub fn config(&self) -> &FxpConfig {
+        &self.cfg
+    }
+
+    /// Checks a PORT/EPRT target. Call it when the command arrives, BEFORE any connect; connect
+    /// only to [`Approved::addr`]. `command` is "PORT" or "EPRT" (for logs and the reply text).
+    pub fn approve_active(&self, who: &Who, command: &str, target: SocketAddr) -> Result<Approved, Refusal> {
+        let target = normalize_socket(target);
+        self.check(who, Direction::Active, command, target)
+            .map(|()| Approved(target))
+    }
+
+    /// Checks a connection that arrived on a passive listener from `source`: may it be used as this
+    /// session's data connection? On refusal, close it without reading or writing.
+    pub fn approve_passive_peer(&self, who: &Who, source: SocketAddr) -> Result<(), Refusal> {
+        self.check(who, Direction::Passive, PASSIVE_COMMAND, normalize_socket(source))
+    }
+
+    /// The refusal for PORT/EPRT/PASV after `EPSV ALL` (RFC 2428 section 4); the session decides
+    /// that, this only counts and logs it like every other refusal.
+    pub fn refuse_after_epsv_all(&self, who: &Who, command: &str) -> Refusal {
+        let detail = "after EPSV ALL only EPSV may set up data connections (RFC 2428 section 4)".to_owned();
+        self.refused(
+            who,
+            None,
+            Refusal::new(command, Reason::EpsvAll, None, detail),
+            (self.clock)(),
+        )
+    }
+
+    /// Whether this client address (normalised here) is banned for repeated refused attempts.
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        self.lock_bans().is_banned(normalize(ip), (self.clock)())
+    }
+
+    /// A snapshot of the counters, for STAT.
+    pub fn stats(&self) -> PolicyStats {
+        PolicyStats {
+            approved_active: self.approved_active.load(Ordering::Relaxed),
+            approved_passive: self.approved_passive.load(Ordering::Relaxed),
+            refused: Reason::ALL
+                .iter()
+                .map(|&reason| (reason, self.refused[reason as usize].load(Ordering::Relaxed)))
+                .collect(),
+            banned_addresses: self.lock_bans().banned_count((self.clock)()),
+        }
+    }
+
+    /// Decides, then does the bookkeeping for the outcome (counters, log, bans).
+    fn check(&self, who: &Who, dir: Direction, command: &str, addr: SocketAddr) -> Result<(), Refusal> {
+        let now = (self.clock)();
+        match self.decide(who, dir, command, addr, now) {
+            Ok(()) => {
+                let counter = match dir {
+                    Direction::Active => &self.approved_active,
+                    Direction::Passive => &self.approved_passive,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                debug!(
+                    target: "fxpd::security",
+                    event = "data_connection_approved",
+                    client = %normalize(who.peer),
+                    user = who.user.as_deref(),
+                    command,
+                    target = %addr,
+                    foreign = normalize(addr.ip()) != normalize(who.peer),
+                    "data connection approved"
+                );
+                Ok(())
+            }
+            Err(refusal) => Err(self.refused(who, Some(addr), refusal, now)),
+        }
+    }
+
+    /// The decision table of the module docs, row by row. Pure apart from reading the bans.
+    fn decide(
+        &self,
+        who: &Who,
+        dir: Direction,
+        command: &str,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let cfg = &self.cfg;
+        let peer = normalize(who.peer);
+        let ip = normalize(addr.ip());
+        let refuse = |reason, setting, detail| Err(Refusal::new(command, reason, setting, detail));
+
+        // SECURITY: row 1, a banned client gets no data connection of any kind.
+        if self.lock_bans().is_banned(peer, now) {
+            let detail = format!("{peer} is temporarily banned after repeated refused data connections");
+            return refuse(Reason::Banned, None, detail);
+        }
+
+        if dir == Direction::Active {
+            let port = addr.port();
+            // SECURITY: row 2, port 0 is never a valid data port.
+            if port == 0 {
+                return refuse(
+                    Reason::PrivilegedPort,
+                    None,
+                    "port 0 is not a valid data port".into(),
+                );
+            }
+            // SECURITY: row 3, RFC 2577 section 3: no PORT/EPRT to a privileged port (mail, shells,
+            // ...), not even on the client's own address.
+            if port < 1024 && !cfg.allow_privileged_ports {
+                let detail = format!("port {port} is below 1024");
+                return refuse(Reason::PrivilegedPort, Some(ALLOW_PRIVILEGED_PORTS), detail);
+            }
+            // SECURITY: row 4, the unspecified address reaches the server itself; no setting
+            // (not even a peers block like 0.0.0.0/8) may allow that.
+            if !is_unicast(ip) {
+                let detail = format!("{ip} is not a unicast address");
+                return refuse(Reason::ForeignAddress, None, detail);
+            }
+        }
+
+        // Row 5: the client's own address is ordinary FTP.
+        if ip == peer {
+            return Ok(());
+        }
+
+        // Rows 6-10: a foreign address, i.e. FXP.
+        let what = match dir {
+            Direction::Active => format!("{ip} is not your address ({peer})"),
+            Direction::Passive => format!("the connection from {ip} is not from your address ({peer})"),
+        };
+        // SECURITY: row 6, anonymous sessions need fxp.allow_anonymous, whatever else allows FXP.
+        if who.anonymous && !cfg.allow_anonymous {
+            let detail = format!("{what} and anonymous sessions may not use FXP");
+            return refuse(Reason::AnonymousDenied, Some(ALLOW_ANONYMOUS), detail);
+        }
+        // SECURITY: rows 7-8, the user's override replaces the direction's switch (deny by default).
+        let (switch_on, switch) = match dir {
+            Direction::Active => (cfg.allow_foreign_port, ALLOW_FOREIGN_PORT),
+            Direction::Passive => (cfg.allow_foreign_passive, ALLOW_FOREIGN_PASSIVE),
+        };
+        match who.fxp {
+            FxpOverride::Deny => {
+                let detail = format!("{what} and FXP is disabled for your account");
+                return refuse(Reason::UserDenied, Some(USER_ALLOW), detail);
+            }
+            FxpOverride::Inherit if !switch_on => return refuse(Reason::ForeignAddress, Some(switch), what),
+            FxpOverride::Inherit | FxpOverride::Allow => {}
+        }
+        // SECURITY: row 9, a non-empty peers list restricts foreign addresses for every user.
+        if !cfg.peers.is_empty() && !cfg.peers.iter().any(|block| block.contains(ip)) {
+            let detail = format!("{ip} is not in the list of FXP peers");
+            return refuse(Reason::PeerNotListed, Some(PEERS), detail);
+        }
+        Ok(())
+    }
+
+    /// Bookkeeping for a refusal: security log, counter, ban tracking. Returns the refusal.
+    fn refused(&self, who: &Who, target: Option<SocketAddr>, refusal: Refusal, now: Instant) -> Refusal {
+        let reason = refusal.reason;
+        let peer = normalize(who.peer);
+        warn!(
+            target: "fxpd::security",
+            event = "fxp_refused",
+            client = %peer,
+            user = who.user.as_deref(),
+            command = refusal.command(),
+            target = target.map(tracing::field::display),
+            rule = reason.token(),
+            "{}",
+            refusal.detail
+        );
+        self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
+
+        // A banned client's attempts are counted and logged above; the tracker does not let them
+        // extend the ban.
+        if self.lock_bans().record(peer, now) {
+            warn!(
+                target: "fxpd::security",
+                event = "client_banned",
+                client = %peer,
+                refusals = self.cfg.ban_threshold,
+                window_secs = self.cfg.ban_window_secs,
+                ban_secs = self.cfg.ban_secs,
+                "client banned after repeated refused data connections"
+            );
+        }
+        refusal
+    }
+
+    /// The ban tracker. Its state is consistent after any panic (each update is one insert), so a
+    /// poisoned lock is simply taken over rather than spreading the panic to every session.
+    fn lock_bans(&self) -> MutexGuard<'_, BanTracker> {
+        self.bans.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,136 @@
+//! The control-channel listeners: bind, accept under limits, spawn one session task per
+//! connection, and drain on shutdown.
+
+use crate::session::{self, Shared};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Listen backlog: large enough that a burst of logins is not refused by the kernel.
+const BACKLOG: u32 = 1024;
+
+/// Bind one control listener.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Lets a restarted server bind while old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Counts sessions per client address; a guard releases its slot on drop.
+#[derive(Default)]
+struct PerIp {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+struct Slot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Slot> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accept on every listener until `shared.shutdown` is cancelled, then wait for the
+/// sessions to end: idle ones close at once, running transfers get `grace` to finish.
+pub async fn serve(listeners: Vec<TcpListener>, shared: Arc<Shared>, grace: Duration) {
+    let tracker = TaskTracker::new();
+    let per_ip = Arc::new(PerIp::default());
+    let sessions = Arc::new(tokio::sync::Semaphore::new(shared.config.limits.max_sessions));
+    for listener in listeners {
+        let shared = shared.clone();
+        let per_ip = per_ip.clone();
+        let sessions = sessions.clone();
+        let inner = tracker.clone();
+        tracker.spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = shared.shutdown.cancelled() => break,
+                    accepted = listener.accept() => accepted,
+                };
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let ip = crate::policy::normalize(peer.ip());
+                if shared.policy.is_banned(ip) {
+                    tracing::info!(target: "fxpd::security", client = %ip, "connection from banned address refused");
+                    refuse(stream, "421 Service not available: your address is temporarily banned.\r\n").await;
+                    continue;
+                }
+                let Ok(permit) = sessions.clone().try_acquire_owned() else {
+                    tracing::warn!(client = %ip, "session limit reached");
+                    refuse(stream, "421 Too many users, try again later.\r\n").await;
+                    continue;
+                };
+                let Some(slot) = per_ip.acquire(ip, shared.config.limits.max_sessions_per_ip) else {
+                    tracing::warn!(client = %ip, "per-address session limit reached");
+                    refuse(stream, "421 Too many connections from your address.\r\n").await;
+                    continue;
+                };
+                let span = tracing::info_span!("session", client = %peer);
+                let shared = shared.clone();
+                inner.spawn(
+                    async move {
+                        session::run(stream, peer, shared).await;
+                        drop((permit, slot));
+                    }
+                    .instrument(span),
+                );
+            }
+        });
+    }
+    tracker.close();
+    shared.shutdown.cancelled().await;
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "stopping: no new connections, waiting for sessions"
+    );
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("grace period over, closing the remaining sessions");
+    }
+}
+
+async fn refuse(mut stream: TcpStream, reply: &str) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply.as_bytes())).await;
+}

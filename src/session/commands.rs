@@ -1,0 +1,805 @@
+//! One handler per verb. Handlers answer with [`Reply`] values; address decisions are
+//! asked of the policy, never made here.
+
+use super::path::{file_name, quote, resolve};
+use super::transfer::{storage_reply, Job};
+use super::{AuthState, DataPlan, Flow, LoggedIn, Session};
+use crate::auth::LoginError;
+use crate::config::ListingStyle;
+use crate::control::command::{Command, EpsvArg, OptsArg, SiteArg, TransferType, VERBS};
+use crate::control::reply::{Code, Reply};
+use crate::datachan::PassiveListener;
+use crate::listing::{self, Entry};
+use crate::policy::{normalize, Refusal, Who};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+use unftp_core::storage::{Metadata, StorageBackend};
+use unftp_sbe_fs::Filesystem;
+
+type Io = std::io::Result<Flow>;
+
+fn ok(code: Code, text: impl Into<String>) -> Reply {
+    Reply::new(code, text)
+}
+
+impl Session {
+    /// Answer one command.
+    pub(super) async fn handle(&mut self, command: Command) -> Io {
+        if !command.allowed_before_login() && self.logged_in().is_none() {
+            self.send(ok(Code::NOT_LOGGED_IN, "Please login with USER and PASS."))
+                .await?;
+            return Ok(Flow::Continue);
+        }
+        // RNTO must immediately follow RNFR.
+        let rename_from = self.rename_from.take();
+        let reply = match command {
+            Command::User(name) => self.user(name),
+            Command::Pass(password) => return self.pass(password).await,
+            Command::Acct => ok(Code::NOT_IMPLEMENTED_SUPERFLUOUS, "ACCT command not needed."),
+            Command::Quit => return self.quit().await,
+            Command::Noop => ok(Code::OK, "NOOP command successful."),
+            Command::Syst => match self.shared.config.listing_style {
+                ListingStyle::Msdos => ok(Code::SYSTEM_TYPE, "Windows_NT"),
+                ListingStyle::Unix => ok(Code::SYSTEM_TYPE, "UNIX Type: L8"),
+            },
+            Command::Feat => feat(),
+            Command::Help(_) => help(),
+            Command::Opts(arg) => self.opts(arg),
+            Command::Auth(_) => ok(
+                Code::NOT_IMPLEMENTED,
+                "AUTH not available: TLS is not configured.",
+            ),
+            Command::Pbsz | Command::Prot => ok(Code::BAD_SEQUENCE, "PBSZ and PROT need AUTH TLS first."),
+            Command::Allo => ok(Code::NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
+            Command::ModeStream => ok(Code::OK, "MODE S command successful."),
+            Command::StruFile => ok(Code::OK, "STRU F command successful."),
+            Command::Type(t) => {
+                self.transfer_type = t;
+                match t {
+                    TransferType::Ascii => ok(Code::OK, "Type set to A."),
+                    TransferType::Image => ok(Code::OK, "Type set to I."),
+                }
+            }
+            Command::Site(SiteArg::Help) => Reply::multi(
+                Code::HELP,
+                vec![
+                    "The following SITE commands are recognized:".into(),
+                    "HELP".into(),
+                    "End of help.".into(),
+                ],
+            ),
+            Command::Site(SiteArg::Other(what)) => ok(
+                Code::NOT_IMPLEMENTED,
+                format!("SITE {what}: command not implemented."),
+            ),
+            Command::Abor => return self.abor().await,
+            Command::Stat(None) => self.stat_server(),
+            Command::Stat(Some(path)) => self.stat_path(&path).await,
+            Command::Pwd => {
+                let cwd = &self.login().cwd;
+                ok(
+                    Code::PATH_CREATED,
+                    format!("{} is current directory.", quote(cwd)),
+                )
+            }
+            Command::Cwd(dir) => self.cwd(&dir).await,
+            Command::Cdup => self.cwd("..").await,
+            Command::Mkd(dir) => self.mkd(&dir).await,
+            Command::Rmd(dir) => self.remove("RMD", &dir).await,
+            Command::Dele(file) => self.remove("DELE", &file).await,
+            Command::Rnfr(from) => self.rnfr(&from).await,
+            Command::Rnto(to) => self.rnto(rename_from, &to).await,
+            Command::Size(file) => self.size(&file).await,
+            Command::Mdtm(file) => self.mdtm(&file).await,
+            Command::Mlst(path) => self.mlst(path.as_deref()).await,
+            Command::Rest(offset) => {
+                self.rest = offset;
+                ok(Code::PENDING_FURTHER_INFO, format!("Restarting at {offset}."))
+            }
+            Command::Port(target) => self.active("PORT", SocketAddr::V4(target)),
+            Command::Eprt(target) => self.active("EPRT", target),
+            Command::Pasv => self.pasv().await,
+            Command::Epsv(arg) => self.epsv(arg).await,
+            // A REST offset holds until the next transfer command (clients send PASV between).
+            Command::Retr(file) => {
+                let rest = std::mem::take(&mut self.rest);
+                return self.retr(&file, rest).await.map(|()| Flow::Continue);
+            }
+            Command::Stor(file) => {
+                let rest = std::mem::take(&mut self.rest);
+                return self.stor(&file, rest, false).await.map(|()| Flow::Continue);
+            }
+            Command::Appe(file) => {
+                // APPE appends at the end of the file; a pending REST does not apply.
+                self.rest = 0;
+                return self.stor(&file, 0, true).await.map(|()| Flow::Continue);
+            }
+            Command::Stou => return self.stou().await.map(|()| Flow::Continue),
+            Command::List(path) => return self.list("LIST", path.as_deref()).await.map(|()| Flow::Continue),
+            Command::Nlst(path) => return self.list("NLST", path.as_deref()).await.map(|()| Flow::Continue),
+            Command::Mlsd(path) => return self.list("MLSD", path.as_deref()).await.map(|()| Flow::Continue),
+        };
+        self.send(reply).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// The logged-in state; handlers past the login gate may rely on it.
+    fn login(&self) -> &LoggedIn {
+        self.logged_in().expect("login gate checked in handle()")
+    }
+
+    fn user(&mut self, name: String) -> Reply {
+        if self.logged_in().is_some() {
+            return ok(Code::BAD_SEQUENCE, "Already logged in.");
+        }
+        let text = if self.shared.login.is_anonymous_name(&name) {
+            "Anonymous access allowed, send identity (e-mail name) as password.".to_owned()
+        } else {
+            format!("Password required for {name}.")
+        };
+        self.auth = AuthState::UserGiven(name);
+        ok(Code::NEED_PASSWORD, text)
+    }
+
+    async fn pass(&mut self, password: String) -> Io {
+        let name = match &self.auth {
+            AuthState::UserGiven(name) => name.clone(),
+            AuthState::LoggedIn(_) => {
+                self.send(ok(Code::BAD_SEQUENCE, "Already logged in.")).await?;
+                return Ok(Flow::Continue);
+            }
+            AuthState::Fresh => {
+                self.send(ok(Code::BAD_SEQUENCE, "Login with USER first."))
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        let peer_ip = normalize(self.peer.ip());
+        let result = self.shared.login.login(&name, &password, peer_ip).await;
+        drop(password);
+        let user = match result {
+            Ok(user) => user,
+            Err(e) => {
+                self.auth = AuthState::Fresh;
+                self.login_failures += 1;
+                let text = match e {
+                    LoginError::LockedOut { .. } => {
+                        "User cannot log in: too many failed attempts, try later."
+                    }
+                    LoginError::AnonymousDisabled => "User cannot log in: anonymous access is disabled.",
+                    _ => "User cannot log in.",
+                };
+                self.send(ok(Code::NOT_LOGGED_IN, text)).await?;
+                if self.login_failures >= self.shared.config.limits.max_login_failures {
+                    self.send(ok(
+                        Code::SERVICE_NOT_AVAILABLE,
+                        "Too many failed logins, closing control connection.",
+                    ))
+                    .await?;
+                    return Ok(Flow::Close);
+                }
+                return Ok(Flow::Continue);
+            }
+        };
+        let mut fs = match Filesystem::new(&self.shared.config.root) {
+            Ok(fs) => fs,
+            Err(e) => {
+                tracing::error!(root = %self.shared.config.root.display(), error = %e, "cannot open the server root");
+                self.auth = AuthState::Fresh;
+                self.send(ok(
+                    Code::NOT_LOGGED_IN,
+                    "User cannot log in: home directory unavailable.",
+                ))
+                .await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        // The storage back-end confines the session to the user's home (cap-std); a home
+        // that is the root itself needs no narrowing.
+        let narrowed = if user.home == self.shared.config.root {
+            Ok(())
+        } else {
+            StorageBackend::enter(&mut fs, &user)
+        };
+        if let Err(e) = narrowed {
+            tracing::error!(user = %user.name, home = %user.home.display(), error = %e, "cannot open the home directory");
+            self.auth = AuthState::Fresh;
+            self.send(ok(
+                Code::NOT_LOGGED_IN,
+                "User cannot log in: home directory unavailable.",
+            ))
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        let who = Who {
+            peer: peer_ip,
+            user: Some(user.name.clone()),
+            anonymous: user.anonymous,
+            fxp: user.fxp,
+        };
+        tracing::info!(user = %user.name, anonymous = user.anonymous, write = user.write, "logged in");
+        let text = if user.anonymous {
+            "Anonymous user logged in.".to_owned()
+        } else {
+            format!("User {} logged in.", user.name)
+        };
+        self.auth = AuthState::LoggedIn(Box::new(LoggedIn {
+            user,
+            who,
+            fs: Arc::new(fs),
+            cwd: "/".into(),
+        }));
+        self.send(ok(Code::LOGGED_IN, text)).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn quit(&mut self) -> Io {
+        self.finish_transfer().await?;
+        self.send(ok(Code::CLOSING, "Goodbye.")).await?;
+        Ok(Flow::Close)
+    }
+
+    async fn abor(&mut self) -> Io {
+        self.data = None;
+        if let Some(running) = self.transfer.take() {
+            running.handle.abort();
+            let _ = running.handle.await;
+            tracing::info!(command = running.verb, path = %running.path, "transfer aborted by the client");
+            self.send(ok(
+                Code::CONNECTION_CLOSED,
+                "Connection closed; transfer aborted.",
+            ))
+            .await?;
+        }
+        self.send(ok(Code::TRANSFER_COMPLETE, "ABOR command successful."))
+            .await?;
+        Ok(Flow::Continue)
+    }
+
+    fn opts(&mut self, arg: OptsArg) -> Reply {
+        match arg {
+            OptsArg::Utf8(on) => {
+                self.utf8 = on;
+                ok(
+                    Code::OK,
+                    format!(
+                        "OPTS UTF8 command successful - UTF8 encoding now {}.",
+                        if on { "ON" } else { "OFF" }
+                    ),
+                )
+            }
+            OptsArg::Mlst(_) => ok(Code::OK, "MLST OPTS type;size;modify;perm;unix.mode;"),
+            OptsArg::Other(name) => ok(
+                Code::PARAMETER_SYNTAX_ERROR,
+                format!("Option {name} not understood."),
+            ),
+        }
+    }
+
+    /// STAT without argument (RFC 959 4.1.3): server and session status; during a transfer
+    /// it names the command, the file and the bytes moved so far, otherwise it says
+    /// `No data connection` (what the KB Q247132 procedure polls for).
+    fn stat_server(&self) -> Reply {
+        let mut lines = vec!["fxpd FTP server status:".to_owned()];
+        lines.push(format!("Connected to {}", self.peer.ip()));
+        match self.logged_in() {
+            Some(l) => lines.push(format!("Logged in as {}", l.user.name)),
+            None => lines.push("Not logged in".into()),
+        }
+        let ty = match self.transfer_type {
+            TransferType::Ascii => "ASCII",
+            TransferType::Image => "BINARY",
+        };
+        lines.push(format!("TYPE: {ty}; STRUcture: File; transfer MODE: Stream"));
+        match &self.transfer {
+            Some(t) => {
+                let moved = t.progress.load(Ordering::Relaxed);
+                let of = t.size.map(|s| format!(" of {s}")).unwrap_or_default();
+                lines.push(format!(
+                    "Data connection open: {} {}, {moved}{of} bytes transferred",
+                    t.verb, t.path
+                ));
+            }
+            None => lines.push("No data connection".into()),
+        }
+        let fxp = self.shared.policy.config();
+        lines.push(format!(
+            "FXP: foreign PORT {}, foreign passive {}, privileged ports {}",
+            if fxp.allow_foreign_port {
+                "allowed"
+            } else {
+                "refused"
+            },
+            if fxp.allow_foreign_passive {
+                "allowed"
+            } else {
+                "refused"
+            },
+            if fxp.allow_privileged_ports {
+                "allowed"
+            } else {
+                "refused"
+            },
+        ));
+        let stats = self.shared.policy.stats();
+        let refused: Vec<String> = stats
+            .refused
+            .iter()
+            .map(|(r, n)| format!("{}={n}", r.token()))
+            .collect();
+        lines.push(format!("Policy refusals: {}", refused.join(" ")));
+        lines.push("End of status".into());
+        Reply::multi(Code::SYSTEM_STATUS, lines)
+    }
+
+    /// `STAT path`: a listing over the control connection (RFC 959 4.1.3).
+    async fn stat_path(&self, arg: &str) -> Reply {
+        match self.entries(Some(arg)).await {
+            Ok(entries) => {
+                let body = listing::format_list(&entries, self.msdos(), SystemTime::now());
+                let mut lines = vec![format!("Status of {}:", resolve(&self.login().cwd, arg))];
+                lines.extend(String::from_utf8_lossy(&body).lines().map(str::to_owned));
+                lines.push("End of status".into());
+                Reply::multi(Code::FILE_STATUS, lines)
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    fn msdos(&self) -> bool {
+        self.shared.config.listing_style == ListingStyle::Msdos
+    }
+
+    async fn cwd(&mut self, arg: &str) -> Reply {
+        let target = resolve(&self.login().cwd, arg);
+        let login = self.login();
+        match login.fs.metadata(&login.user, &target).await {
+            Ok(m) if m.is_dir() => {
+                if let AuthState::LoggedIn(l) = &mut self.auth {
+                    l.cwd = target;
+                }
+                ok(Code::FILE_ACTION_OK, "CWD command successful.")
+            }
+            Ok(_) => ok(Code::FILE_UNAVAILABLE, "The directory name is invalid."),
+            Err(_) => ok(
+                Code::FILE_UNAVAILABLE,
+                "The system cannot find the file specified.",
+            ),
+        }
+    }
+
+    fn require_write(&self) -> Option<Reply> {
+        (!self.login().user.write).then(|| ok(Code::FILE_UNAVAILABLE, "Access is denied: read-only account."))
+    }
+
+    async fn mkd(&mut self, arg: &str) -> Reply {
+        if let Some(denied) = self.require_write() {
+            return denied;
+        }
+        let target = resolve(&self.login().cwd, arg);
+        let login = self.login();
+        match login.fs.mkd(&login.user, &target).await {
+            Ok(()) => ok(
+                Code::PATH_CREATED,
+                format!("{} directory created.", quote(&target)),
+            ),
+            Err(e) => storage_reply(&e),
+        }
+    }
+
+    /// DELE (a file) and RMD (an empty directory), answered with 250 on success.
+    async fn remove(&mut self, verb: &str, arg: &str) -> Reply {
+        if let Some(denied) = self.require_write() {
+            return denied;
+        }
+        let target = resolve(&self.login().cwd, arg);
+        let login = self.login();
+        let result = if verb == "RMD" {
+            login.fs.rmd(&login.user, &target).await
+        } else {
+            login.fs.del(&login.user, &target).await
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(command = verb, path = %target, "removed");
+                ok(Code::FILE_ACTION_OK, format!("{verb} command successful."))
+            }
+            Err(e) => storage_reply(&e),
+        }
+    }
+
+    async fn rnfr(&mut self, arg: &str) -> Reply {
+        if let Some(denied) = self.require_write() {
+            return denied;
+        }
+        let from = resolve(&self.login().cwd, arg);
+        let login = self.login();
+        match login.fs.metadata(&login.user, &from).await {
+            Ok(_) => {
+                self.rename_from = Some(from);
+                ok(
+                    Code::PENDING_FURTHER_INFO,
+                    "Requested file action pending further information.",
+                )
+            }
+            Err(e) => storage_reply(&e),
+        }
+    }
+
+    async fn rnto(&mut self, from: Option<String>, arg: &str) -> Reply {
+        let Some(from) = from else {
+            return ok(Code::BAD_SEQUENCE, "Bad sequence of commands: RNFR first.");
+        };
+        if let Some(denied) = self.require_write() {
+            return denied;
+        }
+        let to = resolve(&self.login().cwd, arg);
+        let login = self.login();
+        match login.fs.rename(&login.user, &from, &to).await {
+            Ok(()) => {
+                tracing::info!(from = %from, to = %to, "renamed");
+                ok(Code::FILE_ACTION_OK, "RNTO command successful.")
+            }
+            Err(e) => storage_reply(&e),
+        }
+    }
+
+    async fn file_meta(&self, arg: &str) -> Result<(String, unftp_sbe_fs::Meta), Reply> {
+        let target = resolve(&self.login().cwd, arg);
+        let login = self.login();
+        let meta = login
+            .fs
+            .metadata(&login.user, &target)
+            .await
+            .map_err(|e| storage_reply(&e))?;
+        Ok((target, meta))
+    }
+
+    async fn size(&self, arg: &str) -> Reply {
+        match self.file_meta(arg).await {
+            Ok((_, m)) if m.is_file() => ok(Code::FILE_STATUS, m.len().to_string()),
+            Ok(_) => ok(Code::FILE_UNAVAILABLE, "Not a plain file."),
+            Err(r) => r,
+        }
+    }
+
+    async fn mdtm(&self, arg: &str) -> Reply {
+        match self.file_meta(arg).await {
+            Ok((_, m)) => match m.modified() {
+                Ok(t) => ok(
+                    Code::FILE_STATUS,
+                    chrono::DateTime::<chrono::Utc>::from(t)
+                        .format("%Y%m%d%H%M%S")
+                        .to_string(),
+                ),
+                Err(e) => storage_reply(&e),
+            },
+            Err(r) => r,
+        }
+    }
+
+    async fn mlst(&self, arg: Option<&str>) -> Reply {
+        let arg = arg.unwrap_or(".");
+        match self.file_meta(arg).await {
+            Ok((target, m)) => {
+                let name = if target == "/" { "/" } else { file_name(&target) };
+                if !listing::is_safe_name(name) {
+                    return ok(Code::FILE_UNAVAILABLE, "File name cannot be shown.");
+                }
+                let entry = Entry::from_metadata(name, &m);
+                let facts = listing::mlsx_facts(&entry, self.login().user.write, m.is_dir() && arg == ".");
+                Reply::multi(
+                    Code::FILE_ACTION_OK,
+                    vec![format!("Listing {target}"), facts, "End".into()],
+                )
+            }
+            Err(r) => r,
+        }
+    }
+
+    /// PORT/EPRT: the target is approved (or refused) now, before anything connects; the
+    /// connect happens when the transfer command arrives.
+    fn active(&mut self, verb: &'static str, target: SocketAddr) -> Reply {
+        let who = self.login().who.clone();
+        let decision = if self.epsv_all {
+            Err(self.shared.policy.refuse_after_epsv_all(&who, verb))
+        } else {
+            // SECURITY: the one check point for active-mode targets, before any connect.
+            self.shared.policy.approve_active(&who, verb, target)
+        };
+        match decision {
+            Ok(approved) => {
+                self.data = Some(DataPlan::Active(approved));
+                ok(Code::OK, format!("{verb} command successful."))
+            }
+            Err(refusal) => refused(&refusal),
+        }
+    }
+
+    async fn pasv(&mut self) -> Reply {
+        if self.epsv_all {
+            let who = self.login().who.clone();
+            return refused(&self.shared.policy.refuse_after_epsv_all(&who, "PASV"));
+        }
+        let announce = match (self.shared.config.passive.address, local_v4(self.local.ip())) {
+            (Some(IpAddr::V4(a)), _) | (None, Some(a)) => a,
+            _ => {
+                return ok(
+                    Code::PARAMETER_SYNTAX_ERROR,
+                    "PASV is IPv4 only; use EPSV on an IPv6 connection.",
+                )
+            }
+        };
+        match self.bind_passive().await {
+            Ok(port) => {
+                let [a, b, c, d] = announce.octets();
+                let [p1, p2] = port.to_be_bytes();
+                ok(
+                    Code::PASSIVE,
+                    format!("Entering Passive Mode ({a},{b},{c},{d},{p1},{p2})."),
+                )
+            }
+            Err(r) => r,
+        }
+    }
+
+    async fn epsv(&mut self, arg: EpsvArg) -> Reply {
+        let local_is_v4 = local_v4(self.local.ip()).is_some();
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                self.data = None;
+                return ok(Code::OK, "EPSV ALL command successful.");
+            }
+            EpsvArg::V4 if !local_is_v4 => {
+                return ok(
+                    Code::NETWORK_PROTOCOL_NOT_SUPPORTED,
+                    "Network protocol not supported, use (2)",
+                )
+            }
+            EpsvArg::V6 if local_is_v4 => {
+                return ok(
+                    Code::NETWORK_PROTOCOL_NOT_SUPPORTED,
+                    "Network protocol not supported, use (1)",
+                )
+            }
+            _ => {}
+        }
+        match self.bind_passive().await {
+            Ok(port) => ok(
+                Code::EXTENDED_PASSIVE,
+                format!("Entering Extended Passive Mode (|||{port}|)."),
+            ),
+            Err(r) => r,
+        }
+    }
+
+    /// Bind a passive listener on the control connection's local address.
+    async fn bind_passive(&mut self) -> Result<u16, Reply> {
+        self.data = None;
+        let ip = match local_v4(self.local.ip()) {
+            Some(v4) => IpAddr::V4(v4),
+            None => self.local.ip(),
+        };
+        match PassiveListener::bind(ip, self.shared.config.passive.ports).await {
+            Ok(listener) => {
+                let port = listener.local_addr().port();
+                self.data = Some(DataPlan::Passive(listener));
+                Ok(port)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot bind a passive port");
+                Err(ok(
+                    Code::CANT_OPEN_DATA,
+                    "Can't open passive connection: no free port.",
+                ))
+            }
+        }
+    }
+
+    async fn retr(&mut self, arg: &str, offset: u64) -> std::io::Result<()> {
+        let (target, meta) = match self.file_meta(arg).await {
+            Ok(found) if found.1.is_file() => found,
+            Ok(_) => return self.send(ok(Code::FILE_UNAVAILABLE, "Not a plain file.")).await,
+            Err(r) => return self.send(r).await,
+        };
+        let login = self.login();
+        let reader = match login.fs.get(&login.user, &target, offset).await {
+            Ok(r) => r,
+            Err(e) => return self.send(storage_reply(&e)).await,
+        };
+        let size = meta.len();
+        let preliminary = ok(
+            Code::OPENING,
+            format!(
+                "Opening {} mode data connection for {}({size} bytes).",
+                self.mode_name(),
+                file_name(&target)
+            ),
+        );
+        tracing::info!(path = %target, size, offset, "RETR");
+        self.start_transfer("RETR", target, Some(size), preliminary, Job::Send(reader))
+            .await
+    }
+
+    fn mode_name(&self) -> &'static str {
+        match self.transfer_type {
+            TransferType::Ascii => "ASCII",
+            TransferType::Image => "BINARY",
+        }
+    }
+
+    async fn stor(&mut self, arg: &str, offset: u64, append: bool) -> std::io::Result<()> {
+        if let Some(denied) = self.require_write() {
+            return self.send(denied).await;
+        }
+        let target = resolve(&self.login().cwd, arg);
+        let offset = if append {
+            match self.file_meta(arg).await {
+                Ok((_, m)) if m.is_file() => m.len(),
+                Ok(_) => return self.send(ok(Code::FILE_UNAVAILABLE, "Not a plain file.")).await,
+                Err(_) => 0,
+            }
+        } else {
+            offset
+        };
+        let verb = if append { "APPE" } else { "STOR" };
+        let preliminary = ok(
+            Code::OPENING,
+            format!(
+                "Opening {} mode data connection for {}.",
+                self.mode_name(),
+                file_name(&target)
+            ),
+        );
+        tracing::info!(command = verb, path = %target, offset, "upload");
+        self.start_transfer(
+            verb,
+            target.clone(),
+            None,
+            preliminary,
+            Job::Receive { path: target, offset },
+        )
+        .await
+    }
+
+    async fn stou(&mut self) -> std::io::Result<()> {
+        if let Some(denied) = self.require_write() {
+            return self.send(denied).await;
+        }
+        let mut name = String::new();
+        for _ in 0..16 {
+            let candidate = format!("fxpd-{:016x}", random_u64());
+            if self.file_meta(&candidate).await.is_err() {
+                name = candidate;
+                break;
+            }
+        }
+        if name.is_empty() {
+            return self
+                .send(ok(Code::LOCAL_ERROR, "Could not find a unique file name."))
+                .await;
+        }
+        let target = resolve(&self.login().cwd, &name);
+        let preliminary = ok(Code::OPENING, format!("FILE: {name}"));
+        self.start_transfer(
+            "STOU",
+            target.clone(),
+            None,
+            preliminary,
+            Job::Receive {
+                path: target,
+                offset: 0,
+            },
+        )
+        .await
+    }
+
+    /// Directory entries for LIST/NLST/MLSD/STAT: a directory's contents sorted by name,
+    /// or the single entry when the path names a file.
+    async fn entries(&self, arg: Option<&str>) -> Result<Vec<Entry>, Reply> {
+        let target = resolve(&self.login().cwd, arg.unwrap_or("."));
+        let login = self.login();
+        let meta = login
+            .fs
+            .metadata(&login.user, &target)
+            .await
+            .map_err(|e| storage_reply(&e))?;
+        if !meta.is_dir() {
+            return Ok(vec![Entry::from_metadata(file_name(&target), &meta)]);
+        }
+        let list = login
+            .fs
+            .list(&login.user, &target)
+            .await
+            .map_err(|e| storage_reply(&e))?;
+        let mut entries: Vec<Entry> = list.iter().filter_map(Entry::from_fileinfo).collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    async fn list(&mut self, verb: &'static str, arg: Option<&str>) -> std::io::Result<()> {
+        let entries = match self.entries(arg).await {
+            Ok(e) => e,
+            Err(r) => return self.send(r).await,
+        };
+        let body = match verb {
+            "NLST" => listing::format_nlst(&entries),
+            "MLSD" => listing::format_mlsd(&entries, self.login().user.write),
+            _ => listing::format_list(&entries, self.msdos(), SystemTime::now()),
+        };
+        let path = resolve(&self.login().cwd, arg.unwrap_or("."));
+        let preliminary = ok(Code::OPENING, "Opening ASCII mode data connection for file list.");
+        // Listings are already CRLF-terminated: send them as they are, whatever TYPE says.
+        let saved = std::mem::replace(&mut self.transfer_type, TransferType::Image);
+        let size = Some(body.len() as u64);
+        let result = self
+            .start_transfer(
+                verb,
+                path,
+                size,
+                preliminary,
+                Job::Send(Box::new(std::io::Cursor::new(body))),
+            )
+            .await;
+        self.transfer_type = saved;
+        result
+    }
+}
+
+/// A refusal as a reply: RFC 2577 suggests 504 for a refused PORT; the text carries the
+/// reason token and the setting that would allow it.
+fn refused(refusal: &Refusal) -> Reply {
+    Reply::new(Code::PARAMETER_NOT_IMPLEMENTED, refusal.reply_text())
+}
+
+/// The IPv4 address of a local address, also when it is IPv4-mapped on a dual-stack socket.
+fn local_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    match normalize(ip) {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn feat() -> Reply {
+    let mut lines = vec!["Extensions supported:".to_owned()];
+    for f in [
+        "EPRT",
+        "EPSV",
+        "MDTM",
+        listing::MLST_FEAT,
+        "PASV",
+        "REST STREAM",
+        "SIZE",
+        "TVFS",
+        "UTF8",
+    ] {
+        lines.push(f.to_owned());
+    }
+    lines.push("End".into());
+    Reply::multi(Code::SYSTEM_STATUS, lines)
+}
+
+fn help() -> Reply {
+    let mut lines = vec!["The following commands are recognized:".to_owned()];
+    for chunk in VERBS.chunks(8) {
+        lines.push(
+            chunk
+                .iter()
+                .map(|v| format!("{v:<6}"))
+                .collect::<String>()
+                .trim_end()
+                .to_owned(),
+        );
+    }
+    lines.push("Help OK.".into());
+    Reply::multi(Code::HELP, lines)
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_ne_bytes(b)
+}

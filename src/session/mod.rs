@@ -1,0 +1,237 @@
+//! One control connection: the task that owns a session's state (RFC 959 5.4 sequencing).
+//!
+//! The task reads typed commands, answers each with a [`Reply`], and runs at most one
+//! transfer at a time in a task of its own, so STAT, ABOR, NOOP and QUIT are answered while
+//! data flows (the KB Q247132 procedure polls STAT during a server-to-server transfer).
+//! Any other command that arrives during a transfer waits for the transfer's final reply.
+//! Nothing here is shared with other sessions except the read-only configuration, the
+//! policy and the login guard.
+
+mod commands;
+pub mod path;
+
+use crate::auth::{FtpUser, Login};
+use crate::config::Config;
+use crate::control::codec::{write_reply, Line, LineReader};
+use crate::control::command::{Command, TransferType};
+use crate::control::parser::parse;
+use crate::control::reply::{Code, Reply};
+use crate::datachan::PassiveListener;
+use crate::policy::{Approved, Policy, Who};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use unftp_sbe_fs::Filesystem;
+
+/// What every session shares: read-only settings and the server-wide decision makers.
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The one place that approves data-connection addresses.
+    pub policy: Arc<Policy>,
+    /// Password checks, anonymous access and failed-login accounting.
+    pub login: Login,
+    /// Cancelled when the server stops: idle sessions close, transfers are let finish.
+    pub shutdown: CancellationToken,
+}
+
+/// How the next data connection will be made (RFC 959 PASV/PORT, RFC 2428 EPSV/EPRT).
+enum DataPlan {
+    /// A listener bound by PASV/EPSV, waiting for the client.
+    Passive(PassiveListener),
+    /// An address approved by the policy at PORT/EPRT time; connected when a transfer starts.
+    Active(Approved),
+}
+
+/// Login progress.
+enum AuthState {
+    Fresh,
+    UserGiven(String),
+    LoggedIn(Box<LoggedIn>),
+}
+
+/// A logged-in session's identity and file system view.
+struct LoggedIn {
+    user: FtpUser,
+    who: Who,
+    fs: Arc<Filesystem>,
+    cwd: String,
+}
+
+/// The transfer currently running in its own task.
+struct Running {
+    handle: JoinHandle<transfer::Outcome>,
+    verb: &'static str,
+    path: String,
+    size: Option<u64>,
+    progress: Arc<AtomicU64>,
+}
+
+/// What the main loop does after a command.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// The state of one control connection, owned by its task.
+struct Session {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    writer: OwnedWriteHalf,
+    auth: AuthState,
+    login_failures: u32,
+    transfer_type: TransferType,
+    rest: u64,
+    rename_from: Option<String>,
+    data: Option<DataPlan>,
+    epsv_all: bool,
+    utf8: bool,
+    transfer: Option<Running>,
+}
+
+mod transfer;
+
+/// Serve one control connection until QUIT, timeout, shutdown or disconnect. The caller
+/// instruments this future with a span naming the client.
+pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    // Replies must leave at once: without this Nagle holds a 226 until the client's delayed
+    // ACK of the 150 (a fixed ~40 ms stall per transfer).
+    let _ = stream.set_nodelay(true);
+    let (read, writer) = stream.into_split();
+    let mut reader = LineReader::new(read, shared.config.limits.max_line_len);
+    let mut session = Session {
+        shared,
+        peer,
+        local,
+        writer,
+        auth: AuthState::Fresh,
+        login_failures: 0,
+        transfer_type: TransferType::Ascii,
+        rest: 0,
+        rename_from: None,
+        data: None,
+        epsv_all: false,
+        utf8: true,
+        transfer: None,
+    };
+    tracing::info!("connected");
+    let banner = Reply::new(Code::READY, session.shared.config.banner.clone());
+    if session.send(banner).await.is_err() {
+        return;
+    }
+    let result = session.main_loop(&mut reader).await;
+    if let Some(running) = session.transfer.take() {
+        running.handle.abort();
+    }
+    match result {
+        Ok(()) => tracing::info!("disconnected"),
+        Err(e) => tracing::info!(error = %e, "connection lost"),
+    }
+}
+
+impl Session {
+    async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
+        write_reply(&mut self.writer, &reply).await
+    }
+
+    fn limits_duration(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    async fn main_loop(&mut self, reader: &mut LineReader<OwnedReadHalf>) -> std::io::Result<()> {
+        let limits = &self.shared.config.limits;
+        let idle = Self::limits_duration(limits.idle_timeout_secs);
+        let login_deadline = Instant::now() + Self::limits_duration(limits.login_timeout_secs);
+        let shutdown = self.shared.shutdown.clone();
+        let mut last_activity = Instant::now();
+        loop {
+            let logged_in = matches!(self.auth, AuthState::LoggedIn(_));
+            let deadline = if logged_in {
+                last_activity + idle
+            } else {
+                login_deadline.min(last_activity + idle)
+            };
+            let transferring = self.transfer.is_some();
+            tokio::select! {
+                biased;
+                outcome = async { (&mut self.transfer.as_mut().expect("guarded").handle).await }, if transferring => {
+                    let running = self.transfer.take().expect("guarded");
+                    let reply = transfer::final_reply(running.verb, outcome);
+                    self.send(reply).await?;
+                    last_activity = Instant::now();
+                }
+                _ = shutdown.cancelled(), if !transferring => {
+                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Server shutting down, closing control connection.")).await;
+                    return Ok(());
+                }
+                _ = tokio::time::sleep_until(deadline), if !transferring => {
+                    let text = if logged_in { "Idle timeout, closing control connection." } else { "Login timeout, closing control connection." };
+                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, text)).await;
+                    return Ok(());
+                }
+                line = reader.next() => {
+                    last_activity = Instant::now();
+                    let line = match line? {
+                        None => return Ok(()),
+                        Some(Line::TooLong) => {
+                            self.send(Reply::new(Code::SYNTAX_ERROR, "Command line too long.")).await?;
+                            continue;
+                        }
+                        Some(Line::Command(bytes)) => bytes,
+                    };
+                    let command = match parse(&line) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.send(e.0).await?;
+                            continue;
+                        }
+                    };
+                    log_command(&command);
+                    if self.transfer.is_some() && !matches!(command, Command::Stat(None) | Command::Abor | Command::Noop | Command::Quit) {
+                        // RFC 959 sequencing: other commands wait for the transfer's final reply.
+                        self.finish_transfer().await?;
+                    }
+                    if self.handle(command).await? == Flow::Close {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait for the running transfer and send its final reply.
+    async fn finish_transfer(&mut self) -> std::io::Result<()> {
+        if let Some(running) = self.transfer.take() {
+            let outcome = running.handle.await;
+            self.send(transfer::final_reply(running.verb, outcome)).await?;
+        }
+        Ok(())
+    }
+
+    fn logged_in(&self) -> Option<&LoggedIn> {
+        match &self.auth {
+            AuthState::LoggedIn(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+fn log_command(command: &Command) {
+    match command {
+        // Never log passwords.
+        Command::Pass(_) => tracing::debug!(command = "PASS", "command"),
+        other => tracing::debug!(command = ?other, "command"),
+    }
+}
