@@ -524,6 +524,9 @@ mod tests {
     async fn failures_and_lockouts_are_logged_without_secrets() {
         let capture = Capture::default();
         let _default = tracing::subscriber::set_default(capture.clone());
+        // Other tests running in parallel without a subscriber may have cached "never" for
+        // these callsites; make them ask again.
+        tracing::callsite::rebuild_interest_cache();
         let (_, l) = login();
         for _ in 0..3 {
             let _ = l.login("alice", "S3cret-guess", PEER).await;

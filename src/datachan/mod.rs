@@ -8,6 +8,7 @@
 //! legitimate client until the data timeout, so a stranger can neither steal nor spoil a
 //! transfer.
 
+pub mod blocking;
 pub mod transfer;
 
 use crate::config::PortRange;

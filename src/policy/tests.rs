@@ -613,6 +613,9 @@ fn refusals_and_bans_are_logged_as_security_events() {
     });
     let client = who("::ffff:198.51.100.1", USER);
     tracing::subscriber::with_default(recorder.clone(), || {
+        // Tests running in parallel without a subscriber may have cached "never" for these
+        // callsites; make them ask again.
+        tracing::callsite::rebuild_interest_cache();
         policy.approve_active(&client, "PORT", sock(PEER, 2000)).unwrap();
         policy
             .approve_active(&client, "EPRT", sock(LISTED, 2000))

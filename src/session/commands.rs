@@ -11,6 +11,7 @@ use crate::control::reply::{Code, Reply};
 use crate::datachan::PassiveListener;
 use crate::listing::{self, Entry};
 use crate::policy::{normalize, Refusal, Who};
+use std::io::{Seek, SeekFrom};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -213,6 +214,19 @@ impl Session {
             .await?;
             return Ok(Flow::Continue);
         }
+        let dir = match cap_std::fs::Dir::open_ambient_dir(&user.home, cap_std::ambient_authority()) {
+            Ok(dir) => Arc::new(dir),
+            Err(e) => {
+                tracing::error!(user = %user.name, home = %user.home.display(), error = %e, "cannot open the home directory");
+                self.auth = AuthState::Fresh;
+                self.send(ok(
+                    Code::NOT_LOGGED_IN,
+                    "User cannot log in: home directory unavailable.",
+                ))
+                .await?;
+                return Ok(Flow::Continue);
+            }
+        };
         let who = Who {
             peer: peer_ip,
             user: Some(user.name.clone()),
@@ -229,6 +243,7 @@ impl Session {
             user,
             who,
             fs: Arc::new(fs),
+            dir,
             cwd: "/".into(),
         }));
         self.send(ok(Code::LOGGED_IN, text)).await?;
@@ -605,10 +620,18 @@ impl Session {
             Ok(_) => return self.send(ok(Code::FILE_UNAVAILABLE, "Not a plain file.")).await,
             Err(r) => return self.send(r).await,
         };
-        let login = self.login();
-        let reader = match login.fs.get(&login.user, &target, offset).await {
-            Ok(r) => r,
-            Err(e) => return self.send(storage_reply(&e)).await,
+        let job = match self.transfer_type {
+            TransferType::Image => match self.open_for_read(&target, offset) {
+                Ok(file) => Job::SendFile(file),
+                Err(e) => return self.send(storage_reply(&e.into())).await,
+            },
+            TransferType::Ascii => {
+                let login = self.login();
+                match login.fs.get(&login.user, &target, offset).await {
+                    Ok(reader) => Job::Send(reader),
+                    Err(e) => return self.send(storage_reply(&e)).await,
+                }
+            }
         };
         let size = meta.len();
         let preliminary = ok(
@@ -620,7 +643,7 @@ impl Session {
             ),
         );
         tracing::info!(path = %target, size, offset, "RETR");
-        self.start_transfer("RETR", target, Some(size), preliminary, Job::Send(reader))
+        self.start_transfer("RETR", target, Some(size), preliminary, job)
             .await
     }
 
@@ -646,6 +669,10 @@ impl Session {
             offset
         };
         let verb = if append { "APPE" } else { "STOR" };
+        let job = match self.receive_job(&target, offset) {
+            Ok(job) => job,
+            Err(e) => return self.send(storage_reply(&e.into())).await,
+        };
         let preliminary = ok(
             Code::OPENING,
             format!(
@@ -655,14 +682,7 @@ impl Session {
             ),
         );
         tracing::info!(command = verb, path = %target, offset, "upload");
-        self.start_transfer(
-            verb,
-            target.clone(),
-            None,
-            preliminary,
-            Job::Receive { path: target, offset },
-        )
-        .await
+        self.start_transfer(verb, target, None, preliminary, job).await
     }
 
     async fn stou(&mut self) -> std::io::Result<()> {
@@ -683,18 +703,39 @@ impl Session {
                 .await;
         }
         let target = resolve(&self.login().cwd, &name);
+        let job = match self.receive_job(&target, 0) {
+            Ok(job) => job,
+            Err(e) => return self.send(storage_reply(&e.into())).await,
+        };
         let preliminary = ok(Code::OPENING, format!("FILE: {name}"));
-        self.start_transfer(
-            "STOU",
-            target.clone(),
-            None,
-            preliminary,
-            Job::Receive {
-                path: target,
-                offset: 0,
-            },
-        )
-        .await
+        self.start_transfer("STOU", target, None, preliminary, job).await
+    }
+
+    /// Open a file in the home directory for a binary download, positioned at `offset`.
+    fn open_for_read(&self, target: &str, offset: u64) -> std::io::Result<std::fs::File> {
+        let mut file = self.login().dir.open(relative(target))?.into_std();
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        Ok(file)
+    }
+
+    /// The upload job: binary uploads open (create) the file now, before the 150 reply, so
+    /// a refusal comes before any data; ASCII uploads convert line endings through the
+    /// storage back-end. The file keeps its first `offset` bytes (REST, APPE).
+    fn receive_job(&self, target: &str, offset: u64) -> std::io::Result<Job> {
+        if self.transfer_type == TransferType::Ascii {
+            return Ok(Job::Receive {
+                path: target.to_owned(),
+                offset,
+            });
+        }
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.write(true).create(true);
+        let mut file = self.login().dir.open_with(relative(target), &options)?.into_std();
+        file.set_len(offset)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Job::ReceiveFile(file))
     }
 
     /// Directory entries for LIST/NLST/MLSD/STAT: a directory's contents sorted by name,
@@ -753,6 +794,14 @@ impl Session {
 /// reason token and the setting that would allow it.
 fn refused(refusal: &Refusal) -> Reply {
     Reply::new(Code::PARAMETER_NOT_IMPLEMENTED, refusal.reply_text())
+}
+
+/// A virtual path as a path relative to the home directory handle.
+fn relative(target: &str) -> &str {
+    match target.trim_start_matches('/') {
+        "" => ".",
+        rel => rel,
+    }
 }
 
 /// The IPv4 address of a local address, also when it is IPv4-mapped on a dual-stack socket.

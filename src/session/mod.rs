@@ -60,7 +60,11 @@ enum AuthState {
 struct LoggedIn {
     user: FtpUser,
     who: Who,
+    /// Metadata, listings and name operations go through the storage back-end.
     fs: Arc<Filesystem>,
+    /// The same home directory as a capability handle: binary transfers open files here and
+    /// move bytes with sendfile and large buffers. cap-std keeps every path inside it.
+    dir: Arc<cap_std::fs::Dir>,
     cwd: String,
 }
 

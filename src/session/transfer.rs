@@ -2,6 +2,7 @@
 
 use super::{DataPlan, Running, Session};
 use crate::control::reply::{Code, Reply};
+use crate::datachan::blocking;
 use crate::datachan::transfer::{send, Inbound};
 use crate::datachan::{connect_active, DataError};
 use crate::policy::Refusal;
@@ -17,8 +18,12 @@ use unftp_core::storage::{Error as StorageError, ErrorKind, StorageBackend};
 pub(super) enum Job {
     /// Send a file (or a listing) to the client.
     Send(Box<dyn AsyncRead + Send + Sync + Unpin>),
-    /// Receive a file into storage at `path`, starting at byte `offset`.
+    /// Receive a file into storage at `path`, starting at byte `offset` (ASCII mode).
     Receive { path: String, offset: u64 },
+    /// Send an open file from its position (binary mode, sendfile where available).
+    SendFile(std::fs::File),
+    /// Write the data into an open file at its position (binary mode).
+    ReceiveFile(std::fs::File),
 }
 
 /// How a transfer ended.
@@ -92,6 +97,18 @@ impl Session {
                     let input = Inbound::new(stream, ascii, task_progress);
                     fs.put(&user, input, path, offset).await.map_err(Outcome::Storage)
                 }
+                Job::SendFile(mut file) => {
+                    blocking_transfer(stream, timeout, move |sock| {
+                        blocking::send_file(&mut file, sock, &task_progress)
+                    })
+                    .await
+                }
+                Job::ReceiveFile(mut file) => {
+                    blocking_transfer(stream, timeout, move |sock| {
+                        blocking::receive_file(sock, &mut file, &task_progress)
+                    })
+                    .await
+                }
             };
             match result {
                 Ok(bytes) => Outcome::Complete { bytes, refused },
@@ -107,6 +124,45 @@ impl Session {
         });
         Ok(())
     }
+}
+
+/// Run a transfer on a blocking thread. If this future is dropped (ABOR, session end), the
+/// kill switch shuts the socket down and the thread's next read or write fails at once.
+async fn blocking_transfer<F>(
+    stream: TcpStream,
+    timeout: std::time::Duration,
+    work: F,
+) -> Result<u64, Outcome>
+where
+    F: FnOnce(&mut std::net::TcpStream) -> std::io::Result<u64> + Send + 'static,
+{
+    let (mut sock, _kill_switch) = blocking::into_blocking(stream, timeout).map_err(Outcome::Network)?;
+    match tokio::task::spawn_blocking(move || work(&mut sock)).await {
+        Ok(result) => result.map_err(|e| {
+            if is_network_error(&e) {
+                Outcome::Network(e)
+            } else {
+                Outcome::Storage(e.into())
+            }
+        }),
+        Err(_) => Err(Outcome::Network(std::io::Error::other("transfer thread failed"))),
+    }
+}
+
+/// Whether an I/O error during a transfer came from the connection (426) rather than the
+/// file system (451/452).
+fn is_network_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset
+            | ConnectionAborted
+            | BrokenPipe
+            | TimedOut
+            | WouldBlock
+            | NotConnected
+            | UnexpectedEof
+    )
 }
 
 /// The final reply of a transfer (RFC 959 4.2: 226 on success, 425 when no data
