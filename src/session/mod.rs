@@ -172,7 +172,7 @@ impl Session {
                 biased;
                 outcome = async { (&mut self.transfer.as_mut().expect("guarded").handle).await }, if transferring => {
                     let running = self.transfer.take().expect("guarded");
-                    let reply = transfer::final_reply(running.verb, outcome);
+                    let reply = transfer::final_reply(&running, outcome);
                     self.send(reply).await?;
                     last_activity = Instant::now();
                 }
@@ -217,9 +217,9 @@ impl Session {
 
     /// Wait for the running transfer and send its final reply.
     async fn finish_transfer(&mut self) -> std::io::Result<()> {
-        if let Some(running) = self.transfer.take() {
-            let outcome = running.handle.await;
-            self.send(transfer::final_reply(running.verb, outcome)).await?;
+        if let Some(mut running) = self.transfer.take() {
+            let outcome = (&mut running.handle).await;
+            self.send(transfer::final_reply(&running, outcome)).await?;
         }
         Ok(())
     }

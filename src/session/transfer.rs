@@ -167,7 +167,8 @@ fn is_network_error(e: &std::io::Error) -> bool {
 
 /// The final reply of a transfer (RFC 959 4.2: 226 on success, 425 when no data
 /// connection, 426 when it broke, 45x/55x for file-system errors).
-pub(super) fn final_reply(verb: &str, outcome: Result<Outcome, JoinError>) -> Reply {
+pub(super) fn final_reply(running: &Running, outcome: Result<Outcome, JoinError>) -> Reply {
+    let verb = running.verb;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) if e.is_cancelled() => {
@@ -209,7 +210,14 @@ pub(super) fn final_reply(verb: &str, outcome: Result<Outcome, JoinError>) -> Re
             }
         }
         Outcome::Network(e) => {
-            tracing::info!(command = verb, error = %e, "transfer aborted by the network");
+            let moved = running.progress.load(std::sync::atomic::Ordering::Relaxed);
+            if matches!(verb, "STOR" | "APPE" | "STOU") {
+                // Documented choice: a broken upload keeps what was received, so the client
+                // can resume it with REST or APPE.
+                tracing::warn!(command = verb, path = %running.path, bytes = moved, error = %e, "upload interrupted; partial file kept");
+            } else {
+                tracing::info!(command = verb, path = %running.path, bytes = moved, error = %e, "transfer aborted by the network");
+            }
             Reply::new(Code::CONNECTION_CLOSED, "Connection closed; transfer aborted.")
         }
         Outcome::Storage(e) => {
