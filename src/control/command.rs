@@ -33,6 +33,8 @@ pub enum OptsArg {
     Utf8(bool),
     /// `OPTS MLST fact;fact;`.
     Mlst(String),
+    /// `OPTS HASH [algorithm]` (draft-bryan-ftp-hash): query or select the algorithm.
+    Hash(Option<String>),
     /// Anything else: answered with 501.
     Other(String),
 }
@@ -98,6 +100,8 @@ pub enum Command {
     Auth(String),
     Pbsz,
     Prot,
+    /// HASH path (draft-bryan-ftp-hash): the file's digest with the selected algorithm.
+    Hash(String),
 }
 
 impl Command {
@@ -146,6 +150,7 @@ impl Command {
             Epsv(_) => "EPSV",
             Auth(_) => "AUTH",
             Pbsz => "PBSZ",
+            Hash(_) => "HASH",
             Prot => "PROT",
         }
     }
@@ -162,8 +167,8 @@ impl Command {
 
 /// Every verb fxpd implements, for HELP.
 pub const VERBS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HELP", "LIST",
-    "MDTM", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT",
-    "PWD", "QUIT", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU", "STRU",
-    "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HASH", "HELP",
+    "LIST", "MDTM", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT",
+    "PROT", "PWD", "QUIT", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU",
+    "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
 ];

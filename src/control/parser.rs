@@ -27,7 +27,7 @@ impl ParseError {
 /// allowed"), elsewhere a 501.
 const PATH_VERBS: &[&str] = &[
     "CWD", "XCWD", "LIST", "NLST", "MLSD", "MLST", "RETR", "STOR", "APPE", "DELE", "RMD", "XRMD", "MKD",
-    "XMKD", "RNFR", "RNTO", "SIZE", "MDTM", "STAT",
+    "XMKD", "RNFR", "RNTO", "SIZE", "MDTM", "STAT", "HASH",
 ];
 
 /// Parse one command line (without its CRLF, Telnet sequences already removed).
@@ -136,6 +136,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             arg.ok_or_else(|| ParseError::syntax("PORT needs an argument."))?,
         )?),
         "PASV" => none(arg, Command::Pasv)?,
+        "HASH" => Command::Hash(path(arg)?),
         "EPRT" => Command::Eprt(parse_eprt(
             arg.ok_or_else(|| ParseError::syntax("EPRT needs an argument."))?,
         )?),
@@ -214,6 +215,7 @@ fn parse_opts(arg: Option<&str>) -> Result<OptsArg, ParseError> {
             _ => return Err(ParseError::syntax("OPTS UTF8 takes ON or OFF.")),
         },
         "MLST" => OptsArg::Mlst(value.trim().to_owned()),
+        "HASH" => OptsArg::Hash(Some(value.trim().to_ascii_uppercase()).filter(|v| !v.is_empty())),
         other => OptsArg::Other(other.to_owned()),
     })
 }

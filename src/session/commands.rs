@@ -95,6 +95,7 @@ impl Session {
             Command::Size(file) => self.size(&file).await,
             Command::Mdtm(file) => self.mdtm(&file).await,
             Command::Mlst(path) => self.mlst(path.as_deref()).await,
+            Command::Hash(path) => self.hash(&path).await,
             Command::Rest(offset) => {
                 self.rest = offset;
                 ok(Code::PENDING_FURTHER_INFO, format!("Restarting at {offset}."))
@@ -286,6 +287,13 @@ impl Session {
                 )
             }
             OptsArg::Mlst(_) => ok(Code::OK, "MLST OPTS type;size;modify;perm;unix.mode;"),
+            OptsArg::Hash(name) => match name.as_deref() {
+                None | Some("SHA-256") => ok(Code::OK, "SHA-256"),
+                Some(_) => ok(
+                    Code::PARAMETER_NOT_IMPLEMENTED,
+                    "Unknown algorithm; SHA-256 is supported.",
+                ),
+            },
             OptsArg::Other(name) => ok(
                 Code::PARAMETER_SYNTAX_ERROR,
                 format!("Option {name} not understood."),
@@ -511,6 +519,35 @@ impl Session {
                 )
             }
             Err(r) => r,
+        }
+    }
+
+    /// HASH (draft-bryan-ftp-hash): the SHA-256 of a whole file, computed on a blocking
+    /// thread. Reply: `213 SHA-256 0-<size> <hex> <path>`.
+    async fn hash(&self, arg: &str) -> Reply {
+        let (target, meta) = match self.file_meta(arg).await {
+            Ok(found) if found.1.is_file() => found,
+            Ok(_) => return ok(Code::FILE_UNAVAILABLE, "Not a plain file."),
+            Err(r) => return r,
+        };
+        let mut file = match self.open_for_read(&target, 0) {
+            Ok(f) => f,
+            Err(e) => return storage_reply(&e.into()),
+        };
+        let digest = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            use sha2::Digest;
+            let mut hasher = sha2::Sha256::new();
+            std::io::copy(&mut file, &mut hasher)?;
+            Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        })
+        .await;
+        match digest {
+            Ok(Ok(hex)) => ok(
+                Code::FILE_STATUS,
+                format!("SHA-256 0-{} {hex} {target}", meta.len()),
+            ),
+            Ok(Err(e)) => storage_reply(&e.into()),
+            Err(_) => ok(Code::LOCAL_ERROR, "Local error in processing."),
         }
     }
 
@@ -817,6 +854,7 @@ fn feat() -> Reply {
     for f in [
         "EPRT",
         "EPSV",
+        "HASH SHA-256*",
         "MDTM",
         listing::MLST_FEAT,
         "PASV",
