@@ -404,5 +404,12 @@ mod tests {
             parse(b"OPTS MLST type;size;").unwrap(),
             Command::Opts(OptsArg::Mlst("type;size;".into()))
         );
+        assert_eq!(parse(b"OPTS HASH").unwrap(), Command::Opts(OptsArg::Hash(None)));
+        assert_eq!(
+            parse(b"OPTS HASH sha-256").unwrap(),
+            Command::Opts(OptsArg::Hash(Some("SHA-256".into())))
+        );
+        assert_eq!(parse(b"HASH a b.bin").unwrap(), Command::Hash("a b.bin".into()));
+        assert_eq!(code(b"HASH"), 501);
     }
 }
