@@ -47,39 +47,25 @@ impl std::error::Error for StartError {}
 
 /// Run the server with a validated configuration until `shutdown` is cancelled.
 /// `on_bound` is called with each control listener's address once it is bound (the binary
-/// prints a machine-readable `LISTENING` line from it).
+/// prints a machine-readable `LISTENING` line from it). Each configuration received on
+/// `reloads` is applied live (an invalid one is logged and the old one stays).
 pub async fn run(
     config: config::Config,
     shutdown: CancellationToken,
+    mut reloads: tokio::sync::mpsc::Receiver<config::Config>,
     mut on_bound: impl FnMut(SocketAddr),
 ) -> Result<(), StartError> {
-    let config = Arc::new(config);
     if !config.root.is_dir() {
         return Err(StartError(format!(
             "root directory {} does not exist",
             config.root.display()
         )));
     }
-    let users = match &config.users_file {
-        Some(path) => auth::UserDb::load(path, &config.root).map_err(|e| StartError(e.to_string()))?,
-        None => auth::UserDb::empty(&config.root),
-    };
-    let limits = &config.limits;
-    let guard = auth::GuardConfig {
-        failure_delay: Duration::from_millis(limits.failed_login_delay_ms),
-        max_failures: limits.max_login_failures,
-        window: Duration::from_secs(limits.lockout_secs),
-        lockout: Duration::from_secs(limits.lockout_secs),
-    };
-    let login = auth::Login::new(
-        Arc::new(users),
-        config.anonymous.clone(),
-        config.root.clone(),
-        Arc::new(auth::LoginGuard::new(guard)),
-    );
-    let policy = Arc::new(policy::Policy::new(config.fxp.clone()));
+    let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
+    let listen = config.listen.clone();
+    let shared = Arc::new(session::Shared::new(config, shutdown).map_err(StartError)?);
     let mut listeners = Vec::new();
-    for addr in &config.listen {
+    for addr in &listen {
         let listener =
             server::bind(*addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
         let bound = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
@@ -87,12 +73,14 @@ pub async fn run(
         on_bound(bound);
         listeners.push(listener);
     }
-    let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
-    let shared = Arc::new(session::Shared {
-        config,
-        policy,
-        login,
-        shutdown,
+    let reloader = shared.clone();
+    tokio::spawn(async move {
+        while let Some(config) = reloads.recv().await {
+            match reloader.reload(config) {
+                Ok(()) => tracing::info!("configuration reloaded"),
+                Err(e) => tracing::error!(error = %e, "reload refused; the previous configuration stays"),
+            }
+        }
     });
     server::serve(listeners, shared, grace).await;
     Ok(())

@@ -136,6 +136,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// Load the configuration from every source; errors are printed to stderr.
 fn load(args: &ServeArgs) -> Result<config::Loaded, ExitCode> {
     let mut set = args.set.clone();
     if args.log_json {
@@ -189,7 +190,26 @@ fn serve(args: ServeArgs) -> ExitCode {
             fxpd::service::stop_signal().await;
             stopper.cancel();
         });
-        fxpd::run(loaded.config, shutdown, |addr| {
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+        let reload_signal = fxpd::service::ReloadSignal::new();
+        tokio::spawn(async move {
+            let Some(mut reload_signal) = reload_signal else {
+                return;
+            };
+            // Each reload request re-reads every source; only a valid result is applied.
+            loop {
+                reload_signal.recv().await;
+                match load(&args) {
+                    Ok(reloaded) => {
+                        let _ = reload_tx.send(reloaded.config).await;
+                    }
+                    Err(_) => tracing::error!(
+                        "reload refused: the configuration is invalid; the previous one stays"
+                    ),
+                }
+            }
+        });
+        fxpd::run(loaded.config, shutdown, reloads, |addr| {
             // Machine-readable: tests and scripts learn the bound port from this line.
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "LISTENING {addr}");

@@ -52,15 +52,25 @@ impl BanTracker {
     /// A tracker banning after `threshold` refusals within `window_secs`, for `ban_secs`.
     /// A threshold of 0 disables it.
     pub(super) fn new(threshold: u32, window_secs: u64, ban_secs: u64) -> Self {
-        let limits = Limits {
+        let mut tracker = BanTracker {
+            limits: Limits {
+                threshold,
+                window: Duration::ZERO,
+                ban: Duration::ZERO,
+            },
+            entries: HashMap::new(),
+        };
+        tracker.set_limits(threshold, window_secs, ban_secs);
+        tracker
+    }
+
+    /// New limits after a configuration reload; current counts and bans are kept.
+    pub(super) fn set_limits(&mut self, threshold: u32, window_secs: u64, ban_secs: u64) {
+        self.limits = Limits {
             threshold,
             window: Duration::from_secs(window_secs),
             ban: Duration::from_secs(ban_secs),
         };
-        BanTracker {
-            limits,
-            entries: HashMap::new(),
-        }
     }
 
     /// The entry for `ip` if it has not lapsed at `now`.

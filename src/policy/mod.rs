@@ -58,7 +58,7 @@ mod tests;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
 use tracing::{debug, warn};
@@ -153,8 +153,9 @@ enum Direction {
 /// The one decision point for data connections. Shared by all sessions (`Arc<Policy>`); all
 /// methods are synchronous and hold the internal lock only briefly.
 pub struct Policy {
-    /// The `[fxp]` settings, fixed for the policy's lifetime.
-    cfg: FxpConfig,
+    /// The `[fxp]` settings; replaced as a whole by [`Policy::reload`], so every decision
+    /// sees one consistent version.
+    cfg: RwLock<Arc<FxpConfig>>,
     /// Where "now" comes from (the real clock outside tests).
     clock: Clock,
     /// Refusal counts and bans per client address.
@@ -170,7 +171,7 @@ pub struct Policy {
 impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
-            .field("cfg", &self.cfg)
+            .field("cfg", &self.config())
             .finish_non_exhaustive()
     }
 }
@@ -185,7 +186,7 @@ impl Policy {
     pub fn with_clock(cfg: FxpConfig, clock: Clock) -> Policy {
         let bans = BanTracker::new(cfg.ban_threshold, cfg.ban_window_secs, cfg.ban_secs);
         Policy {
-            cfg,
+            cfg: RwLock::new(Arc::new(cfg)),
             clock,
             bans: Mutex::new(bans),
             approved_active: AtomicU64::new(0),
@@ -194,9 +195,17 @@ impl Policy {
         }
     }
 
-    /// The settings this policy enforces.
-    pub fn config(&self) -> &FxpConfig {
-        &self.cfg
+    /// The settings this policy enforces now.
+    pub fn config(&self) -> Arc<FxpConfig> {
+        self.cfg.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Enforce new settings from the next decision on (a configuration reload): revoking FXP
+    /// takes effect at once for every session. Counters and bans are kept.
+    pub fn reload(&self, cfg: FxpConfig) {
+        self.lock_bans()
+            .set_limits(cfg.ban_threshold, cfg.ban_window_secs, cfg.ban_secs);
+        *self.cfg.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(cfg);
     }
 
     /// Checks a PORT/EPRT target. Call it when the command arrives, BEFORE any connect; connect
@@ -278,7 +287,7 @@ impl Policy {
         addr: SocketAddr,
         now: Instant,
     ) -> Result<(), Refusal> {
-        let cfg = &self.cfg;
+        let cfg = self.config();
         let peer = normalize(who.peer);
         let ip = normalize(addr.ip());
         let refuse = |reason, setting, detail| Err(Refusal::new(command, reason, setting, detail));
@@ -369,13 +378,14 @@ impl Policy {
         // A banned client's attempts are counted and logged above; the tracker does not let them
         // extend the ban.
         if self.lock_bans().record(peer, now) {
+            let cfg = self.config();
             warn!(
                 target: "fxpd::security",
                 event = "client_banned",
                 client = %peer,
-                refusals = self.cfg.ban_threshold,
-                window_secs = self.cfg.ban_window_secs,
-                ban_secs = self.cfg.ban_secs,
+                refusals = cfg.ban_threshold,
+                window_secs = cfg.ban_window_secs,
+                ban_secs = cfg.ban_secs,
                 "client banned after repeated refused data connections"
             );
         }

@@ -71,7 +71,9 @@ impl Drop for Slot {
 pub async fn serve(listeners: Vec<TcpListener>, shared: Arc<Shared>, grace: Duration) {
     let tracker = TaskTracker::new();
     let per_ip = Arc::new(PerIp::default());
-    let sessions = Arc::new(tokio::sync::Semaphore::new(shared.config.limits.max_sessions));
+    let sessions = Arc::new(tokio::sync::Semaphore::new(
+        shared.settings().config.limits.max_sessions,
+    ));
     for listener in listeners {
         let shared = shared.clone();
         let per_ip = per_ip.clone();
@@ -103,7 +105,7 @@ pub async fn serve(listeners: Vec<TcpListener>, shared: Arc<Shared>, grace: Dura
                     refuse(stream, "421 Too many users, try again later.\r\n").await;
                     continue;
                 };
-                let Some(slot) = per_ip.acquire(ip, shared.config.limits.max_sessions_per_ip) else {
+                let Some(slot) = per_ip.acquire(ip, shared.settings().config.limits.max_sessions_per_ip) else {
                     tracing::warn!(client = %ip, "per-address session limit reached");
                     refuse(stream, "421 Too many connections from your address.\r\n").await;
                     continue;

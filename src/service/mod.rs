@@ -24,3 +24,42 @@ pub async fn stop_signal() {
         }
     }
 }
+
+/// Reload requests: SIGHUP on Unix.
+pub struct ReloadSignal {
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl ReloadSignal {
+    /// Install the handler; `None` (logged) where reloads cannot be requested this way.
+    pub fn new() -> Option<ReloadSignal> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::hangup()) {
+                Ok(hup) => Some(ReloadSignal { hup }),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install the SIGHUP handler; reloading needs a restart");
+                    None
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            None
+        }
+    }
+
+    /// Wait for the next request.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            if self.hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received: reloading the configuration");
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
+}

@@ -41,7 +41,7 @@ impl Session {
             Command::Acct => ok(Code::NOT_IMPLEMENTED_SUPERFLUOUS, "ACCT command not needed."),
             Command::Quit => return self.quit().await,
             Command::Noop => ok(Code::OK, "NOOP command successful."),
-            Command::Syst => match self.shared.config.listing_style {
+            Command::Syst => match self.settings.config.listing_style {
                 ListingStyle::Msdos => ok(Code::SYSTEM_TYPE, "Windows_NT"),
                 ListingStyle::Unix => ok(Code::SYSTEM_TYPE, "UNIX Type: L8"),
             },
@@ -136,7 +136,7 @@ impl Session {
         if self.logged_in().is_some() {
             return ok(Code::BAD_SEQUENCE, "Already logged in.");
         }
-        let text = if self.shared.login.is_anonymous_name(&name) {
+        let text = if self.settings.login.is_anonymous_name(&name) {
             "Anonymous access allowed, send identity (e-mail name) as password.".to_owned()
         } else {
             format!("Password required for {name}.")
@@ -159,7 +159,7 @@ impl Session {
             }
         };
         let peer_ip = normalize(self.peer.ip());
-        let result = self.shared.login.login(&name, &password, peer_ip).await;
+        let result = self.settings.login.login(&name, &password, peer_ip).await;
         drop(password);
         let user = match result {
             Ok(user) => user,
@@ -174,7 +174,7 @@ impl Session {
                     _ => "User cannot log in.",
                 };
                 self.send(ok(Code::NOT_LOGGED_IN, text)).await?;
-                if self.login_failures >= self.shared.config.limits.max_login_failures {
+                if self.login_failures >= self.settings.config.limits.max_login_failures {
                     self.send(ok(
                         Code::SERVICE_NOT_AVAILABLE,
                         "Too many failed logins, closing control connection.",
@@ -185,10 +185,10 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
-        let mut fs = match Filesystem::new(&self.shared.config.root) {
+        let mut fs = match Filesystem::new(&self.settings.config.root) {
             Ok(fs) => fs,
             Err(e) => {
-                tracing::error!(root = %self.shared.config.root.display(), error = %e, "cannot open the server root");
+                tracing::error!(root = %self.settings.config.root.display(), error = %e, "cannot open the server root");
                 self.auth = AuthState::Fresh;
                 self.send(ok(
                     Code::NOT_LOGGED_IN,
@@ -200,7 +200,7 @@ impl Session {
         };
         // The storage back-end confines the session to the user's home (cap-std); a home
         // that is the root itself needs no narrowing.
-        let narrowed = if user.home == self.shared.config.root {
+        let narrowed = if user.home == self.settings.config.root {
             Ok(())
         } else {
             StorageBackend::enter(&mut fs, &user)
@@ -372,7 +372,7 @@ impl Session {
     }
 
     fn msdos(&self) -> bool {
-        self.shared.config.listing_style == ListingStyle::Msdos
+        self.settings.config.listing_style == ListingStyle::Msdos
     }
 
     async fn cwd(&mut self, arg: &str) -> Reply {
@@ -575,7 +575,7 @@ impl Session {
             let who = self.login().who.clone();
             return refused(&self.shared.policy.refuse_after_epsv_all(&who, "PASV"));
         }
-        let announce = match (self.shared.config.passive.address, local_v4(self.local.ip())) {
+        let announce = match (self.settings.config.passive.address, local_v4(self.local.ip())) {
             (Some(IpAddr::V4(a)), _) | (None, Some(a)) => a,
             _ => {
                 return ok(
@@ -635,7 +635,7 @@ impl Session {
             Some(v4) => IpAddr::V4(v4),
             None => self.local.ip(),
         };
-        match PassiveListener::bind(ip, self.shared.config.passive.ports).await {
+        match PassiveListener::bind(ip, self.settings.config.passive.ports).await {
             Ok(listener) => {
                 let port = listener.local_addr().port();
                 self.data = Some(DataPlan::Passive(listener));

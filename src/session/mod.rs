@@ -10,7 +10,7 @@
 mod commands;
 pub mod path;
 
-use crate::auth::{FtpUser, Login};
+use crate::auth::{FtpUser, GuardConfig, Login, LoginGuard, UserDb};
 use crate::config::Config;
 use crate::control::codec::{write_reply, Line, LineReader};
 use crate::control::command::{Command, TransferType};
@@ -20,7 +20,7 @@ use crate::datachan::PassiveListener;
 use crate::policy::{Approved, Policy, Who};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -29,16 +29,87 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use unftp_sbe_fs::Filesystem;
 
-/// What every session shares: read-only settings and the server-wide decision makers.
+/// What every session shares: the current settings and the server-wide decision makers.
 pub struct Shared {
-    /// The validated configuration.
-    pub config: Arc<Config>,
+    /// The settings in force; a reload swaps in a new version as a whole.
+    current: RwLock<Arc<Settings>>,
     /// The one place that approves data-connection addresses.
     pub policy: Arc<Policy>,
-    /// Password checks, anonymous access and failed-login accounting.
-    pub login: Login,
+    /// Failed-login accounting; kept across reloads so a reload does not lift lockouts.
+    guard: Arc<LoginGuard>,
     /// Cancelled when the server stops: idle sessions close, transfers are let finish.
     pub shutdown: CancellationToken,
+}
+
+/// One consistent version of the configuration and what is built from it.
+pub struct Settings {
+    /// The validated configuration.
+    pub config: Config,
+    /// Password checks and anonymous access, from the users file as last loaded.
+    pub login: Login,
+}
+
+impl Shared {
+    /// Build the shared state from a validated configuration (loads the users file).
+    pub fn new(config: Config, shutdown: CancellationToken) -> Result<Shared, String> {
+        let policy = Arc::new(Policy::new(config.fxp.clone()));
+        let guard = Arc::new(LoginGuard::new(guard_config(&config)));
+        let settings = Settings::new(config, guard.clone())?;
+        Ok(Shared {
+            current: RwLock::new(Arc::new(settings)),
+            policy,
+            guard,
+            shutdown,
+        })
+    }
+
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Apply a reloaded configuration: the FXP policy changes for every session's next
+    /// decision, new logins see the new users file, root and limits. Listen addresses need a
+    /// restart. On error nothing changes.
+    pub fn reload(&self, config: Config) -> Result<(), String> {
+        let old = self.settings();
+        if old.config.listen != config.listen {
+            tracing::warn!("listen addresses changed: they take effect after a restart");
+        }
+        let settings = Settings::new(config, self.guard.clone())?;
+        self.policy.reload(settings.config.fxp.clone());
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn new(config: Config, guard: Arc<LoginGuard>) -> Result<Settings, String> {
+        let users = match &config.users_file {
+            Some(path) => UserDb::load(path, &config.root).map_err(|e| e.to_string())?,
+            None => UserDb::empty(&config.root),
+        };
+        let login = Login::new(
+            Arc::new(users),
+            config.anonymous.clone(),
+            config.root.clone(),
+            guard,
+        );
+        Ok(Settings { config, login })
+    }
+}
+
+fn guard_config(config: &Config) -> GuardConfig {
+    let limits = &config.limits;
+    GuardConfig {
+        failure_delay: Duration::from_millis(limits.failed_login_delay_ms),
+        max_failures: limits.max_login_failures,
+        window: Duration::from_secs(limits.lockout_secs),
+        lockout: Duration::from_secs(limits.lockout_secs),
+    }
 }
 
 /// How the next data connection will be made (RFC 959 PASV/PORT, RFC 2428 EPSV/EPRT).
@@ -87,6 +158,8 @@ enum Flow {
 /// The state of one control connection, owned by its task.
 struct Session {
     shared: Arc<Shared>,
+    /// The settings for the command being handled (refreshed before each command).
+    settings: Arc<Settings>,
     peer: SocketAddr,
     local: SocketAddr,
     writer: OwnedWriteHalf,
@@ -114,9 +187,11 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     // ACK of the 150 (a fixed ~40 ms stall per transfer).
     let _ = stream.set_nodelay(true);
     let (read, writer) = stream.into_split();
-    let mut reader = LineReader::new(read, shared.config.limits.max_line_len);
+    let settings = shared.settings();
+    let mut reader = LineReader::new(read, settings.config.limits.max_line_len);
     let mut session = Session {
         shared,
+        settings,
         peer,
         local,
         writer,
@@ -131,7 +206,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         transfer: None,
     };
     tracing::info!("connected");
-    let banner = Reply::new(Code::READY, session.shared.config.banner.clone());
+    let banner = Reply::new(Code::READY, session.settings.config.banner.clone());
     if session.send(banner).await.is_err() {
         return;
     }
@@ -150,14 +225,10 @@ impl Session {
         write_reply(&mut self.writer, &reply).await
     }
 
-    fn limits_duration(secs: u64) -> Duration {
-        Duration::from_secs(secs)
-    }
-
     async fn main_loop(&mut self, reader: &mut LineReader<OwnedReadHalf>) -> std::io::Result<()> {
-        let limits = &self.shared.config.limits;
-        let idle = Self::limits_duration(limits.idle_timeout_secs);
-        let login_deadline = Instant::now() + Self::limits_duration(limits.login_timeout_secs);
+        let limits = self.settings.config.limits.clone();
+        let idle = Duration::from_secs(limits.idle_timeout_secs);
+        let login_deadline = Instant::now() + Duration::from_secs(limits.login_timeout_secs);
         let shutdown = self.shared.shutdown.clone();
         let mut last_activity = Instant::now();
         loop {
@@ -203,6 +274,7 @@ impl Session {
                         }
                     };
                     log_command(&command);
+                    self.settings = self.shared.settings();
                     if self.transfer.is_some() && !matches!(command, Command::Stat(None) | Command::Abor | Command::Noop | Command::Quit) {
                         // RFC 959 sequencing: other commands wait for the transfer's final reply.
                         self.finish_transfer().await?;

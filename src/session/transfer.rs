@@ -71,7 +71,7 @@ impl Session {
         let fs = login.fs.clone();
         let user = login.user.clone();
         let ascii = self.transfer_type == crate::control::command::TransferType::Ascii;
-        let timeout = std::time::Duration::from_secs(self.shared.config.limits.data_timeout_secs);
+        let timeout = std::time::Duration::from_secs(self.settings.config.limits.data_timeout_secs);
         let local_ip = self.local.ip();
         let progress = Arc::new(AtomicU64::new(0));
         let task_progress = progress.clone();
