@@ -27,6 +27,7 @@ pub mod policy;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,14 +47,14 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// Run the server with a validated configuration until `shutdown` is cancelled.
-/// `on_bound` is called with each control listener's address once it is bound (the binary
-/// prints a machine-readable `LISTENING` line from it). Each configuration received on
+/// `on_bound` is called with each control listener's address once it is bound, and whether
+/// it is an implicit FTPS listener (the binary prints a machine-readable line). Each configuration received on
 /// `reloads` is applied live (an invalid one is logged and the old one stays).
 pub async fn run(
     config: config::Config,
     shutdown: CancellationToken,
     mut reloads: tokio::sync::mpsc::Receiver<config::Config>,
-    mut on_bound: impl FnMut(SocketAddr),
+    mut on_bound: impl FnMut(SocketAddr, bool),
 ) -> Result<(), StartError> {
     if !config.root.is_dir() {
         return Err(StartError(format!(
@@ -62,16 +63,17 @@ pub async fn run(
         )));
     }
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
-    let listen = config.listen.clone();
+    let plain = config.listen.iter().map(|a| (*a, false));
+    let implicit = config.tls.implicit_listen.iter().map(|a| (*a, true));
+    let listen: Vec<(SocketAddr, bool)> = plain.chain(implicit).collect();
     let shared = Arc::new(session::Shared::new(config, shutdown).map_err(StartError)?);
     let mut listeners = Vec::new();
-    for addr in &listen {
-        let listener =
-            server::bind(*addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
-        let bound = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
-        tracing::info!(address = %bound, "listening");
-        on_bound(bound);
-        listeners.push(listener);
+    for (addr, implicit_tls) in listen {
+        let socket = server::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+        let bound = socket.local_addr().map_err(|e| StartError(e.to_string()))?;
+        tracing::info!(address = %bound, implicit_tls, "listening");
+        on_bound(bound, implicit_tls);
+        listeners.push(server::Listener { socket, implicit_tls });
     }
     let reloader = shared.clone();
     tokio::spawn(async move {

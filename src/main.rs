@@ -209,10 +209,15 @@ fn serve(args: ServeArgs) -> ExitCode {
                 }
             }
         });
-        fxpd::run(loaded.config, shutdown, reloads, |addr| {
+        fxpd::run(loaded.config, shutdown, reloads, |addr, implicit_tls| {
             // Machine-readable: tests and scripts learn the bound port from this line.
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "LISTENING {addr}");
+            let kind = if implicit_tls {
+                "LISTENING-FTPS"
+            } else {
+                "LISTENING"
+            };
+            let _ = writeln!(out, "{kind} {addr}");
             let _ = out.flush();
         })
         .await

@@ -71,6 +71,8 @@ pub struct Config {
     pub fxp: crate::policy::FxpConfig,
     /// Logging.
     pub log: LogConfig,
+    /// FTPS (RFC 4217): certificate, implicit listeners, when TLS is required.
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// The built-in default server root.
@@ -99,6 +101,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             fxp: crate::policy::FxpConfig::default(),
             log: LogConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -386,6 +389,9 @@ impl Config {
         }
         if self.root.as_os_str().is_empty() {
             return Err(ConfigError::setting("root", "must not be empty"));
+        }
+        if let Err(e) = self.tls.validate() {
+            return Err(ConfigError::setting("tls", e));
         }
         if self.users_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(ConfigError::setting(

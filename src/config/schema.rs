@@ -49,6 +49,8 @@ pub(crate) const OPTIONAL_KEYS: &[(&str, Kind)] = &[
     ("users_file", Kind::String),
     ("passive.address", Kind::String),
     ("anonymous.home", Kind::String),
+    ("tls.certificate", Kind::String),
+    ("tls.private_key", Kind::String),
 ];
 
 /// Every leaf key and section of [`Config`].

@@ -934,18 +934,25 @@ fn optional_keys_are_optional_and_accept_their_kind() {
     let defaults = toml::Table::try_from(Config::default()).unwrap();
     let mut flat = std::collections::BTreeMap::new();
     super::schema::flatten(&defaults, "", &mut flat);
-    let samples = [
-        ("users_file", "/etc/fxpd/users.toml"),
-        ("passive.address", "192.0.2.1"),
-        ("anonymous.home", "/pub"),
+    // The TLS files only make sense together (validation requires both).
+    let tls_pair = [
+        "tls.certificate=/etc/fxpd/cert.pem",
+        "tls.private_key=/etc/fxpd/key.pem",
     ];
-    for (key, sample) in samples {
+    let samples: [(&str, &[&str]); 5] = [
+        ("users_file", &["users_file=/etc/fxpd/users.toml"]),
+        ("passive.address", &["passive.address=192.0.2.1"]),
+        ("anonymous.home", &["anonymous.home=/pub"]),
+        ("tls.certificate", &tls_pair),
+        ("tls.private_key", &tls_pair),
+    ];
+    for (key, sets) in samples {
         assert!(
             !flat.contains_key(key),
             "{key} has a default, so it is not optional"
         );
         let overrides = Overrides {
-            set: vec![format!("{key}={sample}")],
+            set: sets.iter().map(|s| s.to_string()).collect(),
             ..Overrides::default()
         };
         load_text("", &[], &overrides).unwrap();

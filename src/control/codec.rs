@@ -57,6 +57,22 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
+    /// The underlying stream, for writing replies and for a TLS upgrade.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// Whether bytes after the last line are waiting (a TLS upgrade must start on a clean
+    /// line boundary, RFC 4217 section 4).
+    pub fn has_pending_bytes(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// The next line, or `None` at end of stream. Cancel-safe.
     pub async fn next(&mut self) -> std::io::Result<Option<Line>> {
         let mut chunk = [0u8; 512];

@@ -98,8 +98,17 @@ pub enum Command {
     Epsv(EpsvArg),
     /// AUTH with its mechanism (TLS arrives with the FTPS work; refused until then).
     Auth(String),
+    /// PBSZ: only 0 is meaningful for TLS (RFC 4217 9).
     Pbsz,
-    Prot,
+    /// PROT C (clear) or P (private) data channel protection (RFC 4217 9).
+    Prot(bool),
+    /// CCC: clear the control channel (refused).
+    Ccc,
+    /// SSCN [ON|OFF]: be the TLS client (ON) or server (OFF) on data connections; `None`
+    /// asks for the current method.
+    Sscn(Option<bool>),
+    /// CPSV: PASV, with fxpd as the TLS client on that data connection.
+    Cpsv,
     /// HASH path (draft-bryan-ftp-hash): the file's digest with the selected algorithm.
     Hash(String),
 }
@@ -150,8 +159,11 @@ impl Command {
             Epsv(_) => "EPSV",
             Auth(_) => "AUTH",
             Pbsz => "PBSZ",
+            Ccc => "CCC",
+            Sscn(_) => "SSCN",
+            Cpsv => "CPSV",
             Hash(_) => "HASH",
-            Prot => "PROT",
+            Prot(_) => "PROT",
         }
     }
 
@@ -160,15 +172,27 @@ impl Command {
         use Command::*;
         matches!(
             self,
-            User(_) | Pass(_) | Acct | Quit | Noop | Feat | Syst | Help(_) | Opts(_) | Auth(_) | Pbsz | Prot
+            User(_)
+                | Pass(_)
+                | Acct
+                | Quit
+                | Noop
+                | Feat
+                | Syst
+                | Help(_)
+                | Opts(_)
+                | Auth(_)
+                | Pbsz
+                | Prot(_)
+                | Ccc
         )
     }
 }
 
 /// Every verb fxpd implements, for HELP.
 pub const VERBS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT", "HASH", "HELP",
-    "LIST", "MDTM", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT",
-    "PROT", "PWD", "QUIT", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU",
-    "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CPSV", "CWD", "DELE", "EPRT", "EPSV", "FEAT",
+    "HASH", "HELP", "LIST", "MDTM", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV",
+    "PBSZ", "PORT", "PROT", "PWD", "QUIT", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "SSCN",
+    "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
 ];

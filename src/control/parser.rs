@@ -153,8 +153,29 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             }
         }),
         "AUTH" => Command::Auth(arg.unwrap_or("").to_ascii_uppercase()),
-        "PBSZ" => Command::Pbsz,
-        "PROT" => Command::Prot,
+        "PBSZ" => match arg {
+            Some(size) if size.bytes().all(|b| b.is_ascii_digit()) && size.len() <= 10 => Command::Pbsz,
+            _ => return Err(ParseError::syntax("PBSZ needs a decimal buffer size (0).")),
+        },
+        "PROT" => match arg.map(str::to_ascii_uppercase).as_deref() {
+            Some("C") => Command::Prot(false),
+            Some("P") => Command::Prot(true),
+            Some("S" | "E") => {
+                return Err(ParseError::new(
+                    Code::PROT_NOT_SUPPORTED,
+                    "Only PROT C and PROT P are supported.",
+                ))
+            }
+            _ => return Err(ParseError::syntax("PROT needs C, S, E or P.")),
+        },
+        "CCC" => none(arg, Command::Ccc)?,
+        "SSCN" => Command::Sscn(match arg.map(str::to_ascii_uppercase).as_deref() {
+            None => None,
+            Some("ON") => Some(true),
+            Some("OFF") => Some(false),
+            Some(_) => return Err(ParseError::syntax("SSCN takes ON or OFF.")),
+        }),
+        "CPSV" => none(arg, Command::Cpsv)?,
         _ => {
             return Err(ParseError::new(
                 Code::NOT_IMPLEMENTED,

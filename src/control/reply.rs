@@ -52,6 +52,10 @@ impl Code {
     pub const EXCEEDED_STORAGE: Code = Code(552);
     pub const BAD_FILENAME: Code = Code(553);
     pub const NETWORK_PROTOCOL_NOT_SUPPORTED: Code = Code(522);
+    pub const AUTH_OK: Code = Code(234);
+    pub const PROTECTION_REQUIRED: Code = Code(521);
+    pub const POLICY_REFUSED: Code = Code(534);
+    pub const PROT_NOT_SUPPORTED: Code = Code(536);
 }
 
 /// One reply: a code and one or more lines of text.

@@ -134,6 +134,8 @@ pub enum DataError {
     Timeout,
     /// A socket error.
     Io(io::Error),
+    /// The TLS handshake on a protected data connection failed or was refused.
+    Tls(String),
 }
 
 impl From<io::Error> for DataError {
@@ -147,6 +149,7 @@ impl std::fmt::Display for DataError {
         match self {
             DataError::Timeout => f.write_str("timed out"),
             DataError::Io(e) => write!(f, "{e}"),
+            DataError::Tls(why) => write!(f, "TLS negotiation failed: {why}"),
         }
     }
 }

@@ -53,6 +53,37 @@ where
     Ok(total)
 }
 
+/// Which side of a copy failed.
+#[derive(Debug)]
+pub enum Direction {
+    /// Reading from the data connection.
+    Network(std::io::Error),
+    /// Writing to the file.
+    Storage(std::io::Error),
+}
+
+/// Copy the data connection `src` into `dst` until the peer closes (binary mode over TLS,
+/// where the blocking fast path does not apply). Returns the bytes received.
+pub async fn receive<R, W>(src: &mut R, dst: &mut W, progress: &AtomicU64) -> Result<u64, Direction>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut total = 0u64;
+    loop {
+        let n = src.read(&mut buf).await.map_err(Direction::Network)?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(&buf[..n]).await.map_err(Direction::Storage)?;
+        total += n as u64;
+        progress.store(total, Ordering::Relaxed);
+    }
+    dst.flush().await.map_err(Direction::Storage)?;
+    Ok(total)
+}
+
 /// The inbound side of a data connection as an `AsyncRead` for the storage back-end:
 /// counts bytes for STAT and, in ASCII mode, turns CRLF into the platform newline.
 pub struct Inbound<R> {

@@ -66,15 +66,27 @@ impl Drop for Slot {
     }
 }
 
+/// A bound control listener; `implicit_tls` listeners start TLS before the greeting.
+pub struct Listener {
+    /// The bound socket.
+    pub socket: TcpListener,
+    /// Implicit FTPS (port 990 style).
+    pub implicit_tls: bool,
+}
+
 /// Accept on every listener until `shared.shutdown` is cancelled, then wait for the
 /// sessions to end: idle ones close at once, running transfers get `grace` to finish.
-pub async fn serve(listeners: Vec<TcpListener>, shared: Arc<Shared>, grace: Duration) {
+pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duration) {
     let tracker = TaskTracker::new();
     let per_ip = Arc::new(PerIp::default());
     let sessions = Arc::new(tokio::sync::Semaphore::new(
         shared.settings().config.limits.max_sessions,
     ));
-    for listener in listeners {
+    for Listener {
+        socket: listener,
+        implicit_tls,
+    } in listeners
+    {
         let shared = shared.clone();
         let per_ip = per_ip.clone();
         let sessions = sessions.clone();
@@ -114,7 +126,7 @@ pub async fn serve(listeners: Vec<TcpListener>, shared: Arc<Shared>, grace: Dura
                 let shared = shared.clone();
                 inner.spawn(
                     async move {
-                        session::run(stream, peer, shared).await;
+                        session::run(stream, peer, shared, implicit_tls).await;
                         drop((permit, slot));
                     }
                     .instrument(span),

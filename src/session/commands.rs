@@ -8,13 +8,16 @@ use crate::auth::LoginError;
 use crate::config::ListingStyle;
 use crate::control::command::{Command, EpsvArg, OptsArg, SiteArg, TransferType, VERBS};
 use crate::control::reply::{Code, Reply};
+use crate::control::stream::ControlStream;
 use crate::datachan::PassiveListener;
 use crate::listing::{self, Entry};
 use crate::policy::{normalize, Refusal, Who};
+use crate::tls::TlsRequire;
 use std::io::{Seek, SeekFrom};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::SystemTime;
 use unftp_core::storage::{Metadata, StorageBackend};
 use unftp_sbe_fs::Filesystem;
@@ -45,14 +48,41 @@ impl Session {
                 ListingStyle::Msdos => ok(Code::SYSTEM_TYPE, "Windows_NT"),
                 ListingStyle::Unix => ok(Code::SYSTEM_TYPE, "UNIX Type: L8"),
             },
-            Command::Feat => feat(),
+            Command::Feat => feat(self.settings.tls.is_some()),
             Command::Help(_) => help(),
             Command::Opts(arg) => self.opts(arg),
-            Command::Auth(_) => ok(
-                Code::NOT_IMPLEMENTED,
-                "AUTH not available: TLS is not configured.",
+            Command::Auth(mechanism) => return self.auth_tls(&mechanism).await,
+            Command::Pbsz if self.conn.get_ref().is_tls() => ok(Code::OK, "PBSZ=0"),
+            Command::Prot(private) if self.conn.get_ref().is_tls() => {
+                self.prot_private = private;
+                ok(
+                    Code::OK,
+                    if private {
+                        "PROT now Private."
+                    } else {
+                        "PROT now Clear."
+                    },
+                )
+            }
+            Command::Pbsz | Command::Prot(_) => ok(Code::BAD_SEQUENCE, "PBSZ and PROT need AUTH TLS first."),
+            // RFC 4217 12.3: clearing the control channel would expose later passwords and
+            // policy decisions to tampering; fxpd refuses it.
+            Command::Ccc => ok(
+                Code::POLICY_REFUSED,
+                "CCC refused: the control channel stays protected.",
             ),
-            Command::Pbsz | Command::Prot => ok(Code::BAD_SEQUENCE, "PBSZ and PROT need AUTH TLS first."),
+            Command::Sscn(on) => {
+                if let Some(on) = on {
+                    self.sscn_client = on;
+                }
+                let method = if self.sscn_client { "CLIENT" } else { "SERVER" };
+                ok(Code::OK, format!("SSCN:{method} METHOD"))
+            }
+            Command::Cpsv => {
+                let reply = self.pasv().await;
+                self.cpsv_once = reply.code == Code::PASSIVE;
+                reply
+            }
             Command::Allo => ok(Code::NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
             Command::ModeStream => ok(Code::OK, "MODE S command successful."),
             Command::StruFile => ok(Code::OK, "STRU F command successful."),
@@ -136,13 +166,85 @@ impl Session {
         if self.logged_in().is_some() {
             return ok(Code::BAD_SEQUENCE, "Already logged in.");
         }
-        let text = if self.settings.login.is_anonymous_name(&name) {
+        let anonymous = self.settings.login.is_anonymous_name(&name);
+        if let Some(refusal) = self.tls_required_for_login(anonymous) {
+            return refusal;
+        }
+        let text = if anonymous {
             "Anonymous access allowed, send identity (e-mail name) as password.".to_owned()
         } else {
             format!("Password required for {name}.")
         };
         self.auth = AuthState::UserGiven(name);
         ok(Code::NEED_PASSWORD, text)
+    }
+
+    /// `tls.require = login|all`: USER/PASS only on a protected control connection
+    /// (anonymous may be exempt).
+    fn tls_required_for_login(&self, anonymous: bool) -> Option<Reply> {
+        let tls = &self.settings.config.tls;
+        let exempt = anonymous && tls.anonymous_exempt;
+        (tls.require != TlsRequire::None && !exempt && !self.conn.get_ref().is_tls()).then(|| {
+            ok(
+                Code::NOT_LOGGED_IN,
+                "TLS required: use AUTH TLS before logging in.",
+            )
+        })
+    }
+
+    /// AUTH TLS (RFC 4217 4): answer 234, then run the TLS handshake on the control
+    /// connection. A failed handshake ends the session (the stream state is unknown).
+    async fn auth_tls(&mut self, mechanism: &str) -> Io {
+        let Some(tls) = self.settings.tls.clone() else {
+            self.send(ok(
+                Code::NOT_IMPLEMENTED,
+                "AUTH not available: TLS is not configured.",
+            ))
+            .await?;
+            return Ok(Flow::Continue);
+        };
+        if !matches!(mechanism, "TLS" | "TLS-C" | "SSL" | "TLS-P") {
+            self.send(ok(
+                Code::PARAMETER_NOT_IMPLEMENTED,
+                "Unsupported mechanism; use AUTH TLS.",
+            ))
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        if self.conn.get_ref().is_tls() {
+            self.send(ok(Code::BAD_SEQUENCE, "Already using TLS.")).await?;
+            return Ok(Flow::Continue);
+        }
+        if self.conn.has_pending_bytes() {
+            // Commands pipelined behind AUTH would be read as clear text after the upgrade.
+            self.send(ok(Code::BAD_SEQUENCE, "Commands pipelined after AUTH; closing."))
+                .await?;
+            return Ok(Flow::Close);
+        }
+        self.send(ok(Code::AUTH_OK, format!("AUTH {mechanism} successful.")))
+            .await?;
+        let Some(tcp) = self.conn.get_mut().take_plain() else {
+            return Ok(Flow::Close);
+        };
+        let timeout = Duration::from_secs(self.settings.config.limits.login_timeout_secs);
+        match tokio::time::timeout(timeout, tls.acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => *self.conn.get_mut() = ControlStream::Tls(Box::new(stream)),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "TLS handshake on the control connection failed");
+                return Ok(Flow::Close);
+            }
+            Err(_) => {
+                tracing::info!("TLS handshake on the control connection timed out");
+                return Ok(Flow::Close);
+            }
+        }
+        tracing::info!(mechanism, "control connection protected");
+        // RFC 4217 4: after AUTH the login starts over; SSL/TLS-P imply protected data.
+        if !matches!(self.auth, AuthState::LoggedIn(_)) {
+            self.auth = AuthState::Fresh;
+        }
+        self.prot_private = matches!(mechanism, "SSL" | "TLS-P");
+        Ok(Flow::Continue)
     }
 
     async fn pass(&mut self, password: String) -> Io {
@@ -849,8 +951,13 @@ fn local_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
     }
 }
 
-fn feat() -> Reply {
+fn feat(tls: bool) -> Reply {
     let mut lines = vec!["Extensions supported:".to_owned()];
+    if tls {
+        for f in ["AUTH TLS", "CCC", "CPSV", "PBSZ", "PROT", "SSCN"] {
+            lines.push(f.to_owned());
+        }
+    }
     for f in [
         "EPRT",
         "EPSV",

@@ -16,13 +16,14 @@ use crate::control::codec::{write_reply, Line, LineReader};
 use crate::control::command::{Command, TransferType};
 use crate::control::parser::parse;
 use crate::control::reply::{Code, Reply};
+use crate::control::stream::ControlStream;
 use crate::datachan::PassiveListener;
 use crate::policy::{Approved, Policy, Who};
+use crate::tls::Tls;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -47,6 +48,8 @@ pub struct Settings {
     pub config: Config,
     /// Password checks and anonymous access, from the users file as last loaded.
     pub login: Login,
+    /// Certificate and key as last loaded; `None` when TLS is not configured.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Shared {
@@ -98,7 +101,8 @@ impl Settings {
             config.root.clone(),
             guard,
         );
-        Ok(Settings { config, login })
+        let tls = Tls::load(&config.tls)?;
+        Ok(Settings { config, login, tls })
     }
 }
 
@@ -162,8 +166,15 @@ struct Session {
     settings: Arc<Settings>,
     peer: SocketAddr,
     local: SocketAddr,
-    writer: OwnedWriteHalf,
+    /// The control connection: lines in, replies out (plain or TLS).
+    conn: LineReader<ControlStream>,
     auth: AuthState,
+    /// PROT P: data connections are protected by TLS (RFC 4217 9).
+    prot_private: bool,
+    /// SSCN ON: fxpd is the TLS client on protected data connections (FXP with TLS).
+    sscn_client: bool,
+    /// CPSV: the next passive data connection uses the TLS client role.
+    cpsv_once: bool,
     login_failures: u32,
     transfer_type: TransferType,
     rest: u64,
@@ -176,9 +187,10 @@ struct Session {
 
 mod transfer;
 
-/// Serve one control connection until QUIT, timeout, shutdown or disconnect. The caller
+/// Serve one control connection until QUIT, timeout, shutdown or disconnect. On an
+/// implicit FTPS listener (`implicit_tls`) TLS starts before the greeting. The caller
 /// instruments this future with a span naming the client.
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit_tls: bool) {
     let local = match stream.local_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -186,16 +198,35 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     // Replies must leave at once: without this Nagle holds a 226 until the client's delayed
     // ACK of the 150 (a fixed ~40 ms stall per transfer).
     let _ = stream.set_nodelay(true);
-    let (read, writer) = stream.into_split();
     let settings = shared.settings();
-    let mut reader = LineReader::new(read, settings.config.limits.max_line_len);
+    let conn = if implicit_tls {
+        let Some(tls) = settings.tls.clone() else { return };
+        let timeout = Duration::from_secs(settings.config.limits.login_timeout_secs);
+        match tokio::time::timeout(timeout, tls.acceptor.accept(stream)).await {
+            Ok(Ok(s)) => ControlStream::Tls(Box::new(s)),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "implicit TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!("implicit TLS handshake timed out");
+                return;
+            }
+        }
+    } else {
+        ControlStream::Plain(stream)
+    };
+    let conn = LineReader::new(conn, settings.config.limits.max_line_len);
     let mut session = Session {
         shared,
         settings,
         peer,
         local,
-        writer,
+        conn,
         auth: AuthState::Fresh,
+        prot_private: false,
+        sscn_client: false,
+        cpsv_once: false,
         login_failures: 0,
         transfer_type: TransferType::Ascii,
         rest: 0,
@@ -210,7 +241,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     if session.send(banner).await.is_err() {
         return;
     }
-    let result = session.main_loop(&mut reader).await;
+    let result = session.main_loop().await;
     if let Some(running) = session.transfer.take() {
         running.handle.abort();
     }
@@ -222,10 +253,10 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 
 impl Session {
     async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
-        write_reply(&mut self.writer, &reply).await
+        write_reply(self.conn.get_mut(), &reply).await
     }
 
-    async fn main_loop(&mut self, reader: &mut LineReader<OwnedReadHalf>) -> std::io::Result<()> {
+    async fn main_loop(&mut self) -> std::io::Result<()> {
         let limits = self.settings.config.limits.clone();
         let idle = Duration::from_secs(limits.idle_timeout_secs);
         let login_deadline = Instant::now() + Duration::from_secs(limits.login_timeout_secs);
@@ -239,9 +270,10 @@ impl Session {
                 login_deadline.min(last_activity + idle)
             };
             let transferring = self.transfer.is_some();
+            let (conn, transfer) = (&mut self.conn, &mut self.transfer);
             tokio::select! {
                 biased;
-                outcome = async { (&mut self.transfer.as_mut().expect("guarded").handle).await }, if transferring => {
+                outcome = async { (&mut transfer.as_mut().expect("guarded").handle).await }, if transferring => {
                     let running = self.transfer.take().expect("guarded");
                     let reply = transfer::final_reply(&running, outcome);
                     self.send(reply).await?;
@@ -256,7 +288,7 @@ impl Session {
                     let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, text)).await;
                     return Ok(());
                 }
-                line = reader.next() => {
+                line = conn.next() => {
                     last_activity = Instant::now();
                     let line = match line? {
                         None => return Ok(()),

@@ -3,15 +3,19 @@
 use super::{DataPlan, Running, Session};
 use crate::control::reply::{Code, Reply};
 use crate::datachan::blocking;
-use crate::datachan::transfer::{send, Inbound};
+use crate::datachan::transfer::{receive, send, Direction, Inbound};
 use crate::datachan::{connect_active, DataError};
 use crate::policy::Refusal;
+use crate::tls::{Tls, TlsRequire};
+use rustls::HandshakeKind;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::io::AsyncRead;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::task::JoinError;
+use tokio_rustls::TlsStream;
 use unftp_core::storage::{Error as StorageError, ErrorKind, StorageBackend};
 
 /// What a transfer moves.
@@ -66,10 +70,12 @@ impl Session {
         let Some(login) = self.logged_in() else {
             return Ok(());
         };
+        if let Some(refusal) = self.protection_required() {
+            return self.send(refusal).await;
+        }
+        let (who, fs, user) = (login.who.clone(), login.fs.clone(), login.user.clone());
+        let protection = self.data_protection();
         let policy = self.shared.policy.clone();
-        let who = login.who.clone();
-        let fs = login.fs.clone();
-        let user = login.user.clone();
         let ascii = self.transfer_type == crate::control::command::TransferType::Ascii;
         let timeout = std::time::Duration::from_secs(self.settings.config.limits.data_timeout_secs);
         let local_ip = self.local.ip();
@@ -85,30 +91,23 @@ impl Session {
                 }
                 DataPlan::Active(target) => connect_active(target, local_ip, timeout).await,
             };
-            let mut stream: TcpStream = match connected {
+            let stream: TcpStream = match connected {
                 Ok(s) => s,
                 Err(error) => return Outcome::NoConnection { error, refused },
             };
-            let result = match job {
-                Job::Send(mut reader) => send(&mut reader, &mut stream, ascii, &task_progress)
-                    .await
-                    .map_err(Outcome::Network),
-                Job::Receive { path, offset } => {
-                    let input = Inbound::new(stream, ascii, task_progress);
-                    fs.put(&user, input, path, offset).await.map_err(Outcome::Storage)
-                }
-                Job::SendFile(mut file) => {
-                    blocking_transfer(stream, timeout, move |sock| {
-                        blocking::send_file(&mut file, sock, &task_progress)
-                    })
-                    .await
-                }
-                Job::ReceiveFile(mut file) => {
-                    blocking_transfer(stream, timeout, move |sock| {
-                        blocking::receive_file(sock, &mut file, &task_progress)
-                    })
-                    .await
-                }
+            let io = TransferIo {
+                ascii,
+                timeout,
+                progress: task_progress,
+                fs,
+                user,
+            };
+            let result = match protection {
+                None => io.run_plain(job, stream).await,
+                Some(protection) => match protection.secure(stream, timeout).await {
+                    Ok(tls) => io.run_async(job, tls).await,
+                    Err(error) => return Outcome::NoConnection { error, refused },
+                },
             };
             match result {
                 Ok(bytes) => Outcome::Complete { bytes, refused },
@@ -123,6 +122,141 @@ impl Session {
             progress,
         });
         Ok(())
+    }
+}
+
+/// `tls.require = all`: data connections must be protected (anonymous may be exempt).
+impl Session {
+    fn protection_required(&self) -> Option<Reply> {
+        let tls = &self.settings.config.tls;
+        let anonymous = self.logged_in().is_some_and(|l| l.user.anonymous);
+        let exempt = anonymous && tls.anonymous_exempt;
+        (tls.require == TlsRequire::All && !self.prot_private && !exempt).then(|| {
+            Reply::new(
+                Code::PROTECTION_REQUIRED,
+                "Data connections must be protected: use PROT P.",
+            )
+        })
+    }
+
+    /// How the next data connection is protected: `None` for clear text (PROT C), else the
+    /// TLS role (client after SSCN ON or CPSV, server otherwise).
+    fn data_protection(&mut self) -> Option<Protection> {
+        let client = self.sscn_client || std::mem::take(&mut self.cpsv_once);
+        let tls = self.settings.tls.clone()?;
+        self.prot_private.then(|| Protection {
+            require_resumption: tls.config.require_data_resumption,
+            tls,
+            client,
+        })
+    }
+}
+
+/// The TLS side of a protected data connection.
+struct Protection {
+    tls: Arc<Tls>,
+    /// fxpd is the TLS client (SSCN ON / CPSV): it connects to another server's passive port.
+    client: bool,
+    /// The client must resume the control connection's TLS session (server role only).
+    require_resumption: bool,
+}
+
+impl Protection {
+    async fn secure(
+        self,
+        stream: TcpStream,
+        timeout: std::time::Duration,
+    ) -> Result<TlsStream<TcpStream>, DataError> {
+        let handshake = async {
+            if self.client {
+                let peer = stream.peer_addr()?;
+                Ok(TlsStream::Client(
+                    self.tls.connector.connect(Tls::peer_name(peer), stream).await?,
+                ))
+            } else {
+                let tls = self.tls.acceptor.accept(stream).await?;
+                // SECURITY: a data connection that does not resume the control connection's TLS
+                // session may come from a third party who won the race to the passive port.
+                if self.require_resumption && tls.get_ref().1.handshake_kind() != Some(HandshakeKind::Resumed)
+                {
+                    return Err(std::io::Error::other(
+                        "the data connection did not resume the control connection's TLS session",
+                    ));
+                }
+                Ok(TlsStream::Server(tls))
+            }
+        };
+        match tokio::time::timeout(timeout, handshake).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(DataError::Tls(e.to_string())),
+            Err(_) => Err(DataError::Timeout),
+        }
+    }
+}
+
+/// What every transfer job needs besides its stream.
+struct TransferIo {
+    ascii: bool,
+    timeout: std::time::Duration,
+    progress: Arc<AtomicU64>,
+    fs: Arc<unftp_sbe_fs::Filesystem>,
+    user: crate::auth::FtpUser,
+}
+
+impl TransferIo {
+    /// Clear-text data connection: binary file transfers take the blocking fast path.
+    async fn run_plain(self, job: Job, stream: TcpStream) -> Result<u64, Outcome> {
+        let progress = self.progress.clone();
+        match job {
+            Job::SendFile(mut file) => {
+                blocking_transfer(stream, self.timeout, move |sock| {
+                    blocking::send_file(&mut file, sock, &progress)
+                })
+                .await
+            }
+            Job::ReceiveFile(mut file) => {
+                blocking_transfer(stream, self.timeout, move |sock| {
+                    blocking::receive_file(sock, &mut file, &progress)
+                })
+                .await
+            }
+            job => self.run_async(job, stream).await,
+        }
+    }
+
+    /// Any stream (TLS, or clear text for listings and ASCII mode): async copies.
+    async fn run_async<S>(self, job: Job, mut stream: S) -> Result<u64, Outcome>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+    {
+        let progress = &self.progress;
+        match job {
+            Job::Send(mut reader) => send(&mut reader, &mut stream, self.ascii, progress)
+                .await
+                .map_err(Outcome::Network),
+            Job::Receive { path, offset } => {
+                let input = Inbound::new(stream, self.ascii, self.progress.clone());
+                self.fs
+                    .put(&self.user, input, path, offset)
+                    .await
+                    .map_err(Outcome::Storage)
+            }
+            Job::SendFile(file) => {
+                let mut file = tokio::fs::File::from_std(file);
+                send(&mut file, &mut stream, false, progress)
+                    .await
+                    .map_err(Outcome::Network)
+            }
+            Job::ReceiveFile(file) => {
+                let mut file = tokio::fs::File::from_std(file);
+                receive(&mut stream, &mut file, progress)
+                    .await
+                    .map_err(|e| match e {
+                        Direction::Network(e) => Outcome::Network(e),
+                        Direction::Storage(e) => Outcome::Storage(e.into()),
+                    })
+            }
+        }
     }
 }
 

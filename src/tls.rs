@@ -1,0 +1,235 @@
+//! FTPS (RFC 4217): TLS settings, the server's certificate, and the TLS roles a data
+//! connection can take.
+//!
+//! Explicit FTPS upgrades the control connection with `AUTH TLS`; implicit FTPS listeners
+//! (port 990 style) start TLS before the greeting. Data connections are protected after
+//! `PROT P`. By default a protected data connection must resume the TLS session of the
+//! control connection (as vsftpd's `require_ssl_reuse`), so a third party who connects to a
+//! passive port first cannot complete a handshake that passes. With `SSCN ON` (or `CPSV`)
+//! fxpd is the TLS *client* on the data connection, which lets two servers run a protected
+//! FXP transfer: one side accepts, the other connects.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// When TLS is mandatory (`tls.require`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsRequire {
+    /// TLS is offered, never required.
+    #[default]
+    None,
+    /// USER/PASS only after AUTH TLS (passwords never travel in clear text).
+    Login,
+    /// Login as above, and every data connection must be protected (PROT P).
+    All,
+}
+
+/// The `[tls]` section of the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate chain. TLS is available when this and
+    /// `private_key` are set.
+    pub certificate: Option<PathBuf>,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: Option<PathBuf>,
+    /// Implicit FTPS listeners: TLS starts before the greeting (port 990 style).
+    pub implicit_listen: Vec<SocketAddr>,
+    /// When TLS is mandatory: "none", "login" or "all".
+    pub require: TlsRequire,
+    /// Whether anonymous sessions are exempt from `require`.
+    pub anonymous_exempt: bool,
+    /// Protected data connections must resume the control connection's TLS session (a
+    /// third party cannot hijack a data connection). Turn off only for clients that cannot
+    /// resume sessions.
+    pub require_data_resumption: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: None,
+            private_key: None,
+            implicit_listen: Vec::new(),
+            require: TlsRequire::None,
+            anonymous_exempt: true,
+            require_data_resumption: true,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Check the section on its own: both files or neither; implicit listeners and a
+    /// `require` other than none need a certificate (fail closed: a server asked to require
+    /// TLS never starts without it).
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.certificate, &self.private_key) {
+            (Some(_), None) => return Err("tls.certificate is set but tls.private_key is not".into()),
+            (None, Some(_)) => return Err("tls.private_key is set but tls.certificate is not".into()),
+            _ => {}
+        }
+        if self.certificate.is_none() {
+            if !self.implicit_listen.is_empty() {
+                return Err("tls.implicit_listen needs tls.certificate and tls.private_key".into());
+            }
+            if self.require != TlsRequire::None {
+                return Err("tls.require needs tls.certificate and tls.private_key".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The loaded TLS material: acceptor for the server role, connector for the client role.
+pub struct Tls {
+    /// Server role: control connections and ordinary protected data connections.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// Client role on data connections (SSCN ON / CPSV).
+    pub connector: tokio_rustls::TlsConnector,
+    /// A copy of the settings this was built from.
+    pub config: TlsConfig,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// Load the certificate and key named in `cfg`; `Ok(None)` when TLS is not configured.
+    pub fn load(cfg: &TlsConfig) -> Result<Option<Arc<Tls>>, String> {
+        cfg.validate()?;
+        let (Some(cert_path), Some(key_path)) = (&cfg.certificate, &cfg.private_key) else {
+            return Ok(None);
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+            .map_err(|e| format!("tls.certificate {}: {e}", cert_path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("tls.certificate {}: {e}", cert_path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "tls.certificate {}: no certificate found",
+                cert_path.display()
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(key_path)
+            .map_err(|e| format!("tls.private_key {}: {e}", key_path.display()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("tls.certificate/tls.private_key: {e}"))?;
+        // Data connections resume the control connection's session: keep a bounded cache
+        // and issue tickets.
+        server.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+        server.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+        server.send_tls13_tickets = 4;
+        let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PeerServerVerifier(provider)))
+            .with_no_client_auth();
+        Ok(Some(Arc::new(Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+            config: cfg.clone(),
+        })))
+    }
+
+    /// The name presented in the client role. The peer of a client-method data connection
+    /// is another FTP server chosen by the FXP client, known only by address.
+    pub fn peer_name(addr: SocketAddr) -> ServerName<'static> {
+        ServerName::IpAddress(addr.ip().into())
+    }
+}
+
+/// Certificate check for the client role on FXP data connections (SSCN/CPSV). The other
+/// server is named only by the address the FXP client passed in PORT/PASV, so there is no
+/// name to verify its certificate against: like other FXP-capable servers, fxpd encrypts
+/// such a connection but does not authenticate the peer's certificate. Which addresses may be
+/// connected to at all is still decided by the FXP policy; signatures are verified.
+#[derive(Debug)]
+struct PeerServerVerifier(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_fails_closed() {
+        let mut c = TlsConfig::default();
+        assert!(c.validate().is_ok());
+        c.require = TlsRequire::Login;
+        assert!(c.validate().unwrap_err().contains("tls.require"));
+        c.require = TlsRequire::None;
+        c.implicit_listen = vec!["127.0.0.1:990".parse().unwrap()];
+        assert!(c.validate().unwrap_err().contains("implicit_listen"));
+        c.implicit_listen.clear();
+        c.certificate = Some("/x.pem".into());
+        assert!(c.validate().unwrap_err().contains("private_key"));
+    }
+
+    #[test]
+    fn loads_a_generated_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&c, cert.cert.pem()).unwrap();
+        std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
+        let cfg = TlsConfig {
+            certificate: Some(c),
+            private_key: Some(k.clone()),
+            ..TlsConfig::default()
+        };
+        assert!(Tls::load(&cfg).unwrap().is_some());
+        std::fs::write(&k, "not a key").unwrap();
+        assert!(Tls::load(&cfg).unwrap_err().contains("tls.private_key"));
+        assert!(Tls::load(&TlsConfig::default()).unwrap().is_none());
+    }
+}
