@@ -82,7 +82,14 @@ pub async fn run(
                 Ok(()) => tracing::info!("configuration reloaded"),
                 Err(e) => tracing::error!(error = %e, "reload refused; the previous configuration stays"),
             }
+            service::notify(service::Status::Ready);
         }
+    });
+    service::notify(service::Status::Ready);
+    let stopping = shared.shutdown.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        service::notify(service::Status::Stopping);
     });
     server::serve(listeners, shared, grace).await;
     Ok(())

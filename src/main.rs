@@ -199,13 +199,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             // Each reload request re-reads every source; only a valid result is applied.
             loop {
                 reload_signal.recv().await;
+                fxpd::service::notify(fxpd::service::Status::Reloading);
                 match load(&args) {
                     Ok(reloaded) => {
                         let _ = reload_tx.send(reloaded.config).await;
                     }
-                    Err(_) => tracing::error!(
-                        "reload refused: the configuration is invalid; the previous one stays"
-                    ),
+                    Err(_) => {
+                        tracing::error!(
+                            "reload refused: the configuration is invalid; the previous one stays"
+                        );
+                        fxpd::service::notify(fxpd::service::Status::Ready);
+                    }
                 }
             }
         });

@@ -1,4 +1,5 @@
-//! Process lifecycle: stop signals turned into the shutdown token.
+//! Process lifecycle: stop and reload signals, and the service manager's view of the
+//! process (systemd `Type=notify`: READY, RELOADING, STOPPING).
 
 /// Wait until the process is asked to stop: SIGINT or SIGTERM on Unix, Ctrl-C elsewhere.
 pub async fn stop_signal() {
@@ -62,4 +63,34 @@ impl ReloadSignal {
         }
         std::future::pending::<()>().await
     }
+}
+
+/// What the process tells its service manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Every listener is bound; the service is up.
+    Ready,
+    /// A configuration reload has started.
+    Reloading,
+    /// Shutdown has started: no new connections, transfers draining.
+    Stopping,
+}
+
+/// Tell systemd (when started with `Type=notify`, i.e. `NOTIFY_SOCKET` is set) about the
+/// service's state. Elsewhere it does nothing.
+pub fn notify(status: Status) {
+    #[cfg(unix)]
+    {
+        use sd_notify::NotifyState;
+        let state = match status {
+            Status::Ready => NotifyState::Ready,
+            Status::Reloading => NotifyState::Reloading,
+            Status::Stopping => NotifyState::Stopping,
+        };
+        if let Err(e) = sd_notify::notify(&[state]) {
+            tracing::warn!(error = %e, "cannot notify the service manager");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = status;
 }
