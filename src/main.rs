@@ -186,8 +186,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let stopper = shutdown.clone();
+        let stop_signal = fxpd::service::StopSignal::new();
         tokio::spawn(async move {
-            fxpd::service::stop_signal().await;
+            stop_signal.recv().await;
             stopper.cancel();
         });
         let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);

@@ -1,28 +1,61 @@
 //! Process lifecycle: stop and reload signals, and the service manager's view of the
 //! process (systemd `Type=notify`: READY, RELOADING, STOPPING).
 
-/// Wait until the process is asked to stop: SIGINT or SIGTERM on Unix, Ctrl-C elsewhere.
-pub async fn stop_signal() {
+/// Stop requests: SIGINT or SIGTERM on Unix, Ctrl-C elsewhere. Create it before the
+/// listeners are bound, so a signal that arrives right after start-up is never missed (it
+/// would otherwise kill the process with the default action).
+pub struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
-            tracing::error!("cannot install signal handlers");
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignal {
+    /// Install the handlers now (inside the runtime).
+    pub fn new() -> StopSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => {
+                    tracing::error!("cannot install signal handlers");
+                    None
+                }
+            };
+            StopSignal { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            StopSignal {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("Ctrl-C received");
-        } else {
-            std::future::pending::<()>().await;
+
+    /// Wait for the stop request.
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        {
+            let Some((mut term, mut int)) = self.signals else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
         }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("Ctrl-C received");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        StopSignal::new()
     }
 }
 
