@@ -85,10 +85,10 @@ impl TlsConfig {
     }
 }
 
-/// The loaded TLS material: acceptor for the server role, connector for the client role.
+/// The loaded TLS material: the server configuration (each control connection gets its own
+/// copy, see [`Tls::session_acceptor`]) and the connector for the client role.
 pub struct Tls {
-    /// Server role: control connections and ordinary protected data connections.
-    pub acceptor: tokio_rustls::TlsAcceptor,
+    server: Arc<rustls::ServerConfig>,
     /// Client role on data connections (SSCN ON / CPSV).
     pub connector: tokio_rustls::TlsConnector,
     /// A copy of the settings this was built from.
@@ -129,10 +129,8 @@ impl Tls {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| format!("tls.certificate/tls.private_key: {e}"))?;
-        // Data connections resume the control connection's session: keep a bounded cache
-        // and issue tickets.
-        server.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
-        server.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+        // Sessions are resumable only through the control connection that issued them (see
+        // `session_acceptor`).
         server.send_tls13_tickets = 4;
         let client = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -141,10 +139,24 @@ impl Tls {
             .with_custom_certificate_verifier(Arc::new(PeerServerVerifier(provider)))
             .with_no_client_auth();
         Ok(Some(Arc::new(Tls {
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            server: Arc::new(server),
             connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
             config: cfg.clone(),
         })))
+    }
+
+    /// A server-role acceptor for one control connection and its data connections. It has a
+    /// session cache and a ticket key of its own, so a data connection that resumes a
+    /// session proves it comes from the holder of THIS control connection's session (as
+    /// vsftpd's `require_ssl_reuse`): a third party who resumes a session of its own, even
+    /// one this server issued on another connection, falls back to a full handshake and is
+    /// refused. Tickets stay reusable, so a client may resume the same one for every data
+    /// connection (lftp does).
+    pub fn session_acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
+        let mut config = (*self.server).clone();
+        config.session_storage = rustls::server::ServerSessionMemoryCache::new(64);
+        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 
     /// The name presented in the client role. The peer of a client-method data connection

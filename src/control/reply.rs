@@ -53,6 +53,7 @@ impl Code {
     pub const BAD_FILENAME: Code = Code(553);
     pub const NETWORK_PROTOCOL_NOT_SUPPORTED: Code = Code(522);
     pub const AUTH_OK: Code = Code(234);
+    pub const TLS_UNAVAILABLE: Code = Code(431);
     pub const PROTECTION_REQUIRED: Code = Code(521);
     pub const POLICY_REFUSED: Code = Code(534);
     pub const PROT_NOT_SUPPORTED: Code = Code(536);

@@ -7,7 +7,6 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -84,26 +83,24 @@ where
     Ok(total)
 }
 
-/// The inbound side of a data connection as an `AsyncRead` for the storage back-end:
-/// counts bytes for STAT and, in ASCII mode, turns CRLF into the platform newline.
+/// The inbound side of a data connection as an `AsyncRead`: in ASCII mode it turns CRLF
+/// into the platform newline; in binary mode it passes bytes through.
 pub struct Inbound<R> {
     inner: R,
     ascii: bool,
     /// A CR seen at the end of the previous read, not yet known to be part of CRLF.
     pending_cr: bool,
     eof: bool,
-    progress: Arc<AtomicU64>,
 }
 
 impl<R> Inbound<R> {
     /// Wrap a data connection.
-    pub fn new(inner: R, ascii: bool, progress: Arc<AtomicU64>) -> Self {
+    pub fn new(inner: R, ascii: bool) -> Self {
         Inbound {
             inner,
             ascii: ascii && cfg!(not(windows)),
             pending_cr: false,
             eof: false,
-            progress,
         }
     }
 }
@@ -116,11 +113,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Inbound<R> {
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         if !this.ascii {
-            let before = buf.filled().len();
-            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-            this.progress
-                .fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
-            return Poll::Ready(Ok(()));
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         // ASCII: read into a small scratch buffer and write the converted bytes. The output
         // is at most the input plus a CR carried over from the previous read.
@@ -139,7 +132,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for Inbound<R> {
             let mut tmp = ReadBuf::new(&mut scratch[..room]);
             std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut tmp))?;
             let data = tmp.filled();
-            this.progress.fetch_add(data.len() as u64, Ordering::Relaxed);
             if data.is_empty() {
                 this.eof = true;
                 continue;
@@ -204,7 +196,7 @@ mod tests {
                 Poll::Ready(Ok(()))
             }
         }
-        let mut r = Inbound::new(Trickle(b"a\r\nb\rc\r\n\r"), true, Arc::new(AtomicU64::new(0)));
+        let mut r = Inbound::new(Trickle(b"a\r\nb\rc\r\n\r"), true);
         let mut out = Vec::new();
         r.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"a\nb\rc\n\r");

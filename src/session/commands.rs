@@ -221,14 +221,26 @@ impl Session {
                 .await?;
             return Ok(Flow::Close);
         }
+        let acceptor = match tls.session_acceptor() {
+            Ok(acceptor) => acceptor,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up TLS for the session");
+                self.send(ok(Code::TLS_UNAVAILABLE, "TLS is temporarily unavailable."))
+                    .await?;
+                return Ok(Flow::Continue);
+            }
+        };
         self.send(ok(Code::AUTH_OK, format!("AUTH {mechanism} successful.")))
             .await?;
         let Some(tcp) = self.conn.get_mut().take_plain() else {
             return Ok(Flow::Close);
         };
         let timeout = Duration::from_secs(self.settings.config.limits.login_timeout_secs);
-        match tokio::time::timeout(timeout, tls.acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => *self.conn.get_mut() = ControlStream::Tls(Box::new(stream)),
+        match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                *self.conn.get_mut() = ControlStream::Tls(Box::new(stream));
+                self.tls_acceptor = Some(acceptor);
+            }
             Ok(Err(e)) => {
                 tracing::info!(error = %e, "TLS handshake on the control connection failed");
                 return Ok(Flow::Close);
@@ -759,18 +771,12 @@ impl Session {
             Ok(_) => return self.send(ok(Code::FILE_UNAVAILABLE, "Not a plain file.")).await,
             Err(r) => return self.send(r).await,
         };
-        let job = match self.transfer_type {
-            TransferType::Image => match self.open_for_read(&target, offset) {
-                Ok(file) => Job::SendFile(file),
-                Err(e) => return self.send(storage_reply(&e.into())).await,
-            },
-            TransferType::Ascii => {
-                let login = self.login();
-                match login.fs.get(&login.user, &target, offset).await {
-                    Ok(reader) => Job::Send(reader),
-                    Err(e) => return self.send(storage_reply(&e)).await,
-                }
-            }
+        if let Some(refusal) = self.transfer_precheck() {
+            return self.send(refusal).await;
+        }
+        let job = match self.open_for_read(&target, offset) {
+            Ok(file) => Job::SendFile(file),
+            Err(e) => return self.send(storage_reply(&e.into())).await,
         };
         let size = meta.len();
         let preliminary = ok(
@@ -796,6 +802,9 @@ impl Session {
     async fn stor(&mut self, arg: &str, offset: u64, append: bool) -> std::io::Result<()> {
         if let Some(denied) = self.require_write() {
             return self.send(denied).await;
+        }
+        if let Some(refusal) = self.transfer_precheck() {
+            return self.send(refusal).await;
         }
         let target = resolve(&self.login().cwd, arg);
         let offset = if append {
@@ -828,6 +837,9 @@ impl Session {
         if let Some(denied) = self.require_write() {
             return self.send(denied).await;
         }
+        if let Some(refusal) = self.transfer_precheck() {
+            return self.send(refusal).await;
+        }
         let mut name = String::new();
         for _ in 0..16 {
             let candidate = format!("fxpd-{:016x}", random_u64());
@@ -859,16 +871,9 @@ impl Session {
         Ok(file)
     }
 
-    /// The upload job: binary uploads open (create) the file now, before the 150 reply, so
-    /// a refusal comes before any data; ASCII uploads convert line endings through the
-    /// storage back-end. The file keeps its first `offset` bytes (REST, APPE).
+    /// The upload job: the file is opened (created) now, before the 150 reply, so a refusal
+    /// comes before any data. It keeps its first `offset` bytes (REST, APPE).
     fn receive_job(&self, target: &str, offset: u64) -> std::io::Result<Job> {
-        if self.transfer_type == TransferType::Ascii {
-            return Ok(Job::Receive {
-                path: target.to_owned(),
-                offset,
-            });
-        }
         let mut options = cap_std::fs::OpenOptions::new();
         options.write(true).create(true);
         let mut file = self.login().dir.open_with(relative(target), &options)?.into_std();
@@ -901,6 +906,9 @@ impl Session {
     }
 
     async fn list(&mut self, verb: &'static str, arg: Option<&str>) -> std::io::Result<()> {
+        if let Some(refusal) = self.transfer_precheck() {
+            return self.send(refusal).await;
+        }
         let entries = match self.entries(arg).await {
             Ok(e) => e,
             Err(r) => return self.send(r).await,
@@ -912,20 +920,9 @@ impl Session {
         };
         let path = resolve(&self.login().cwd, arg.unwrap_or("."));
         let preliminary = ok(Code::OPENING, "Opening ASCII mode data connection for file list.");
-        // Listings are already CRLF-terminated: send them as they are, whatever TYPE says.
-        let saved = std::mem::replace(&mut self.transfer_type, TransferType::Image);
         let size = Some(body.len() as u64);
-        let result = self
-            .start_transfer(
-                verb,
-                path,
-                size,
-                preliminary,
-                Job::Send(Box::new(std::io::Cursor::new(body))),
-            )
-            .await;
-        self.transfer_type = saved;
-        result
+        self.start_transfer(verb, path, size, preliminary, Job::Listing(body))
+            .await
     }
 }
 

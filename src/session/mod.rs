@@ -175,6 +175,9 @@ struct Session {
     sscn_client: bool,
     /// CPSV: the next passive data connection uses the TLS client role.
     cpsv_once: bool,
+    /// This control connection's own TLS acceptor (session cache), once TLS is on; data
+    /// connections must resume a session from it.
+    tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
     login_failures: u32,
     transfer_type: TransferType,
     rest: u64,
@@ -199,11 +202,22 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
     // ACK of the 150 (a fixed ~40 ms stall per transfer).
     let _ = stream.set_nodelay(true);
     let settings = shared.settings();
+    let mut tls_acceptor = None;
     let conn = if implicit_tls {
         let Some(tls) = settings.tls.clone() else { return };
+        let acceptor = match tls.session_acceptor() {
+            Ok(acceptor) => acceptor,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up TLS for the session");
+                return;
+            }
+        };
         let timeout = Duration::from_secs(settings.config.limits.login_timeout_secs);
-        match tokio::time::timeout(timeout, tls.acceptor.accept(stream)).await {
-            Ok(Ok(s)) => ControlStream::Tls(Box::new(s)),
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => {
+                tls_acceptor = Some(acceptor);
+                ControlStream::Tls(Box::new(s))
+            }
             Ok(Err(e)) => {
                 tracing::info!(error = %e, "implicit TLS handshake failed");
                 return;
@@ -227,6 +241,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
         prot_private: false,
         sscn_client: false,
         cpsv_once: false,
+        tls_acceptor,
         login_failures: 0,
         transfer_type: TransferType::Ascii,
         rest: 0,

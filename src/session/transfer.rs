@@ -11,22 +11,20 @@ use rustls::HandshakeKind;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use tokio::io::AsyncRead;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinError;
 use tokio_rustls::TlsStream;
-use unftp_core::storage::{Error as StorageError, ErrorKind, StorageBackend};
+use unftp_core::storage::{Error as StorageError, ErrorKind};
 
-/// What a transfer moves.
+/// What a transfer moves. Files are opened before the preliminary reply, in the user's
+/// home directory handle (cap-std), so an error is answered before any data connection.
 pub(super) enum Job {
-    /// Send a file (or a listing) to the client.
-    Send(Box<dyn AsyncRead + Send + Sync + Unpin>),
-    /// Receive a file into storage at `path`, starting at byte `offset` (ASCII mode).
-    Receive { path: String, offset: u64 },
-    /// Send an open file from its position (binary mode, sendfile where available).
+    /// A listing, already CRLF-terminated: sent as it is, whatever TYPE says.
+    Listing(Vec<u8>),
+    /// Send an open file from its position.
     SendFile(std::fs::File),
-    /// Write the data into an open file at its position (binary mode).
+    /// Write the data into an open file at its position.
     ReceiveFile(std::fs::File),
 }
 
@@ -49,6 +47,19 @@ pub(super) enum Outcome {
 }
 
 impl Session {
+    /// Whether a transfer command may go ahead at all: a data connection must have been set
+    /// up, and `tls.require = all` needs PROT P. Checked before any file is opened, so a
+    /// refused STOR never truncates or creates a file.
+    pub(super) fn transfer_precheck(&self) -> Option<Reply> {
+        if self.data.is_none() {
+            return Some(Reply::new(
+                Code::CANT_OPEN_DATA,
+                "Use PORT, EPRT, PASV or EPSV first.",
+            ));
+        }
+        self.protection_required()
+    }
+
     /// Send the preliminary reply and start `job` on the planned data connection. The
     /// final reply comes from the session loop when the task ends.
     pub(super) async fn start_transfer(
@@ -73,7 +84,7 @@ impl Session {
         if let Some(refusal) = self.protection_required() {
             return self.send(refusal).await;
         }
-        let (who, fs, user) = (login.who.clone(), login.fs.clone(), login.user.clone());
+        let who = login.who.clone();
         let protection = self.data_protection();
         let policy = self.shared.policy.clone();
         let ascii = self.transfer_type == crate::control::command::TransferType::Ascii;
@@ -99,8 +110,6 @@ impl Session {
                 ascii,
                 timeout,
                 progress: task_progress,
-                fs,
-                user,
             };
             let result = match protection {
                 None => io.run_plain(job, stream).await,
@@ -144,9 +153,11 @@ impl Session {
     fn data_protection(&mut self) -> Option<Protection> {
         let client = self.sscn_client || std::mem::take(&mut self.cpsv_once);
         let tls = self.settings.tls.clone()?;
+        let acceptor = self.tls_acceptor.clone()?;
         self.prot_private.then(|| Protection {
             require_resumption: tls.config.require_data_resumption,
             tls,
+            acceptor,
             client,
         })
     }
@@ -155,6 +166,8 @@ impl Session {
 /// The TLS side of a protected data connection.
 struct Protection {
     tls: Arc<Tls>,
+    /// The control connection's own acceptor: resumption proves the same client.
+    acceptor: tokio_rustls::TlsAcceptor,
     /// fxpd is the TLS client (SSCN ON / CPSV): it connects to another server's passive port.
     client: bool,
     /// The client must resume the control connection's TLS session (server role only).
@@ -174,7 +187,7 @@ impl Protection {
                     self.tls.connector.connect(Tls::peer_name(peer), stream).await?,
                 ))
             } else {
-                let tls = self.tls.acceptor.accept(stream).await?;
+                let tls = self.acceptor.accept(stream).await?;
                 // SECURITY: a data connection that does not resume the control connection's TLS
                 // session may come from a third party who won the race to the passive port.
                 if self.require_resumption && tls.get_ref().1.handshake_kind() != Some(HandshakeKind::Resumed)
@@ -199,8 +212,6 @@ struct TransferIo {
     ascii: bool,
     timeout: std::time::Duration,
     progress: Arc<AtomicU64>,
-    fs: Arc<unftp_sbe_fs::Filesystem>,
-    user: crate::auth::FtpUser,
 }
 
 impl TransferIo {
@@ -208,13 +219,13 @@ impl TransferIo {
     async fn run_plain(self, job: Job, stream: TcpStream) -> Result<u64, Outcome> {
         let progress = self.progress.clone();
         match job {
-            Job::SendFile(mut file) => {
+            Job::SendFile(mut file) if !self.ascii => {
                 blocking_transfer(stream, self.timeout, move |sock| {
                     blocking::send_file(&mut file, sock, &progress)
                 })
                 .await
             }
-            Job::ReceiveFile(mut file) => {
+            Job::ReceiveFile(mut file) if !self.ascii => {
                 blocking_transfer(stream, self.timeout, move |sock| {
                     blocking::receive_file(sock, &mut file, &progress)
                 })
@@ -224,38 +235,54 @@ impl TransferIo {
         }
     }
 
-    /// Any stream (TLS, or clear text for listings and ASCII mode): async copies.
+    /// Any stream (TLS; clear text for listings and ASCII mode): async copies.
     async fn run_async<S>(self, job: Job, mut stream: S) -> Result<u64, Outcome>
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let progress = &self.progress;
-        match job {
-            Job::Send(mut reader) => send(&mut reader, &mut stream, self.ascii, progress)
+        let result = match job {
+            Job::Listing(body) => send(&mut std::io::Cursor::new(body), &mut stream, false, progress)
                 .await
                 .map_err(Outcome::Network),
-            Job::Receive { path, offset } => {
-                let input = Inbound::new(stream, self.ascii, self.progress.clone());
-                self.fs
-                    .put(&self.user, input, path, offset)
-                    .await
-                    .map_err(Outcome::Storage)
-            }
             Job::SendFile(file) => {
                 let mut file = tokio::fs::File::from_std(file);
-                send(&mut file, &mut stream, false, progress)
+                send(&mut file, &mut stream, self.ascii, progress)
                     .await
                     .map_err(Outcome::Network)
             }
             Job::ReceiveFile(file) => {
                 let mut file = tokio::fs::File::from_std(file);
-                receive(&mut stream, &mut file, progress)
+                let mut input = Inbound::new(&mut stream, self.ascii);
+                let received = receive(&mut input, &mut file, progress)
                     .await
                     .map_err(|e| match e {
                         Direction::Network(e) => Outcome::Network(e),
                         Direction::Storage(e) => Outcome::Storage(e.into()),
-                    })
+                    });
+                // The sender waits for our end of the stream too (TLS: close_notify).
+                let _ = tokio::time::timeout(self.timeout, stream.shutdown()).await;
+                received
             }
+        };
+        // After sending, read until the peer closes before dropping the socket: closing with
+        // unread bytes (TLS session tickets, close_notify) makes the kernel send a reset that
+        // can destroy data the peer has not read yet.
+        if result.is_ok() {
+            let _ = tokio::time::timeout(self.timeout.min(DRAIN_LIMIT), drain(&mut stream)).await;
+        }
+        result
+    }
+}
+
+/// How long a finished data connection may take to close from the peer's side.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn drain<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            break;
         }
     }
 }

@@ -1,0 +1,1483 @@
+//! FTPS (RFC 4217) end to end against the real `fxpd` binary.
+//!
+//! - Rust-only tests (always run): a pinned-certificate rustls client drives explicit
+//!   (`AUTH TLS`) and implicit FTPS, `PBSZ`/`PROT`/`CCC`/`SSCN`/`FEAT` replies, the
+//!   `tls.require` policy, data-connection hijack attempts against the session-resumption
+//!   check, and PROT P FXP between two fxpd instances (SSCN and CPSV).
+//! - External clients (gated by `FXPD_EXTERNAL_CLIENTS=1` like `tests/clients.rs`: unset means
+//!   skip with a note, set with a missing client means failure): curl `--ssl-reqd` and
+//!   `ftps://`, lftp with `ftp:ssl-force`/`ftp:ssl-protect-data` (get, put, mirror, and its
+//!   TLS FXP mode), Python `ftplib.FTP_TLS` with `prot_p()`.
+//!
+//! Certificates are generated per test with `rcgen`. Servers listen on 127.0.0.2 (and
+//! 127.0.0.3 for the second FXP site); the test's sockets come from 127.0.0.1. Every transfer
+//! is checked by SHA-256, every socket has a timeout and every external command a deadline.
+
+mod common;
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme, StreamOwned,
+};
+
+use common::*;
+
+/// The user on every server (home `alice`, write access, password [`PASS`]).
+const USER: &str = "alice";
+/// Site A (and the only site of single-server tests).
+const SITE_A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// Site B: the second server of the FXP tests.
+const SITE_B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+/// Size of the files moved: several MiB, not a multiple of any buffer size.
+const BIG: usize = 5 * 1024 * 1024 + 4321;
+/// Seconds a server waits for a data connection; short so that failed transfers end quickly.
+const DATA_TIMEOUT_SECS: u64 = 10;
+/// How long a test waits for the final reply of a transfer.
+const FINAL_REPLY_WITHIN: Duration = Duration::from_secs(120);
+/// The name the test's TLS client sends (SNI) and the name in the generated certificates.
+const TLS_NAME: &str = "localhost";
+
+// ---------------------------------------------------------------------------------------------
+// Certificates and servers
+// ---------------------------------------------------------------------------------------------
+
+/// A self-signed certificate for `localhost` and its key, as PEM files in their own tempdir.
+struct Cert {
+    _dir: tempfile::TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+    /// DER of the certificate: the test client accepts exactly this certificate.
+    der: Vec<u8>,
+}
+
+impl Cert {
+    fn new() -> Cert {
+        let dir = tempfile::Builder::new()
+            .prefix("fxpd-tls-cert-")
+            .tempdir()
+            .expect("tempdir");
+        let ck = rcgen::generate_simple_self_signed(vec![TLS_NAME.into()]).expect("rcgen");
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        fs::write(&cert, ck.cert.pem()).unwrap();
+        fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+        Cert {
+            der: ck.cert.der().to_vec(),
+            _dir: dir,
+            cert,
+            key,
+        }
+    }
+
+    /// The `[tls]` table naming this certificate, with `extra` keys (e.g. `require = "login"`).
+    fn tls_table(&self, extra: &str) -> String {
+        format!(
+            "[tls]\ncertificate = {}\nprivate_key = {}\n{extra}\n",
+            toml_str(&self.cert),
+            toml_str(&self.key)
+        )
+    }
+}
+
+fn toml_str(p: &Path) -> String {
+    toml::Value::String(p.to_str().expect("UTF-8 temp path").to_owned()).to_string()
+}
+
+/// The config of one TLS site: listen on `ip`, a short data timeout, `[tls]` with `tls_extra`,
+/// and `tables` (other tables, e.g. `"[fxp]\nallow_foreign_port = true"`).
+fn tls_config(cert: &Cert, ip: IpAddr, tls_extra: &str, tables: &str) -> String {
+    format!(
+        "listen = [\"{}\"]\n\n[limits]\ndata_timeout_secs = {DATA_TIMEOUT_SECS}\n\n{}\n{tables}\n",
+        SocketAddr::new(ip, 0),
+        cert.tls_table(tls_extra)
+    )
+}
+
+/// A running TLS site on `ip` with user alice.
+fn tls_site(cert: &Cert, ip: IpAddr, tls_extra: &str, tables: &str) -> Server {
+    Server::builder()
+        .config(&tls_config(cert, ip, tls_extra, tables))
+        .user(USER, PASS, USER, true)
+        .start()
+}
+
+/// A server with a plain listener and an implicit FTPS listener, both on 127.0.0.2.
+struct ImplicitSite {
+    server: Server,
+    plain: SocketAddr,
+    ftps: SocketAddr,
+}
+
+/// Starts a site with `implicit_listen = ["127.0.0.2:0"]` and reads both its `LISTENING` and
+/// its `LISTENING-FTPS` line (the harness waits only for the former, and could drop the latter
+/// if it came first, so this waits for none and reads stdout itself).
+fn implicit_site(cert: &Cert) -> ImplicitSite {
+    let tls_extra = format!("implicit_listen = [\"{}\"]", SocketAddr::new(SITE_A, 0));
+    let mut server = Server::builder()
+        .config(&tls_config(cert, SITE_A, &tls_extra, ""))
+        .user(USER, PASS, USER, true)
+        .listeners(0)
+        .start();
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    let (mut plain, mut ftps) = (None, None);
+    let mut seen = Vec::new();
+    while plain.is_none() || ftps.is_none() {
+        for line in server.drain_stdout() {
+            if let Some(a) = line.strip_prefix("LISTENING-FTPS ") {
+                ftps = Some(a.trim().parse::<SocketAddr>().expect("LISTENING-FTPS address"));
+            } else if let Some(a) = line.strip_prefix("LISTENING ") {
+                plain = Some(a.trim().parse::<SocketAddr>().expect("LISTENING address"));
+            }
+            seen.push(line);
+        }
+        assert!(
+            server.is_running(),
+            "fxpd exited during startup; stdout {seen:?}\nstderr:\n{}",
+            server.stderr()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no LISTENING and LISTENING-FTPS lines within {STARTUP_DEADLINE:?}: {seen:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (plain, ftps) = (plain.unwrap(), ftps.unwrap());
+    assert_eq!(ftps.ip(), SITE_A, "{seen:?}");
+    assert_ne!(
+        ftps.port(),
+        0,
+        "LISTENING-FTPS must report the bound port: {seen:?}"
+    );
+    assert_ne!(ftps, plain, "{seen:?}");
+    ImplicitSite { server, plain, ftps }
+}
+
+/// Path of `name` in alice's home on `server`.
+fn file_of(server: &Server, name: &str) -> PathBuf {
+    server.home(USER).join(name)
+}
+
+/// Puts `len` random bytes into alice's home on `server` as `name`; returns their SHA-256.
+fn put_random(server: &Server, name: &str, len: usize) -> String {
+    write_random_file(&file_of(server, name), len)
+}
+
+/// Size of a file, 0 when it does not exist: "no content arrived" either way.
+fn len_or_zero(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test's TLS client (rustls, blocking)
+// ---------------------------------------------------------------------------------------------
+
+/// Accepts exactly the certificate the test generated (signatures are still verified).
+#[derive(Debug)]
+struct PinnedCert {
+    der: Vec<u8>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.der.as_slice() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the server did not present the certificate the test configured".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A client configuration trusting `cert` only. Each configuration has its own session
+/// store: connections made with the same configuration resume each other's sessions (as an
+/// FTPS client resumes its control session on data connections) unless `resume` is false.
+fn client_config(cert: &Cert, resume: bool) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCert {
+            der: cert.der.clone(),
+            provider,
+        }))
+        .with_no_client_auth();
+    if !resume {
+        config.resumption = Resumption::disabled();
+    }
+    Arc::new(config)
+}
+
+type TlsSock = StreamOwned<ClientConnection, TcpStream>;
+
+/// TLS client handshake on `tcp` (completed before returning).
+fn tls_connect(config: &Arc<ClientConfig>, tcp: TcpStream) -> io::Result<TlsSock> {
+    let name = ServerName::try_from(TLS_NAME).expect("server name");
+    let conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+    let mut s = StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(s)
+}
+
+/// Whether a finished client handshake resumed an earlier session.
+fn resumed(s: &TlsSock) -> bool {
+    s.conn.handshake_kind() == Some(HandshakeKind::Resumed)
+}
+
+/// How a TLS data stream ended.
+struct Received {
+    data: Vec<u8>,
+    /// The server sent close_notify (a truncation would be detectable).
+    clean_close: bool,
+    /// The read error that ended the stream, if it was not a clean close.
+    error: Option<String>,
+}
+
+/// Reads a TLS stream to its end; never panics on a read error (a thief's read may fail).
+fn read_tls_to_end(s: &mut TlsSock, within: Duration) -> Received {
+    let deadline = Instant::now() + within;
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Received {
+                data,
+                clean_close: false,
+                error: Some(format!("not finished within {within:?}")),
+            };
+        }
+        s.sock.set_read_timeout(Some(left.min(IO_TIMEOUT))).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => {
+                return Received {
+                    data,
+                    clean_close: true,
+                    error: None,
+                }
+            }
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Received {
+                    data,
+                    clean_close: false,
+                    error: Some(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// Writes all of `data`, sends close_notify, closes the sending direction and reads until
+/// the server closes; returns how the server closed (with or without its close_notify).
+fn write_tls_and_close(s: &mut TlsSock, data: &[u8]) -> Received {
+    s.write_all(data)
+        .unwrap_or_else(|e| panic!("writing the TLS data connection: {e}"));
+    s.conn.send_close_notify();
+    s.flush().unwrap_or_else(|e| panic!("flushing close_notify: {e}"));
+    let _ = s.sock.shutdown(Shutdown::Write);
+    // Read until the server closes: closing a socket with unread bytes in its receive buffer
+    // (the TLS 1.3 session tickets the server sent after the handshake) makes the kernel send
+    // a RST, which can destroy upload data the server has not read yet.
+    read_tls_to_end(s, Duration::from_secs(30))
+}
+
+/// A control connection's transport: clear text until `AUTH TLS`, then TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsSock>),
+    /// Placeholder while the stream is being upgraded.
+    Gone,
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+            Conn::Gone => Err(io::Error::other("connection gone")),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+            Conn::Gone => Err(io::Error::other("connection gone")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+            Conn::Gone => Ok(()),
+        }
+    }
+}
+
+/// An FTP control connection that can be protected with TLS, plus protected data transfers
+/// whose TLS sessions resume the control connection's (same client configuration).
+struct FtpsCtrl {
+    reader: BufReader<Conn>,
+    /// A handle on the TCP socket, for timeouts.
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+}
+
+impl FtpsCtrl {
+    fn tcp_connect(addr: SocketAddr) -> TcpStream {
+        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        tcp
+    }
+
+    /// Explicit FTPS: connects in clear text and reads the 220 greeting.
+    fn connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> FtpsCtrl {
+        let tcp = Self::tcp_connect(addr);
+        let mut c = FtpsCtrl {
+            reader: BufReader::new(Conn::Plain(tcp.try_clone().unwrap())),
+            tcp,
+            config: config.clone(),
+        };
+        let g = c.read_reply();
+        assert_eq!(g.code, 220, "greeting: {g}");
+        c
+    }
+
+    /// Implicit FTPS: TLS first, then the 220 greeting over TLS.
+    fn connect_implicit(addr: SocketAddr, config: &Arc<ClientConfig>) -> FtpsCtrl {
+        let tcp = Self::tcp_connect(addr);
+        let tls = tls_connect(config, tcp.try_clone().unwrap())
+            .unwrap_or_else(|e| panic!("implicit TLS handshake with {addr}: {e}"));
+        let mut c = FtpsCtrl {
+            reader: BufReader::new(Conn::Tls(Box::new(tls))),
+            tcp,
+            config: config.clone(),
+        };
+        let g = c.read_reply();
+        assert_eq!(g.code, 220, "greeting over implicit TLS: {g}");
+        c
+    }
+
+    /// Connects, `AUTH TLS`, logs in as alice, `PBSZ 0`, `PROT P`, `TYPE I`.
+    fn protected_login(addr: SocketAddr, config: &Arc<ClientConfig>) -> FtpsCtrl {
+        let mut c = FtpsCtrl::connect(addr, config);
+        c.auth_tls();
+        c.login(USER, PASS);
+        c.protect_data();
+        c
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self.reader.get_ref(), Conn::Tls(_))
+    }
+
+    /// `AUTH TLS` (234) and the handshake.
+    fn auth_tls(&mut self) {
+        let r = self.cmd("AUTH TLS");
+        assert_eq!(r.code, 234, "AUTH TLS -> {r}");
+        assert!(
+            self.reader.buffer().is_empty(),
+            "the server sent clear text after 234"
+        );
+        let old = std::mem::replace(&mut self.reader, BufReader::new(Conn::Gone));
+        let Conn::Plain(tcp) = old.into_inner() else {
+            panic!("AUTH TLS on a connection that is not clear text")
+        };
+        let tls =
+            tls_connect(&self.config, tcp).unwrap_or_else(|e| panic!("TLS handshake after AUTH TLS: {e}"));
+        self.reader = BufReader::new(Conn::Tls(Box::new(tls)));
+    }
+
+    /// `PBSZ 0`, `PROT P`, `TYPE I`.
+    fn protect_data(&mut self) {
+        let r = self.expect("PBSZ 0", 200);
+        assert!(r.text().contains("PBSZ=0"), "PBSZ 0 -> {r}");
+        self.expect("PROT P", 200);
+        self.expect("TYPE I", 200);
+    }
+
+    fn send(&mut self, line: &str) {
+        let conn = self.reader.get_mut();
+        conn.write_all(format!("{line}\r\n").as_bytes())
+            .and_then(|()| conn.flush())
+            .unwrap_or_else(|e| panic!("sending {line:?}: {e}"));
+    }
+
+    fn read_reply(&mut self) -> Reply {
+        self.try_read_reply()
+            .unwrap_or_else(|e| panic!("reading a reply failed: {e}"))
+    }
+
+    /// Reads one reply (multi-line aware).
+    fn try_read_reply(&mut self) -> io::Result<Reply> {
+        let first = self.read_line()?;
+        let code = reply_code(&first).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("not a reply line: {first:?}"))
+        })?;
+        let mut lines = vec![first.clone()];
+        if first.as_bytes().get(3) == Some(&b'-') {
+            let end = format!("{code} ");
+            loop {
+                let l = self.read_line()?;
+                let done = l.starts_with(&end) || l == code.to_string();
+                lines.push(l);
+                if done {
+                    break;
+                }
+            }
+        }
+        Ok(Reply { code, lines })
+    }
+
+    fn read_line(&mut self) -> io::Result<String> {
+        let mut buf = Vec::new();
+        if self.reader.read_until(b'\n', &mut buf)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "control connection closed",
+            ));
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// The final reply of a running transfer, waiting up to `within`.
+    fn final_reply(&mut self, within: Duration) -> Reply {
+        self.tcp.set_read_timeout(Some(within)).unwrap();
+        let r = self
+            .try_read_reply()
+            .unwrap_or_else(|e| panic!("no final reply within {within:?}: {e}"));
+        self.tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        r
+    }
+
+    fn cmd(&mut self, line: &str) -> Reply {
+        self.send(line);
+        self.read_reply()
+    }
+
+    fn expect(&mut self, line: &str, code: u16) -> Reply {
+        let r = self.cmd(line);
+        assert_eq!(r.code, code, "{line:?} -> expected {code}, got: {r}");
+        r
+    }
+
+    fn login(&mut self, name: &str, pass: &str) {
+        let r = self.cmd(&format!("USER {name}"));
+        if r.code == 230 {
+            return;
+        }
+        assert_eq!(r.code, 331, "USER {name} -> {r}");
+        self.expect(&format!("PASS {pass}"), 230);
+    }
+
+    fn pasv(&mut self) -> SocketAddr {
+        let r = self.expect("PASV", 227);
+        parse_pasv(r.first()).unwrap_or_else(|| panic!("cannot parse PASV reply: {r}"))
+    }
+
+    /// A protected data connection to `addr` that resumes this control connection's session.
+    /// The TCP connection must be made before the transfer command, the handshake after it.
+    fn data_handshake(&self, tcp: TcpStream) -> TlsSock {
+        let s = tls_connect(&self.config, tcp)
+            .unwrap_or_else(|e| panic!("TLS handshake on the data connection: {e}"));
+        assert!(
+            resumed(&s),
+            "test client bug: the data connection did not resume the control session"
+        );
+        s
+    }
+
+    /// Passive, protected `RETR name`; asserts 150 and 226, returns the bytes.
+    fn retr(&mut self, name: &str) -> Vec<u8> {
+        let tcp = data_connect(self.pasv());
+        let r = self.cmd(&format!("RETR {name}"));
+        assert!(r.code == 150 || r.code == 125, "RETR {name} -> {r}");
+        let mut s = self.data_handshake(tcp);
+        let got = read_tls_to_end(&mut s, FINAL_REPLY_WITHIN);
+        assert!(
+            got.clean_close,
+            "RETR {name}: the data connection ended without close_notify after {} bytes: {:?}",
+            got.data.len(),
+            got.error
+        );
+        let r = self.final_reply(FINAL_REPLY_WITHIN);
+        assert_eq!(r.code, 226, "end of RETR {name} -> {r}");
+        got.data
+    }
+
+    /// Passive, protected `STOR name`; asserts 150 and 226. Returns how the server closed
+    /// the data connection.
+    fn stor(&mut self, name: &str, data: &[u8]) -> Received {
+        let tcp = data_connect(self.pasv());
+        let r = self.cmd(&format!("STOR {name}"));
+        assert!(r.code == 150 || r.code == 125, "STOR {name} -> {r}");
+        let mut s = self.data_handshake(tcp);
+        let closed = write_tls_and_close(&mut s, data);
+        drop(s);
+        let r = self.final_reply(FINAL_REPLY_WITHIN);
+        assert_eq!(r.code, 226, "end of STOR {name} -> {r}");
+        closed
+    }
+
+    /// Passive, protected `LIST`; asserts 150 and 226, returns the text.
+    fn list(&mut self) -> String {
+        let tcp = data_connect(self.pasv());
+        let r = self.cmd("LIST");
+        assert!(r.code == 150 || r.code == 125, "LIST -> {r}");
+        let mut s = self.data_handshake(tcp);
+        let got = read_tls_to_end(&mut s, FINAL_REPLY_WITHIN);
+        assert!(got.error.is_none(), "LIST data: {:?}", got.error);
+        let r = self.final_reply(FINAL_REPLY_WITHIN);
+        assert_eq!(r.code, 226, "end of LIST -> {r}");
+        String::from_utf8_lossy(&got.data).into_owned()
+    }
+}
+
+fn reply_code(line: &str) -> Option<u16> {
+    let b = line.as_bytes();
+    if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if b.len() > 3 && b[3] != b' ' && b[3] != b'-' {
+        return None;
+    }
+    line[..3].parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rust client: explicit and implicit FTPS transfers
+// ---------------------------------------------------------------------------------------------
+
+/// AUTH TLS, PROT P, a multi-MiB download and upload and a listing, each data connection
+/// resuming the control session; hash-checked.
+#[test]
+fn explicit_ftps_download_upload_and_list_with_resumption() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let sha = put_random(&s, "big.bin", BIG);
+    let config = client_config(&cert, true);
+    let mut c = FtpsCtrl::protected_login(s.addr(), &config);
+    assert!(c.is_tls());
+
+    let got = c.retr("big.bin");
+    assert_eq!(got.len(), BIG, "downloaded size");
+    assert_eq!(sha256_bytes(&got), sha, "SHA-256 of the download");
+
+    let up = random_bytes(BIG + 7);
+    c.stor("up.bin", &up);
+    assert_eq!(
+        sha256_file(&file_of(&s, "up.bin")),
+        sha256_bytes(&up),
+        "SHA-256 of the upload on disk"
+    );
+
+    let listing = c.list();
+    assert!(
+        listing.contains("big.bin") && listing.contains("up.bin"),
+        "{listing}"
+    );
+    c.expect("QUIT", 221);
+}
+
+/// The implicit listener: TLS before the greeting; a PROT P download and upload.
+#[test]
+fn implicit_ftps_download_and_upload() {
+    let cert = Cert::new();
+    let site = implicit_site(&cert);
+    let sha = put_random(&site.server, "big.bin", BIG);
+    let config = client_config(&cert, true);
+
+    let mut c = FtpsCtrl::connect_implicit(site.ftps, &config);
+    // Already protected: a second AUTH is a sequence error.
+    c.expect("AUTH TLS", 503);
+    c.login(USER, PASS);
+    c.protect_data();
+    let got = c.retr("big.bin");
+    assert_eq!(sha256_bytes(&got), sha, "SHA-256 of the implicit-FTPS download");
+    let up = random_bytes(BIG - 99);
+    c.stor("up.bin", &up);
+    assert_eq!(sha256_file(&file_of(&site.server, "up.bin")), sha256_bytes(&up));
+
+    // The plain listener of the same server still speaks clear text first.
+    let mut plain = FtpsCtrl::connect(site.plain, &config);
+    plain.auth_tls();
+    plain.login(USER, PASS);
+
+    // A clear-text client on the implicit port gets no greeting in clear text.
+    let mut raw = TcpStream::connect_timeout(&site.ftps, Duration::from_secs(10)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    raw.write_all(b"USER alice\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = raw.read(&mut buf).unwrap_or(0);
+    assert!(
+        !String::from_utf8_lossy(&buf[..n]).starts_with("220"),
+        "the implicit listener answered in clear text: {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+/// Both directions end with the server's close_notify (TLS 1.3, RFC 8446 6.1), so neither
+/// side can mistake a truncated transfer for a complete one. Clients that shut TLS down
+/// properly (Python's `ftplib` calls `unwrap()` after `storbinary`) fail on an upload whose
+/// data connection the server closes without close_notify, although it answers 226.
+#[test]
+fn protected_data_connections_end_with_close_notify() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    put_random(&s, "small.bin", 100_000);
+    let mut c = FtpsCtrl::protected_login(s.addr(), &client_config(&cert, true));
+    // retr() asserts the server's close_notify after a download.
+    assert_eq!(c.retr("small.bin").len(), 100_000);
+    let up = random_bytes(100_001);
+    let closed = c.stor("up.bin", &up);
+    assert_eq!(sha256_file(&file_of(&s, "up.bin")), sha256_bytes(&up));
+    assert!(
+        closed.clean_close,
+        "after a protected STOR (client sent close_notify, 226), the server closed the data \
+         connection without its own close_notify: {:?}",
+        closed.error
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies of the FTPS commands (RFC 4217) and fail-closed startup
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ftps_command_replies() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let config = client_config(&cert, true);
+    let mut c = FtpsCtrl::connect(s.addr(), &config);
+
+    let feat = c.expect("FEAT", 211).text();
+    for f in ["AUTH TLS", "PBSZ", "PROT", "SSCN", "CPSV", "CCC"] {
+        assert!(
+            feat.lines().any(|l| l.trim() == f),
+            "FEAT does not list {f}:\n{feat}"
+        );
+    }
+    c.expect("AUTH KERBEROS_V4", 504);
+    c.expect("PBSZ 0", 503);
+    c.expect("PROT P", 503);
+    assert!(!c.is_tls());
+
+    c.auth_tls();
+    c.expect("AUTH TLS", 503);
+    c.expect("CCC", 534);
+    c.expect("PROT S", 536);
+    c.expect("PROT E", 536);
+    let r = c.expect("PBSZ 0", 200);
+    assert!(r.text().contains("PBSZ=0"), "{r}");
+    c.expect("PROT C", 200);
+    c.expect("PROT P", 200);
+    c.login(USER, PASS);
+
+    let r = c.expect("SSCN", 200);
+    assert!(r.text().contains("SSCN:SERVER METHOD"), "{r}");
+    let r = c.expect("SSCN ON", 200);
+    assert!(r.text().contains("SSCN:CLIENT METHOD"), "{r}");
+    let r = c.expect("SSCN", 200);
+    assert!(r.text().contains("SSCN:CLIENT METHOD"), "{r}");
+    let r = c.expect("SSCN OFF", 200);
+    assert!(r.text().contains("SSCN:SERVER METHOD"), "{r}");
+    let r = c.cmd("SSCN MAYBE");
+    assert_eq!(r.class(), 5, "SSCN MAYBE -> {r}");
+    let r = c.expect("CPSV", 227);
+    assert!(parse_pasv(r.first()).is_some(), "{r}");
+    // The control channel is still protected after the refused CCC.
+    assert!(c.is_tls());
+    c.expect("NOOP", 200);
+}
+
+/// Without a certificate, FEAT offers no TLS and AUTH TLS is not available.
+#[test]
+fn no_tls_without_certificate() {
+    let s = Server::with_alice("");
+    let mut c = s.ctrl();
+    let feat = c.expect("FEAT", 211).text();
+    for f in ["AUTH TLS", "PBSZ", "PROT", "SSCN", "CPSV", "CCC"] {
+        assert!(
+            !feat.lines().any(|l| l.trim() == f),
+            "FEAT lists {f} without TLS:\n{feat}"
+        );
+    }
+    let r = c.cmd("AUTH TLS");
+    assert_eq!(r.class(), 5, "AUTH TLS without a certificate -> {r}");
+    // Still a clear-text session that works.
+    c.login(USER, PASS);
+}
+
+/// Fail closed: `tls.require = "login"` (or "all", or an implicit listener) without a
+/// certificate stops the server at startup with a message naming the setting.
+#[test]
+fn require_tls_without_certificate_refuses_to_start() {
+    for (extra, key) in [
+        ("[tls]\nrequire = \"login\"", "tls.require"),
+        ("[tls]\nrequire = \"all\"", "tls.require"),
+        (
+            "[tls]\nimplicit_listen = [\"127.0.0.2:0\"]",
+            "tls.implicit_listen",
+        ),
+    ] {
+        let result = Server::builder().config(extra).try_start();
+        let err = match result {
+            Ok(_) => panic!("fxpd started with {extra:?} and no certificate"),
+            Err(e) => e,
+        };
+        let status = err
+            .status
+            .unwrap_or_else(|| panic!("fxpd neither started nor exited with {extra:?}: {err}"));
+        assert!(!status.success(), "exit status {status:?} for {extra:?}");
+        assert!(err.stderr.contains(key), "stderr does not name {key}:\n{err}");
+        assert!(err.listening_lines.is_empty(), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tls.require
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn require_login_refuses_clear_text_user_but_exempts_anonymous() {
+    let cert = Cert::new();
+    let s = tls_site(
+        &cert,
+        SITE_A,
+        "require = \"login\"",
+        "[anonymous]\nenabled = true",
+    );
+    let config = client_config(&cert, true);
+
+    let mut c = FtpsCtrl::connect(s.addr(), &config);
+    let r = c.expect(&format!("USER {USER}"), 530);
+    assert!(r.text().contains("TLS"), "530 does not mention TLS: {r}");
+    // PASS without an accepted USER does not log in either.
+    let r = c.cmd(&format!("PASS {PASS}"));
+    assert_ne!(r.code, 230, "clear-text PASS logged in: {r}");
+    let r = c.cmd("PASV");
+    assert_eq!(r.code, 530, "PASV before login -> {r}");
+    // After AUTH TLS the same login works.
+    c.auth_tls();
+    c.login(USER, PASS);
+
+    // anonymous_exempt defaults to true.
+    let mut anon = s.ctrl();
+    anon.expect("USER anonymous", 331);
+    anon.expect("PASS guest@example.org", 230);
+
+    // With the exemption off, anonymous needs TLS as well.
+    let s = tls_site(
+        &cert,
+        SITE_A,
+        "require = \"login\"\nanonymous_exempt = false",
+        "[anonymous]\nenabled = true",
+    );
+    let mut anon = s.ctrl();
+    let r = anon.expect("USER anonymous", 530);
+    assert!(r.text().contains("TLS"), "{r}");
+    let mut c = FtpsCtrl::connect(s.addr(), &config);
+    c.auth_tls();
+    c.login("anonymous", "guest@example.org");
+}
+
+#[test]
+fn require_all_refuses_clear_data_and_allows_prot_p() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "require = \"all\"", "");
+    let sha = put_random(&s, "big.bin", 1024 * 1024 + 5);
+    let config = client_config(&cert, true);
+
+    let mut plain = s.ctrl();
+    let r = plain.expect(&format!("USER {USER}"), 530);
+    assert!(r.text().contains("TLS"), "{r}");
+
+    let mut c = FtpsCtrl::connect(s.addr(), &config);
+    c.auth_tls();
+    c.login(USER, PASS);
+    c.expect("PBSZ 0", 200);
+    c.expect("PROT C", 200);
+    c.expect("TYPE I", 200);
+    let kept = b"this file must survive a refused STOR\n";
+    write_file(&file_of(&s, "keep.bin"), kept);
+    for verb in [
+        "LIST",
+        "RETR big.bin",
+        "STOR clear.bin",
+        "STOR keep.bin",
+        "APPE keep.bin",
+    ] {
+        let data_addr = c.pasv();
+        let r = c.cmd(verb);
+        assert_eq!(r.code, 521, "{verb} with PROT C under require=all -> {r}");
+        // Nothing is served on the passive port.
+        if let Ok(mut d) = TcpStream::connect_timeout(&data_addr, Duration::from_secs(2)) {
+            d.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 16];
+            assert!(
+                !matches!(d.read(&mut buf), Ok(n) if n > 0),
+                "{verb}: data sent in clear text"
+            );
+        }
+    }
+    // Checked at the end, so that the PROT P part below is exercised either way.
+    let now = fs::read(file_of(&s, "keep.bin")).unwrap_or_default();
+    let created = file_of(&s, "clear.bin").exists();
+
+    c.expect("PROT P", 200);
+    assert!(c.list().contains("big.bin"));
+    assert_eq!(sha256_bytes(&c.retr("big.bin")), sha);
+    let up = random_bytes(777_777);
+    c.stor("up.bin", &up);
+    assert_eq!(sha256_file(&file_of(&s, "up.bin")), sha256_bytes(&up));
+
+    assert!(
+        now == kept,
+        "a STOR/APPE refused with 521 (PROT C under require=all) changed an existing file: \
+         {} bytes before, {} bytes after",
+        kept.len(),
+        now.len()
+    );
+    assert!(
+        !created,
+        "a STOR refused with 521 (PROT C under require=all) created the file"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data-connection hijack attempts (PROT P, passive, the thief on the client's own address)
+// ---------------------------------------------------------------------------------------------
+
+/// What a thief got out of a passive port.
+struct Loot {
+    handshake: Result<bool, String>,
+    received: Received,
+}
+
+/// Connects to `addr` now (so the thief is first in the listen queue), then in a thread runs
+/// the TLS handshake with `config` and reads whatever the server sends.
+fn thief(addr: SocketAddr, config: Arc<ClientConfig>) -> thread::JoinHandle<Loot> {
+    let tcp = data_connect(addr);
+    thread::spawn(move || match tls_connect(&config, tcp) {
+        Ok(mut s) => {
+            let resumed = resumed(&s);
+            Loot {
+                handshake: Ok(resumed),
+                received: read_tls_to_end(&mut s, Duration::from_secs(60)),
+            }
+        }
+        Err(e) => Loot {
+            handshake: Err(e.to_string()),
+            received: Received {
+                data: Vec::new(),
+                clean_close: false,
+                error: None,
+            },
+        },
+    })
+}
+
+/// A thief on the victim's own address (so the FXP policy lets it in) who does not resume the
+/// victim's TLS session connects to the passive port first: its connection is dropped, it gets
+/// no file data and the transfer ends with 425 naming resumption. A later transfer works.
+#[test]
+fn hijack_without_resumption_is_refused() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let sha = put_random(&s, "secret.bin", BIG);
+    let mut victim = FtpsCtrl::protected_login(s.addr(), &client_config(&cert, true));
+
+    let data_addr = victim.pasv();
+    let loot = thief(data_addr, client_config(&cert, false));
+    let r = victim.cmd("RETR secret.bin");
+    assert!(r.code == 150 || r.code == 125, "RETR -> {r}");
+    let r = victim.final_reply(FINAL_REPLY_WITHIN);
+    let loot = loot.join().expect("thief thread");
+    assert_eq!(
+        loot.received.data.len(),
+        0,
+        "the thief received {} bytes of the file (handshake {:?})",
+        loot.received.data.len(),
+        loot.handshake
+    );
+    assert_eq!(r.code, 425, "victim's RETR after the thief's attempt -> {r}");
+    assert!(
+        r.text().contains("TLS") && r.text().contains("resum"),
+        "425 does not name the missing resumption: {r}"
+    );
+    assert!(
+        !matches!(loot.handshake, Ok(true)),
+        "the thief's handshake resumed: {:?}",
+        loot.handshake
+    );
+
+    // The session is intact: the next transfer works.
+    assert_eq!(sha256_bytes(&victim.retr("secret.bin")), sha);
+}
+
+/// A thief on the victim's address who holds a TLS session of its OWN with the same server
+/// (one `AUTH TLS` on a control connection of its own; no login) resumes that session on the
+/// victim's passive port. Resuming *some* session of this server is not proof of being the
+/// victim: the data connection must resume the session of the control connection that
+/// opened the passive port (vsftpd's require_ssl_reuse ties it to the control connection).
+/// Expected: refused, no data for the thief, 425 for the victim.
+#[test]
+fn hijack_with_a_session_of_the_thiefs_own_is_refused() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let sha = put_random(&s, "secret.bin", BIG);
+    let mut victim = FtpsCtrl::protected_login(s.addr(), &client_config(&cert, true));
+
+    // The thief's own control connection: AUTH TLS, then a command so that the session
+    // tickets sent after the handshake are read. Not logged in.
+    let thief_config = client_config(&cert, true);
+    let mut thief_ctrl = FtpsCtrl::connect(s.addr(), &thief_config);
+    thief_ctrl.auth_tls();
+    thief_ctrl.expect("FEAT", 211);
+
+    let data_addr = victim.pasv();
+    let loot = thief(data_addr, thief_config);
+    let r = victim.cmd("RETR secret.bin");
+    assert!(r.code == 150 || r.code == 125, "RETR -> {r}");
+    let r = victim.final_reply(FINAL_REPLY_WITHIN);
+    let loot = loot.join().expect("thief thread");
+    let stolen = &loot.received.data;
+    assert!(
+        stolen.is_empty(),
+        "SECURITY: a third party holding its own TLS session with this server resumed it on \
+         the victim's passive port and received {} bytes of the victim's file (complete and \
+         identical: {}); thief handshake resumed: {:?}; victim's final reply: {r}",
+        stolen.len(),
+        stolen.len() == BIG && sha256_bytes(stolen) == sha,
+        loot.handshake
+    );
+    assert_eq!(r.code, 425, "victim's RETR -> {r}");
+    assert!(r.text().contains("resum"), "{r}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// PROT P FXP between two fxpd instances (scripted client)
+// ---------------------------------------------------------------------------------------------
+
+/// Which server is the TLS client on the server-to-server data connection.
+#[derive(Clone, Copy, Debug)]
+enum FxpTls {
+    /// `SSCN ON` on the source (PORT side): the source connects and is the TLS client; the
+    /// destination (PASV side) is the TLS server.
+    SscnOnSource,
+    /// `CPSV` on the destination: the destination is the TLS client on its passive
+    /// connection; the source (PORT side) is the TLS server.
+    CpsvOnDestination,
+}
+
+/// Logs in to both sites with TLS and PROT P, hands B's passive address to A, and starts
+/// `RETR` on A and `STOR` on B. Returns the final replies (source, destination).
+fn tls_fxp(a: &Server, cert_a: &Cert, b: &Server, cert_b: &Cert, how: FxpTls, name: &str) -> (Reply, Reply) {
+    let mut src = FtpsCtrl::protected_login(a.addr(), &client_config(cert_a, true));
+    let mut dst = FtpsCtrl::protected_login(b.addr(), &client_config(cert_b, true));
+    let listening = match how {
+        FxpTls::SscnOnSource => {
+            let r = src.expect("SSCN ON", 200);
+            assert!(r.text().contains("SSCN:CLIENT METHOD"), "{r}");
+            dst.pasv()
+        }
+        FxpTls::CpsvOnDestination => {
+            let r = dst.expect("CPSV", 227);
+            parse_pasv(r.first()).unwrap_or_else(|| panic!("cannot parse CPSV reply: {r}"))
+        }
+    };
+    assert_eq!(listening.ip(), b.addr().ip(), "B announced {listening}");
+    src.expect(&port_command(listening), 200);
+    let r = dst.cmd(&format!("STOR {name}"));
+    assert!(r.code == 150 || r.code == 125, "{how:?}: STOR on B -> {r}");
+    let r = src.cmd(&format!("RETR {name}"));
+    assert!(r.code == 150 || r.code == 125, "{how:?}: RETR on A -> {r}");
+    let src_final = src.final_reply(FINAL_REPLY_WITHIN);
+    let dst_final = dst.final_reply(FINAL_REPLY_WITHIN);
+    (src_final, dst_final)
+}
+
+fn assert_fxp_copied(a: &Server, b: &Server, name: &str, sha: &str, finals: (Reply, Reply), how: FxpTls) {
+    let (src_final, dst_final) = finals;
+    assert!(
+        src_final.code == 226 && dst_final.code == 226,
+        "{how:?}: A's RETR ended with: {src_final}; B's STOR ended with: {dst_final}; \
+         {} of {BIG} bytes on B",
+        len_or_zero(&file_of(b, name))
+    );
+    let copied = file_of(b, name);
+    assert_eq!(len_or_zero(&copied), BIG as u64, "{how:?}: size on B");
+    assert_eq!(sha256_file(&copied), sha, "{how:?}: SHA-256 on B");
+    assert_eq!(sha256_file(&file_of(a, name)), sha, "source changed");
+}
+
+/// SSCN: A (source, 127.0.0.2) is the TLS client and connects to B's passive port; B (the
+/// TLS server) cannot expect A to resume B's control session, so B turns
+/// `require_data_resumption` off. A needs `allow_foreign_port`, B `allow_foreign_passive`.
+#[test]
+fn tls_fxp_with_sscn_on_the_source() {
+    let (cert_a, cert_b) = (Cert::new(), Cert::new());
+    let a = tls_site(&cert_a, SITE_A, "", "[fxp]\nallow_foreign_port = true");
+    let b = tls_site(
+        &cert_b,
+        SITE_B,
+        "require_data_resumption = false",
+        "[fxp]\nallow_foreign_passive = true",
+    );
+    let sha = put_random(&a, "fxp.bin", BIG);
+    let finals = tls_fxp(&a, &cert_a, &b, &cert_b, FxpTls::SscnOnSource, "fxp.bin");
+    assert_fxp_copied(&a, &b, "fxp.bin", &sha, finals, FxpTls::SscnOnSource);
+}
+
+/// CPSV: B (destination) is the TLS client on its passive connection, A (source, PORT side)
+/// the TLS server, so A turns `require_data_resumption` off.
+#[test]
+fn tls_fxp_with_cpsv_on_the_destination() {
+    let (cert_a, cert_b) = (Cert::new(), Cert::new());
+    let a = tls_site(
+        &cert_a,
+        SITE_A,
+        "require_data_resumption = false",
+        "[fxp]\nallow_foreign_port = true",
+    );
+    let b = tls_site(&cert_b, SITE_B, "", "[fxp]\nallow_foreign_passive = true");
+    let sha = put_random(&a, "fxp.bin", BIG);
+    let finals = tls_fxp(&a, &cert_a, &b, &cert_b, FxpTls::CpsvOnDestination, "fxp.bin");
+    assert_fxp_copied(&a, &b, "fxp.bin", &sha, finals, FxpTls::CpsvOnDestination);
+}
+
+/// With the default `require_data_resumption = true` on the TLS-server side, the other server
+/// cannot resume and the FXP transfer fails with 425 naming resumption: the check applies to
+/// server-to-server connections too (which is why the tests above turn it off there).
+#[test]
+fn tls_fxp_fails_when_the_tls_server_side_requires_resumption() {
+    let (cert_a, cert_b) = (Cert::new(), Cert::new());
+    let a = tls_site(&cert_a, SITE_A, "", "[fxp]\nallow_foreign_port = true");
+    let b = tls_site(&cert_b, SITE_B, "", "[fxp]\nallow_foreign_passive = true");
+    put_random(&a, "fxp.bin", BIG);
+    let (src_final, dst_final) = tls_fxp(&a, &cert_a, &b, &cert_b, FxpTls::SscnOnSource, "fxp.bin");
+    assert_eq!(dst_final.code, 425, "B's STOR -> {dst_final}");
+    assert!(dst_final.text().contains("resum"), "{dst_final}");
+    assert!(
+        src_final.class() == 4,
+        "A's RETR should fail when B drops the connection: {src_final}"
+    );
+    assert_ne!(
+        len_or_zero(&file_of(&b, "fxp.bin")),
+        BIG as u64,
+        "the file arrived on B"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// External clients: curl
+// ---------------------------------------------------------------------------------------------
+
+/// A scratch directory for one client inside the test's tempdir.
+fn work_dir(s: &Server, name: &str) -> PathBuf {
+    let d = s.dir.path().join(name);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn curl_tls(work: &Path, args: &[&str]) -> Output {
+    let mut c = client_command("curl", &work.join("home"));
+    c.args(["-sS", "-v", "--connect-timeout", "10", "--max-time", "100", "-k"])
+        .arg("-u")
+        .arg(format!("{USER}:{PASS}"))
+        .args(args);
+    run_with_timeout(&mut c, 120)
+}
+
+fn assert_curl_protected(o: &Output, what: &str) {
+    assert_success(o, what);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("> PROT P"),
+        "{what}: curl did not send PROT P:\n{log}"
+    );
+}
+
+#[test]
+fn curl_explicit_and_implicit_ftps() {
+    if !require_client("curl") {
+        return;
+    }
+    let cert = Cert::new();
+    let site = implicit_site(&cert);
+    let s = &site.server;
+    let sha = put_random(s, "big.bin", BIG);
+    let work = work_dir(s, "curl");
+
+    // Explicit: --ssl-reqd on ftp:// (AUTH TLS, PBSZ 0, PROT P).
+    let out = work.join("explicit.bin");
+    let url = format!("ftp://{}/big.bin", site.plain);
+    let o = curl_tls(&work, &["--ssl-reqd", "-o", out.to_str().unwrap(), &url]);
+    assert_curl_protected(&o, "curl --ssl-reqd download");
+    // curl tries `AUTH SSL` first and falls back to `AUTH TLS`; fxpd accepts both.
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("> AUTH SSL") || log.contains("> AUTH TLS"),
+        "{}",
+        describe_output(&o)
+    );
+    assert_eq!(sha256_file(&out), sha, "curl explicit download");
+
+    let src = work.join("explicit-up.src");
+    let up_sha = write_random_file(&src, BIG + 11);
+    let url = format!("ftp://{}/explicit-up.bin", site.plain);
+    let o = curl_tls(&work, &["--ssl-reqd", "-T", src.to_str().unwrap(), &url]);
+    assert_curl_protected(&o, "curl --ssl-reqd upload");
+    assert_eq!(sha256_file(&file_of(s, "explicit-up.bin")), up_sha);
+
+    // Implicit: ftps:// to the LISTENING-FTPS port.
+    let out = work.join("implicit.bin");
+    let url = format!("ftps://{}/big.bin", site.ftps);
+    let o = curl_tls(&work, &["-o", out.to_str().unwrap(), &url]);
+    assert_curl_protected(&o, "curl ftps:// download");
+    assert_eq!(sha256_file(&out), sha, "curl implicit download");
+
+    let src = work.join("implicit-up.src");
+    let up_sha = write_random_file(&src, BIG - 13);
+    let url = format!("ftps://{}/implicit-up.bin", site.ftps);
+    let o = curl_tls(&work, &["-T", src.to_str().unwrap(), &url]);
+    assert_curl_protected(&o, "curl ftps:// upload");
+    assert_eq!(sha256_file(&file_of(s, "implicit-up.bin")), up_sha);
+}
+
+// ---------------------------------------------------------------------------------------------
+// External clients: lftp
+// ---------------------------------------------------------------------------------------------
+
+const LFTP_TLS: &str = "set cmd:fail-exit yes; set ssl:verify-certificate no; \
+     set ftp:ssl-force true; set ftp:ssl-protect-data true; set ftp:ssl-protect-list true; \
+     set net:max-retries 1; set net:timeout 15; set net:reconnect-interval-base 1; \
+     set net:reconnect-interval-max 1; set xfer:clobber on;";
+
+/// Runs lftp with the TLS settings, a debug log, and `commands`; returns output and log.
+fn lftp_tls(work: &Path, commands: &str) -> (Output, String) {
+    fs::create_dir_all(work).unwrap();
+    let log = work.join("lftp.log");
+    let script = format!("{LFTP_TLS} debug -t -o {} 5; {commands}", log.display());
+    let out = run_with_timeout(
+        client_command("lftp", &work.join("home"))
+            .current_dir(work)
+            .arg("-c")
+            .arg(&script),
+        240,
+    );
+    (out, fs::read_to_string(&log).unwrap_or_default())
+}
+
+/// A small tree with random files and an empty file; returns its hashes.
+fn small_tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    write_random_file(&dir.join("a.bin"), 300 * 1024 + 1);
+    write_file(&dir.join("empty.dat"), b"");
+    write_random_file(&dir.join("sub/b.bin"), 64 * 1024 + 3);
+    write_file(&dir.join("sub/deeper/c.txt"), &text_content(50));
+    tree_hashes(dir)
+}
+
+#[test]
+fn lftp_get_put_and_mirror_over_tls() {
+    if !require_client("lftp") {
+        return;
+    }
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let sha = put_random(&s, "big.bin", BIG);
+    let remote_tree = small_tree(&file_of(&s, "tree"));
+    let work = work_dir(&s, "lftp");
+    let local_up = work.join("up.src");
+    let up_sha = write_random_file(&local_up, BIG + 5);
+    let local_tree = work.join("tree-up");
+    let up_tree = small_tree(&local_tree);
+    let got = work.join("got.bin");
+    let mirrored = work.join("mirrored");
+
+    let commands = format!(
+        "open -u {USER},{PASS} ftp://{addr}; get big.bin -o {got}; put {up} -o up.bin; \
+         mirror tree {mirrored}; mirror -R {local_tree} tree-up",
+        addr = s.addr(),
+        got = got.display(),
+        up = local_up.display(),
+        mirrored = mirrored.display(),
+        local_tree = local_tree.display(),
+    );
+    let (out, log) = lftp_tls(&work, &commands);
+    assert!(
+        out.status.success(),
+        "lftp over TLS failed: {}\n--- lftp log ---\n{log}",
+        describe_output(&out)
+    );
+    assert!(log.contains("AUTH TLS"), "no AUTH TLS in the lftp log:\n{log}");
+    assert!(log.contains("PROT P"), "no PROT P in the lftp log:\n{log}");
+    assert_eq!(sha256_file(&got), sha, "lftp get");
+    assert_eq!(sha256_file(&file_of(&s, "up.bin")), up_sha, "lftp put");
+    assert_eq!(tree_hashes(&mirrored), remote_tree, "lftp mirror (download)");
+    assert_eq!(
+        tree_hashes(&file_of(&s, "tree-up")),
+        up_tree,
+        "lftp mirror -R (upload)"
+    );
+}
+
+/// lftp's own FXP with `ftp:ssl-protect-fxp`: lftp 4.9 sends `CPSV` to the destination
+/// when FEAT lists it, so B (PASV side) is the TLS client and A (PORT side) the TLS server,
+/// which turns `require_data_resumption` off (B cannot resume A's control session). Each site
+/// gets only the FXP switch its role needs.
+#[test]
+fn lftp_tls_fxp_between_two_sites() {
+    if !require_client("lftp") {
+        return;
+    }
+    let (cert_a, cert_b) = (Cert::new(), Cert::new());
+    let a = tls_site(
+        &cert_a,
+        SITE_A,
+        "require_data_resumption = false",
+        "[fxp]\nallow_foreign_port = true",
+    );
+    let b = tls_site(&cert_b, SITE_B, "", "[fxp]\nallow_foreign_passive = true");
+    let sha = put_random(&a, "lftp.bin", BIG);
+    let work = work_dir(&a, "lftp-fxp");
+    let commands = format!(
+        "set ftp:use-fxp yes; set ftp:fxp-force yes; set ftp:fxp-passive-source no; \
+         set ftp:ssl-protect-fxp true; \
+         get ftp://{USER}:{PASS}@{a}/lftp.bin -o ftp://{USER}:{PASS}@{b}/lftp.bin",
+        a = a.addr(),
+        b = b.addr()
+    );
+    let (out, log) = lftp_tls(&work, &commands);
+    assert!(
+        out.status.success(),
+        "lftp TLS FXP failed: {}\n--- lftp log ---\n{log}",
+        describe_output(&out)
+    );
+    assert!(
+        log.contains("---> CPSV"),
+        "lftp did not send CPSV (the site settings assume it):\n{log}"
+    );
+    assert!(log.contains("PROT P"), "no PROT P in the lftp log:\n{log}");
+    // Server to server: B's passive address went to A (never a copy through lftp).
+    assert!(
+        log.contains("(127,0,0,3,") && log.contains("PORT 127,0,0,3,"),
+        "no PASV/CPSV on B with PORT to A in the lftp log:\n{log}"
+    );
+    let method: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("SSCN") || l.contains("CPSV") || l.contains("PORT ") || l.contains("(127,0,0,3,")
+        })
+        .collect();
+    eprintln!("lftp TLS FXP protocol lines:\n{}", method.join("\n"));
+    assert_eq!(sha256_file(&file_of(&b, "lftp.bin")), sha, "SHA-256 of B's copy");
+}
+
+// ---------------------------------------------------------------------------------------------
+// External clients: Python ftplib.FTP_TLS
+// ---------------------------------------------------------------------------------------------
+
+/// Modes: `stock-get`, `stock-put` (plain `FTP_TLS`), `resume-get`, `resume-put` (a subclass
+/// that resumes the control session on data connections). Prints `OK <final reply>` and exits
+/// 0, or prints `ERROR ...` and `REPLY <final reply>` and exits 3.
+const PY_FTPS: &str = r#"
+import ftplib, socket, ssl, sys
+
+class ResumingFTP_TLS(ftplib.FTP_TLS):
+    """FTP_TLS whose protected data connections resume the control connection's session."""
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host,
+                                            session=self.sock.session)
+        return conn, size
+
+mode, host, port, user, password, remote, local = sys.argv[1:8]
+cls = ResumingFTP_TLS if mode.startswith("resume") else ftplib.FTP_TLS
+ftp = cls(timeout=30)
+ftp.connect(host, int(port))
+ftp.login(user, password)   # AUTH TLS first (secure=True)
+ftp.prot_p()
+try:
+    if mode.endswith("get"):
+        with open(local, "wb") as f:
+            resp = ftp.retrbinary("RETR " + remote, f.write)
+    else:
+        with open(local, "rb") as f:
+            resp = ftp.storbinary("STOR " + remote, f)
+    print("OK", resp, flush=True)
+except ftplib.Error as e:
+    # The final reply itself was the error.
+    print("ERROR", type(e).__name__, e, flush=True)
+    print("REPLY", e, flush=True)
+    sys.exit(3)
+except Exception as e:
+    print("ERROR", type(e).__name__, e, flush=True)
+    try:
+        print("REPLY", ftp.getresp(), flush=True)
+    except Exception as e2:
+        print("REPLY", e2, flush=True)
+    sys.exit(3)
+ftp.quit()
+"#;
+
+fn python_ftps(s: &Server, work: &Path, mode: &str, remote: &str, local: &Path) -> Output {
+    let script = work.join("ftps_client.py");
+    fs::write(&script, PY_FTPS).unwrap();
+    let mut c = client_command("python3", &work.join("home"));
+    c.arg(&script)
+        .arg(mode)
+        .arg(s.addr().ip().to_string())
+        .arg(s.port().to_string())
+        .args([USER, PASS, remote])
+        .arg(local);
+    run_with_timeout(&mut c, 120)
+}
+
+/// Stock `FTP_TLS` does not resume the TLS session on data connections, so with the default
+/// `require_data_resumption` its PROT P transfer ends with 425 naming resumption (the check is
+/// real); a subclass that passes `session=self.sock.session` downloads and uploads.
+#[test]
+fn python_ftp_tls_needs_resumption() {
+    if !require_client("python3") {
+        return;
+    }
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let sha = put_random(&s, "big.bin", BIG);
+    let work = work_dir(&s, "python");
+
+    let out = work.join("stock.bin");
+    let o = python_ftps(&s, &work, "stock-get", "big.bin", &out);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        !o.status.success(),
+        "stock FTP_TLS succeeded without resuming the session: {}",
+        describe_output(&o)
+    );
+    let reply = text
+        .lines()
+        .find_map(|l| l.strip_prefix("REPLY "))
+        .unwrap_or_else(|| panic!("no final reply: {}", describe_output(&o)));
+    eprintln!("stock FTP_TLS download, final reply: {reply}");
+    assert!(
+        reply.starts_with("425") && reply.contains("resum"),
+        "stock FTP_TLS: expected 425 naming resumption, got {reply:?}: {}",
+        describe_output(&o)
+    );
+    assert_ne!(
+        fs::read(&out).map(|d| sha256_bytes(&d)).ok().as_deref(),
+        Some(sha.as_str()),
+        "the non-resuming client got the file"
+    );
+
+    let out = work.join("resumed.bin");
+    let o = python_ftps(&s, &work, "resume-get", "big.bin", &out);
+    assert_success(&o, "resuming FTP_TLS download");
+    assert_eq!(sha256_file(&out), sha, "resuming FTP_TLS download");
+
+    let src = work.join("up.src");
+    let up_sha = write_random_file(&src, BIG + 3);
+    let o = python_ftps(&s, &work, "resume-put", "up.bin", &src);
+    assert_success(&o, "resuming FTP_TLS upload");
+    assert_eq!(
+        sha256_file(&file_of(&s, "up.bin")),
+        up_sha,
+        "resuming FTP_TLS upload"
+    );
+}
+
+/// With `require_data_resumption = false`, stock `FTP_TLS` works both ways.
+#[test]
+fn python_stock_ftp_tls_without_required_resumption() {
+    if !require_client("python3") {
+        return;
+    }
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "require_data_resumption = false", "");
+    let sha = put_random(&s, "big.bin", BIG);
+    let work = work_dir(&s, "python");
+
+    let out = work.join("stock.bin");
+    let o = python_ftps(&s, &work, "stock-get", "big.bin", &out);
+    assert_success(&o, "stock FTP_TLS download");
+    assert_eq!(sha256_file(&out), sha, "stock FTP_TLS download");
+
+    let src = work.join("up.src");
+    let up_sha = write_random_file(&src, BIG + 1);
+    let o = python_ftps(&s, &work, "stock-put", "up.bin", &src);
+    assert_success(&o, "stock FTP_TLS upload");
+    assert_eq!(
+        sha256_file(&file_of(&s, "up.bin")),
+        up_sha,
+        "stock FTP_TLS upload"
+    );
+}
