@@ -23,6 +23,13 @@ pub enum ErrorLocation {
         /// 1-based column.
         column: usize,
     },
+    /// A Windows registry value.
+    Registry {
+        /// The key, e.g. `HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters`.
+        key: String,
+        /// The value's name, e.g. `EnablePortAttack`.
+        value: String,
+    },
     /// An `FXPD__*` environment variable.
     Env {
         /// The variable's name as it was set.
@@ -54,6 +61,7 @@ impl fmt::Display for ErrorLocation {
                     "embedded quick-start config (config/quickstart.toml), line {line}, column {column}"
                 )
             }
+            ErrorLocation::Registry { key, value } => write!(f, "registry value {key}\\{value}"),
             ErrorLocation::Env { var } => write!(f, "environment variable {var}"),
             ErrorLocation::Flag { flag } => write!(f, "command-line flag {flag}"),
         }

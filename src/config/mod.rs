@@ -3,8 +3,12 @@
 //! # Layout
 //! - `mod.rs` (this file): the typed schema ([`Config`] and its sections), built-in defaults and
 //!   [`Config::validate`].
-//! - `sources.rs`: the layers (built-in defaults < config file < `FXPD__*` environment variables <
-//!   command-line flags), [`load`], [`Origin`] bookkeeping and [`default_config_path`].
+//! - `sources.rs`: the layers (built-in defaults < config file < Windows registry < `FXPD__*`
+//!   environment variables < command-line flags), [`load`], [`Origin`] bookkeeping and
+//!   [`default_config_path`].
+//! - `registry.rs`: the registry layer: IIS-style value names ([`REGISTRY_VALUES`]) mapped to keys
+//!   through the [`RegistrySource`] trait (tested on every platform with a fake), and the real
+//!   `HKLM` reader (`cfg(windows)`).
 //! - `schema.rs`: the list of leaf keys and the TOML kind each expects, derived from the defaults;
 //!   turns environment/flag strings into typed TOML values.
 //! - `error.rs`: [`ConfigError`], which always names the setting and the source that gave it.
@@ -25,6 +29,7 @@
 //!   relative to the current directory.
 
 mod error;
+mod registry;
 mod render;
 mod schema;
 mod sources;
@@ -40,10 +45,16 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, ErrorLocation};
+#[cfg(windows)]
+pub use registry::WindowsRegistry;
+pub use registry::{
+    display_key, platform_registry, RegType, RegValue, RegistrySource, RegistryValue, IIS_KEY,
+    REGISTRY_VALUES, SERVICE_KEY,
+};
 pub use render::{render_json, render_text};
 pub use sources::{
-    default_config_path, env_vars, load, load_with_default_path, Loaded, Origin, Overrides, ENV_PREFIX,
-    QUICKSTART_TOML,
+    default_config_path, env_vars, load, load_from, load_with_default_path, Loaded, Origin, Overrides,
+    ENV_PREFIX, QUICKSTART_TOML,
 };
 
 /// The complete, typed server configuration. Build it with [`load`]; it is validated once there.

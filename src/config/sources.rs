@@ -1,5 +1,5 @@
-//! Layered loading: built-in defaults < config file < `FXPD__*` environment variables <
-//! command-line flags, remembering the [`Origin`] of every effective value.
+//! Layered loading: built-in defaults < config file < Windows registry < `FXPD__*` environment
+//! variables < command-line flags, remembering the [`Origin`] of every effective value.
 //!
 //! Each layer is checked on its own before merging, so an error names the file position,
 //! variable or flag that caused it:
@@ -7,6 +7,8 @@
 //!   for unknown keys and wrong TOML kinds, then deserialized as a whole into [`Config`] for
 //!   value errors (bad address, bad port range, unknown enum name), whose span is mapped back to
 //!   the key;
+//! - each registry value (`registry.rs`, Windows only): its type is checked and it is turned into
+//!   the TOML kind the key expects, then deserialized alone;
 //! - each environment variable and each flag: its string is turned into the TOML kind the key
 //!   expects (see `schema.rs`) and deserialized alone.
 //!
@@ -24,6 +26,7 @@ use toml::de::{DeTable, DeValue};
 use toml::{Table, Value};
 
 use super::error::{ConfigError, ErrorLocation};
+use super::registry::{self, RegistrySource};
 use super::schema::{self, schema, Kind};
 use super::Config;
 
@@ -51,6 +54,14 @@ pub enum Origin {
         /// 1-based line of the key.
         line: usize,
     },
+    /// A Windows registry value (fxpd's own key, or IIS's `MSFTPSVC` key for the KB Q247132
+    /// values).
+    Registry {
+        /// The key, e.g. `HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters`.
+        key: String,
+        /// The value's name, e.g. `EnablePortAttack`.
+        value: String,
+    },
     /// An environment variable.
     Env {
         /// The variable's name as it was set.
@@ -69,6 +80,7 @@ impl fmt::Display for Origin {
             Origin::Default => f.write_str("default"),
             Origin::Embedded => f.write_str("quick-start default"),
             Origin::File { path, line } => write!(f, "file {}:{line}", path.display()),
+            Origin::Registry { key, value } => write!(f, "registry {key}\\{value}"),
             Origin::Env { var } => write!(f, "env {var}"),
             Origin::Flag { flag } => write!(f, "flag {flag}"),
         }
@@ -127,9 +139,11 @@ pub fn default_config_path() -> PathBuf {
     }
 }
 
-/// Loads the configuration. Layers, lowest to highest: built-in defaults < file < environment
-/// (`FXPD__SECTION__KEY`, double underscore between levels, key names case-insensitive, e.g.
-/// `FXPD__LISTEN=127.0.0.1:2121,[::1]:2121`, `FXPD__FXP__PEERS=10.0.0.0/8,192.0.2.7`) < flags.
+/// Loads the configuration. Layers, lowest to highest: built-in defaults < file < the registry
+/// (Windows only: `HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters`, see `registry.rs`)
+/// < environment (`FXPD__SECTION__KEY`, double underscore between levels, key names
+/// case-insensitive, e.g. `FXPD__LISTEN=127.0.0.1:2121,[::1]:2121`,
+/// `FXPD__FXP__PEERS=10.0.0.0/8,192.0.2.7`) < flags.
 ///
 /// `file`: `Some(path)` = `--config` was given (a missing file is an error); `None` = the
 /// [`default_config_path`] if it exists, else the quick start (the embedded
@@ -144,13 +158,32 @@ pub fn load(
     env: &[(String, String)],
     overrides: &Overrides,
 ) -> Result<Loaded, ConfigError> {
-    load_with_default_path(file, &default_config_path(), env, overrides)
+    load_from(
+        file,
+        &default_config_path(),
+        registry::platform_registry(),
+        env,
+        overrides,
+    )
 }
 
-/// [`load`] with the default config path given explicitly (for tests and packagers).
+/// [`load`] with the default config path given explicitly and no registry layer (for tests and
+/// packagers).
 pub fn load_with_default_path(
     file: Option<&Path>,
     default_path: &Path,
+    env: &[(String, String)],
+    overrides: &Overrides,
+) -> Result<Loaded, ConfigError> {
+    load_from(file, default_path, None, env, overrides)
+}
+
+/// [`load`] with every source given explicitly: `registry` is `None` for no registry layer (what
+/// [`load`] passes outside Windows) or a [`RegistrySource`] (tests pass a fake one).
+pub fn load_from(
+    file: Option<&Path>,
+    default_path: &Path,
+    registry: Option<&dyn RegistrySource>,
     env: &[(String, String)],
     overrides: &Overrides,
 ) -> Result<Loaded, ConfigError> {
@@ -176,6 +209,10 @@ pub fn load_with_default_path(
     };
 
     let file_layer = FileLayer::parse(&text, &source)?;
+    let registry_layer = match registry {
+        Some(registry) => registry::registry_layer(registry)?,
+        None => Layer::new(),
+    };
     let env_layer = env_layer(env)?;
     let flag_layer = flag_layer(overrides)?;
 
@@ -189,13 +226,20 @@ pub fn load_with_default_path(
         .leaves
         .iter()
         .map(|(key, value)| (key, value, file_layer.origin(key)));
+    let registry_leaves = registry_layer
+        .iter()
+        .map(|(key, (value, origin))| (key, value, origin.clone()));
     let env_leaves = env_layer
         .iter()
         .map(|(key, (value, origin))| (key, value, origin.clone()));
     let flag_leaves = flag_layer
         .iter()
         .map(|(key, (value, origin))| (key, value, origin.clone()));
-    for (key, value, origin) in file_leaves.chain(env_leaves).chain(flag_leaves) {
+    for (key, value, origin) in file_leaves
+        .chain(registry_leaves)
+        .chain(env_leaves)
+        .chain(flag_leaves)
+    {
         schema::insert_dotted(&mut merged, key, value.clone());
         origins.insert(key.clone(), origin);
     }
@@ -204,6 +248,10 @@ pub fn load_with_default_path(
         match origins.get(key)? {
             Origin::Default => None,
             Origin::Embedded | Origin::File { .. } => Some(file_layer.location(key)),
+            Origin::Registry { key, value } => Some(ErrorLocation::Registry {
+                key: key.clone(),
+                value: value.clone(),
+            }),
             Origin::Env { var } => Some(ErrorLocation::Env { var: var.clone() }),
             Origin::Flag { flag } => Some(ErrorLocation::Flag { flag: flag.clone() }),
         }
@@ -440,7 +488,7 @@ fn kind_matches(kind: Kind, value: &DeValue<'_>) -> bool {
     }
 }
 
-/// The environment layer: dotted key -> (value, origin).
+/// The registry, environment or flag layer: dotted key -> (value, origin).
 type Layer = BTreeMap<String, (Value, Origin)>;
 
 fn env_layer(env: &[(String, String)]) -> Result<Layer, ConfigError> {

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""A real FTP client (Python's ftplib) for tests/windows/run.sh, run from Linux against fxpd.exe
+under Wine. Loopback only; every socket has a timeout.
+
+  ftp_client.py active  --server HOST:PORT --file NAME --sha256 HEX --expect refused|accepted
+      Connects from 127.0.0.1, then sends PORT naming a listener this script opens on 127.0.0.3
+      (a foreign address: not the client's). `refused`: the reply must be 504 with the reason
+      token `foreign-address`, and nothing may connect to the listener. `accepted`: the reply must
+      be 200, and RETR must make the server connect to the 127.0.0.3 listener and send the file.
+  ftp_client.py theft   --server HOST:PORT --file NAME --sha256 HEX --expect refused|accepted
+      Sends PASV and RETR from 127.0.0.1, then connects to the passive port from 127.0.0.3 (a
+      foreign address). `accepted`: that connection gets the file. `refused`: the server closes it
+      without a byte, and a second connection from 127.0.0.1 (the client's own) still gets the file.
+  ftp_client.py passive --server HOST:PORT --file NAME --sha256 HEX
+      A plain passive download (PASV) with a listing, from 127.0.0.1.
+
+Prints one line (`ok: ...` or `FAIL: ...`); exit code 0 on success, 1 on failure.
+"""
+
+import argparse
+import ftplib
+import hashlib
+import socket
+import sys
+
+TIMEOUT = 20.0
+CLIENT = "127.0.0.1"
+FOREIGN = "127.0.0.3"
+
+
+class Failure(Exception):
+    pass
+
+
+def connect(server):
+    host, port = server.rsplit(":", 1)
+    ftp = ftplib.FTP(timeout=TIMEOUT)
+    ftp.connect(host, int(port), timeout=TIMEOUT, source_address=(CLIENT, 0))
+    ftp.login()  # anonymous
+    ftp.voidcmd("TYPE I")
+    return ftp
+
+
+def active(args):
+    ftp = connect(args.server)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind((FOREIGN, 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        command = "PORT %s,%d,%d" % (FOREIGN.replace(".", ","), port >> 8, port & 0xFF)
+        try:
+            reply = ftp.sendcmd(command)
+        except ftplib.error_perm as e:
+            reply = str(e)
+        if args.expect == "refused":
+            if not (reply.startswith("504") and "foreign-address" in reply):
+                raise Failure("%s: expected 504 foreign-address, got %r" % (command, reply))
+            listener.settimeout(1.0)
+            try:
+                conn, peer = listener.accept()
+                conn.close()
+                raise Failure("the server connected to %s:%d after refusing PORT" % peer)
+            except socket.timeout:
+                pass
+            return "foreign PORT refused: %s" % reply
+        if not reply.startswith("200"):
+            raise Failure("%s: expected 200, got %r" % (command, reply))
+        ftp.putcmd("RETR " + args.file)
+        listener.settimeout(TIMEOUT)
+        try:
+            conn, peer = listener.accept()
+        except socket.timeout:
+            raise Failure("RETR: the server never connected to %s:%d" % (FOREIGN, port))
+        start = ftp.getresp()
+        if not start.startswith(("125", "150")):
+            conn.close()
+            raise Failure("RETR: expected 125/150, got %r" % start)
+        digest, size = receive(conn)
+        done = ftp.voidresp()
+        check(digest, args.sha256)
+        ftp.quit()
+        return "foreign PORT accepted: server %s connected to %s:%d, %d bytes, sha256 ok, %s" % (
+            peer[0], FOREIGN, port, size, done.split(" ")[0])
+    finally:
+        listener.close()
+
+
+def theft(args):
+    ftp = connect(args.server)
+    host, port = ftplib.parse227(ftp.sendcmd("PASV"))
+    ftp.putcmd("RETR " + args.file)
+    foreign = socket.create_connection((host, port), timeout=TIMEOUT, source_address=(FOREIGN, 0))
+    try:
+        digest, size = receive(foreign)
+    except ConnectionResetError:
+        digest, size = None, 0
+    if args.expect == "accepted":
+        if size == 0:
+            raise Failure("the connection from %s to the passive port got nothing" % FOREIGN)
+        start = ftp.getresp()
+        done = ftp.voidresp()
+        check(digest, args.sha256)
+        ftp.quit()
+        return "foreign passive connection accepted: %d bytes from %s:%d to %s, sha256 ok, %s %s" % (
+            size, host, port, FOREIGN, start.split(" ")[0], done.split(" ")[0])
+    if size != 0:
+        raise Failure("the connection from %s to the passive port got %d bytes" % (FOREIGN, size))
+    own = socket.create_connection((host, port), timeout=TIMEOUT, source_address=(CLIENT, 0))
+    start = ftp.getresp()
+    if not start.startswith(("125", "150")):
+        own.close()
+        raise Failure("RETR: expected 125/150, got %r" % start)
+    digest, size = receive(own)
+    done = ftp.voidresp()
+    check(digest, args.sha256)
+    ftp.quit()
+    return ("foreign passive connection from %s closed without data; the client's own got %d bytes, "
+            "sha256 ok, %s" % (FOREIGN, size, done.split(" ")[0]))
+
+
+def receive(conn):
+    conn.settimeout(TIMEOUT)
+    h = hashlib.sha256()
+    size = 0
+    with conn:
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def check(digest, expected):
+    if digest != expected:
+        raise Failure("sha256 %s, expected %s" % (digest, expected))
+
+
+def passive(args):
+    ftp = connect(args.server)
+    ftp.set_pasv(True)
+    names = ftp.nlst()
+    if args.file not in names:
+        raise Failure("NLST does not list %s: %r" % (args.file, names))
+    h = hashlib.sha256()
+    size = [0]
+
+    def block(data):
+        h.update(data)
+        size[0] += len(data)
+
+    done = ftp.retrbinary("RETR " + args.file, block)
+    check(h.hexdigest(), args.sha256)
+    ftp.quit()
+    return "passive download: %d bytes, sha256 ok, %s" % (size[0], done.split(" ")[0])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("mode", choices=["active", "theft", "passive"])
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--file", required=True)
+    parser.add_argument("--sha256", required=True)
+    parser.add_argument("--expect", choices=["refused", "accepted"], default="accepted")
+    args = parser.parse_args()
+    try:
+        run = {"active": active, "theft": theft, "passive": passive}[args.mode]
+        print("ok: " + run(args))
+        return 0
+    except (Failure, OSError, EOFError, ftplib.Error) as e:
+        print("FAIL: %s: %s" % (type(e).__name__, e))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016 # backticks in the grep patterns below are literal
+# fxpd's Windows build, tested for real under Wine: bash tests/windows/run.sh
+#
+# On a fresh Debian 12 machine (root, Rust via rustup) it installs what is missing (the mingw-w64
+# x86_64 cross compiler, Wine 8, python3; the x86_64-pc-windows-gnu Rust target), builds fxpd.exe
+# and the ProcessPrng shim DLL (see bcryptprimitives.c), then checks from Linux, with a real FTP
+# client (ftp_client.py, Python's ftplib), that the registry drives the FXP policy:
+#   - `config check` shows registry origins (and the Windows default config path);
+#   - EnablePortAttack=0 refuses a foreign PORT (504 foreign-address) although the file allows it;
+#   - EnablePortAttack=1 accepts it, and RETR really connects to the foreign listener;
+#   - EnablePASVTheft=0 closes a foreign connection to a passive port (the client's own still
+#     works); EnablePASVTheft=1 serves the file to it;
+#   - a plain passive download through the Windows build (tokio networking under Wine);
+#   - IIS's MSFTPSVC\Parameters is the fallback when fxpd's key lacks the value (KB Q247132);
+#   - a REG_SZ EnablePortAttack, a DWORD 2 and an unknown value name stop `config check` and
+#     `serve` with a message naming the registry value.
+# Loopback addresses only: the client is 127.0.0.1, the server 127.0.0.2, the foreign PORT
+# target 127.0.0.3. Every step has a timeout; the Wine processes of this script's prefix are
+# killed at the end (wineserver -k). Idempotent; on a warm machine only the tests run.
+#
+# Last line: `windows: N passed, M failed`; exit status non-zero on any failure.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+repo=$PWD
+here=$repo/tests/windows
+started=$SECONDS
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fxpd-target}"
+triple=x86_64-pc-windows-gnu
+work=$CARGO_TARGET_DIR/wine-test
+mkdir -p "$work/bin"
+
+note() { printf 'windows: %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ tools
+packages=()
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || packages+=(gcc-mingw-w64-x86-64-win32)
+command -v wine >/dev/null 2>&1 || packages+=(wine)
+[ -x /usr/lib/wine/wine64 ] || packages+=(wine64)
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
+if ((${#packages[@]} > 0)); then
+    note "installing ${packages[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -q
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${packages[@]}"
+fi
+if ! rustup target list --installed | grep -qx "$triple"; then
+    note "adding the Rust target $triple"
+    rustup target add "$triple"
+fi
+
+# ------------------------------------------------------------------ build
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+note "building fxpd.exe (dev profile) into $CARGO_TARGET_DIR/$triple"
+# The dev profile: on 2 cores it builds much faster than release, and the tests need no speed.
+if ! cargo build --quiet --target "$triple" --bin fxpd; then
+    echo "windows: 0 passed, 1 failed (the Windows build failed)"
+    exit 1
+fi
+cp "$CARGO_TARGET_DIR/$triple/debug/fxpd.exe" "$work/bin/fxpd.exe"
+shim=$work/bin/bcryptprimitives.dll
+if [ ! -f "$shim" ] || [ "$here/bcryptprimitives.c" -nt "$shim" ]; then
+    note "building the ProcessPrng shim"
+    x86_64-w64-mingw32-gcc -shared -O2 -s -o "$shim" "$here/bcryptprimitives.c" -ladvapi32
+fi
+note "built in $((SECONDS - started))s"
+
+# ------------------------------------------------------------------ Wine
+export WINEPREFIX=$work/prefix
+export WINEDEBUG=-all
+# No Mono or Gecko (not installed, and their prompts would stall a headless prefix update).
+export WINEDLLOVERRIDES="mscoree,mshtml="
+unset DISPLAY WAYLAND_DISPLAY
+
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+    fi
+    timeout 20 wineserver -k >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+timeout 20 wineserver -k >/dev/null 2>&1 || true # a leftover from an interrupted run
+mkdir -p "$WINEPREFIX"
+# One wineserver for the whole run (each `wine` would otherwise start its own); killed at exit.
+timeout 20 wineserver -p
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    note "creating the Wine prefix $WINEPREFIX"
+    timeout 180 wine wineboot --init >/dev/null 2>&1
+fi
+wine_run() { timeout 60 wine "$@"; }
+
+fxpd_key='HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters'
+iis_key='HKLM\SYSTEM\CurrentControlSet\Services\MSFTPSVC\Parameters'
+reg_clear() {
+    wine_run reg delete "$fxpd_key" /f >/dev/null 2>&1 || true
+    wine_run reg delete "$iis_key" /f >/dev/null 2>&1 || true
+}
+# reg_set KEY NAME TYPE DATA
+reg_set() { wine_run reg add "$1" /v "$2" /t "$3" /d "$4" /f >/dev/null; }
+
+# The FTP root, with a random file to download.
+root=$work/root
+rm -rf "$root"
+mkdir -p "$root"
+head -c 786432 /dev/urandom >"$root/payload.bin"
+sha=$(sha256sum "$root/payload.bin" | cut -d' ' -f1)
+win_root="Z:${root//\//\\}"
+
+# The config file at the Windows default path (%ProgramData%\fxpd\fxpd.toml).
+config_dir=$WINEPREFIX/drive_c/ProgramData/fxpd
+mkdir -p "$config_dir"
+# write_config ALLOW_FOREIGN (both directions)
+write_config() {
+    printf '%s\n' '# written by tests/windows/run.sh' 'banner = "fxpd under Wine"' \
+        '[anonymous]' 'enabled = true' '[fxp]' "allow_foreign_port = $1" \
+        "allow_foreign_passive = $1" >"$config_dir/fxpd.toml"
+}
+file_origin='# file C:\\ProgramData\\fxpd\\fxpd.toml'
+
+fxpd=$work/bin/fxpd.exe
+log=$work/log
+rm -rf "$log"
+mkdir -p "$log"
+passed=0
+failed=0
+pass() {
+    passed=$((passed + 1))
+    note "PASS $1"
+}
+fail() {
+    failed=$((failed + 1))
+    note "FAIL $1"
+    shift
+    local line
+    for line in "$@"; do printf '    %s\n' "$line" >&2; done
+}
+
+# config_check NAME: runs `fxpd.exe config check` into $log/NAME.out; sets $check_rc.
+config_check() {
+    check_rc=0
+    wine_run "$fxpd" config check --root "$win_root" >"$log/$1.out" 2>&1 || check_rc=$?
+    tr -d '\r' <"$log/$1.out" >"$log/$1.txt"
+}
+
+# expect_line NAME REGEX: the check output of NAME has a line matching REGEX (grep -E).
+expect_line() {
+    grep -Eq -- "$2" "$log/$1.txt"
+}
+
+# start_server NAME: starts fxpd.exe serve on 127.0.0.2 (any free port); sets $server_port, or
+# returns 1 (with $log/NAME.err) if it exits or prints no LISTENING line within 60 s.
+start_server() {
+    local name=$1 i
+    server_port=""
+    : >"$log/$name.stdout"
+    timeout -k 5 300 wine "$fxpd" serve --listen 127.0.0.2:0 --root "$win_root" \
+        >"$log/$name.stdout" 2>"$log/$name.err" &
+    server_pid=$!
+    for ((i = 0; i < 300; i++)); do
+        server_port=$(tr -d '\r' <"$log/$name.stdout" | sed -n 's/^LISTENING 127\.0\.0\.2:\([0-9]*\)$/\1/p')
+        [ -n "$server_port" ] && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    stop_server
+    return 1
+}
+
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    kill -TERM "$server_pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+
+# client NAME ARGS...: runs ftp_client.py (bounded), output in $client_out; status is its own.
+client() {
+    local name=$1
+    shift
+    local rc=0
+    timeout 60 python3 "$here/ftp_client.py" "$@" --server "127.0.0.2:$server_port" \
+        --file payload.bin --sha256 "$sha" >"$log/$name.client" 2>&1 || rc=$?
+    client_out=$(cat "$log/$name.client")
+    return $rc
+}
+
+# scenario_serve NAME PORT(refused|accepted) PASV(refused|accepted) [passive]: serve, a foreign
+# PORT, a foreign connection to a passive port, maybe a plain download.
+scenario_serve() {
+    local name=$1 port=$2 pasv=$3 passive=${4:-}
+    if ! start_server "$name"; then
+        fail "$name: fxpd.exe serve did not start" "$(tail -5 "$log/$name.err")"
+        return
+    fi
+    if client "$name-port" active --expect "$port"; then
+        pass "$name: $client_out"
+    else
+        fail "$name: foreign PORT not $port" "$client_out" "server log: $log/$name.err"
+    fi
+    if client "$name-theft" theft --expect "$pasv"; then
+        pass "$name: $client_out"
+    else
+        fail "$name: foreign passive connection not $pasv" "$client_out" "server log: $log/$name.err"
+    fi
+    if [ -n "$passive" ]; then
+        if client "$name-pasv" passive; then
+            pass "$name: $client_out"
+        else
+            fail "$name: passive download" "$client_out" "server log: $log/$name.err"
+        fi
+    fi
+    stop_server
+}
+
+# scenario_rejected NAME VALUE-REGEX: config check and serve must both fail, naming the value.
+scenario_rejected() {
+    local name=$1 value=$2
+    config_check "$name-check"
+    if [ "$check_rc" -ne 0 ] && expect_line "$name-check" "configuration error: registry value .*$value"; then
+        pass "$name: config check fails: $(head -1 "$log/$name-check.txt")"
+    else
+        fail "$name: config check should fail naming $value (exit $check_rc)" "$(head -3 "$log/$name-check.txt")"
+    fi
+    local rc=0
+    timeout 60 wine "$fxpd" serve --listen 127.0.0.2:0 --root "$win_root" \
+        >"$log/$name-serve.stdout" 2>"$log/$name-serve.err" || rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && ! grep -q LISTENING "$log/$name-serve.stdout" &&
+        tr -d '\r' <"$log/$name-serve.err" | grep -Eq "registry value .*$value"; then
+        pass "$name: serve refuses to start (exit $rc)"
+    else
+        fail "$name: serve should exit non-zero naming $value (exit $rc)" "$(tail -3 "$log/$name-serve.err")"
+    fi
+}
+
+reg_clear
+# Anonymous sessions may use FXP in every scenario (a registry value too), so the only thing
+# deciding the foreign PORT is EnablePortAttack.
+base_registry() { reg_set "$fxpd_key" FxpAllowAnonymous REG_DWORD 1; }
+
+# ---- 1. EnablePortAttack=1, EnablePASVTheft=1 in fxpd's key: origins, accepted, a download.
+write_config false
+base_registry
+reg_set "$fxpd_key" EnablePortAttack REG_DWORD 1
+reg_set "$fxpd_key" EnablePASVTheft REG_DWORD 1
+config_check origin
+fxpd_origin='# registry HKLM\\SYSTEM\\CurrentControlSet\\Services\\fxpd\\Parameters'
+if [ "$check_rc" -eq 0 ] &&
+    expect_line origin "^fxp\.allow_foreign_port = true +$fxpd_origin\\\\EnablePortAttack$" &&
+    expect_line origin "^fxp\.allow_foreign_passive = true +$fxpd_origin\\\\EnablePASVTheft$" &&
+    expect_line origin "^fxp\.allow_anonymous = true +$fxpd_origin\\\\FxpAllowAnonymous$" &&
+    expect_line origin "^banner = \"fxpd under Wine\" +$file_origin:2$"; then
+    pass "config check shows the registry origin (and the file at %ProgramData%)"
+else
+    fail "config check: registry origin (exit $check_rc)" "$(grep -E '^(fxp\.allow|banner)' "$log/origin.txt" || head -3 "$log/origin.txt")"
+fi
+scenario_serve registry-1 accepted accepted passive
+
+# ---- 2. EnablePortAttack=0, EnablePASVTheft=0 revoke what the file allows.
+write_config true
+reg_set "$fxpd_key" EnablePortAttack REG_DWORD 0
+reg_set "$fxpd_key" EnablePASVTheft REG_DWORD 0
+config_check revoke
+if [ "$check_rc" -eq 0 ] && expect_line revoke "^fxp\.allow_foreign_port = false +$fxpd_origin\\\\EnablePortAttack$" &&
+    expect_line revoke "^fxp\.allow_foreign_passive = false +$fxpd_origin\\\\EnablePASVTheft$"; then
+    pass "EnablePortAttack=0 and EnablePASVTheft=0 beat the file's true"
+else
+    fail "config check: EnablePortAttack=0 over the file (exit $check_rc)" "$(grep -E '^fxp\.allow_foreign_port' "$log/revoke.txt" || head -3 "$log/revoke.txt")"
+fi
+scenario_serve registry-0 refused refused
+
+# ---- 3. Environment beats the registry under Windows too.
+rc=0
+FXPD__FXP__ALLOW_FOREIGN_PORT=true wine_run "$fxpd" config check --root "$win_root" >"$log/env.out" 2>&1 || rc=$?
+if [ "$rc" -eq 0 ] && tr -d '\r' <"$log/env.out" | grep -Eq '^fxp\.allow_foreign_port = true +# env FXPD__FXP__ALLOW_FOREIGN_PORT$'; then
+    pass "FXPD__FXP__ALLOW_FOREIGN_PORT beats the registry"
+else
+    fail "environment over registry (exit $rc)" "$(tr -d '\r' <"$log/env.out" | grep -E '^fxp\.allow_foreign_port' || head -3 "$log/env.out")"
+fi
+
+# ---- 4. The IIS fallback: the values only under MSFTPSVC\Parameters, as KB Q247132 sets them.
+write_config false
+wine_run reg delete "$fxpd_key" /v EnablePortAttack /f >/dev/null
+wine_run reg delete "$fxpd_key" /v EnablePASVTheft /f >/dev/null
+reg_set "$iis_key" EnablePortAttack REG_DWORD 1
+reg_set "$iis_key" EnablePASVTheft REG_DWORD 1
+config_check iis
+iis_origin='# registry HKLM\\SYSTEM\\CurrentControlSet\\Services\\MSFTPSVC\\Parameters'
+if [ "$check_rc" -eq 0 ] && expect_line iis "^fxp\.allow_foreign_port = true +$iis_origin\\\\EnablePortAttack$" &&
+    expect_line iis "^fxp\.allow_foreign_passive = true +$iis_origin\\\\EnablePASVTheft$"; then
+    pass "MSFTPSVC\\Parameters is read when fxpd's key lacks the values"
+else
+    fail "config check: MSFTPSVC fallback (exit $check_rc)" "$(grep -E '^fxp\.allow_foreign_port' "$log/iis.txt" || head -3 "$log/iis.txt")"
+fi
+scenario_serve msftpsvc-fallback accepted accepted
+# fxpd's own key wins over IIS's.
+reg_set "$fxpd_key" EnablePortAttack REG_DWORD 0
+config_check own-wins
+if [ "$check_rc" -eq 0 ] && expect_line own-wins "^fxp\.allow_foreign_port = false +$fxpd_origin\\\\EnablePortAttack$"; then
+    pass "fxpd's key wins over MSFTPSVC's"
+else
+    fail "config check: fxpd's key over MSFTPSVC's (exit $check_rc)" "$(grep -E '^fxp\.allow_foreign_port' "$log/own-wins.txt" || head -3 "$log/own-wins.txt")"
+fi
+
+# ---- 5. Bad values fail closed, naming the value.
+reg_set "$fxpd_key" EnablePortAttack REG_SZ 1
+scenario_rejected reg-sz 'fxpd\\Parameters\\EnablePortAttack: invalid value `REG_SZ "1"`.*expected a REG_DWORD 0 \(off\) or 1 \(on\)'
+reg_set "$fxpd_key" EnablePortAttack REG_DWORD 2
+config_check dword-2
+if [ "$check_rc" -ne 0 ] && expect_line dword-2 'registry value .*fxpd\\Parameters\\EnablePortAttack: invalid value `REG_DWORD 2`'; then
+    pass "EnablePortAttack=2 is rejected: $(head -1 "$log/dword-2.txt")"
+else
+    fail "config check: DWORD 2 (exit $check_rc)" "$(head -3 "$log/dword-2.txt")"
+fi
+reg_set "$fxpd_key" EnablePortAttack REG_DWORD 0
+reg_set "$fxpd_key" EnablePortAtack REG_DWORD 1
+config_check typo
+if [ "$check_rc" -ne 0 ] && expect_line typo 'unknown registry value `EnablePortAtack`'; then
+    pass "an unknown value name is rejected: $(head -1 "$log/typo.txt")"
+else
+    fail "config check: unknown value name (exit $check_rc)" "$(head -3 "$log/typo.txt")"
+fi
+reg_clear
+reg_set "$iis_key" EnablePortAttack REG_SZ 1
+config_check iis-sz
+if [ "$check_rc" -ne 0 ] && expect_line iis-sz 'registry value .*MSFTPSVC\\Parameters\\EnablePortAttack: invalid value `REG_SZ "1"`'; then
+    pass "a REG_SZ under MSFTPSVC is rejected too"
+else
+    fail "config check: REG_SZ under MSFTPSVC (exit $check_rc)" "$(head -3 "$log/iis-sz.txt")"
+fi
+
+reg_clear
+rm -f "$config_dir/fxpd.toml"
+note "logs in $log; total $((SECONDS - started))s"
+echo "windows: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
