@@ -28,6 +28,7 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod tls;
+pub mod w3c;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

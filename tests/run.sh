@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of fxpd: bash tests/run.sh
 #
-# Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap;
+# Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap,
+# goaccess for the W3C log;
 # python3 is expected to be there) when any is missing, then runs every test target with
 # FXPD_EXTERNAL_CLIENTS=1, so a missing client is a test failure rather than a skip.
 # Idempotent: when everything is installed it goes straight to the tests.
@@ -11,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
 # nmap: tests/fxp.rs runs its ftp-bounce script.
-for tool in curl lftp wget nmap; do
+for tool in curl lftp wget nmap goaccess; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

@@ -294,13 +294,16 @@ impl Default for LimitsConfig {
 }
 
 /// Logging settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// Output format: `text` (human-readable) or `json` (one object per line).
     pub format: LogFormat,
     /// Least severe level written: `error`, `warn`, `info`, `debug` or `trace`.
     pub level: LogLevel,
+    /// Directory for the IIS-style W3C Extended command and transfer log (`exYYMMDD.log`,
+    /// one file per UTC day). Default: not set (no W3C log).
+    pub w3c_dir: Option<PathBuf>,
 }
 
 /// Log output format.

@@ -51,6 +51,7 @@ pub(crate) const OPTIONAL_KEYS: &[(&str, Kind)] = &[
     ("anonymous.home", Kind::String),
     ("tls.certificate", Kind::String),
     ("tls.private_key", Kind::String),
+    ("log.w3c_dir", Kind::String),
 ];
 
 /// Every leaf key and section of [`Config`].

@@ -107,7 +107,8 @@ fn defaults_are_hardened_and_valid() {
         c.log,
         LogConfig {
             format: LogFormat::Text,
-            level: LogLevel::Info
+            level: LogLevel::Info,
+            w3c_dir: None,
         }
     );
 }
@@ -939,12 +940,13 @@ fn optional_keys_are_optional_and_accept_their_kind() {
         "tls.certificate=/etc/fxpd/cert.pem",
         "tls.private_key=/etc/fxpd/key.pem",
     ];
-    let samples: [(&str, &[&str]); 5] = [
+    let samples: [(&str, &[&str]); 6] = [
         ("users_file", &["users_file=/etc/fxpd/users.toml"]),
         ("passive.address", &["passive.address=192.0.2.1"]),
         ("anonymous.home", &["anonymous.home=/pub"]),
         ("tls.certificate", &tls_pair),
         ("tls.private_key", &tls_pair),
+        ("log.w3c_dir", &["log.w3c_dir=/var/log/fxpd"]),
     ];
     for (key, sets) in samples {
         assert!(

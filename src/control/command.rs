@@ -167,6 +167,19 @@ impl Command {
         }
     }
 
+    /// The argument worth logging (a path, a name or a data address; never a password).
+    pub fn log_arg(&self) -> Option<String> {
+        use Command::*;
+        match self {
+            User(s) | Cwd(s) | Retr(s) | Stor(s) | Appe(s) | Dele(s) | Rmd(s) | Mkd(s) | Rnfr(s)
+            | Rnto(s) | Size(s) | Mdtm(s) | Hash(s) | Auth(s) => Some(s.clone()),
+            List(s) | Nlst(s) | Mlsd(s) | Mlst(s) | Stat(s) => s.clone(),
+            Port(addr) => Some(addr.to_string()),
+            Eprt(addr) => Some(addr.to_string()),
+            _ => None,
+        }
+    }
+
     /// Commands accepted before login.
     pub fn allowed_before_login(&self) -> bool {
         use Command::*;

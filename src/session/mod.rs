@@ -20,6 +20,7 @@ use crate::control::stream::ControlStream;
 use crate::datachan::PassiveListener;
 use crate::policy::{Approved, Policy, Who};
 use crate::tls::Tls;
+use crate::w3c::W3cLog;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -38,6 +39,10 @@ pub struct Shared {
     pub policy: Arc<Policy>,
     /// Failed-login accounting; kept across reloads so a reload does not lift lockouts.
     guard: Arc<LoginGuard>,
+    /// The W3C command log, when `log.w3c_dir` was set at start.
+    w3c: Option<W3cLog>,
+    /// Numbers sessions for logs.
+    next_session: AtomicU64,
     /// Cancelled when the server stops: idle sessions close, transfers are let finish.
     pub shutdown: CancellationToken,
 }
@@ -57,11 +62,17 @@ impl Shared {
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Shared, String> {
         let policy = Arc::new(Policy::new(config.fxp.clone()));
         let guard = Arc::new(LoginGuard::new(guard_config(&config)));
+        let w3c = match &config.log.w3c_dir {
+            Some(dir) => Some(W3cLog::start(dir).map_err(|e| format!("log.w3c_dir {}: {e}", dir.display()))?),
+            None => None,
+        };
         let settings = Settings::new(config, guard.clone())?;
         Ok(Shared {
             current: RwLock::new(Arc::new(settings)),
             policy,
             guard,
+            w3c,
+            next_session: AtomicU64::new(1),
             shutdown,
         })
     }
@@ -150,6 +161,7 @@ struct Running {
     path: String,
     size: Option<u64>,
     progress: Arc<AtomicU64>,
+    started: Instant,
 }
 
 /// What the main loop does after a command.
@@ -168,6 +180,10 @@ struct Session {
     local: SocketAddr,
     /// The control connection: lines in, replies out (plain or TLS).
     conn: LineReader<ControlStream>,
+    /// This session's number in the logs.
+    id: u64,
+    /// The code of the last reply sent, for the command log.
+    last_code: u16,
     auth: AuthState,
     /// PROT P: data connections are protected by TLS (RFC 4217 9).
     prot_private: bool,
@@ -231,12 +247,17 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
         ControlStream::Plain(stream)
     };
     let conn = LineReader::new(conn, settings.config.limits.max_line_len);
+    let id = shared
+        .next_session
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut session = Session {
         shared,
         settings,
         peer,
         local,
+        id,
         conn,
+        last_code: 0,
         auth: AuthState::Fresh,
         prot_private: false,
         sscn_client: false,
@@ -268,7 +289,40 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
 
 impl Session {
     async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
+        self.last_code = reply.code.0;
         write_reply(self.conn.get_mut(), &reply).await
+    }
+
+    /// One line in the W3C log, if it is on.
+    fn log_w3c(&self, method: &'static str, uri: Option<&str>, sc_bytes: u64, cs_bytes: u64, took: Duration) {
+        let Some(w3c) = &self.shared.w3c else { return };
+        w3c.log(crate::w3c::Entry {
+            time: std::time::SystemTime::now(),
+            client: crate::policy::normalize(self.peer.ip()),
+            user: self.logged_in().map(|l| l.user.name.clone()),
+            server: self.local,
+            method,
+            uri: uri.unwrap_or("-").to_owned(),
+            status: self.last_code,
+            sc_bytes,
+            cs_bytes,
+            took,
+            session: self.id,
+        });
+    }
+
+    /// Log a finished transfer with its final reply.
+    fn log_transfer(&self, running: &Running) {
+        let moved = running.progress.load(std::sync::atomic::Ordering::Relaxed);
+        let upload = matches!(running.verb, "STOR" | "APPE" | "STOU");
+        let (sc, cs) = if upload { (0, moved) } else { (moved, 0) };
+        self.log_w3c(
+            running.verb,
+            Some(&running.path),
+            sc,
+            cs,
+            running.started.elapsed(),
+        );
     }
 
     async fn main_loop(&mut self) -> std::io::Result<()> {
@@ -292,6 +346,7 @@ impl Session {
                     let running = self.transfer.take().expect("guarded");
                     let reply = transfer::final_reply(&running, outcome);
                     self.send(reply).await?;
+                    self.log_transfer(&running);
                     last_activity = Instant::now();
                 }
                 _ = shutdown.cancelled(), if !transferring => {
@@ -326,7 +381,15 @@ impl Session {
                         // RFC 959 sequencing: other commands wait for the transfer's final reply.
                         self.finish_transfer().await?;
                     }
-                    if self.handle(command).await? == Flow::Close {
+                    let (verb, arg) = (command.verb(), command.log_arg());
+                    let started = Instant::now();
+                    let was_transferring = self.transfer.is_some();
+                    let flow = self.handle(command).await?;
+                    // A transfer that just started is logged with its final reply.
+                    if was_transferring || self.transfer.is_none() {
+                        self.log_w3c(verb, arg.as_deref(), 0, 0, started.elapsed());
+                    }
+                    if flow == Flow::Close {
                         return Ok(());
                     }
                 }
@@ -339,6 +402,7 @@ impl Session {
         if let Some(mut running) = self.transfer.take() {
             let outcome = (&mut running.handle).await;
             self.send(transfer::final_reply(&running, outcome)).await?;
+            self.log_transfer(&running);
         }
         Ok(())
     }

@@ -129,6 +129,7 @@ impl Session {
             path,
             size,
             progress,
+            started: tokio::time::Instant::now(),
         });
         Ok(())
     }
