@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The test command of fxpd: bash tests/run.sh
+# The test command of fxpd: bash tests/run.sh — runs every test: the cargo test suites
+# (unit, protocol, real clients, FXP, TLS, W3C), the Windows build under Wine, the Debian
+# package, and the fuzz targets for a bounded time.
 #
 # Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap,
 # goaccess for the W3C log;
@@ -17,12 +19,12 @@ for tool in curl lftp wget nmap goaccess; do
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo_cmd=(sudo)
+fi
 if ((${#missing[@]} > 0)); then
     echo "tests/run.sh: installing ${missing[*]}" >&2
-    sudo_cmd=()
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo_cmd=(sudo)
-    fi
     "${sudo_cmd[@]}" apt-get update -q
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "${missing[@]}"
@@ -30,8 +32,33 @@ fi
 
 export FXPD_EXTERNAL_CLIENTS=1
 
+# Every suite runs even when an earlier one failed; the summary line counts them.
+passed=0
+failed=0
+suite() {
+    local name=$1
+    shift
+    echo "=== $name: $*" >&2
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "=== $name FAILED" >&2
+    fi
+}
+
+# Unit, protocol, real-client, FXP, TLS and W3C tests.
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --all-targets --no-fail-fast
+    suite cargo cargo nextest run --all-targets --no-fail-fast
 else
-    cargo test --all-targets --no-fail-fast
+    suite cargo cargo test --all-targets --no-fail-fast
 fi
+# The Windows build under Wine: registry configuration and the Windows service.
+suite windows bash tests/windows/run.sh
+# The Debian package: install, check, purge (needs root).
+suite packaging "${sudo_cmd[@]}" env CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" bash tests/packaging/run.sh
+# Fuzz targets, each for a bounded time (FXPD_FUZZ_SECONDS, default 30).
+suite fuzz bash tests/fuzz/run.sh "${FXPD_FUZZ_SECONDS:-30}"
+
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
