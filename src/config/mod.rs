@@ -274,6 +274,14 @@ pub struct LimitsConfig {
     pub lockout_secs: u64,
     /// Seconds running transfers may finish after SIGTERM / service stop (0..=3600).
     pub shutdown_grace_secs: u64,
+    /// Download rate limit per session in bytes per second; 0 = unlimited.
+    pub download_bytes_per_sec: u64,
+    /// Upload rate limit per session in bytes per second; 0 = unlimited.
+    pub upload_bytes_per_sec: u64,
+    /// Download rate limit for all sessions together in bytes per second; 0 = unlimited.
+    pub global_download_bytes_per_sec: u64,
+    /// Upload rate limit for all sessions together in bytes per second; 0 = unlimited.
+    pub global_upload_bytes_per_sec: u64,
 }
 
 impl Default for LimitsConfig {
@@ -289,6 +297,10 @@ impl Default for LimitsConfig {
             max_login_failures: 5,
             lockout_secs: 900,
             shutdown_grace_secs: 30,
+            download_bytes_per_sec: 0,
+            upload_bytes_per_sec: 0,
+            global_download_bytes_per_sec: 0,
+            global_upload_bytes_per_sec: 0,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! [`KillSwitch`] shuts the socket down when the owning task is dropped (ABOR, session end),
 //! which wakes the blocking thread at once.
 
+use super::rate::Throttle;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -46,33 +47,38 @@ pub fn into_blocking(
 }
 
 /// Send `file` from its current position to the end. Returns the bytes sent.
-pub fn send_file(file: &mut File, sock: &mut TcpStream, progress: &AtomicU64) -> io::Result<u64> {
-    let total = send_file_inner(file, sock, progress)?;
+pub fn send_file(
+    file: &mut File,
+    sock: &mut TcpStream,
+    progress: &AtomicU64,
+    throttle: &Throttle,
+) -> io::Result<u64> {
+    let total = send_file_inner(file, sock, progress, throttle)?;
     sock.flush()?;
     sock.shutdown(Shutdown::Write)?;
     Ok(total)
 }
 
 #[cfg(target_os = "linux")]
-fn send_file_inner(file: &mut File, sock: &mut TcpStream, progress: &AtomicU64) -> io::Result<u64> {
+fn send_file_inner(
+    file: &mut File,
+    sock: &mut TcpStream,
+    progress: &AtomicU64,
+    throttle: &Throttle,
+) -> io::Result<u64> {
     use std::os::fd::AsRawFd;
+    let chunk = throttle.chunk(SENDFILE_CHUNK);
     let mut total = 0u64;
     loop {
         // SAFETY: both descriptors are open for the duration of the call (borrowed above);
         // a null offset makes sendfile use and advance the file's own position.
-        let n = unsafe {
-            libc::sendfile(
-                sock.as_raw_fd(),
-                file.as_raw_fd(),
-                std::ptr::null_mut(),
-                SENDFILE_CHUNK,
-            )
-        };
+        let n = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), std::ptr::null_mut(), chunk) };
         match n {
             0 => return Ok(total),
             n if n > 0 => {
                 total += n as u64;
                 progress.store(total, Ordering::Relaxed);
+                throttle.wait_blocking(n as usize);
             }
             _ => {
                 let e = io::Error::last_os_error();
@@ -80,7 +86,7 @@ fn send_file_inner(file: &mut File, sock: &mut TcpStream, progress: &AtomicU64) 
                     io::ErrorKind::Interrupted => continue,
                     // Not a file sendfile can read (some special files): copy instead.
                     _ if total == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
-                        return copy(file, sock, progress)
+                        return copy(file, sock, progress, throttle)
                     }
                     io::ErrorKind::WouldBlock => return Err(io::Error::new(io::ErrorKind::TimedOut, e)),
                     _ => return Err(e),
@@ -91,17 +97,32 @@ fn send_file_inner(file: &mut File, sock: &mut TcpStream, progress: &AtomicU64) 
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_file_inner(file: &mut File, sock: &mut TcpStream, progress: &AtomicU64) -> io::Result<u64> {
-    copy(file, sock, progress)
+fn send_file_inner(
+    file: &mut File,
+    sock: &mut TcpStream,
+    progress: &AtomicU64,
+    throttle: &Throttle,
+) -> io::Result<u64> {
+    copy(file, sock, progress, throttle)
 }
 
 /// Receive from the socket until the peer closes, appending to `file` at its position.
-pub fn receive_file(sock: &mut TcpStream, file: &mut File, progress: &AtomicU64) -> io::Result<u64> {
-    copy(sock, file, progress)
+pub fn receive_file(
+    sock: &mut TcpStream,
+    file: &mut File,
+    progress: &AtomicU64,
+    throttle: &Throttle,
+) -> io::Result<u64> {
+    copy(sock, file, progress, throttle)
 }
 
-fn copy(src: &mut impl Read, dst: &mut impl Write, progress: &AtomicU64) -> io::Result<u64> {
-    let mut buf = vec![0u8; RECV_BUF];
+fn copy(
+    src: &mut impl Read,
+    dst: &mut impl Write,
+    progress: &AtomicU64,
+    throttle: &Throttle,
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; throttle.chunk(RECV_BUF)];
     let mut total = 0u64;
     loop {
         let n = match src.read(&mut buf) {
@@ -116,6 +137,7 @@ fn copy(src: &mut impl Read, dst: &mut impl Write, progress: &AtomicU64) -> io::
         dst.write_all(&buf[..n])?;
         total += n as u64;
         progress.store(total, Ordering::Relaxed);
+        throttle.wait_blocking(n);
     }
     dst.flush()?;
     Ok(total)

@@ -5,6 +5,7 @@
 //! Progress is published through a shared counter so the session can answer STAT while
 //! the transfer runs.
 
+use super::rate::Throttle;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -17,12 +18,18 @@ pub const BUF_SIZE: usize = 256 * 1024;
 /// Copy `src` to the data connection `dst`. With `ascii`, a bare LF becomes CRLF (an LF
 /// already preceded by CR is left alone, also across buffer boundaries). Returns the bytes
 /// read from `src`.
-pub async fn send<R, W>(src: &mut R, dst: &mut W, ascii: bool, progress: &AtomicU64) -> std::io::Result<u64>
+pub async fn send<R, W>(
+    src: &mut R,
+    dst: &mut W,
+    ascii: bool,
+    progress: &AtomicU64,
+    throttle: &Throttle,
+) -> std::io::Result<u64>
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = vec![0u8; throttle.chunk(BUF_SIZE)];
     let mut converted = Vec::new();
     let mut last_was_cr = false;
     let mut total = 0u64;
@@ -46,6 +53,7 @@ where
         }
         total += n as u64;
         progress.store(total, Ordering::Relaxed);
+        throttle.wait(n).await;
     }
     dst.flush().await?;
     dst.shutdown().await?;
@@ -63,12 +71,17 @@ pub enum Direction {
 
 /// Copy the data connection `src` into `dst` until the peer closes (binary mode over TLS,
 /// where the blocking fast path does not apply). Returns the bytes received.
-pub async fn receive<R, W>(src: &mut R, dst: &mut W, progress: &AtomicU64) -> Result<u64, Direction>
+pub async fn receive<R, W>(
+    src: &mut R,
+    dst: &mut W,
+    progress: &AtomicU64,
+    throttle: &Throttle,
+) -> Result<u64, Direction>
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = vec![0u8; throttle.chunk(BUF_SIZE)];
     let mut total = 0u64;
     loop {
         let n = src.read(&mut buf).await.map_err(Direction::Network)?;
@@ -78,6 +91,7 @@ where
         dst.write_all(&buf[..n]).await.map_err(Direction::Storage)?;
         total += n as u64;
         progress.store(total, Ordering::Relaxed);
+        throttle.wait(n).await;
     }
     dst.flush().await.map_err(Direction::Storage)?;
     Ok(total)
@@ -164,7 +178,9 @@ mod tests {
         let mut src: &[u8] = b"a\nb\r\nc\n";
         let mut out = Vec::new();
         let p = AtomicU64::new(0);
-        send(&mut src, &mut out, true, &p).await.unwrap();
+        send(&mut src, &mut out, true, &p, &Throttle::default())
+            .await
+            .unwrap();
         assert_eq!(out, b"a\r\nb\r\nc\r\n");
         assert_eq!(p.load(Ordering::Relaxed), 7);
     }
@@ -174,7 +190,15 @@ mod tests {
         let data: Vec<u8> = (0..=255u8).cycle().take(600_000).collect();
         let mut src: &[u8] = &data;
         let mut out = Vec::new();
-        send(&mut src, &mut out, false, &AtomicU64::new(0)).await.unwrap();
+        send(
+            &mut src,
+            &mut out,
+            false,
+            &AtomicU64::new(0),
+            &Throttle::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(out, data);
     }
 

@@ -17,6 +17,7 @@ use crate::control::command::{Command, TransferType};
 use crate::control::parser::parse;
 use crate::control::reply::{Code, Reply};
 use crate::control::stream::ControlStream;
+use crate::datachan::rate::Limiter;
 use crate::datachan::PassiveListener;
 use crate::policy::{Approved, Policy, Who};
 use crate::tls::Tls;
@@ -41,6 +42,10 @@ pub struct Shared {
     guard: Arc<LoginGuard>,
     /// The W3C command log, when `log.w3c_dir` was set at start.
     w3c: Option<W3cLog>,
+    /// Server-wide download rate limit (`limits.global_download_bytes_per_sec`).
+    download_limit: Arc<Limiter>,
+    /// Server-wide upload rate limit (`limits.global_upload_bytes_per_sec`).
+    upload_limit: Arc<Limiter>,
     /// Numbers sessions for logs.
     next_session: AtomicU64,
     /// Cancelled when the server stops: idle sessions close, transfers are let finish.
@@ -62,6 +67,7 @@ impl Shared {
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Shared, String> {
         let policy = Arc::new(Policy::new(config.fxp.clone()));
         let guard = Arc::new(LoginGuard::new(guard_config(&config)));
+        let limits = config.limits.clone();
         let w3c = match &config.log.w3c_dir {
             Some(dir) => Some(W3cLog::start(dir).map_err(|e| format!("log.w3c_dir {}: {e}", dir.display()))?),
             None => None,
@@ -72,6 +78,8 @@ impl Shared {
             policy,
             guard,
             w3c,
+            download_limit: Limiter::new(limits.global_download_bytes_per_sec),
+            upload_limit: Limiter::new(limits.global_upload_bytes_per_sec),
             next_session: AtomicU64::new(1),
             shutdown,
         })
@@ -95,6 +103,9 @@ impl Shared {
         }
         let settings = Settings::new(config, self.guard.clone())?;
         self.policy.reload(settings.config.fxp.clone());
+        let limits = &settings.config.limits;
+        self.download_limit.set_rate(limits.global_download_bytes_per_sec);
+        self.upload_limit.set_rate(limits.global_upload_bytes_per_sec);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
         Ok(())
     }

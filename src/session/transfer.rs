@@ -3,6 +3,7 @@
 use super::{DataPlan, Running, Session};
 use crate::control::reply::{Code, Reply};
 use crate::datachan::blocking;
+use crate::datachan::rate::{Limiter, Throttle};
 use crate::datachan::transfer::{receive, send, Direction, Inbound};
 use crate::datachan::{connect_active, DataError};
 use crate::policy::Refusal;
@@ -92,6 +93,7 @@ impl Session {
         let local_ip = self.local.ip();
         let progress = Arc::new(AtomicU64::new(0));
         let task_progress = progress.clone();
+        let throttle = self.throttle_for(&job);
         self.send(preliminary).await?;
         let handle = tokio::spawn(async move {
             let mut refused = Vec::new();
@@ -110,6 +112,7 @@ impl Session {
                 ascii,
                 timeout,
                 progress: task_progress,
+                throttle,
             };
             let result = match protection {
                 None => io.run_plain(job, stream).await,
@@ -135,8 +138,20 @@ impl Session {
     }
 }
 
-/// `tls.require = all`: data connections must be protected (anonymous may be exempt).
 impl Session {
+    /// The rate limits for `job`'s direction: this session's and the server's.
+    fn throttle_for(&self, job: &Job) -> Throttle {
+        let limits = &self.settings.config.limits;
+        let (session_rate, global) = match job {
+            Job::ReceiveFile(_) => (limits.upload_bytes_per_sec, self.shared.upload_limit.clone()),
+            Job::Listing(_) | Job::SendFile(_) => {
+                (limits.download_bytes_per_sec, self.shared.download_limit.clone())
+            }
+        };
+        Throttle::new([Limiter::new(session_rate), global])
+    }
+
+    /// `tls.require = all`: data connections must be protected (anonymous may be exempt).
     fn protection_required(&self) -> Option<Reply> {
         let tls = &self.settings.config.tls;
         let anonymous = self.logged_in().is_some_and(|l| l.user.anonymous);
@@ -213,22 +228,24 @@ struct TransferIo {
     ascii: bool,
     timeout: std::time::Duration,
     progress: Arc<AtomicU64>,
+    /// The rate limits for this transfer's direction.
+    throttle: Throttle,
 }
 
 impl TransferIo {
     /// Clear-text data connection: binary file transfers take the blocking fast path.
     async fn run_plain(self, job: Job, stream: TcpStream) -> Result<u64, Outcome> {
-        let progress = self.progress.clone();
+        let (progress, throttle) = (self.progress.clone(), self.throttle.clone());
         match job {
             Job::SendFile(mut file) if !self.ascii => {
                 blocking_transfer(stream, self.timeout, move |sock| {
-                    blocking::send_file(&mut file, sock, &progress)
+                    blocking::send_file(&mut file, sock, &progress, &throttle)
                 })
                 .await
             }
             Job::ReceiveFile(mut file) if !self.ascii => {
                 blocking_transfer(stream, self.timeout, move |sock| {
-                    blocking::receive_file(sock, &mut file, &progress)
+                    blocking::receive_file(sock, &mut file, &progress, &throttle)
                 })
                 .await
             }
@@ -243,19 +260,25 @@ impl TransferIo {
     {
         let progress = &self.progress;
         let result = match job {
-            Job::Listing(body) => send(&mut std::io::Cursor::new(body), &mut stream, false, progress)
-                .await
-                .map_err(Outcome::Network),
+            Job::Listing(body) => send(
+                &mut std::io::Cursor::new(body),
+                &mut stream,
+                false,
+                progress,
+                &self.throttle,
+            )
+            .await
+            .map_err(Outcome::Network),
             Job::SendFile(file) => {
                 let mut file = tokio::fs::File::from_std(file);
-                send(&mut file, &mut stream, self.ascii, progress)
+                send(&mut file, &mut stream, self.ascii, progress, &self.throttle)
                     .await
                     .map_err(Outcome::Network)
             }
             Job::ReceiveFile(file) => {
                 let mut file = tokio::fs::File::from_std(file);
                 let mut input = Inbound::new(&mut stream, self.ascii);
-                let received = receive(&mut input, &mut file, progress)
+                let received = receive(&mut input, &mut file, progress, &self.throttle)
                     .await
                     .map_err(|e| match e {
                         Direction::Network(e) => Outcome::Network(e),
