@@ -13,14 +13,18 @@
 //!   the FXP switches, bans). Handlers ask it; nobody else decides.
 //! - [`datachan`]: passive listeners and active connects, which only take an address the
 //!   policy approved; the byte-moving loops.
-//! - [`auth`], [`listing`], [`config`], [`service`]: users and logins, listing formats,
-//!   typed configuration with origins, process lifecycle.
+//! - [`auth`], [`listing`], [`config`], [`service`], [`tls`], [`w3c`]: users and logins,
+//!   listing formats, typed configuration with origins, process lifecycle, FTPS, the IIS-style
+//!   command log.
+//! - [`copy`]: `fxpd copy`, an FXP client that makes two FTP servers move a file between
+//!   them (KB Q247132).
 //!
 //! Storage goes through the `unftp-core` `StorageBackend` trait (`unftp-sbe-fs` today).
 
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod copy;
 pub mod datachan;
 pub mod listing;
 pub mod policy;

@@ -33,6 +33,36 @@ enum Cmd {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Copy a file or tree from one FTP server to another, server to server (FXP).
+    Copy(fxpd::copy::CopyArgs),
+    /// Windows only: install, control or run fxpd as the Windows service `fxpd`.
+    #[command(subcommand)]
+    Service(ServiceCmd),
+}
+
+#[derive(Subcommand)]
+#[cfg_attr(not(windows), allow(dead_code))]
+enum ServiceCmd {
+    /// Register the service (automatic start, restart on failure) and create
+    /// HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters with the hardened defaults
+    /// (EnablePortAttack=0, EnablePASVTheft=0) where absent; existing values are kept.
+    Install {
+        /// Config file the service runs with. Default: %ProgramData%\fxpd\fxpd.toml.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Stop the service if it runs, then remove it.
+    Uninstall,
+    /// Start the service and wait until it runs.
+    Start,
+    /// Stop the service: no new connections, transfers finish within limits.shutdown_grace_secs.
+    Stop,
+    /// Make the running service re-read its configuration (the parameter-change control).
+    Reload,
+    /// Show the service's state.
+    Status,
+    /// The service itself, as the Service Control Manager starts it (not for the console).
+    Run(ServeArgs),
 }
 
 /// Where the configuration comes from. Precedence: defaults < file < FXPD__* environment
@@ -121,6 +151,8 @@ fn main() -> ExitCode {
         None => serve(cli.serve),
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::User(cmd)) => user(cmd),
+        Some(Cmd::Copy(args)) => fxpd::copy::run(args),
+        Some(Cmd::Service(cmd)) => service(cmd),
         Some(Cmd::Config(ConfigCmd::Check { args, json })) => match load(&args) {
             Ok(loaded) => {
                 let out = if json {
@@ -151,6 +183,7 @@ fn load(args: &ServeArgs) -> Result<config::Loaded, ExitCode> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     config::load(args.config.as_deref(), &env, &overrides).map_err(|e| {
         eprintln!("fxpd: configuration error: {e}");
+        fxpd::service::report_error(&format!("configuration error: {e}"));
         ExitCode::from(2)
     })
 }
@@ -235,8 +268,47 @@ fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("fxpd: {e}");
+            fxpd::service::report_error(&e.to_string());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `fxpd service ...`: the Windows service; `service run` runs [`serve`] under the SCM.
+fn service(cmd: ServiceCmd) -> ExitCode {
+    #[cfg(windows)]
+    {
+        use fxpd::service::windows as win;
+        let result = match cmd {
+            ServiceCmd::Install { config } => win::install(config.as_deref()),
+            ServiceCmd::Uninstall => win::uninstall(),
+            ServiceCmd::Start => win::start(),
+            ServiceCmd::Stop => win::stop(),
+            ServiceCmd::Reload => win::reload(),
+            ServiceCmd::Status => win::status(),
+            ServiceCmd::Run(args) => {
+                let config = args.config.clone();
+                return win::run(config.as_deref(), move || serve(args));
+            }
+        };
+        match result {
+            Ok(done) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fxpd: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = cmd;
+        eprintln!(
+            "fxpd: `fxpd service` is Windows-only; on Linux use the systemd unit (packaging/fxpd.service)"
+        );
+        ExitCode::from(2)
     }
 }
 

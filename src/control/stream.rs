@@ -19,6 +19,28 @@ pub enum ControlStream {
 }
 
 impl ControlStream {
+    /// A clear-text control connection. Urgent data stays inline (SO_OOBINLINE): clients
+    /// send `IAC IP IAC DM` before ABOR with DM as TCP urgent data (RFC 959 4.1.3), and the
+    /// Telnet filter must see the DM where it was sent rather than lose it.
+    pub fn plain(tcp: TcpStream) -> ControlStream {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            let on: libc::c_int = 1;
+            // SAFETY: a valid socket descriptor and a c_int option value of the right size.
+            let _ = unsafe {
+                libc::setsockopt(
+                    tcp.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_OOBINLINE,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+        }
+        ControlStream::Plain(tcp)
+    }
+
     /// Whether the connection is protected.
     pub fn is_tls(&self) -> bool {
         matches!(self, ControlStream::Tls(_))
@@ -39,11 +61,43 @@ impl ControlStream {
 impl AsyncRead for ControlStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ControlStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ControlStream::Plain(s) => match Pin::new(&mut *s).poll_read(cx, buf) {
+                Poll::Pending => recv_past_urgent_mark(s, buf),
+                ready => ready,
+            },
             ControlStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             ControlStream::Closed => Poll::Ready(Ok(())),
         }
     }
+}
+
+/// A read on a socket stops at the urgent mark, so the read before `ABOR` comes back short;
+/// the runtime then takes the socket for drained, and epoll reports nothing new because no
+/// new bytes arrive: `ABOR` would sit unread. When the runtime says "not ready", look once
+/// more directly (non-blocking); the waker is already registered if nothing is there.
+#[cfg(unix)]
+fn recv_past_urgent_mark(s: &TcpStream, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    use std::os::fd::AsRawFd;
+    let room = buf.initialize_unfilled();
+    // SAFETY: `room` is valid, initialised memory of the given length for the call.
+    let n = unsafe {
+        libc::recv(
+            s.as_raw_fd(),
+            room.as_mut_ptr().cast(),
+            room.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n > 0 {
+        buf.advance(n as usize);
+        return Poll::Ready(Ok(()));
+    }
+    Poll::Pending
+}
+
+#[cfg(not(unix))]
+fn recv_past_urgent_mark(_: &TcpStream, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    Poll::Pending
 }
 
 impl AsyncWrite for ControlStream {

@@ -1,5 +1,42 @@
 //! Process lifecycle: stop and reload signals, and the service manager's view of the
-//! process (systemd `Type=notify`: READY, RELOADING, STOPPING).
+//! process (systemd `Type=notify`: READY, RELOADING, STOPPING; the Windows SCM).
+//!
+//! On Windows, `fxpd service run` runs the same server as `fxpd serve` under the Service Control
+//! Manager (`windows.rs`): there the stop and shutdown controls are the stop signal, the
+//! parameter-change control is the reload signal, and [`notify`] reports to the SCM.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+#[cfg(windows)]
+pub mod windows;
+
+/// The values `fxpd service install` creates under
+/// `HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters` when they are absent (REG_DWORD):
+/// the hardened FXP defaults, in IIS's names (KB Q247132), so an administrator finds the
+/// switches where the KB says. Existing values are never overwritten. Every name is one the
+/// registry layer reads ([`crate::config::REGISTRY_VALUES`]), which rejects unknown names.
+pub const PARAMETER_DEFAULTS: &[(&str, u32)] = &[("EnablePortAttack", 0), ("EnablePASVTheft", 0)];
+
+/// The arguments the Windows service is started with: `service run [--config FILE]`.
+pub fn service_arguments(config: Option<&Path>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["service".into(), "run".into()];
+    if let Some(config) = config {
+        args.push("--config".into());
+        args.push(config.as_os_str().to_owned());
+    }
+    args
+}
+
+/// An error the administrator must see (a configuration that cannot be loaded, a server that
+/// cannot start). The caller prints it to stderr; when this process runs as the Windows service
+/// it also goes to the Event Log, since a service has no console.
+pub fn report_error(message: &str) {
+    #[cfg(windows)]
+    windows::report_error(message);
+    #[cfg(not(windows))]
+    let _ = message;
+}
 
 /// Stop requests: SIGINT or SIGTERM on Unix, Ctrl-C elsewhere. Create it before the
 /// listeners are bound, so a signal that arrives right after start-up is never missed (it
@@ -44,6 +81,12 @@ impl StopSignal {
         }
         #[cfg(not(unix))]
         {
+            #[cfg(windows)]
+            if let Some(stop) = windows::stop_requests() {
+                stop.cancelled().await;
+                tracing::info!("stop control received from the Service Control Manager");
+                return;
+            }
             if tokio::signal::ctrl_c().await.is_ok() {
                 tracing::info!("Ctrl-C received");
             } else {
@@ -59,10 +102,12 @@ impl Default for StopSignal {
     }
 }
 
-/// Reload requests: SIGHUP on Unix.
+/// Reload requests: SIGHUP on Unix; the parameter-change control for the Windows service.
 pub struct ReloadSignal {
     #[cfg(unix)]
     hup: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    service: &'static tokio::sync::Notify,
 }
 
 impl ReloadSignal {
@@ -79,7 +124,11 @@ impl ReloadSignal {
                 }
             }
         }
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        {
+            windows::reload_requests().map(|service| ReloadSignal { service })
+        }
+        #[cfg(not(any(unix, windows)))]
         {
             None
         }
@@ -93,7 +142,14 @@ impl ReloadSignal {
                 tracing::info!("SIGHUP received: reloading the configuration");
                 return;
             }
+            std::future::pending::<()>().await
         }
+        #[cfg(windows)]
+        {
+            self.service.notified().await;
+            tracing::info!("parameter-change control received: reloading the configuration");
+        }
+        #[cfg(not(any(unix, windows)))]
         std::future::pending::<()>().await
     }
 }
@@ -109,8 +165,8 @@ pub enum Status {
     Stopping,
 }
 
-/// Tell systemd (when started with `Type=notify`, i.e. `NOTIFY_SOCKET` is set) about the
-/// service's state. Elsewhere it does nothing.
+/// Tell systemd (when started with `Type=notify`, i.e. `NOTIFY_SOCKET` is set) or the Windows
+/// SCM (when running as the service) about the service's state. Elsewhere it does nothing.
 pub fn notify(status: Status) {
     #[cfg(unix)]
     {
@@ -124,6 +180,46 @@ pub fn notify(status: Status) {
             tracing::warn!(error = %e, "cannot notify the service manager");
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    windows::notify(status);
+    #[cfg(not(any(unix, windows)))]
     let _ = status;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RegType, REGISTRY_VALUES};
+
+    /// Every default `service install` writes is a switch the registry layer reads (it rejects
+    /// unknown names), and it is as strict as the built-in default of the setting it maps to.
+    #[test]
+    fn parameter_defaults_are_known_hardened_switches() {
+        let defaults = crate::config::Config::default();
+        for &(name, value) in PARAMETER_DEFAULTS {
+            let spec = REGISTRY_VALUES
+                .iter()
+                .find(|v| v.name == name)
+                .unwrap_or_else(|| panic!("{name} is not in REGISTRY_VALUES"));
+            assert_eq!(spec.ty, RegType::Switch, "{name}");
+            assert_eq!(value, 0, "{name} must default to off");
+            let builtin = match spec.key {
+                "fxp.allow_foreign_port" => defaults.fxp.allow_foreign_port,
+                "fxp.allow_foreign_passive" => defaults.fxp.allow_foreign_passive,
+                other => panic!("no built-in default checked for {other}"),
+            };
+            assert!(!builtin, "{} is off by default", spec.key);
+        }
+        let names: Vec<_> = PARAMETER_DEFAULTS.iter().map(|d| d.0).collect();
+        assert_eq!(names, ["EnablePortAttack", "EnablePASVTheft"]);
+    }
+
+    #[test]
+    fn service_command_line() {
+        assert_eq!(service_arguments(None), ["service", "run"]);
+        assert_eq!(
+            service_arguments(Some(Path::new(r"C:\ProgramData\fxpd\fxpd.toml"))),
+            ["service", "run", "--config", r"C:\ProgramData\fxpd\fxpd.toml"]
+        );
+    }
 }

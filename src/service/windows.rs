@@ -36,8 +36,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use windows_service::service::{
     Service, ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
-    ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
-    ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+    ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod, ServiceInfo,
+    ServiceStartType, ServiceState, ServiceStatus, ServiceType,
 };
 use windows_service::service_control_handler::{self, ServiceControlHandlerResult, ServiceStatusHandle};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
@@ -115,7 +115,11 @@ pub(crate) fn notify(status: Status) {
                     || config::default_config_path().display().to_string(),
                     |c| c.display().to_string(),
                 );
-                event(Kind::Information, event_id::STARTED, &format!("fxpd started (configuration {config})"));
+                event(
+                    Kind::Information,
+                    event_id::STARTED,
+                    &format!("fxpd started (configuration {config})"),
+                );
             }
         }
         Status::Reloading => {}
@@ -158,7 +162,9 @@ impl Reporter {
         };
         let (controls_accepted, wait_hint) = match state {
             ServiceState::Running => (
-                ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN | ServiceControlAccept::PARAM_CHANGE,
+                ServiceControlAccept::STOP
+                    | ServiceControlAccept::SHUTDOWN
+                    | ServiceControlAccept::PARAM_CHANGE,
                 Duration::ZERO,
             ),
             ServiceState::StartPending => (ServiceControlAccept::empty(), START_WAIT_HINT),
@@ -184,7 +190,11 @@ impl Reporter {
             std::thread::spawn(|| loop {
                 std::thread::sleep(STOP_TICK);
                 let Some(reporter) = REPORTER.get() else { return };
-                let still = reporter.state.lock().map(|s| s.0).unwrap_or(ServiceState::Stopped);
+                let still = reporter
+                    .state
+                    .lock()
+                    .map(|s| s.0)
+                    .unwrap_or(ServiceState::Stopped);
                 if still != ServiceState::StopPending {
                     return;
                 }
@@ -213,7 +223,9 @@ pub fn run(config: Option<&Path>, body: impl FnOnce() -> ExitCode + Send + 'stat
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .unwrap_or(ExitCode::FAILURE),
-        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) => {
+        Err(windows_service::Error::Winapi(e))
+            if e.raw_os_error() == Some(ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) =>
+        {
             eprintln!(
                 "fxpd: `fxpd service run` is what the Service Control Manager starts; \
                  use `fxpd service start` to start the service, or `fxpd serve` to run in this console"
@@ -221,7 +233,10 @@ pub fn run(config: Option<&Path>, body: impl FnOnce() -> ExitCode + Send + 'stat
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("fxpd: cannot connect to the Service Control Manager: {}", message(&e));
+            eprintln!(
+                "fxpd: cannot connect to the Service Control Manager: {}",
+                message(&e)
+            );
             ExitCode::FAILURE
         }
     }
@@ -272,7 +287,10 @@ fn service_main(_arguments: Vec<OsString>) {
             event(
                 Kind::Error,
                 event_id::ERROR,
-                &format!("fxpd cannot register its service control handler: {}", message(&e)),
+                &format!(
+                    "fxpd cannot register its service control handler: {}",
+                    message(&e)
+                ),
             );
             return;
         }
@@ -308,7 +326,10 @@ fn service_main(_arguments: Vec<OsString>) {
         event(
             Kind::Error,
             event_id::STOPPED,
-            &format!("fxpd stopped with an error (service-specific exit code {})", specific(exit)),
+            &format!(
+                "fxpd stopped with an error (service-specific exit code {})",
+                specific(exit)
+            ),
         );
     }
     *RESULT.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
@@ -386,7 +407,10 @@ pub fn event_log(kind: Kind, id: u32, text: &str) -> Result<(), String> {
     unsafe {
         let handle = RegisterEventSourceW(std::ptr::null(), source.as_ptr());
         if handle.is_null() {
-            return Err(format!("RegisterEventSourceW: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "RegisterEventSourceW: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         let strings = [text.as_ptr()];
         let ok = ReportEventW(
@@ -449,11 +473,12 @@ pub fn install(config_file: Option<&Path>) -> Result<String, String> {
             ServiceAccess::CHANGE_CONFIG | ServiceAccess::QUERY_CONFIG | ServiceAccess::DELETE,
         )
         .map_err(|e| scm_error("cannot create the service", &e))?;
-    let configured = configure(&service).and_then(|()| write_parameter_defaults()).and_then(|written| {
+    let configured = configure(&service).and_then(|warnings| {
+        let written = write_parameter_defaults()?;
         register_event_source()?;
-        Ok(written)
+        Ok((warnings, written))
     });
-    let written = match configured {
+    let (warnings, written) = match configured {
         Ok(written) => written,
         Err(e) => {
             // Leave nothing half-installed.
@@ -461,15 +486,22 @@ pub fn install(config_file: Option<&Path>) -> Result<String, String> {
             return Err(format!("{e}; the service was not installed"));
         }
     };
+    let delays: Vec<String> = RESTART_DELAYS_SECS.iter().map(|s| format!("{s}s")).collect();
     let mut out = format!(
-        "service {SERVICE_NAME} installed: automatic start, restart on failure\n  command: {} {}",
+        "service {SERVICE_NAME} installed: automatic start\n  command: {} {}\n  recovery: restart \
+         after {} (counts reset after {}h)",
         executable_path.display(),
         info.launch_arguments
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" "),
+        delays.join(", "),
+        FAILURE_RESET.as_secs() / 3600,
     );
+    for warning in warnings {
+        out.push_str(&format!("\n  {warning}"));
+    }
     for (name, value, wrote) in written {
         let what = if wrote {
             format!("set to {value} (hardened default)")
@@ -487,9 +519,18 @@ pub fn install(config_file: Option<&Path>) -> Result<String, String> {
     Ok(out)
 }
 
+/// Restart delays of the recovery actions (first, second, later failures).
+const RESTART_DELAYS_SECS: [u64; 3] = [5, 10, 60];
+/// After a day without failures the SCM counts from the first action again.
+const FAILURE_RESET: Duration = Duration::from_secs(24 * 3600);
+/// `ERROR_INVALID_LEVEL`: the SCM does not know a configuration level (Wine 8 for
+/// `SERVICE_CONFIG_FAILURE_ACTIONS_FLAG`).
+const ERROR_INVALID_LEVEL: i32 = 124;
+
 /// Description and recovery actions: restart after 5 s, 10 s, then 60 s; the count resets after
-/// a day. Also for a non-crash failure (the service reporting Stopped with an error code).
-fn configure(service: &Service) -> Result<(), String> {
+/// a day. Also for a non-crash failure (the service reporting Stopped with an error code), where
+/// the SCM supports that; where it does not (Wine), a warning is returned instead.
+fn configure(service: &Service) -> Result<Vec<String>, String> {
     service
         .set_description(DESCRIPTION)
         .map_err(|e| scm_error("cannot set the description", &e))?;
@@ -499,15 +540,21 @@ fn configure(service: &Service) -> Result<(), String> {
     };
     service
         .update_failure_actions(ServiceFailureActions {
-            reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
+            reset_period: ServiceFailureResetPeriod::After(FAILURE_RESET),
             reboot_msg: None,
             command: None,
-            actions: Some(vec![restart(5), restart(10), restart(60)]),
+            actions: Some(RESTART_DELAYS_SECS.iter().map(|&s| restart(s)).collect()),
         })
         .map_err(|e| scm_error("cannot set the recovery actions", &e))?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .map_err(|e| scm_error("cannot apply the recovery actions to error exits", &e))
+    match service.set_failure_actions_on_non_crash_failures(true) {
+        Ok(()) => Ok(vec![]),
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ERROR_INVALID_LEVEL) => {
+            Ok(vec!["warning: this Service Control Manager cannot apply the recovery actions to \
+                     error exits (FailureActionsOnNonCrashFailures): only a crash restarts the service"
+                .to_string()])
+        }
+        Err(e) => Err(scm_error("cannot apply the recovery actions to error exits", &e)),
+    }
 }
 
 /// Creates `HKLM\`[`config::SERVICE_KEY`] and each of [`super::PARAMETER_DEFAULTS`] that is
@@ -589,7 +636,10 @@ pub fn start() -> Result<String, String> {
             .map_err(|e| scm_error("cannot query the service", &e))?;
         match status.current_state {
             ServiceState::Running => {
-                let pid = status.process_id.map(|p| format!(" (process {p})")).unwrap_or_default();
+                let pid = status
+                    .process_id
+                    .map(|p| format!(" (process {p})"))
+                    .unwrap_or_default();
                 return Ok(format!("service {SERVICE_NAME} running{pid}"));
             }
             ServiceState::Stopped => {
@@ -622,7 +672,10 @@ pub fn stop() -> Result<String, String> {
 pub fn reload() -> Result<String, String> {
     use windows_sys::Win32::System::Services::{ControlService, SERVICE_CONTROL_PARAMCHANGE, SERVICE_STATUS};
     let manager = manager(ServiceManagerAccess::CONNECT)?;
-    let service = open(&manager, ServiceAccess::PAUSE_CONTINUE | ServiceAccess::QUERY_STATUS)?;
+    let service = open(
+        &manager,
+        ServiceAccess::PAUSE_CONTINUE | ServiceAccess::QUERY_STATUS,
+    )?;
     // SAFETY: a valid service handle (owned by `service`) and a zeroed SERVICE_STATUS to fill.
     let ok = unsafe {
         let mut status: SERVICE_STATUS = std::mem::zeroed();
@@ -638,7 +691,10 @@ pub fn reload() -> Result<String, String> {
 /// `fxpd service status`: state, process, last exit code and command line.
 pub fn status() -> Result<String, String> {
     let manager = manager(ServiceManagerAccess::CONNECT)?;
-    let service = open(&manager, ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG)?;
+    let service = open(
+        &manager,
+        ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG,
+    )?;
     let status = service
         .query_status()
         .map_err(|e| scm_error("cannot query the service", &e))?;

@@ -255,7 +255,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
             }
         }
     } else {
-        ControlStream::Plain(stream)
+        ControlStream::plain(stream)
     };
     let conn = LineReader::new(conn, settings.config.limits.max_line_len);
     let id = shared

@@ -117,7 +117,7 @@ impl Session {
             let result = match protection {
                 None => io.run_plain(job, stream).await,
                 Some(protection) => match protection.secure(stream, timeout).await {
-                    Ok(tls) => io.run_async(job, tls).await,
+                    Ok(tls) => io.run_async(job, tls, true).await,
                     Err(error) => return Outcome::NoConnection { error, refused },
                 },
             };
@@ -249,12 +249,12 @@ impl TransferIo {
                 })
                 .await
             }
-            job => self.run_async(job, stream).await,
+            job => self.run_async(job, stream, false).await,
         }
     }
 
     /// Any stream (TLS; clear text for listings and ASCII mode): async copies.
-    async fn run_async<S>(self, job: Job, mut stream: S) -> Result<u64, Outcome>
+    async fn run_async<S>(self, job: Job, mut stream: S, tls: bool) -> Result<u64, Outcome>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -289,10 +289,11 @@ impl TransferIo {
                 received
             }
         };
-        // After sending, read until the peer closes before dropping the socket: closing with
-        // unread bytes (TLS session tickets, close_notify) makes the kernel send a reset that
-        // can destroy data the peer has not read yet.
-        if result.is_ok() {
+        // On TLS, read until the peer closes before dropping the socket: closing with unread
+        // bytes (session tickets, close_notify) makes the kernel send a reset that can
+        // destroy data the peer has not read yet. Clear-text peers send nothing, and some
+        // wait for the 226 before closing, so they are not waited for.
+        if tls && result.is_ok() {
             let _ = tokio::time::timeout(self.timeout.min(DRAIN_LIMIT), drain(&mut stream)).await;
         }
         result
