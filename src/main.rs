@@ -107,6 +107,13 @@ enum UserCmd {
         /// FXP for this user: inherit the server setting, allow or deny.
         #[arg(long, value_name = "inherit|allow|deny", default_value = "inherit", value_parser = parse_fxp)]
         fxp: FxpOverride,
+        /// argon2id memory cost of the password hash in KiB. Lower is faster to log in
+        /// and cheaper to brute-force if the users file leaks.
+        #[arg(long, value_name = "KIB", default_value_t = admin::HashCost::default().memory_kib)]
+        hash_memory_kib: u32,
+        /// argon2id passes over that memory.
+        #[arg(long, value_name = "N", default_value_t = admin::HashCost::default().iterations)]
+        hash_iterations: u32,
     },
     /// Remove a user.
     Remove {
@@ -146,6 +153,7 @@ fn parse_fxp(s: &str) -> Result<FxpOverride, String> {
 }
 
 fn main() -> ExitCode {
+    fxpd::service::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve),
@@ -331,9 +339,19 @@ fn user(cmd: UserCmd) -> ExitCode {
             home,
             write,
             fxp,
-        } => admin::read_password(&format!("Password for {name}: "))
-            .and_then(|password| admin::user_add(&users, &name, &password, home.as_deref(), write, fxp))
-            .map(|()| println!("user {name} added to {}", users.display())),
+            hash_memory_kib,
+            hash_iterations,
+        } => {
+            let cost = admin::HashCost {
+                memory_kib: hash_memory_kib,
+                iterations: hash_iterations,
+            };
+            admin::read_password(&format!("Password for {name}: "))
+                .and_then(|password| {
+                    admin::user_add_with_cost(&users, &name, &password, home.as_deref(), write, fxp, cost)
+                })
+                .map(|()| println!("user {name} added to {}", users.display()))
+        }
         UserCmd::Remove { name, users } => admin::user_remove(&users, &name)
             .map(|()| println!("user {name} removed from {}", users.display())),
         UserCmd::List { users } => admin::user_list(&users).map(|list| print_users(&users, &list)),

@@ -156,6 +156,48 @@ pub fn user_add(
     user_add_with_params(file, name, password, home, write, fxp, Params::DEFAULT)
 }
 
+/// The argon2id cost of a new password hash: memory in KiB and passes (one lane). The
+/// default (19456 KiB, 2 passes) costs tens of milliseconds per login; a cheaper hash allows
+/// more logins per second at a lower cost to an attacker who steals the users file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashCost {
+    /// Memory per hash in KiB (8..=262144).
+    pub memory_kib: u32,
+    /// Passes over the memory (1..=16).
+    pub iterations: u32,
+}
+
+impl Default for HashCost {
+    fn default() -> Self {
+        HashCost {
+            memory_kib: Params::DEFAULT_M_COST,
+            iterations: Params::DEFAULT_T_COST,
+        }
+    }
+}
+
+/// [`user_add`] with an explicit hash cost (`fxpd user add --hash-memory-kib --hash-iterations`).
+#[allow(clippy::too_many_arguments)]
+pub fn user_add_with_cost(
+    file: &Path,
+    name: &str,
+    password: &str,
+    home: Option<&Path>,
+    write: bool,
+    fxp: FxpOverride,
+    cost: HashCost,
+) -> Result<(), AdminError> {
+    if !(8..=262_144).contains(&cost.memory_kib) || !(1..=16).contains(&cost.iterations) {
+        return Err(AdminError::Hash(format!(
+            "hash cost out of range: memory {} KiB (8..=262144), iterations {} (1..=16)",
+            cost.memory_kib, cost.iterations
+        )));
+    }
+    let params = Params::new(cost.memory_kib, cost.iterations, 1, None)
+        .map_err(|e| AdminError::Hash(e.to_string()))?;
+    user_add_with_params(file, name, password, home, write, fxp, params)
+}
+
 /// [`user_add`] with explicit argon2 parameters (cheap ones in tests).
 pub(crate) fn user_add_with_params(
     file: &Path,

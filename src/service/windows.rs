@@ -467,6 +467,8 @@ pub fn install(config_file: Option<&Path>) -> Result<String, String> {
         account_name: None, // LocalSystem
         account_password: None,
     };
+    // Values an administrator set before installing must survive a failed install too.
+    let had_parameters = windows_registry::LOCAL_MACHINE.open(config::SERVICE_KEY).is_ok();
     let service = manager
         .create_service(
             &info,
@@ -480,6 +482,13 @@ pub fn install(config_file: Option<&Path>) -> Result<String, String> {
     });
     let (warnings, written) = match configured {
         Ok(written) => written,
+        Err(e) if had_parameters => {
+            // Deleting the service would delete its key, with the administrator's values.
+            return Err(format!(
+                "{e}; the service stays installed but incomplete (`fxpd service uninstall` removes it, \
+                 and the values under its Parameters key with it)"
+            ));
+        }
         Err(e) => {
             // Leave nothing half-installed.
             let _ = service.delete();
@@ -548,11 +557,11 @@ fn configure(service: &Service) -> Result<Vec<String>, String> {
         .map_err(|e| scm_error("cannot set the recovery actions", &e))?;
     match service.set_failure_actions_on_non_crash_failures(true) {
         Ok(()) => Ok(vec![]),
-        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ERROR_INVALID_LEVEL) => {
-            Ok(vec!["warning: this Service Control Manager cannot apply the recovery actions to \
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ERROR_INVALID_LEVEL) => Ok(vec![
+            "warning: this Service Control Manager cannot apply the recovery actions to \
                      error exits (FailureActionsOnNonCrashFailures): only a crash restarts the service"
-                .to_string()])
-        }
+                .to_string(),
+        ]),
         Err(e) => Err(scm_error("cannot apply the recovery actions to error exits", &e)),
     }
 }
@@ -618,7 +627,9 @@ pub fn uninstall() -> Result<String, String> {
             e.message()
         )),
     }
-    out.push_str(&format!("service {SERVICE_NAME} removed"));
+    out.push_str(&format!(
+        "service {SERVICE_NAME} removed, with its registry key (Parameters included)"
+    ));
     Ok(out)
 }
 

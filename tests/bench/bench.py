@@ -1,0 +1,1283 @@
+#!/usr/bin/env python3
+"""Side-by-side loopback benchmark of fxpd and Debian's vsftpd (Python 3 stdlib only).
+
+Run it through tests/bench/run.sh, which installs the clients and servers, builds fxpd and
+then calls this driver as root. It is NOT part of the test suite and makes no absolute
+claims: every figure is reported beside vsftpd's figure from the same round, and the
+headline is the median over rounds of the per-round ratio fxpd/vsftpd.
+
+Rules followed (see PERFORMANCE.md in the shared notes): both servers on loopback only
+(vsftpd on 127.0.0.1, fxpd on 127.0.0.2), data on tmpfs, server CPU from a per-server
+cgroup v2 `cpu.stat` (which counts vsftpd's forked session processes), transfer rates over
+the data phase only (curl's time_total - time_pretransfer), small files inside one lftp
+session after login with FEAT off, memory as PSS + page tables with sessions minus
+without, per session; rounds rotate the order of the servers.
+
+Everything is bounded: every subprocess and network wait has a time-out, every loop a
+count or a deadline. Processes started here are stopped by pid and the temporary tree on
+tmpfs is removed on exit (also on Ctrl-C / SIGTERM).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import pwd
+import re
+import resource
+import secrets
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+USER = "benchftp"
+USER_HOME = "/var/lib/fxpd-bench-home"
+VSFTPD_HOST = "127.0.0.1"
+FXPD_HOST = "127.0.0.2"
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+FULL = dict(big=2 * GIB, small_n=2000, small_size=4 * KIB, conc_n=200, conc_size=4 * MIB,
+            idle_n=1000, login_secs=5.0, rounds=5)
+QUICK = dict(big=256 * MIB, small_n=500, small_size=4 * KIB, conc_n=50, conc_size=4 * MIB,
+             idle_n=200, login_secs=2.0, rounds=2)
+
+# argon2id parameters for the optional "equal hash cost" fxpd instance: about the cost of
+# the SHA-512 crypt hash vsftpd checks through PAM (both are timed and printed).
+CHEAP_ARGON2 = dict(t=1, m_kib=1536, p=1)
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+def run(cmd, timeout=60, check=True, **kw):
+    """subprocess.run with a time-out and captured text output."""
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise BenchError(f"{cmd[0]} exited {p.returncode}: {p.stderr.strip()[-500:]}")
+    return p
+
+
+def tcp_ext(*names):
+    """Kernel TcpExt counters (machine-wide) from /proc/net/netstat."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    for head, vals in zip(lines[::2], lines[1::2]):
+        if head.startswith("TcpExt:"):
+            d = dict(zip(head.split()[1:], (int(v) for v in vals.split()[1:])))
+            return {n: d.get(n, 0) for n in names}
+    return {}
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------------------
+# Process accounting: cgroup v2 when writable, else /proc/PID/stat
+# --------------------------------------------------------------------------------------
+
+def find_cgroup2_root():
+    """A writable cgroup v2 mount (pure v2 at /sys/fs/cgroup or hybrid .../unified)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = [l.split() for l in f]
+    except OSError:
+        return None
+    for m in mounts:
+        if len(m) >= 3 and m[2] == "cgroup2":
+            root = m[1]
+            probe = os.path.join(root, f"fxpd-bench-probe-{os.getpid()}")
+            try:
+                os.mkdir(probe)
+                ok = os.path.exists(os.path.join(probe, "cpu.stat"))
+                os.rmdir(probe)
+                if ok:
+                    return root
+            except OSError:
+                continue
+    return None
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def proc_children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        ppid = int(s[s.rfind(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def proc_tree(pid):
+    kids = proc_children_map()
+    out, todo = [], [pid]
+    while todo and len(out) < 100000:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def pid_mem_kib(pid):
+    """PSS + page tables of one process, KiB (0 if it is gone)."""
+    pss = pte = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                    break
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmPTE:"):
+                    pte = int(line.split()[1])
+                    break
+    except OSError:
+        return 0
+    return pss + pte
+
+
+class Server:
+    """One server process (and, for vsftpd, its forked sessions) under accounting."""
+
+    def __init__(self, name, host, cgroot, workdir):
+        self.name = name
+        self.host = host
+        self.port = None
+        self.proc = None
+        self.cg = None
+        self.workdir = workdir
+        self.logf = None
+        if cgroot:
+            self.cg = os.path.join(cgroot, f"fxpd-bench-{os.getpid()}-{name}")
+            os.mkdir(self.cg)
+        self.method = "cgroup v2 cpu.stat" if self.cg else "/proc/PID/stat (+reaped children)"
+
+    def _spawn(self, argv, stdout):
+        self.logf = open(os.path.join(self.workdir, f"{self.name}.log"), "ab")
+        if self.cg:
+            # The wrapper joins the cgroup before exec, so every later fork is counted.
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cg] + argv
+        self.proc = subprocess.Popen(argv, stdout=stdout, stderr=self.logf,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def pids(self):
+        if self.cg:
+            try:
+                with open(os.path.join(self.cg, "cgroup.procs")) as f:
+                    return [int(x) for x in f.read().split()]
+            except OSError:
+                return []
+        if self.proc and self.proc.poll() is None:
+            return proc_tree(self.proc.pid)
+        return []
+
+    def cpu_usec(self):
+        if self.cg:
+            with open(os.path.join(self.cg, "cpu.stat")) as f:
+                for line in f:
+                    k, v = line.split()
+                    if k == "usage_usec":
+                        return int(v)
+            raise BenchError("no usage_usec in cpu.stat")
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    s = f.read()
+            except OSError:
+                continue
+            fields = s[s.rfind(")") + 2:].split()
+            # utime stime cutime cstime (fields 14-17): cutime/cstime add reaped sessions.
+            total += sum(int(x) for x in fields[11:15])
+        return total * 1_000_000 // CLK_TCK
+
+    def mem_kib(self):
+        return sum(pid_mem_kib(p) for p in self.pids())
+
+    def nprocs(self):
+        return len(self.pids())
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM to each of our server's processes by pid, then SIGKILL what is left."""
+        if self.proc is None:
+            return
+        deadline = time.monotonic() + 8
+        sent_kill = False
+        for _ in range(400):
+            pids = self.pids() if self.cg else ([self.proc.pid] if self.proc.poll() is None else [])
+            if self.proc.poll() is None and self.proc.pid not in pids:
+                pids.append(self.proc.pid)
+            if not pids:
+                break
+            sig = signal.SIGKILL if time.monotonic() > deadline else signal.SIGTERM
+            if sig == signal.SIGKILL and sent_kill:
+                time.sleep(0.05)
+            for p in pids:
+                try:
+                    os.kill(p, sig)
+                except ProcessLookupError:
+                    pass
+            sent_kill = sent_kill or sig == signal.SIGKILL
+            try:
+                self.proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(0.05)
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.cg:
+            for _ in range(50):
+                try:
+                    os.rmdir(self.cg)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        if self.logf:
+            self.logf.close()
+        self.proc = None
+
+    def wait_ready(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise BenchError(f"{self.name} exited at start; see {self.workdir}/{self.name}.log")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=2) as s:
+                    s.settimeout(3)
+                    if s.recv(256).startswith(b"220"):
+                        s.sendall(b"QUIT\r\n")
+                        return
+            except OSError as e:
+                last = e
+            time.sleep(0.1)
+        raise BenchError(f"{self.name} not answering on {self.host}:{self.port}: {last}")
+
+
+def free_port(host):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Vsftpd(Server):
+    def start(self, root, empty):
+        self.port = free_port(self.host)
+        conf = os.path.join(self.workdir, "vsftpd.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "listen=YES", "listen_ipv6=NO", f"listen_address={self.host}",
+                f"listen_port={self.port}", "background=NO",
+                "anonymous_enable=NO", "local_enable=YES", "write_enable=YES",
+                "local_umask=022", f"local_root={root}", "chroot_local_user=NO",
+                "pasv_enable=YES", "pasv_min_port=40000", "pasv_max_port=44999",
+                "connect_from_port_20=NO", "ssl_enable=NO",
+                f"secure_chroot_dir={empty}", "pam_service_name=vsftpd",
+                "seccomp_sandbox=NO", "isolate=NO", "isolate_network=NO",
+                "max_clients=2000", "max_per_ip=2000",
+                "idle_session_timeout=900", "data_connection_timeout=300",
+                "xferlog_enable=NO", "dual_log_enable=NO", "syslog_enable=NO",
+                f"vsftpd_log_file={self.workdir}/vsftpd-xfer.log",
+                "use_sendfile=YES", "",
+            ]))
+        self._spawn(["vsftpd", conf], subprocess.DEVNULL)
+        self.wait_ready()
+
+
+class Fxpd(Server):
+    def start(self, binary, root, users):
+        pasv = "45000-49999" if self.name == "fxpd" else "50000-54999"
+        # A config file, so fxpd runs as a deployment (no quick start, anonymous off).
+        conf = os.path.join(self.workdir, "fxpd.toml")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                f'listen = ["{self.host}:0"]', f'root = "{root}"', f'users_file = "{users}"',
+                "[passive]", f'ports = "{pasv}"',
+                "[anonymous]", "enabled = false",
+                "[limits]", "max_sessions = 2000", "max_sessions_per_ip = 2000",
+                "idle_timeout_secs = 900", "shutdown_grace_secs = 2",
+                "[log]", 'level = "warn"', ""]))
+        os.chmod(conf, 0o644)
+        argv = [binary, "serve", "--config", conf]
+        if os.geteuid() == 0 and shutil.which("setpriv"):
+            # Same unprivileged user as vsftpd's sessions.
+            argv = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups"] + argv
+        self._spawn(argv, subprocess.PIPE)
+        deadline = time.monotonic() + 15
+        buf = b""
+        while time.monotonic() < deadline and b"\n" not in buf:
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                buf += chunk
+        m = re.search(rb"LISTENING (\S+):(\d+)", buf)
+        if not m:
+            raise BenchError(f"{self.name} printed no LISTENING line (got {buf[:200]!r}); "
+                             f"see {self.workdir}/{self.name}.log")
+        self.port = int(m.group(2))
+        out = self.proc.stdout
+        threading.Thread(target=lambda: [None for _ in iter(lambda: out.read(65536), b"")],
+                         daemon=True).start()
+        self.wait_ready()
+
+
+# --------------------------------------------------------------------------------------
+# A small asyncio FTP client (for concurrency, idle sessions and logins)
+# --------------------------------------------------------------------------------------
+
+class FtpError(Exception):
+    pass
+
+
+async def read_reply(reader, timeout):
+    line = await asyncio.wait_for(reader.readline(), timeout)
+    if len(line) < 4:
+        raise FtpError(f"short reply {line!r}")
+    code = line[:3]
+    if line[3:4] == b"-":
+        for _ in range(1000):
+            nxt = await asyncio.wait_for(reader.readline(), timeout)
+            if not nxt:
+                raise FtpError("connection closed inside a multi-line reply")
+            if nxt[:3] == code and nxt[3:4] == b" ":
+                break
+    return int(code), line
+
+
+async def cmd(reader, writer, text, expect, timeout):
+    writer.write(text.encode() + b"\r\n")
+    code, line = await read_reply(reader, timeout)
+    if code != expect:
+        raise FtpError(f"{text.split()[0]} -> {line.strip()[:100]!r}")
+    return line
+
+
+async def login(host, port, password, timeout):
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        code, line = await read_reply(reader, timeout)
+        if code != 220:
+            raise FtpError(f"greeting {line!r}")
+        await cmd(reader, writer, f"USER {USER}", 331, timeout)
+        await cmd(reader, writer, f"PASS {password}", 230, timeout)
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer
+
+
+class Sink(asyncio.Protocol):
+    def __init__(self, done):
+        self.n = 0
+        self.done = done
+
+    def data_received(self, data):
+        self.n += len(data)
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc):
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
+async def fetch(host, port, password, path, size, timeout, stage):
+    """One fresh session: log in, PASV, RETR `path`, check `size`, QUIT. `stage[0]` names
+    the step in progress, so a failure can be attributed."""
+    loop = asyncio.get_running_loop()
+    stage[0] = "connect+login"
+    reader, writer = await login(host, port, password, timeout)
+    try:
+        stage[0] = "TYPE/PASV"
+        await cmd(reader, writer, "TYPE I", 200, timeout)
+        line = await cmd(reader, writer, "PASV", 227, timeout)
+        nums = re.search(rb"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", line)
+        if not nums:
+            raise FtpError(f"bad 227 {line!r}")
+        n = [int(x) for x in nums.groups()]
+        dhost, dport = ".".join(map(str, n[:4])), n[4] * 256 + n[5]
+        done = loop.create_future()
+        stage[0] = "data connect"
+        transport, sink = await asyncio.wait_for(
+            loop.create_connection(lambda: Sink(done), dhost, dport), timeout)
+        try:
+            stage[0] = "RETR reply"
+            writer.write(f"RETR {path}\r\n".encode())
+            code, line = await read_reply(reader, timeout)
+            if code not in (125, 150):
+                raise FtpError(f"RETR -> {line!r}")
+            stage[0] = "data"
+            await asyncio.wait_for(done, timeout)
+        finally:
+            transport.close()
+        stage[0] = "226"
+        code, line = await read_reply(reader, timeout)
+        if code != 226:
+            raise FtpError(f"after RETR {line!r}")
+        if sink.n != size:
+            raise FtpError(f"got {sink.n} bytes, expected {size}")
+        stage[0] = "QUIT"
+        writer.write(b"QUIT\r\n")
+        try:
+            await read_reply(reader, 5)
+        except (FtpError, asyncio.TimeoutError, OSError):
+            pass
+    finally:
+        writer.close()
+
+
+# --------------------------------------------------------------------------------------
+# Workloads: each returns a dict of metrics for one server in one round
+# --------------------------------------------------------------------------------------
+
+def curl_times(out):
+    parts = out.strip().split()
+    if len(parts) < 3:
+        raise BenchError(f"unexpected curl -w output {out!r}")
+    return float(parts[0]), float(parts[1]), int(float(parts[2]))
+
+
+def wl_retr(ctx, srv):
+    size = ctx.cfg["big"]
+    url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/big.bin"
+    c0 = srv.cpu_usec()
+    p = run(["curl", "-sS", "--max-time", "600", "-o", "/dev/null", "-w",
+             "%{time_pretransfer} %{time_total} %{size_download}", url], timeout=620)
+    c1 = srv.cpu_usec()
+    pre, total, got = curl_times(p.stdout)
+    if got != size:
+        raise BenchError(f"RETR got {got} bytes, expected {size}")
+    return {"retr_mbps": size / (total - pre) / 1e6,
+            "retr_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
+
+
+def wl_stor(ctx, srv):
+    size = ctx.cfg["big"]
+    dest = os.path.join(ctx.roots[srv.name], "up_big.bin")
+    url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/up_big.bin"
+    c0 = srv.cpu_usec()
+    try:
+        p = run(["curl", "-sS", "--max-time", "600", "-T", ctx.big_src, "-w",
+                 "%{time_pretransfer} %{time_total} %{size_upload}", url], timeout=620)
+        c1 = srv.cpu_usec()
+        pre, total, sent = curl_times(p.stdout)
+        on_disk = os.path.getsize(dest)
+    finally:
+        if os.path.exists(dest):
+            os.unlink(dest)
+    if sent != size or on_disk != size:
+        raise BenchError(f"STOR sent {sent}, stored {on_disk}, expected {size}")
+    return {"stor_mbps": size / (total - pre) / 1e6,
+            "stor_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
+
+
+def lftp_script(ctx, srv, body):
+    return "\n".join([
+        "set ftp:use-feat no",          # the same commands for every server
+        "set ftp:ssl-allow no",         # plain FTP: vsftpd runs without TLS
+        "set ftp:passive-mode yes",
+        "set ftp:prefer-epsv no",
+        "set net:max-retries 1",
+        "set net:timeout 60",
+        "set net:reconnect-interval-base 1",
+        "set cmd:fail-exit yes",
+        "set xfer:clobber yes",
+        f"open -u {USER},{ctx.password} -p {srv.port} {srv.host}",
+    ] + body + [""])
+
+
+def run_lftp(script_text, path, timeout):
+    with open(path, "w") as f:
+        f.write(script_text)
+    p = run(["lftp", "-f", path], timeout=timeout, check=False)
+    os.unlink(path)
+    if p.returncode != 0:
+        raise BenchError(f"lftp exited {p.returncode}: {p.stderr.strip()[-400:]}")
+    return [float(l.split()[1]) for l in p.stdout.splitlines() if l.startswith("T ")]
+
+
+def wl_small(ctx, srv, rnd):
+    n = ctx.cfg["small_n"]
+    names = " ".join(ctx.small_names)
+    getdir = os.path.join(ctx.work, f"get-{srv.name}-{rnd}")
+    updir_name = f"up-{rnd}"
+    updir = os.path.join(ctx.roots[srv.name], updir_name)
+    os.mkdir(getdir)
+    os.mkdir(updir)
+    os.chown(updir, ctx.uid, ctx.gid)
+    try:
+        c0 = srv.cpu_usec()
+        ts = run_lftp(lftp_script(ctx, srv, [
+            "cd small",                 # logs in and checks the path before timing starts
+            "!echo T $(date +%s.%N)",
+            f"mget -O {getdir} {names}",
+            "!echo T $(date +%s.%N)",
+            f"cd ../{updir_name}",          # relative: vsftpd runs without chroot
+            f"lcd {ctx.client_small}",
+            "!echo T $(date +%s.%N)",
+            f"mput {names}",
+            "!echo T $(date +%s.%N)",
+        ]), os.path.join(ctx.work, f"lftp-{srv.name}.txt"), timeout=900)
+        c1 = srv.cpu_usec()
+        if len(ts) != 4:
+            raise BenchError(f"lftp printed {len(ts)} timestamps")
+        got = os.listdir(getdir)
+        put = os.listdir(updir)
+        size = ctx.cfg["small_size"]
+        if len(got) != n or len(put) != n or any(
+                os.path.getsize(os.path.join(updir, x)) != size for x in put):
+            raise BenchError(f"small files: got {len(got)}, put {len(put)} of {n}")
+    finally:
+        shutil.rmtree(getdir, ignore_errors=True)
+        shutil.rmtree(updir, ignore_errors=True)
+    return {"small_get_fps": n / (ts[1] - ts[0]), "small_put_fps": n / (ts[3] - ts[2]),
+            "small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n)}
+
+
+def wl_conc(ctx, srv):
+    n, size = ctx.cfg["conc_n"], ctx.cfg["conc_size"]
+
+    async def one():
+        stage = ["start"]
+        t0 = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                fetch(srv.host, srv.port, ctx.password, "conc.bin", size, 60, stage), 120)
+            return time.perf_counter() - t0
+        except (OSError, FtpError, asyncio.TimeoutError) as e:
+            return f"{stage[0]}: {type(e).__name__} {e}"[:120]
+
+    async def main():
+        t0 = time.perf_counter()
+        # All sessions connect at once: a burst, as many clients arriving together.
+        res = await asyncio.gather(*[one() for _ in range(n)])
+        return time.perf_counter() - t0, res
+
+    k0 = tcp_ext("ListenOverflows", "SyncookiesSent")
+    c0 = srv.cpu_usec()
+    wall, res = asyncio.run(main())
+    c1 = srv.cpu_usec()
+    k1 = tcp_ext("ListenOverflows", "SyncookiesSent")
+    errs = [r for r in res if isinstance(r, str)]
+    times = sorted(r for r in res if not isinstance(r, str))
+    if errs:
+        kinds = {}
+        for e in errs:
+            kinds[e] = kinds.get(e, 0) + 1
+        log(f"  {srv.name}: {len(errs)} of {n} concurrent sessions failed: {kinds}")
+    out = {"conc_wall_s": wall, "conc_failures": len(errs), "conc_cpu_s": (c1 - c0) / 1e6,
+           # Accept-queue overflows during the burst (machine-wide counters): a client whose
+           # handshake completed on a SYN cookie but was dropped waits for a 220 that never comes.
+           "conc_listen_overflows": k1.get("ListenOverflows", 0) - k0.get("ListenOverflows", 0),
+           "conc_syncookies": k1.get("SyncookiesSent", 0) - k0.get("SyncookiesSent", 0)}
+    if times:
+        out["conc_session_median_s"] = statistics.median(times)
+        out["conc_session_max_s"] = times[-1]
+    return out
+
+
+def wl_idle(ctx, srv):
+    n = ctx.cfg["idle_n"]
+
+    async def main():
+        time.sleep(0.5)
+        before = srv.mem_kib()
+        procs_before = srv.nprocs()
+        sem = asyncio.Semaphore(16)
+        conns, errs = [], []
+
+        async def one():
+            async with sem:
+                try:
+                    conns.append(await login(srv.host, srv.port, ctx.password, 60))
+                except (OSError, FtpError, asyncio.TimeoutError) as e:
+                    errs.append(f"{type(e).__name__}: {e}"[:100])
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[one() for _ in range(n)])
+        login_wall = time.perf_counter() - t0
+        await asyncio.sleep(1.0)
+        after = srv.mem_kib()
+        procs_after = srv.nprocs()
+        # Every session must still be there (an answer to NOOP proves it).
+        alive = 0
+        for r, w in conns:
+            try:
+                w.write(b"NOOP\r\n")
+                code, _ = await read_reply(r, 10)
+                alive += code == 200
+            except (OSError, FtpError, asyncio.TimeoutError):
+                pass
+        for r, w in conns:
+            try:
+                w.write(b"QUIT\r\n")
+            except OSError:
+                pass
+        await asyncio.sleep(0.2)
+        for r, w in conns:
+            w.close()
+        return before, after, procs_before, procs_after, len(conns), alive, errs, login_wall
+
+    before, after, pb, pa, ok, alive, errs, wall = asyncio.run(main())
+    if errs:
+        log(f"  {srv.name}: {len(errs)} idle logins failed, e.g. {errs[0]}")
+    # Let the server wind the sessions down before the next workload.
+    for _ in range(100):
+        if srv.nprocs() <= pb:
+            break
+        time.sleep(0.1)
+    return {"idle_kib_per_session": (after - before) / max(ok, 1), "idle_sessions": ok,
+            "idle_alive": alive, "idle_failures": n - ok,
+            "idle_procs_before": pb, "idle_procs_after": pa, "idle_base_mib": before / 1024}
+
+
+def wl_logins(ctx, srv):
+    secs = ctx.cfg["login_secs"]
+
+    async def main():
+        count, fails = 0, 0
+        deadline = time.perf_counter() + secs
+
+        async def worker():
+            nonlocal count, fails
+            for _ in range(1_000_000):
+                if time.perf_counter() >= deadline:
+                    return
+                try:
+                    r, w = await login(srv.host, srv.port, ctx.password, 30)
+                    try:
+                        await cmd(r, w, "QUIT", 221, 10)
+                    finally:
+                        w.close()
+                    count += 1
+                except (OSError, FtpError, asyncio.TimeoutError):
+                    fails += 1
+                    await asyncio.sleep(0.01)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(4)])
+        return count, fails, time.perf_counter() - t0
+
+    c0 = srv.cpu_usec()
+    count, fails, wall = asyncio.run(main())
+    c1 = srv.cpu_usec()
+    time.sleep(0.3)
+    return {"logins_per_s": count / wall, "login_cpu_ms": (c1 - c0) / 1e3 / max(count, 1),
+            "login_failures": fails}
+
+
+# --------------------------------------------------------------------------------------
+# Setup
+# --------------------------------------------------------------------------------------
+
+def ensure_user(password):
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        run(["useradd", "--system", "--no-create-home", "--home-dir", USER_HOME,
+             "--shell", "/bin/bash", USER])
+    pw = pwd.getpwnam(USER)
+    if not os.path.isdir(pw.pw_dir):
+        os.makedirs(pw.pw_dir, exist_ok=True)
+        os.chown(pw.pw_dir, pw.pw_uid, pw.pw_gid)
+    # SHA-512 crypt (~1-3 ms), the hash cost the reference figures used for C servers.
+    run(["chpasswd", "-c", "SHA512"], input=f"{USER}:{password}\n")
+    return pw.pw_uid, pw.pw_gid
+
+
+def lock_user():
+    subprocess.run(["passwd", "-l", USER], capture_output=True, timeout=30)
+
+
+def time_sha512crypt(password):
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import crypt
+        with open("/etc/shadow") as f:
+            h = next(l.split(":")[1] for l in f if l.startswith(USER + ":"))
+        t0 = time.perf_counter()
+        for _ in range(20):
+            crypt.crypt(password, h)
+        return (time.perf_counter() - t0) / 20 * 1e3
+    except Exception:
+        return None
+
+
+def argon2_phc(password, t, m_kib, p):
+    """(PHC string, seconds) from Debian's argon2 CLI, or None without it."""
+    if not shutil.which("argon2"):
+        return None
+    salt = secrets.token_hex(8)
+    logk = None
+    # The CLI takes memory as -k KiB (newer) or -m log2(KiB) (all versions).
+    args = ["argon2", salt, "-id", "-t", str(t), "-k", str(m_kib), "-p", str(p)]
+    pr = subprocess.run(args, input=password, capture_output=True, text=True, timeout=60)
+    if pr.returncode != 0:
+        logk = max(1, m_kib.bit_length() - 1)
+        args = ["argon2", salt, "-id", "-t", str(t), "-m", str(logk), "-p", str(p)]
+        pr = subprocess.run(args, input=password, capture_output=True, text=True, timeout=60)
+    if pr.returncode != 0:
+        return None
+    enc = re.search(r"(\$argon2id\$\S+)", pr.stdout)
+    secs = re.search(r"^([\d.]+) seconds", pr.stdout, re.M)
+    if not enc:
+        return None
+    return enc.group(1), float(secs.group(1)) if secs else None
+
+
+def fill_file(path, size, block):
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            k = min(left, len(block))
+            f.write(block[:k])
+            left -= k
+
+
+class Ctx:
+    pass
+
+
+def setup(args, cfg, cgroot):
+    ctx = Ctx()
+    ctx.cfg = cfg
+    ctx.password = "bench" + secrets.token_hex(12)
+    ctx.uid, ctx.gid = ensure_user(ctx.password)
+
+    base = args.data_dir
+    st = shutil.disk_usage(base)
+    need = 2 * cfg["big"] + cfg["small_n"] * cfg["small_size"] * 6 + 4 * cfg["conc_size"] + 256 * MIB
+    with open("/proc/meminfo") as f:
+        avail = next(int(l.split()[1]) * KIB for l in f if l.startswith("MemAvailable:"))
+    if st.free < need or avail < need + GIB:
+        raise BenchError(f"{base} has {st.free / GIB:.1f} GiB free and the machine "
+                         f"{avail / GIB:.1f} GiB available; this run needs {need / GIB:.1f} GiB "
+                         f"(use --quick or --big-mib)")
+    ctx.work = tempfile.mkdtemp(prefix="fxpd-bench.", dir=base)
+    os.chmod(ctx.work, 0o755)
+    log(f"data on {base} (free {st.free / GIB:.1f} GiB): {ctx.work}")
+
+    block = os.urandom(4 * MIB)
+    data = os.path.join(ctx.work, "data")
+    os.mkdir(data)
+    ctx.big_src = os.path.join(data, "big.bin")
+    fill_file(ctx.big_src, cfg["big"], block)
+    conc = os.path.join(data, "conc.bin")
+    fill_file(conc, cfg["conc_size"], block[1:])
+    ctx.client_small = os.path.join(ctx.work, "client-small")
+    os.mkdir(ctx.client_small)
+    ctx.small_names = [f"f{i:05d}.dat" for i in range(cfg["small_n"])]
+    for i, nm in enumerate(ctx.small_names):
+        with open(os.path.join(ctx.client_small, nm), "wb") as f:
+            f.write(block[i * 7 % MIB:][:cfg["small_size"]])
+
+    ctx.roots = {}
+    for name in ("vsftpd", "fxpd"):
+        root = os.path.join(ctx.work, name, "root")
+        os.makedirs(os.path.join(root, "small"))
+        # Hard links: one copy of the data on tmpfs, the same inodes for both servers.
+        os.link(ctx.big_src, os.path.join(root, "big.bin"))
+        os.link(conc, os.path.join(root, "conc.bin"))
+        for nm in ctx.small_names:
+            os.link(os.path.join(ctx.client_small, nm), os.path.join(root, "small", nm))
+        ctx.roots[name] = root
+    ctx.roots["fxpd-eqhash"] = ctx.roots["fxpd"]
+    os.makedirs(os.path.join(ctx.work, "vsftpd", "empty"))
+    for dirpath, dirnames, filenames in os.walk(ctx.work):
+        os.chown(dirpath, ctx.uid, ctx.gid)
+        for fn in filenames:
+            os.chown(os.path.join(dirpath, fn), ctx.uid, ctx.gid)
+    os.chown(os.path.join(ctx.work, "vsftpd", "empty"), 0, 0)
+    os.chmod(os.path.join(ctx.work, "vsftpd", "empty"), 0o755)
+    os.chown(ctx.work, 0, 0)
+    ctx.cgroot = cgroot
+    return ctx
+
+
+def make_users_file(ctx, binary, name, phc=None):
+    path = os.path.join(ctx.work, name, "users.toml")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    t0 = time.perf_counter()
+    run([binary, "user", "add", USER, "--users", path, "--write"],
+        input=ctx.password + "\n", timeout=60)
+    add_secs = time.perf_counter() - t0
+    if phc:
+        with open(path) as f:
+            text = f.read()
+        new, k = re.subn(r'"\$argon2[^"]*"', lambda _m: '"' + phc + '"', text)
+        if k != 1:
+            raise BenchError(f"could not find the password hash in {path}")
+        with open(path, "w") as f:
+            f.write(new)
+    os.chown(path, ctx.uid, ctx.gid)
+    os.chmod(path, 0o600)
+    with open(path) as f:
+        m = re.search(r"\$argon2id\$v=19\$(m=\d+,t=\d+,p=\d+)", f.read())
+    return path, (m.group(1) if m else "?"), add_secs
+
+
+# --------------------------------------------------------------------------------------
+# Loopback ceiling (iperf3) and profiles (strace, perf)
+# --------------------------------------------------------------------------------------
+
+def iperf_ceiling(secs):
+    if not shutil.which("iperf3"):
+        return None
+    out = {}
+    for label, extra in (("plain", []), ("sendfile", ["-Z"])):
+        port = free_port("127.0.0.1")
+        srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(50):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            # That probe counted as iperf3's one client: start a fresh one-off server.
+            srv.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+        srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            p = run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(secs), "-J"] + extra,
+                    timeout=secs + 30, check=False)
+            j = json.loads(p.stdout) if p.stdout.strip().startswith("{") else {}
+            bps = j.get("end", {}).get("sum_received", {}).get("bits_per_second")
+            out[label] = bps / 8 / 1e6 if bps else None
+        finally:
+            try:
+                srv.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+    return out
+
+
+def profile_fxpd(ctx, srv, outdir):
+    """strace -c (and perf, if it works) on fxpd during one RETR, STOR and small-file run."""
+    report = {}
+    pid = srv.proc.pid
+    small_n = min(ctx.cfg["small_n"], 500)
+    jobs = [("retr", lambda: wl_retr(ctx, srv)), ("stor", lambda: wl_stor(ctx, srv)),
+            ("small", lambda: wl_small_n(ctx, srv, small_n))]
+    if shutil.which("strace"):
+        for label, fn in jobs:
+            path = os.path.join(outdir, f"strace-c-{label}.txt")
+            st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", path],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+            try:
+                report[f"strace_{label}"] = fn()
+            finally:
+                st.send_signal(signal.SIGINT)
+                try:
+                    st.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    st.kill()
+                    st.wait()
+            log(f"  strace -c during {label}: {path}")
+        # A timed trace of a few small transfers shows where each one waits.
+        path = os.path.join(outdir, "strace-tt-small.txt")
+        st = subprocess.Popen(["strace", "-f", "-tt", "-T", "-p", str(pid), "-o", path,
+                               "-e", "trace=network,read,write,sendfile,splice,openat,close,"
+                               "epoll_wait,futex"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        try:
+            wl_small_n(ctx, srv, 20)
+        finally:
+            st.send_signal(signal.SIGINT)
+            try:
+                st.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                st.kill()
+                st.wait()
+        log(f"  timed strace of 20 small files each way: {path}")
+    if shutil.which("perf"):
+        for label, fn in jobs:
+            data = os.path.join(outdir, f"perf-{label}.data")
+            pf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(pid),
+                                   "-o", data], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+            try:
+                fn()
+            finally:
+                pf.send_signal(signal.SIGINT)
+                try:
+                    pf.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    pf.kill()
+                    pf.wait()
+            rep = os.path.join(outdir, f"perf-{label}.txt")
+            with open(rep, "w") as f:
+                subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.5"],
+                               stdout=f, stderr=subprocess.DEVNULL, timeout=300)
+            log(f"  perf during {label}: {rep}")
+    return report
+
+
+def wl_small_n(ctx, srv, n):
+    saved = (ctx.cfg, ctx.small_names)
+    ctx.cfg = dict(ctx.cfg, small_n=n)
+    ctx.small_names = ctx.small_names[:n]
+    try:
+        return wl_small(ctx, srv, f"p{n}-{secrets.token_hex(3)}")
+    finally:
+        ctx.cfg, ctx.small_names = saved
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+
+# key, label, True when higher is better
+METRICS = [
+    ("retr_mbps", "RETR {big}, MB/s", True),
+    ("retr_cpu_s_per_gib", "RETR server CPU s/GiB", False),
+    ("stor_mbps", "STOR {big}, MB/s", True),
+    ("stor_cpu_s_per_gib", "STOR server CPU s/GiB", False),
+    ("small_get_fps", "{small_n} x 4 KiB get, files/s", True),
+    ("small_put_fps", "{small_n} x 4 KiB put, files/s", True),
+    ("small_cpu_ms_per_file", "small files server CPU ms/file", False),
+    ("conc_wall_s", "{conc_n} concurrent x 4 MiB, wall s", False),
+    ("conc_failures", "  failures (sum over rounds)", False),
+    ("conc_cpu_s", "  server CPU s", False),
+    ("conc_session_median_s", "  one session, median s", False),
+    ("conc_session_max_s", "  slowest successful session, s", False),
+    ("conc_listen_overflows", "  kernel listen-queue overflows", False),
+    ("idle_kib_per_session", "{idle_n} idle sessions, KiB/session", False),
+    ("idle_base_mib", "  server PSS+PT before them, MiB", False),
+    ("logins_per_s", "logins/s (4 clients)", True),
+    ("login_cpu_ms", "  server CPU ms/login", False),
+    ("eq_logins_per_s", "logins/s, fxpd at ~equal hash cost (*)", True),
+    ("eq_login_cpu_ms", "  server CPU ms/login", False),
+    ("eq_conc_wall_s", "{conc_n} concurrent, fxpd at ~equal hash (*), s", False),
+    ("eq_conc_failures", "  failures (sum over rounds)", False),
+    ("eq_conc_cpu_s", "  server CPU s", False),
+    ("eq_conc_session_median_s", "  one session, median s", False),
+    ("eq_conc_session_max_s", "  slowest successful session, s", False),
+    ("eq_idle_kib_per_session", "idle KiB/session, fxpd at ~equal hash (*)", False),
+    ("eq_idle_base_mib", "  server PSS+PT before them, MiB", False),
+]
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, int):
+        return str(v)
+    a = abs(v)
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def size_label(n):
+    return f"{n // GIB} GiB" if n >= GIB and n % GIB == 0 else f"{n // MIB} MiB"
+
+
+def summarize(results, cfg, servers):
+    """results[round][server][metric] -> rows of medians, ranges and per-round ratios."""
+    rows = []
+    for key, label, higher in METRICS:
+        label = label.format(big=size_label(cfg["big"]), small_n=cfg["small_n"],
+                             conc_n=cfg["conc_n"], idle_n=cfg["idle_n"])
+        row = {"key": key, "label": label, "higher_is_better": higher, "servers": {}}
+        for s in servers:
+            vals = [r[s][key] for r in results if s in r and key in r[s]]
+            if not vals:
+                continue
+            if key.endswith("_failures"):
+                row["servers"][s] = {"median": sum(vals), "min": min(vals), "max": max(vals),
+                                     "values": vals}
+            else:
+                row["servers"][s] = {"median": statistics.median(vals), "min": min(vals),
+                                     "max": max(vals), "values": vals}
+        for s in servers:
+            if s == "vsftpd":
+                continue
+            vkey = key[3:] if key.startswith("eq_") else key
+            ratios = [r[s][key] / r["vsftpd"][vkey] for r in results
+                      if s in r and "vsftpd" in r and key in r[s] and vkey in r["vsftpd"]
+                      and r["vsftpd"][vkey]]
+            if ratios and not key.endswith("_failures"):
+                row.setdefault("ratios", {})[s] = {"median": statistics.median(ratios),
+                                                   "per_round": ratios}
+        rows.append(row)
+    return rows
+
+
+def print_table(rows, servers, out=sys.stdout):
+    w = max(len(r["label"]) for r in rows) + 2
+    cw = 24
+    head = f"{'workload':<{w}}" + "".join(f"{s:>{cw}}" for s in servers)
+    head += f"{'fxpd/vsftpd':>13}  per-round ratios"
+    print(head, file=out)
+    print(f"{'':<{w}}" + "".join(f"{'median [min-max]':>{cw}}" for _ in servers)
+          + f"{'median':>13}", file=out)
+    print("-" * (len(head) + 12), file=out)
+    for r in rows:
+        if not r["servers"]:
+            continue
+        line = f"{r['label']:<{w}}"
+        for s in servers:
+            v = r["servers"].get(s)
+            if v is None and r["key"].startswith("eq_") and s == "vsftpd":
+                # The equal-cost row compares with vsftpd's ordinary login figures.
+                v = None
+            cell = "-" if v is None else f"{fmt(v['median'])} [{fmt(v['min'])}-{fmt(v['max'])}]"
+            line += f"{cell:>{cw}}"
+        rat = r.get("ratios", {}).get("fxpd")
+        if rat:
+            arrow = "^" if r["higher_is_better"] else "v"
+            per = " ".join(f"{x:.2f}" for x in rat["per_round"])
+            line += f"{'x' + format(rat['median'], '.2f'):>12}{arrow}  {per}"
+        print(line, file=out)
+    print("^ higher is better, v lower is better", file=out)
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+WORKLOADS = ["retr", "stor", "small", "conc", "idle", "logins"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--fxpd", required=True, help="path to the fxpd release binary")
+    ap.add_argument("--rounds", type=int, help="rounds (default 5, 2 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds")
+    ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR file in MiB")
+    ap.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    ap.add_argument("--data-dir", default="/dev/shm", help="a tmpfs for the data (default /dev/shm)")
+    ap.add_argument("--out", help="directory for results (default /var/tmp/fxpd-bench/TIME)")
+    ap.add_argument("--profile", action="store_true",
+                    help="after the rounds, strace -c / perf fxpd during RETR, STOR, small files")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip the iperf3 loopback ceiling")
+    ap.add_argument("--no-eqhash", action="store_true",
+                    help="skip the extra fxpd instance with a cheap (~SHA-512 crypt) argon2id hash")
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        sys.exit("bench.py must run as root (vsftpd's PAM logins, the bench user, cgroups)")
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.rounds:
+        cfg["rounds"] = max(1, min(args.rounds, 50))
+    if args.big_mib:
+        cfg["big"] = args.big_mib * MIB
+    workloads = args.only.split(",") if args.only else WORKLOADS
+    for w in workloads:
+        if w not in WORKLOADS:
+            sys.exit(f"unknown workload {w}")
+    outdir = args.out or os.path.join("/var/tmp/fxpd-bench", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(outdir, exist_ok=True)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(cfg["idle_n"] * 4 + 1024, 16384)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    cgroot = find_cgroup2_root()
+    servers = []
+    ctx = None
+    t_start = time.time()
+    try:
+        ctx = setup(args, cfg, cgroot)
+        users, fx_params, add_secs = make_users_file(ctx, args.fxpd, "fxpd")
+        vs = Vsftpd("vsftpd", VSFTPD_HOST, cgroot, os.path.join(ctx.work, "vsftpd"))
+        servers.append(vs)
+        vs.start(ctx.roots["vsftpd"], os.path.join(ctx.work, "vsftpd", "empty"))
+        fx = Fxpd("fxpd", FXPD_HOST, cgroot, os.path.join(ctx.work, "fxpd"))
+        servers.append(fx)
+        fx.start(args.fxpd, ctx.roots["fxpd"], users)
+
+        eq = None
+        eq_info = None
+        if set(workloads) & {"conc", "idle", "logins"} and not args.no_eqhash:
+            a = argon2_phc(ctx.password, CHEAP_ARGON2["t"], CHEAP_ARGON2["m_kib"], CHEAP_ARGON2["p"])
+            if a:
+                phc, secs = a
+                users_eq, eq_params, _ = make_users_file(ctx, args.fxpd, "fxpd-eqhash", phc)
+                eq = Fxpd("fxpd-eqhash", "127.0.0.3", cgroot, os.path.join(ctx.work, "fxpd-eqhash"))
+                servers.append(eq)
+                eq.start(args.fxpd, ctx.roots["fxpd"], users_eq)
+                eq_info = {"params": eq_params, "argon2_cli_ms": secs * 1e3 if secs else None}
+            else:
+                log("argon2 CLI not available: no equal-hash-cost fxpd instance")
+        sha_ms = time_sha512crypt(ctx.password)
+        mp = dict(x.split("=") for x in fx_params.split(",")) \
+            if re.match(r"m=\d+,t=\d+,p=\d+$", fx_params) else None
+        fx_hash = argon2_phc(ctx.password, int(mp["t"]), int(mp["m"]), int(mp["p"])) if mp else None
+
+        env = {
+            "mode": "quick" if args.quick else "full", "config": cfg, "workloads": workloads,
+            "cpu_method": vs.method, "cgroup_root": cgroot, "nofile": nofile,
+            "nproc": os.cpu_count(), "kernel": os.uname().release,
+            "vsftpd": run(["dpkg-query", "-W", "-f", "${Version}", "vsftpd"], check=False).stdout,
+            "curl": run(["curl", "--version"]).stdout.split("\n")[0],
+            "lftp": run(["lftp", "--version"]).stdout.split("\n")[0],
+            "fxpd_binary": args.fxpd, "fxpd_user_add_s": add_secs,
+            "fxpd_hash_params": fx_params,
+            "fxpd_hash_ms_argon2_cli": fx_hash[1] * 1e3 if fx_hash and fx_hash[1] else None,
+            "sha512crypt_ms": sha_ms, "eqhash": eq_info,
+            "addresses": {s.name: f"{s.host}:{s.port}" for s in servers},
+            "loadavg_start": loadavg(),
+        }
+        log(f"servers: {env['addresses']}; CPU accounting: {vs.method}; ulimit -n {nofile}")
+        log(f"password hashes: vsftpd SHA-512 crypt ~{fmt(sha_ms)} ms (python crypt); fxpd argon2id "
+            f"{fx_params} ~{fmt(env['fxpd_hash_ms_argon2_cli'])} ms (argon2 CLI)"
+            + (f"; fxpd-eqhash argon2id {eq_info['params']} ~{fmt(eq_info['argon2_cli_ms'])} ms"
+               if eq_info else ""))
+
+        if not args.no_ceiling:
+            env["loopback_ceiling_mbps"] = iperf_ceiling(3 if args.quick else 5)
+            log(f"loopback ceiling (iperf3, 1 stream): {env['loopback_ceiling_mbps']}")
+
+        main_servers = [vs, fx]
+        results = []
+        for rnd in range(cfg["rounds"]):
+            order = main_servers[rnd % 2:] + main_servers[:rnd % 2]
+            la = loadavg()
+            log(f"round {rnd + 1}/{cfg['rounds']}: order {[s.name for s in order]}, loadavg {la}")
+            res = {"_order": [s.name for s in order], "_loadavg": la}
+            for s in main_servers:
+                res[s.name] = {}
+            for w in workloads:
+                targets = order + ([eq] if (w in ("conc", "idle", "logins") and eq) else [])
+                for s in targets:
+                    if not s.alive():
+                        raise BenchError(f"{s.name} died; see {s.workdir}/{s.name}.log")
+                    t0 = time.perf_counter()
+                    if w == "retr":
+                        m = wl_retr(ctx, s)
+                    elif w == "stor":
+                        m = wl_stor(ctx, s)
+                    elif w == "small":
+                        m = wl_small(ctx, s, rnd)
+                    elif w == "conc":
+                        m = wl_conc(ctx, s)
+                    elif w == "idle":
+                        m = wl_idle(ctx, s)
+                    else:
+                        m = wl_logins(ctx, s)
+                    if s is eq:
+                        m = {"eq_" + k: v for k, v in m.items()}
+                        res["fxpd"].update(m)
+                    else:
+                        res[s.name].update(m)
+                    log(f"  {w:6} {s.name:11} {time.perf_counter() - t0:6.1f}s  "
+                        + "  ".join(f"{k}={fmt(v)}" for k, v in m.items()))
+            results.append(res)
+            with open(os.path.join(outdir, "results.json"), "w") as f:
+                json.dump({"env": env, "rounds": results}, f, indent=1)
+
+        env["loadavg_end"] = loadavg()
+        env["wall_s"] = time.time() - t_start
+        names = [s.name for s in main_servers]
+        rows = summarize(results, cfg, names)
+        profile = None
+        if args.profile:
+            log("profiling fxpd (strace/perf) ...")
+            profile = profile_fxpd(ctx, fx, outdir)
+        with open(os.path.join(outdir, "results.json"), "w") as f:
+            json.dump({"env": env, "rounds": results, "summary": rows, "profile": profile},
+                      f, indent=1)
+        print()
+        print(f"fxpd vs vsftpd {env['vsftpd']} on loopback, {env['nproc']} cores, data on "
+              f"{args.data_dir}, {cfg['rounds']} rounds ({env['mode']}), rotating order; "
+              f"server CPU via {vs.method}")
+        if env.get("loopback_ceiling_mbps"):
+            c = env["loopback_ceiling_mbps"]
+            print(f"loopback ceiling (iperf3, one stream): {fmt(c.get('plain'))} MB/s plain, "
+                  f"{fmt(c.get('sendfile'))} MB/s with sendfile")
+        print()
+        with open(os.path.join(outdir, "table.txt"), "w") as f:
+            print_table(rows, names)
+            print_table(rows, names, out=f)
+        print()
+        print(f"Ratios are fxpd/vsftpd per round, then the median; absolute figures vary with "
+              f"the machine's load (loadavg {env['loadavg_start']} -> {env['loadavg_end']}).")
+        print(f"Login hash cost: vsftpd SHA-512 crypt ~{fmt(sha_ms)} ms; fxpd argon2id "
+              f"{fx_params} ~{fmt(env['fxpd_hash_ms_argon2_cli'])} ms (C reference timing)"
+              + ".")
+        if eq_info:
+            print(f"(*) a second fxpd instance whose users file holds an argon2id "
+                  f"{eq_info['params']} hash (~{fmt(eq_info['argon2_cli_ms'])} ms, argon2 CLI), "
+                  f"close to the SHA-512 crypt cost; ratios against vsftpd's figure for the same workload.")
+        print(f"Raw results: {outdir}/results.json   ({env['wall_s']:.0f} s)")
+        return 0
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    except (BenchError, subprocess.TimeoutExpired, OSError) as e:
+        log(f"FAILED: {e}")
+        return 1
+    finally:
+        for s in reversed(servers):
+            s.stop()
+        if ctx is not None:
+            shutil.rmtree(ctx.work, ignore_errors=True)
+        lock_user()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

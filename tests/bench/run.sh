@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# fxpd vs vsftpd, side by side on loopback: bash tests/bench/run.sh [--quick] [--rounds N] [...]
+#
+# Not part of the test suite: run it by hand, as root (it installs packages, creates the
+# system user "benchftp" whose password it sets to a fresh random value for each run and
+# locks afterwards, runs vsftpd, and uses cgroups for CPU accounting).
+#
+# What it does:
+#   1. installs what is missing: vsftpd lftp curl (required), iperf3 strace argon2 (optional)
+#   2. builds fxpd in release (CARGO_TARGET_DIR, default /var/tmp/fxpd-target-bench), unless
+#      FXPD_BIN names a binary to use
+#   3. runs tests/bench/bench.py, which starts vsftpd on 127.0.0.1 and fxpd on 127.0.0.2,
+#      runs the workloads of issue 7 for N rounds with rotating order, prints medians and
+#      the per-round fxpd/vsftpd ratios, and writes results.json to the output directory.
+#
+# Every other flag goes to bench.py (see `bash tests/bench/run.sh --help`):
+#   --quick            smaller sizes, 2 rounds (about 2-3 minutes)
+#   --rounds N         rounds (default 5; about 10 minutes with the full sizes)
+#   --only retr,stor   a subset of retr,stor,small,conc,idle,logins
+#   --profile          afterwards, strace -c / perf on fxpd during RETR, STOR, small files
+#   --out DIR          where results.json and table.txt go (default /var/tmp/fxpd-bench/TIME)
+#   --data-dir DIR     a tmpfs for the data (default /dev/shm)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/bench/run.sh: run as root (it runs vsftpd, creates a bench user, uses cgroups)" >&2
+    exit 1
+fi
+for a in "$@"; do
+    if [ "$a" = "-h" ] || [ "$a" = "--help" ]; then
+        exec python3 "$here/bench.py" --fxpd /dev/null --help
+    fi
+done
+
+# 1. Packages: required ones must install; optional ones are skipped if they cannot.
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" -eq 0 ]; then
+        apt-get update -q >/dev/null
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+required=()
+command -v vsftpd >/dev/null 2>&1 || [ -x /usr/sbin/vsftpd ] || required+=(vsftpd)
+command -v lftp >/dev/null 2>&1 || required+=(lftp)
+command -v curl >/dev/null 2>&1 || required+=(curl)
+command -v python3 >/dev/null 2>&1 || required+=(python3)
+command -v setpriv >/dev/null 2>&1 || required+=(util-linux)
+if ((${#required[@]} > 0)); then
+    echo "tests/bench/run.sh: installing ${required[*]}" >&2
+    apt_install "${required[@]}"
+fi
+if [ -z "${FXPD_BENCH_NO_OPTIONAL:-}" ]; then
+    for opt in iperf3 strace argon2; do
+        if ! command -v "$opt" >/dev/null 2>&1; then
+            echo "tests/bench/run.sh: installing optional $opt" >&2
+            apt_install "$opt" || echo "tests/bench/run.sh: $opt unavailable, going on without it" >&2
+        fi
+    done
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# Installing vsftpd on a machine with systemd starts a system-wide server on port 21; the
+# benchmark runs its own instance on loopback, so a service we may just have started is
+# stopped again (only if it is running).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet vsftpd 2>/dev/null; then
+    if [[ " ${required[*]:-} " == *" vsftpd "* ]]; then
+        echo "tests/bench/run.sh: stopping the vsftpd service the package just started" >&2
+        systemctl stop vsftpd || true
+        systemctl disable vsftpd >/dev/null 2>&1 || true
+    fi
+fi
+
+# 2. fxpd
+if [ -n "${FXPD_BIN:-}" ]; then
+    fxpd="$FXPD_BIN"
+else
+    target="${CARGO_TARGET_DIR:-/var/tmp/fxpd-target-bench}"
+    echo "tests/bench/run.sh: building fxpd (release) in $target" >&2
+    if ! (cd "$repo" && CARGO_TARGET_DIR="$target" cargo build --release --quiet --bin fxpd); then
+        echo "tests/bench/run.sh: the release build failed; FXPD_BIN=PATH benchmarks an existing binary" >&2
+        exit 1
+    fi
+    fxpd="$target/release/fxpd"
+fi
+# The server runs as the unprivileged bench user, so it needs a copy it can execute.
+bindir="$(mktemp -d /var/tmp/fxpd-bench-bin.XXXXXX)"
+trap 'rm -rf "$bindir"' EXIT
+install -m 0755 "$fxpd" "$bindir/fxpd"
+chmod 0755 "$bindir"
+
+# 3. The driver (it raises its own open-files limit for the idle-session workload).
+python3 "$here/bench.py" --fxpd "$bindir/fxpd" "$@"
