@@ -69,7 +69,8 @@ enum ServiceCmd {
 /// variables (e.g. FXPD__FXP__ALLOW_FOREIGN_PORT=true) < these flags.
 #[derive(Args, Clone, Default)]
 struct ServeArgs {
-    /// Config file (TOML). Default: /etc/fxpd/fxpd.toml if it exists, else the quick start.
+    /// Config file (TOML). Default: /etc/fxpd/fxpd.toml (Windows: %ProgramData%\fxpd\fxpd.toml)
+    /// if it exists; with no file, no flags and no FXPD__ variables at all, the quick start.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Control-channel listen address; repeat for several.

@@ -102,6 +102,18 @@ pub struct Overrides {
     pub set: Vec<String>,
 }
 
+impl Overrides {
+    /// Whether no flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.listen.is_empty() && self.root.is_none() && self.users_file.is_none() && self.set.is_empty()
+    }
+}
+
+/// Whether an environment variable is one of fxpd's (`FXPD__*`, any case).
+fn is_fxpd_var(name: &str) -> bool {
+    name.starts_with(ENV_PREFIX)
+}
+
 /// The outcome of [`load`]: the validated configuration and where each value came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
@@ -197,7 +209,13 @@ pub fn load_from(
         Some(path) => (read(path)?, FileSource::Path(path.to_path_buf())),
         None => match default_path.try_exists() {
             Ok(true) => (read(default_path)?, FileSource::Path(default_path.to_path_buf())),
-            Ok(false) => (QUICKSTART_TOML.to_string(), FileSource::Embedded),
+            // The quick start is for "no configuration at all"; anyone who passes flags or
+            // FXPD__ variables gets the hardened built-in defaults under them instead (never
+            // an anonymous server they did not ask for).
+            Ok(false) if overrides.is_empty() && !env.iter().any(|(k, _)| is_fxpd_var(k)) => {
+                (QUICKSTART_TOML.to_string(), FileSource::Embedded)
+            }
+            Ok(false) => (String::new(), FileSource::None),
             // SECURITY: a default file we cannot even stat is not a reason to run the quick start.
             Err(e) => {
                 return Err(
@@ -283,7 +301,7 @@ pub fn load_from(
         quickstart: matches!(source, FileSource::Embedded),
         file: match source {
             FileSource::Path(path) => Some(path),
-            FileSource::Embedded => None,
+            FileSource::Embedded | FileSource::None => None,
         },
     })
 }
@@ -333,6 +351,8 @@ fn resolve_relative(config: &mut Config, file: &Path, origins: &BTreeMap<String,
 enum FileSource {
     Path(PathBuf),
     Embedded,
+    /// No file at all: built-in defaults under the environment and flags.
+    None,
 }
 
 /// The file layer: its leaves and where each key is.
@@ -392,6 +412,7 @@ impl<'s> FileLayer<'s> {
     fn origin(&self, key: &str) -> Origin {
         match self.source {
             FileSource::Embedded => Origin::Embedded,
+            FileSource::None => Origin::Default,
             FileSource::Path(path) => Origin::File {
                 path: path.clone(),
                 line: self.positions.get(key).map_or(0, |p| p.0),
@@ -411,7 +432,7 @@ fn located(source: &FileSource, (line, column): (usize, usize)) -> ErrorLocation
             line: Some(line),
             column: Some(column),
         },
-        FileSource::Embedded => ErrorLocation::Embedded { line, column },
+        FileSource::Embedded | FileSource::None => ErrorLocation::Embedded { line, column },
     }
 }
 

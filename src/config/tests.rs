@@ -187,6 +187,23 @@ fn quickstart_is_used_when_no_file_and_no_default() {
 }
 
 #[test]
+fn flags_or_env_without_a_file_get_the_hardened_defaults_not_the_quick_start() {
+    let flags = Overrides { root: Some(PathBuf::from("/srv/x")), ..Overrides::default() };
+    let loaded = load_with_default_path(None, &no_default(), &[], &flags).unwrap();
+    assert!(!loaded.quickstart);
+    assert!(!loaded.config.anonymous.enabled, "no anonymous server nobody asked for");
+    assert_eq!(loaded.config.listen, Config::default().listen);
+    assert_eq!(loaded.origin("anonymous.enabled"), Some(&Origin::Default));
+    let env = [("FXPD__BANNER".to_string(), "hi".to_string())];
+    let loaded = load_with_default_path(None, &no_default(), &env, &Overrides::default()).unwrap();
+    assert!(!loaded.quickstart && !loaded.config.anonymous.enabled);
+    // Other variables do not count as configuration.
+    let env = [("PATH".to_string(), "/bin".to_string())];
+    let loaded = load_with_default_path(None, &no_default(), &env, &Overrides::default()).unwrap();
+    assert!(loaded.quickstart);
+}
+
+#[test]
 fn default_path_is_used_when_it_exists() {
     let dir = Scratch::new();
     let default = dir.file("fxpd.toml", "banner = \"hello\"\n");
