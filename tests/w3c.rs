@@ -8,7 +8,8 @@ use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The log lines (without `#` directives) once at least `n` are there.
+/// The log lines (without `#` directives) once the session's QUIT (its last command) is
+/// there, or at least `n` lines.
 fn wait_for_lines(dir: &std::path::Path, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -17,7 +18,8 @@ fn wait_for_lines(dir: &std::path::Path, n: usize) -> Vec<String> {
             let text = fs::read_to_string(entry.path()).unwrap_or_default();
             lines.extend(text.lines().filter(|l| !l.starts_with('#')).map(str::to_owned));
         }
-        if lines.len() >= n || Instant::now() > deadline {
+        let quit = lines.iter().any(|l| l.split(' ').nth(6) == Some("QUIT"));
+        if (quit && lines.len() >= n) || Instant::now() > deadline {
             return lines;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -188,10 +188,16 @@ fn quickstart_is_used_when_no_file_and_no_default() {
 
 #[test]
 fn flags_or_env_without_a_file_get_the_hardened_defaults_not_the_quick_start() {
-    let flags = Overrides { root: Some(PathBuf::from("/srv/x")), ..Overrides::default() };
+    let flags = Overrides {
+        root: Some(PathBuf::from("/srv/x")),
+        ..Overrides::default()
+    };
     let loaded = load_with_default_path(None, &no_default(), &[], &flags).unwrap();
     assert!(!loaded.quickstart);
-    assert!(!loaded.config.anonymous.enabled, "no anonymous server nobody asked for");
+    assert!(
+        !loaded.config.anonymous.enabled,
+        "no anonymous server nobody asked for"
+    );
     assert_eq!(loaded.config.listen, Config::default().listen);
     assert_eq!(loaded.origin("anonymous.enabled"), Some(&Origin::Default));
     let env = [("FXPD__BANNER".to_string(), "hi".to_string())];

@@ -18,6 +18,9 @@ use std::time::Duration;
 /// Upload buffer: large writes keep the per-byte cost low; allocated per transfer only.
 const RECV_BUF: usize = 1024 * 1024;
 
+/// The first buffer of a copy: enough for a small file without zeroing a whole megabyte.
+const FIRST_BUF: usize = 64 * 1024;
+
 /// Bytes per `sendfile` call: small enough that STAT sees progress often, large enough that
 /// the call overhead does not matter.
 #[cfg(target_os = "linux")]
@@ -122,7 +125,9 @@ fn copy(
     progress: &AtomicU64,
     throttle: &Throttle,
 ) -> io::Result<u64> {
-    let mut buf = vec![0u8; throttle.chunk(RECV_BUF)];
+    // Start small (most files are small) and grow to the full buffer once a read fills it.
+    let full = throttle.chunk(RECV_BUF);
+    let mut buf = vec![0u8; full.min(FIRST_BUF)];
     let mut total = 0u64;
     loop {
         let n = match src.read(&mut buf) {
@@ -135,6 +140,9 @@ fn copy(
             Err(e) => return Err(e),
         };
         dst.write_all(&buf[..n])?;
+        if n == buf.len() && buf.len() < full {
+            buf.resize(full, 0);
+        }
         total += n as u64;
         progress.store(total, Ordering::Relaxed);
         throttle.wait_blocking(n);

@@ -186,6 +186,21 @@ pub fn notify(status: Status) {
     let _ = status;
 }
 
+/// Keep large, short-lived allocations from staying in the process after they are freed.
+/// Each login's argon2 hash allocates its whole memory cost (19 MiB by default) at once;
+/// glibc's adaptive mmap threshold would soon serve such blocks from per-thread heaps that
+/// are never returned, so an idle server would keep hundreds of MiB after a burst of logins
+/// (which unauthenticated clients can cause). A fixed threshold makes every block above
+/// 4 MiB a private mapping that goes back to the system when freed; transfer buffers (at
+/// most 1 MiB) stay in the heap.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes allocator parameters; called before other threads start.
+        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,20 +236,5 @@ mod tests {
             service_arguments(Some(Path::new(r"C:\ProgramData\fxpd\fxpd.toml"))),
             ["service", "run", "--config", r"C:\ProgramData\fxpd\fxpd.toml"]
         );
-    }
-}
-
-/// Keep large, short-lived allocations from staying in the process after they are freed.
-/// Each login's argon2 hash allocates its whole memory cost (19 MiB by default) at once;
-/// glibc's adaptive mmap threshold would soon serve such blocks from per-thread heaps that
-/// are never returned, so an idle server would keep hundreds of MiB after a burst of logins
-/// (which unauthenticated clients can cause). A fixed threshold makes every block above
-/// 4 MiB a private mapping that goes back to the system when freed; transfer buffers (at
-/// most 1 MiB) stay in the heap.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only changes allocator parameters; called before other threads start.
-        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024) };
     }
 }

@@ -594,8 +594,20 @@ impl Session {
         Ok((target, meta))
     }
 
+    /// Metadata straight from the home directory handle (a stat on this thread: no hop to
+    /// the blocking pool for what costs microseconds). Follows symlinks inside the home.
+    fn stat(&self, arg: &str) -> Result<(String, cap_std::fs::Metadata), Reply> {
+        let target = resolve(&self.login().cwd, arg);
+        let meta = self
+            .login()
+            .dir
+            .metadata(relative(&target))
+            .map_err(|e| storage_reply(&e.into()))?;
+        Ok((target, meta))
+    }
+
     async fn size(&self, arg: &str) -> Reply {
-        match self.file_meta(arg).await {
+        match self.stat(arg) {
             Ok((_, m)) if m.is_file() => ok(Code::FILE_STATUS, m.len().to_string()),
             Ok(_) => ok(Code::FILE_UNAVAILABLE, "Not a plain file."),
             Err(r) => r,
@@ -603,15 +615,15 @@ impl Session {
     }
 
     async fn mdtm(&self, arg: &str) -> Reply {
-        match self.file_meta(arg).await {
-            Ok((_, m)) => match m.modified() {
+        match self.stat(arg) {
+            Ok((_, m)) => match m.modified().map(cap_std::time::SystemTime::into_std) {
                 Ok(t) => ok(
                     Code::FILE_STATUS,
                     chrono::DateTime::<chrono::Utc>::from(t)
                         .format("%Y%m%d%H%M%S")
                         .to_string(),
                 ),
-                Err(e) => storage_reply(&e),
+                Err(e) => storage_reply(&e.into()),
             },
             Err(r) => r,
         }
@@ -639,7 +651,7 @@ impl Session {
     /// HASH (draft-bryan-ftp-hash): the SHA-256 of a whole file, computed on a blocking
     /// thread. Reply: `213 SHA-256 0-<size> <hex> <path>`.
     async fn hash(&self, arg: &str) -> Reply {
-        let (target, meta) = match self.file_meta(arg).await {
+        let (target, meta) = match self.stat(arg) {
             Ok(found) if found.1.is_file() => found,
             Ok(_) => return ok(Code::FILE_UNAVAILABLE, "Not a plain file."),
             Err(r) => return r,
@@ -766,18 +778,20 @@ impl Session {
     }
 
     async fn retr(&mut self, arg: &str, offset: u64) -> std::io::Result<()> {
-        let (target, meta) = match self.file_meta(arg).await {
-            Ok(found) if found.1.is_file() => found,
+        let target = resolve(&self.login().cwd, arg);
+        // Open, then look at what was opened (no window between a check and the open).
+        let opened = self
+            .open_for_read(&target, offset)
+            .and_then(|f| f.metadata().map(|m| (f, m)));
+        let (file, meta) = match opened {
+            Ok((file, meta)) if meta.is_file() => (file, meta),
             Ok(_) => return self.send(ok(Code::FILE_UNAVAILABLE, "Not a plain file.")).await,
-            Err(r) => return self.send(r).await,
+            Err(e) => return self.send(storage_reply(&e.into())).await,
         };
         if let Some(refusal) = self.transfer_precheck() {
             return self.send(refusal).await;
         }
-        let job = match self.open_for_read(&target, offset) {
-            Ok(file) => Job::SendFile(file),
-            Err(e) => return self.send(storage_reply(&e.into())).await,
-        };
+        let job = Job::SendFile(file);
         let size = meta.len();
         let preliminary = ok(
             Code::OPENING,
@@ -808,7 +822,7 @@ impl Session {
         }
         let target = resolve(&self.login().cwd, arg);
         let offset = if append {
-            match self.file_meta(arg).await {
+            match self.stat(arg) {
                 Ok((_, m)) if m.is_file() => m.len(),
                 Ok(_) => return self.send(ok(Code::FILE_UNAVAILABLE, "Not a plain file.")).await,
                 Err(_) => 0,
@@ -843,7 +857,7 @@ impl Session {
         let mut name = String::new();
         for _ in 0..16 {
             let candidate = format!("fxpd-{:016x}", random_u64());
-            if self.file_meta(&candidate).await.is_err() {
+            if self.stat(&candidate).is_err() {
                 name = candidate;
                 break;
             }

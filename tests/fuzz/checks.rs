@@ -1,0 +1,891 @@
+//! The checks behind every fuzz target, shared with `tests/properties.rs`.
+//!
+//! Each `pub fn TARGET(data: &[u8])` takes raw bytes, decodes whatever structure it needs with
+//! [`Input`] (a small hand-rolled decoder rather than `arbitrary`, so that the main crate's
+//! tests can replay the committed corpus without extra dependencies), runs the code under test
+//! and panics when an invariant breaks. The fuzz targets in `fuzz_targets/` are one-line
+//! wrappers; `tests/properties.rs` runs every file under `corpus/<target>/` through the same
+//! function, so a plain `cargo test` exercises the corpus on stable Rust.
+//!
+//! Oracles are written from the documented behaviour (RFC 959/2428 syntax, the decision table
+//! in `src/policy/mod.rs`, the framing rules in `src/control/reply.rs` and `codec.rs`), not by
+//! calling the code under test a second time.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use fxpd::control::codec::{Line, LineReader};
+use fxpd::control::command::{Command, EpsvArg};
+use fxpd::control::parser::{parse, parse_eprt, parse_port, ParseError};
+use fxpd::control::reply::{Code, Reply};
+use fxpd::policy::{Cidr, FxpConfig, FxpOverride, Policy, Reason, Who};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// A target's check: panics when an invariant breaks.
+pub type Check = fn(&[u8]);
+
+/// The fuzz targets by name (the names of `fuzz_targets/*.rs` and `corpus/*/`).
+pub const TARGETS: &[(&str, Check)] = &[
+    ("parse_command", parse_command),
+    ("port_eprt", port_eprt),
+    ("line_reader", line_reader),
+    ("policy", policy),
+    ("reply_framing", reply_framing),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Input decoding
+// ---------------------------------------------------------------------------------------------
+
+/// Reads typed values off the front of the fuzzer's bytes; an exhausted input reads as zeros.
+pub struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    /// Decode `data` from its start.
+    pub fn new(data: &'a [u8]) -> Input<'a> {
+        Input { data }
+    }
+
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Up to `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (head, tail) = self.data.split_at(n.min(self.data.len()));
+        self.data = tail;
+        head
+    }
+
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        self.bytes(self.data.len())
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        self.bytes(1).first().copied().unwrap_or(0)
+    }
+
+    pub fn bool(&mut self) -> bool {
+        self.u8() & 1 == 1
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    pub fn u128(&mut self) -> u128 {
+        let mut b = [0u8; 16];
+        b.iter_mut().for_each(|x| *x = self.u8());
+        u128::from_le_bytes(b)
+    }
+
+    /// A length byte (at most `max`), then that many bytes.
+    pub fn chunk(&mut self, max: u8) -> &'a [u8] {
+        let n = self.u8() % max.saturating_add(1).max(1);
+        self.bytes(usize::from(n))
+    }
+
+    /// An address, biased toward the ones the policy treats specially.
+    pub fn ip(&mut self) -> IpAddr {
+        match self.u8() % 8 {
+            0 | 1 => IpAddr::V4(Ipv4Addr::from(self.u32())),
+            2 => IpAddr::V6(Ipv6Addr::from(self.u128())),
+            3 => IpAddr::V6(Ipv4Addr::from(self.u32()).to_ipv6_mapped()),
+            // The deprecated IPv4-compatible form: an IPv6 address, not the IPv4 one.
+            4 => IpAddr::V6(Ipv6Addr::from(u128::from(self.u32()))),
+            5 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, self.u8())),
+            _ => SPECIAL[usize::from(self.u8()) % SPECIAL.len()],
+        }
+    }
+}
+
+/// Addresses with a special meaning somewhere in the policy.
+const SPECIAL: [IpAddr; 14] = [
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    IpAddr::V4(Ipv4Addr::BROADCAST),
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V4(Ipv4Addr::new(224, 0, 0, 1)),
+    IpAddr::V4(Ipv4Addr::new(239, 255, 255, 255)),
+    IpAddr::V4(Ipv4Addr::new(0, 0, 0, 1)),
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+    IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)),
+    IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)),
+    IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0xffff, 0xffff)),
+    IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0207)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7)),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Address syntax helpers (the client's side of RFC 959 / RFC 2428)
+// ---------------------------------------------------------------------------------------------
+
+/// `h1,h2,h3,h4,p1,p2` (RFC 959 4.1.2), as a client sends it after `PORT`.
+pub fn format_port(addr: SocketAddrV4) -> String {
+    let [h1, h2, h3, h4] = addr.ip().octets();
+    let [p1, p2] = addr.port().to_be_bytes();
+    format!("{h1},{h2},{h3},{h4},{p1},{p2}")
+}
+
+/// `<d>proto<d>address<d>port<d>` (RFC 2428 2), as a client sends it after `EPRT`.
+pub fn format_eprt(addr: SocketAddr, delim: char) -> String {
+    let proto = if addr.is_ipv4() { 1 } else { 2 };
+    format!("{delim}{proto}{delim}{}{delim}{}{delim}", addr.ip(), addr.port())
+}
+
+/// The delimiters RFC 2428 allows and fxpd accepts: printable ASCII that can appear in neither
+/// an address nor a port.
+pub fn eprt_delimiters() -> impl Iterator<Item = char> {
+    ('!'..='~').filter(|c| !c.is_ascii_alphanumeric() && *c != '.' && *c != ':')
+}
+
+/// The address of a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2).` reply, read the way
+/// clients do: the six numbers between the parentheses.
+pub fn client_parse_227(wire: &[u8]) -> Option<SocketAddrV4> {
+    let reply = parse_reply(wire).ok()?;
+    if reply.code != 227 || reply.lines.len() != 1 {
+        return None;
+    }
+    let text = &reply.lines[0];
+    let open = text.find('(')?;
+    let close = open + text[open..].find(')')?;
+    let mut n = [0u8; 6];
+    let mut fields = text[open + 1..close].split(',');
+    for slot in &mut n {
+        let field = fields.next()?;
+        if field.is_empty() || field.len() > 3 || !field.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *slot = field.parse().ok()?;
+    }
+    if fields.next().is_some() {
+        return None;
+    }
+    Some(SocketAddrV4::new(
+        Ipv4Addr::new(n[0], n[1], n[2], n[3]),
+        u16::from_be_bytes([n[4], n[5]]),
+    ))
+}
+
+/// The port of a `229 Entering Extended Passive Mode (|||port|).` reply (RFC 2428 3): the
+/// character after `(` is the delimiter, then two empty fields, the port and the delimiter.
+pub fn client_parse_229(wire: &[u8]) -> Option<u16> {
+    let reply = parse_reply(wire).ok()?;
+    if reply.code != 229 || reply.lines.len() != 1 {
+        return None;
+    }
+    let text = &reply.lines[0];
+    let open = text.find('(')?;
+    let close = open + text[open..].find(')')?;
+    let inner = &text[open + 1..close];
+    let delim = inner.chars().next()?;
+    let parts: Vec<&str> = inner.split(delim).collect();
+    if parts.len() != 5 || parts.iter().enumerate().any(|(i, p)| i != 3 && !p.is_empty()) {
+        return None;
+    }
+    let port = parts[3];
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    port.parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target: parse_command
+// ---------------------------------------------------------------------------------------------
+
+/// `parse` never panics; errors are 5xx single-line replies; a command's verb is the one sent
+/// (aliases mapped); a parsed PORT/EPRT, formatted back, parses to the same address.
+pub fn parse_command(data: &[u8]) {
+    check_parse_line(data);
+}
+
+fn check_parse_line(line: &[u8]) {
+    match parse(line) {
+        Ok(cmd) => {
+            let sent = line.split(|&b| b == b' ').next().unwrap_or_default();
+            let sent = String::from_utf8_lossy(sent).to_ascii_uppercase();
+            let canonical = match sent.as_str() {
+                "XCWD" => "CWD",
+                "XCUP" => "CDUP",
+                "XPWD" => "PWD",
+                "XRMD" => "RMD",
+                "XMKD" => "MKD",
+                other => other,
+            };
+            assert_eq!(cmd.verb(), canonical, "verb of {line:?}");
+            match cmd {
+                Command::Port(addr) => {
+                    let again = format!("PORT {}", format_port(addr));
+                    assert_eq!(parse(again.as_bytes()), Ok(Command::Port(addr)), "{again}");
+                    assert_eq!(parse_port(&format_port(addr)), Ok(addr));
+                }
+                Command::Eprt(addr) => {
+                    let again = format!("EPRT {}", format_eprt(addr, '|'));
+                    assert_eq!(parse(again.as_bytes()), Ok(Command::Eprt(addr)), "{again}");
+                }
+                _ => {}
+            }
+        }
+        Err(ParseError(reply)) => {
+            assert!(
+                (500..600).contains(&reply.code.0),
+                "{line:?} -> {reply:?}: a parse error must be a 5xx reply"
+            );
+            assert_eq!(reply.lines.len(), 1, "{reply:?}");
+            check_framing(&reply);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target: port_eprt
+// ---------------------------------------------------------------------------------------------
+
+/// `parse_port`/`parse_eprt` on arbitrary text: never panic; what they accept is exactly the
+/// strict syntax (checked field by field); formatting back round-trips; `parse` of
+/// `PORT`/`EPRT`/`EPSV` with the same argument agrees with them.
+pub fn port_eprt(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let arg: &str = &text;
+
+    let port = parse_port(arg);
+    if let Ok(addr) = port {
+        let fields: Vec<&str> = arg.trim().split(',').collect();
+        assert_eq!(fields.len(), 6, "PORT {arg:?} accepted");
+        let mut want = [0u8; 6];
+        for (slot, f) in want.iter_mut().zip(&fields) {
+            assert!(
+                !f.is_empty() && f.len() <= 3 && f.bytes().all(|b| b.is_ascii_digit()),
+                "PORT {arg:?} accepted field {f:?}"
+            );
+            *slot = f
+                .parse()
+                .unwrap_or_else(|_| panic!("PORT {arg:?} accepted {f:?} > 255"));
+        }
+        let [h1, h2, h3, h4, p1, p2] = want;
+        let expect = SocketAddrV4::new(Ipv4Addr::new(h1, h2, h3, h4), u16::from_be_bytes([p1, p2]));
+        assert_eq!(addr, expect, "PORT {arg:?}");
+        assert_eq!(parse_port(&format_port(addr)), Ok(addr));
+    } else if let Err(ParseError(reply)) = &port {
+        assert_eq!(reply.code, Code::PARAMETER_SYNTAX_ERROR, "PORT {arg:?}");
+    }
+
+    let eprt = parse_eprt(arg);
+    if let Ok(addr) = eprt {
+        let trimmed = arg.trim();
+        let delim = trimmed.chars().next().expect("accepted EPRT is not empty");
+        assert!(
+            eprt_delimiters().any(|d| d == delim),
+            "EPRT {arg:?} accepted delimiter {delim:?}"
+        );
+        let parts: Vec<&str> = trimmed.split(delim).collect();
+        assert_eq!(parts.len(), 5, "EPRT {arg:?}");
+        match parts[1] {
+            "1" => assert!(addr.is_ipv4(), "EPRT {arg:?} proto 1 gave {addr}"),
+            "2" => assert!(addr.is_ipv6(), "EPRT {arg:?} proto 2 gave {addr}"),
+            other => panic!("EPRT {arg:?} accepted protocol {other:?}"),
+        }
+        assert_eq!(parts[3].parse::<u16>().ok(), Some(addr.port()), "EPRT {arg:?}");
+        assert_eq!(parse_eprt(&format_eprt(addr, '|')), Ok(addr));
+        assert_eq!(parse_eprt(&format_eprt(addr, delim)), Ok(addr));
+    } else if let Err(ParseError(reply)) = &eprt {
+        assert!(
+            reply.code == Code::PARAMETER_SYNTAX_ERROR || reply.code == Code::NETWORK_PROTOCOL_NOT_SUPPORTED,
+            "EPRT {arg:?} -> {reply:?}"
+        );
+    }
+
+    // The command parser hands the same argument to the same functions. (NUL is refused
+    // before any argument parsing, and an empty argument counts as none.)
+    if !arg.is_empty() && !arg.contains('\0') {
+        let full = |verb: &str| parse(format!("{verb} {arg}").as_bytes());
+        assert_eq!(full("PORT").ok(), port.ok().map(Command::Port), "PORT {arg:?}");
+        assert_eq!(full("eprt").ok(), eprt.ok().map(Command::Eprt), "EPRT {arg:?}");
+        let want = match arg.to_ascii_uppercase().as_str() {
+            "1" => Some(EpsvArg::V4),
+            "2" => Some(EpsvArg::V6),
+            "ALL" => Some(EpsvArg::All),
+            _ => None,
+        };
+        match full("EPSV") {
+            Ok(cmd) => assert_eq!(Some(cmd), want.map(Command::Epsv), "EPSV {arg:?}"),
+            Err(ParseError(reply)) => {
+                assert_eq!(want, None, "EPSV {arg:?} refused");
+                assert_eq!(reply.code, Code::NETWORK_PROTOCOL_NOT_SUPPORTED, "EPSV {arg:?}");
+            }
+        }
+    }
+    // And the whole input as a command line.
+    check_parse_line(data);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target: line_reader
+// ---------------------------------------------------------------------------------------------
+
+/// A reader that hands out its data in chunks of the given sizes (cycled), and answers
+/// `Pending` once before each chunk whose flag is set.
+pub struct ChunkedReader {
+    data: Vec<u8>,
+    pos: usize,
+    /// (size, pending first) per chunk, cycled; sizes of 0 count as 1.
+    plan: Vec<(usize, bool)>,
+    step: usize,
+    pending_done: bool,
+}
+
+impl ChunkedReader {
+    pub fn new(data: Vec<u8>, plan: Vec<(usize, bool)>) -> ChunkedReader {
+        let plan = if plan.is_empty() {
+            vec![(usize::MAX, false)]
+        } else {
+            plan
+        };
+        ChunkedReader {
+            data,
+            pos: 0,
+            plan,
+            step: 0,
+            pending_done: false,
+        }
+    }
+}
+
+impl AsyncRead for ChunkedReader {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let (size, pending) = this.plan[this.step % this.plan.len()];
+        if pending && !this.pending_done && this.pos < this.data.len() {
+            this.pending_done = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let n = size.max(1).min(buf.remaining()).min(this.data.len() - this.pos);
+        buf.put_slice(&this.data[this.pos..this.pos + n]);
+        this.pos += n;
+        this.step += 1;
+        this.pending_done = false;
+        Poll::Ready(Ok(()))
+    }
+}
+
+thread_local! {
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+}
+
+/// Every line of `input` through `LineReader::new(&input[..], max)` on a tokio runtime.
+pub fn lines_from_slice(input: &[u8], max: usize) -> Vec<Line> {
+    RUNTIME.with(|rt| {
+        rt.block_on(async {
+            let mut reader = LineReader::new(input, max);
+            let mut out = Vec::new();
+            while let Some(line) = reader.next().await.expect("reading a slice cannot fail") {
+                out.push(line);
+                assert!(out.len() <= input.len() + 1, "more lines than bytes");
+            }
+            out
+        })
+    })
+}
+
+/// Every line from `reader`, polling `next()` by hand and dropping (cancelling) the future
+/// whenever it is pending: `next()` is documented as cancel-safe, so nothing may be lost.
+pub fn lines_cancelling(reader: ChunkedReader, max: usize) -> Vec<Line> {
+    let total = reader.data.len();
+    let mut reader = LineReader::new(reader, max);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut out = Vec::new();
+    let mut polls = 0usize;
+    loop {
+        polls += 1;
+        assert!(polls <= 4 * total + 16, "LineReader::next does not make progress");
+        let step = {
+            let fut = reader.next();
+            let mut fut = std::pin::pin!(fut);
+            fut.as_mut().poll(&mut cx)
+        };
+        match step {
+            Poll::Ready(Ok(Some(line))) => out.push(line),
+            Poll::Ready(Ok(None)) => return out,
+            Poll::Ready(Err(e)) => panic!("reading from memory failed: {e}"),
+            Poll::Pending => {} // The future is dropped here: a cancellation.
+        }
+    }
+}
+
+/// What `LineReader` must yield, from its documentation: Telnet sequences removed (RFC 854;
+/// `IAC IAC` is 0xFF, `IAC` + a non-command byte keeps both bytes), lines split at LF with one
+/// preceding CR removed, a line whose bytes before the LF exceed `max` reported once as
+/// `TooLong`, a final unterminated line reported only if it is already too long.
+pub fn model_lines(input: &[u8], max: usize) -> Vec<Line> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum T {
+        Data,
+        Iac,
+        Opt,
+        Sub,
+        SubIac,
+    }
+    let mut filtered = Vec::with_capacity(input.len());
+    let mut state = T::Data;
+    for &b in input {
+        state = match (state, b) {
+            (T::Data, 0xff) => T::Iac,
+            (T::Data, b) => {
+                filtered.push(b);
+                T::Data
+            }
+            (T::Iac, 0xff) => {
+                filtered.push(0xff);
+                T::Data
+            }
+            (T::Iac, 251..=254) => T::Opt, // WILL WONT DO DONT <option>
+            (T::Iac, 250) => T::Sub,       // SB ... IAC SE
+            (T::Iac, 240..) => T::Data,    // SE NOP DM BRK IP AO AYT EC EL GA
+            (T::Iac, b) => {
+                filtered.extend_from_slice(&[0xff, b]);
+                T::Data
+            }
+            (T::Opt, _) => T::Data,
+            (T::Sub, 0xff) => T::SubIac,
+            (T::Sub, _) => T::Sub,
+            (T::SubIac, 240) => T::Data,
+            (T::SubIac, _) => T::Sub,
+        };
+    }
+    let mut out = Vec::new();
+    let mut rest = &filtered[..];
+    while let Some(lf) = rest.iter().position(|&b| b == b'\n') {
+        let raw = &rest[..lf];
+        if raw.len() > max {
+            out.push(Line::TooLong);
+        } else {
+            out.push(Line::Command(raw.strip_suffix(b"\r").unwrap_or(raw).to_vec()));
+        }
+        rest = &rest[lf + 1..];
+    }
+    if rest.len() > max {
+        out.push(Line::TooLong);
+    }
+    out
+}
+
+/// The line-length bound holds, no line contains LF, and the reader yields what the model says
+/// whether the bytes arrive at once or in arbitrary chunks with cancellations in between.
+pub fn check_lines(input: &[u8], max: usize, plan: Vec<(usize, bool)>) {
+    let whole = lines_from_slice(input, max);
+    for line in &whole {
+        if let Line::Command(bytes) = line {
+            assert!(
+                bytes.len() <= max,
+                "a line of {} bytes with max {max}",
+                bytes.len()
+            );
+            assert!(!bytes.contains(&b'\n'), "a line containing LF: {bytes:?}");
+        }
+    }
+    assert_eq!(whole, model_lines(input, max), "max {max}, input {input:?}");
+    let chunked = lines_cancelling(ChunkedReader::new(input.to_vec(), plan.clone()), max);
+    assert_eq!(chunked, whole, "max {max}, chunks {plan:?}, input {input:?}");
+}
+
+/// Layout: max (u16 % 1100), a plan length byte and plan bytes (size 1-128, top bit = pending
+/// first), then the bytes to read.
+pub fn line_reader(data: &[u8]) {
+    let mut input = Input::new(data);
+    let max = usize::from(input.u16() % 1100);
+    let plan = input
+        .chunk(16)
+        .iter()
+        .map(|&b| (usize::from(b & 0x7f) + 1, b & 0x80 != 0))
+        .collect();
+    check_lines(input.rest(), max, plan);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target: policy
+// ---------------------------------------------------------------------------------------------
+
+/// IPv4-mapped IPv6 to IPv4; nothing else changes (the policy's `normalize`, written out).
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.segments() {
+            [0, 0, 0, 0, 0, 0xffff, hi, lo] => {
+                IpAddr::V4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)))
+            }
+            _ => ip,
+        },
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is inside `block`, computed from the block's text (`network/prefix`).
+pub fn block_contains(block: &Cidr, ip: IpAddr) -> bool {
+    let text = block.to_string();
+    let (net, prefix) = text.split_once('/').expect("a Cidr displays as network/prefix");
+    let net: IpAddr = net.parse().expect("a Cidr's network is an address");
+    let prefix: u32 = prefix.parse().expect("a Cidr's prefix is a number");
+    match (net, canonical(ip)) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            assert!(prefix <= 32, "{text}");
+            prefix == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - prefix) == 0
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            assert!(prefix <= 128, "{text}");
+            prefix == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - prefix) == 0
+        }
+        _ => false,
+    }
+}
+
+/// Not a host one may connect to: unspecified, multicast, IPv4 broadcast.
+fn not_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.octets() == [0; 4] || a.octets()[0] >> 4 == 0xe || a.octets() == [255; 4],
+        IpAddr::V6(a) => a.segments() == [0; 8] || a.segments()[0] >> 8 == 0xff,
+    }
+}
+
+/// A `[fxp]` section; peers from arbitrary text or from a (masked) address and prefix.
+fn decode_config(input: &mut Input) -> FxpConfig {
+    let flags = input.u8();
+    let mut peers = Vec::new();
+    for _ in 0..input.u8() % 4 {
+        let text = if input.bool() {
+            String::from_utf8_lossy(input.chunk(48)).into_owned()
+        } else {
+            let ip = input.ip();
+            let (bits, width) = match ip {
+                IpAddr::V4(a) => (u128::from(u32::from(a)), 32u32),
+                IpAddr::V6(a) => (u128::from(a), 128),
+            };
+            let prefix = u32::from(input.u8()) % (width + 1);
+            let keep = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (width - prefix)
+            };
+            let net = bits & keep & (u128::MAX >> (128 - width));
+            let net = match ip {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(net as u32)),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(net)),
+            };
+            format!("{net}/{prefix}")
+        };
+        if let Ok(block) = text.parse::<Cidr>() {
+            let again = block.to_string().parse::<Cidr>();
+            assert_eq!(again.as_ref(), Ok(&block), "Cidr {text:?} displays as {block}");
+            peers.push(block);
+        }
+    }
+    let big = flags & 0x40 != 0;
+    FxpConfig {
+        allow_foreign_port: flags & 1 != 0,
+        allow_foreign_passive: flags & 2 != 0,
+        allow_privileged_ports: flags & 4 != 0,
+        allow_anonymous: flags & 8 != 0,
+        peers,
+        ban_threshold: if big { u32::MAX } else { u32::from(input.u8() % 6) },
+        ban_window_secs: if flags & 0x10 != 0 {
+            u64::MAX
+        } else {
+            u64::from(input.u8())
+        },
+        ban_secs: if flags & 0x20 != 0 {
+            u64::MAX
+        } else {
+            u64::from(input.u8())
+        },
+    }
+}
+
+/// What the decision table in `src/policy/mod.rs` says, row by row.
+fn expected(
+    cfg: &FxpConfig,
+    who: &Who,
+    active: bool,
+    target: SocketAddr,
+    banned: bool,
+) -> Result<(), Reason> {
+    let peer = canonical(who.peer);
+    let ip = canonical(target.ip());
+    if banned {
+        return Err(Reason::Banned);
+    }
+    if active {
+        if target.port() == 0 || (target.port() < 1024 && !cfg.allow_privileged_ports) {
+            return Err(Reason::PrivilegedPort);
+        }
+        if not_unicast(ip) {
+            return Err(Reason::ForeignAddress);
+        }
+    }
+    if ip == peer {
+        return Ok(());
+    }
+    if who.anonymous && !cfg.allow_anonymous {
+        return Err(Reason::AnonymousDenied);
+    }
+    let switch = if active {
+        cfg.allow_foreign_port
+    } else {
+        cfg.allow_foreign_passive
+    };
+    match who.fxp {
+        FxpOverride::Deny => return Err(Reason::UserDenied),
+        FxpOverride::Inherit if !switch => return Err(Reason::ForeignAddress),
+        _ => {}
+    }
+    if !cfg.peers.is_empty() && !cfg.peers.iter().any(|b| block_contains(b, ip)) {
+        return Err(Reason::PeerNotListed);
+    }
+    Ok(())
+}
+
+/// A config, then up to 64 operations (PORT/EPRT, passive connections, clock steps, reloads,
+/// EPSV ALL refusals) on one policy with a controlled clock. Every decision must match the
+/// table; approvals are checked against the brief's invariants separately, in plain words.
+pub fn policy(data: &[u8]) {
+    let mut input = Input::new(data);
+    let mut cfg = decode_config(&mut input);
+    let base = Instant::now();
+    let offset = Arc::new(AtomicU64::new(0));
+    let clock_offset = offset.clone();
+    let policy = Policy::with_clock(
+        cfg.clone(),
+        Arc::new(move || base + Duration::from_secs(clock_offset.load(Ordering::Relaxed))),
+    );
+    let clients = [input.ip(), input.ip(), input.ip()];
+    let (mut approved_active, mut approved_passive) = (0u64, 0u64);
+    let mut refused = std::collections::HashMap::<Reason, u64>::new();
+
+    for _ in 0..64 {
+        if input.is_empty() {
+            break;
+        }
+        let op = input.u8();
+        let peer = clients[usize::from(op >> 4) % clients.len()];
+        let who = Who {
+            peer,
+            user: (op & 8 != 0).then(|| "alice".to_owned()),
+            anonymous: input.bool(),
+            fxp: [FxpOverride::Inherit, FxpOverride::Allow, FxpOverride::Deny][usize::from(input.u8() % 3)],
+        };
+        match op & 7 {
+            0..=4 => {
+                let target_ip = match input.u8() % 6 {
+                    0 => peer,
+                    1 => match peer {
+                        IpAddr::V4(a) => IpAddr::V6(a.to_ipv6_mapped()),
+                        IpAddr::V6(_) => canonical(peer),
+                    },
+                    2 => clients[usize::from(input.u8()) % clients.len()],
+                    _ => input.ip(),
+                };
+                let port = match input.u8() % 5 {
+                    0 => 0,
+                    1 => 1023,
+                    2 => 1024,
+                    3 => u16::from(input.u8()),
+                    _ => input.u16(),
+                };
+                let target = SocketAddr::new(target_ip, port);
+                let active = op & 7 <= 2;
+                let banned = policy.is_banned(peer);
+                let got = if active {
+                    let command = if op & 1 == 0 { "PORT" } else { "EPRT" };
+                    policy.approve_active(&who, command, target).map(|approved| {
+                        let want = SocketAddr::new(canonical(target.ip()), target.port());
+                        assert_eq!(approved.addr().ip(), want.ip(), "approved address");
+                        assert_eq!(approved.addr().port(), want.port(), "approved port");
+                    })
+                } else {
+                    policy.approve_passive_peer(&who, target)
+                };
+                let got = got.map_err(|refusal| {
+                    assert!(!refusal.reply_text().contains(['\r', '\n']), "{refusal:?}");
+                    refusal.reason
+                });
+                let want = expected(&cfg, &who, active, target, banned);
+                assert_eq!(
+                    got, want,
+                    "cfg {cfg:?}, who {who:?}, active {active}, target {target}, banned {banned}"
+                );
+                match got {
+                    Ok(()) if active => approved_active += 1,
+                    Ok(()) => approved_passive += 1,
+                    Err(reason) => *refused.entry(reason).or_default() += 1,
+                }
+                if got.is_ok() {
+                    // The brief's invariants, independent of the row order above.
+                    assert!(!banned, "approved for a banned client");
+                    if active {
+                        assert!(
+                            target.port() >= 1024 || (cfg.allow_privileged_ports && target.port() != 0),
+                            "approved privileged port {target}"
+                        );
+                    }
+                    if canonical(target.ip()) != canonical(peer) {
+                        let switch = if active {
+                            cfg.allow_foreign_port
+                        } else {
+                            cfg.allow_foreign_passive
+                        };
+                        assert!(
+                            who.fxp == FxpOverride::Allow || (switch && who.fxp == FxpOverride::Inherit),
+                            "foreign {target} approved without a switch: {cfg:?} {who:?}"
+                        );
+                        assert!(!who.anonymous || cfg.allow_anonymous, "anonymous FXP approved");
+                        assert!(
+                            cfg.peers.is_empty() || cfg.peers.iter().any(|b| block_contains(b, target.ip())),
+                            "foreign {target} approved outside {:?}",
+                            cfg.peers
+                        );
+                    }
+                }
+            }
+            5 => {
+                let step = u64::from(input.u16());
+                offset.fetch_add(step, Ordering::Relaxed);
+            }
+            6 => {
+                cfg = decode_config(&mut input);
+                policy.reload(cfg.clone());
+                assert_eq!(*policy.config(), cfg);
+            }
+            _ => {
+                let command = ["PORT", "EPRT", "PASV"][usize::from(input.u8() % 3)];
+                let refusal = policy.refuse_after_epsv_all(&who, command);
+                assert_eq!(refusal.reason, Reason::EpsvAll);
+                assert_eq!(refusal.command(), command);
+                *refused.entry(Reason::EpsvAll).or_default() += 1;
+            }
+        }
+    }
+
+    let stats = policy.stats();
+    assert_eq!(stats.approved_active, approved_active);
+    assert_eq!(stats.approved_passive, approved_passive);
+    for (reason, count) in stats.refused {
+        assert_eq!(count, refused.get(&reason).copied().unwrap_or(0), "{reason}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target: reply_framing
+// ---------------------------------------------------------------------------------------------
+
+/// A reply as a client reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WireReply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+/// Reads exactly one reply (RFC 959 4.2) from `wire`: every line ends in CRLF and holds no
+/// other CR or LF; the first line is `ddd ` or `ddd-`; a multi-line reply ends at the first
+/// line starting with the same code and a space. fxpd's style is also checked: the lines in
+/// between start with a space, so no client that ends a reply at any `ddd ` line is misled.
+/// Leftover bytes are an error. Returns the texts without their prefixes.
+pub fn parse_reply(wire: &[u8]) -> Result<WireReply, String> {
+    let text = std::str::from_utf8(wire).map_err(|e| format!("not UTF-8: {e}"))?;
+    let body = text.strip_suffix("\r\n").ok_or("does not end in CRLF")?;
+    let lines: Vec<&str> = body.split("\r\n").collect();
+    if let Some(bad) = lines.iter().find(|l| l.contains(['\r', '\n'])) {
+        return Err(format!("bare CR or LF in line {bad:?}"));
+    }
+    let first = lines[0];
+    let head = first
+        .get(..4)
+        .ok_or_else(|| format!("short first line {first:?}"))?;
+    if !head[..3].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("first line {first:?} does not start with a code"));
+    }
+    let code: u16 = head[..3].parse().map_err(|_| "bad code")?;
+    let mut texts = vec![first[4..].to_owned()];
+    match head.as_bytes()[3] {
+        b' ' if lines.len() == 1 => return Ok(WireReply { code, lines: texts }),
+        b' ' => return Err(format!("{} bytes after a single-line reply", lines.len() - 1)),
+        b'-' => {}
+        _ => {
+            return Err(format!(
+                "first line {first:?} has no space or hyphen after the code"
+            ))
+        }
+    }
+    let end = format!("{} ", &head[..3]);
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        if let Some(last) = line.strip_prefix(end.as_str()) {
+            texts.push(last.to_owned());
+            if i + 1 != lines.len() {
+                return Err(format!("lines after the end of the reply: {:?}", &lines[i + 1..]));
+            }
+            return Ok(WireReply { code, lines: texts });
+        }
+        let middle = line
+            .strip_prefix(' ')
+            .ok_or_else(|| format!("continuation line {line:?} is not indented"))?;
+        texts.push(middle.to_owned());
+    }
+    Err("multi-line reply without its last line".into())
+}
+
+/// `reply.to_bytes()` reads back as exactly one reply with the same code and the same texts
+/// (CR and LF replaced by spaces; no lines at all reads as one empty line).
+pub fn check_framing(reply: &Reply) {
+    let wire = reply.to_bytes();
+    let got = parse_reply(&wire).unwrap_or_else(|e| panic!("{reply:?} framed as {wire:?}: {e}"));
+    let mut want: Vec<String> = reply.lines.iter().map(|l| l.replace(['\r', '\n'], " ")).collect();
+    if want.is_empty() {
+        want.push(String::new());
+    }
+    assert_eq!(
+        got,
+        WireReply {
+            code: reply.code.0,
+            lines: want
+        },
+        "{wire:?}"
+    );
+}
+
+/// Layout: code (100 + u16 % 500), a line count (0-7), per line a shape byte and a chunk of
+/// text. Shapes mix in the attacks on framing: CR/LF, the code followed by a space or hyphen.
+pub fn reply_framing(data: &[u8]) {
+    let mut input = Input::new(data);
+    let code = 100 + input.u16() % 500;
+    let count = input.u8() % 8;
+    let mut lines = Vec::new();
+    for _ in 0..count {
+        let shape = input.u8();
+        let raw = String::from_utf8_lossy(input.chunk(64)).into_owned();
+        lines.push(match shape % 6 {
+            0 => format!("{code} {raw}"),
+            1 => format!("{code}-{raw}"),
+            2 => format!("{raw}\r\n{code} end"),
+            3 => format!("\n{raw}\r"),
+            _ => raw,
+        });
+    }
+    check_framing(&Reply::multi(Code(code), lines));
+}
