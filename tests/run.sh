@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of fxpd: bash tests/run.sh — runs every test: the cargo test suites
-# (unit, protocol, real clients, FXP, TLS, W3C), the Windows build under Wine, the Debian
-# package, and the fuzz targets for a bounded time.
+# (unit, protocol, real clients, FXP, TLS, W3C, limits, properties), the Windows build
+# under Wine, the Debian package, the benchmark in quick mode, and the fuzz targets for a
+# bounded time.
 #
 # Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap,
 # goaccess for the W3C log, vsftpd as the foreign server fxpd copy drives;
@@ -57,6 +58,9 @@ fi
 suite windows bash tests/windows/run.sh
 # The Debian package: install, check, purge (needs root).
 suite packaging "${sudo_cmd[@]}" env CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" bash tests/packaging/run.sh
+# The side-by-side benchmark against vsftpd, quick mode: proves the harness works (its
+# figures are not assertions; run it by hand without --quick for the real comparison).
+suite bench "${sudo_cmd[@]}" env CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" bash tests/bench/run.sh --quick
 # Fuzz targets, each for a bounded time (FXPD_FUZZ_SECONDS, default 30).
 suite fuzz bash tests/fuzz/run.sh "${FXPD_FUZZ_SECONDS:-30}"
 
