@@ -112,6 +112,10 @@ enum UserCmd {
         /// and cheaper to brute-force if the users file leaks.
         #[arg(long, value_name = "KIB", default_value_t = admin::HashCost::default().memory_kib)]
         hash_memory_kib: u32,
+        /// This user must use TLS (AUTH TLS before the password, PROT P for data), whatever
+        /// tls.require says.
+        #[arg(long)]
+        require_tls: bool,
         /// argon2id passes over that memory.
         #[arg(long, value_name = "N", default_value_t = admin::HashCost::default().iterations)]
         hash_iterations: u32,
@@ -342,6 +346,7 @@ fn user(cmd: UserCmd) -> ExitCode {
             fxp,
             hash_memory_kib,
             hash_iterations,
+            require_tls,
         } => {
             let cost = admin::HashCost {
                 memory_kib: hash_memory_kib,
@@ -349,7 +354,16 @@ fn user(cmd: UserCmd) -> ExitCode {
             };
             admin::read_password(&format!("Password for {name}: "))
                 .and_then(|password| {
-                    admin::user_add_with_cost(&users, &name, &password, home.as_deref(), write, fxp, cost)
+                    admin::user_add_with_cost(
+                        &users,
+                        &name,
+                        &password,
+                        home.as_deref(),
+                        write,
+                        fxp,
+                        cost,
+                        require_tls,
+                    )
                 })
                 .map(|()| println!("user {name} added to {}", users.display()))
         }
@@ -377,6 +391,7 @@ fn print_users(file: &Path, list: &[admin::UserSummary]) {
             .map(|h| h.display().to_string())
             .unwrap_or_else(|| "/".into());
         let access = if u.write { "read-write" } else { "read-only" };
-        println!("{:<24} home={home:<20} {access:<10} fxp={:?}", u.name, u.fxp);
+        let tls = if u.require_tls { " tls=required" } else { "" };
+        println!("{:<24} home={home:<20} {access:<10} fxp={:?}{tls}", u.name, u.fxp);
     }
 }

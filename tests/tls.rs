@@ -848,6 +848,47 @@ fn require_login_refuses_clear_text_user_but_exempts_anonymous() {
     c.login("anonymous", "guest@example.org");
 }
 
+/// A user added with `fxpd user add --require-tls` must use TLS even when the server does
+/// not require it: clear-text login refused after the password, clear data refused (521).
+#[test]
+fn per_user_require_tls_overrides_the_server_setting() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "require = \"none\"", "");
+    let mut cmd = std::process::Command::new(BIN);
+    clear_fxpd_env(&mut cmd);
+    cmd.args(["user", "add", "carol", "--require-tls", "--users"])
+        .arg(&s.users_file);
+    let out = run_with_input_timeout(&mut cmd, format!("{PASS}\n").as_bytes(), 60);
+    assert!(out.status.success(), "user add --require-tls failed: {out:?}");
+    let list = cli_user(&s.users_file, &["list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("tls=required"),
+        "{list:?}"
+    );
+    // The users file is re-read on reload (SIGHUP), as `systemctl reload fxpd` does.
+    s.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Clear text: the password is checked, then the login refused for want of TLS.
+    let mut plain = s.ctrl();
+    plain.expect("USER carol", 331);
+    let r = plain.expect(&format!("PASS {PASS}"), 530);
+    assert!(r.text().contains("TLS"), "{r}");
+    // Other users are not affected.
+    plain.login(USER, PASS);
+
+    // Over TLS the login works, but only protected data connections.
+    let config = client_config(&cert, true);
+    let mut c = FtpsCtrl::connect(s.addr(), &config);
+    c.auth_tls();
+    c.login("carol", PASS);
+    c.expect("PBSZ 0", 200);
+    c.expect("PROT C", 200);
+    let _ = c.pasv();
+    let r = c.expect("LIST", 521);
+    assert!(r.text().contains("PROT P"), "{r}");
+}
+
 #[test]
 fn require_all_refuses_clear_data_and_allows_prot_p() {
     let cert = Cert::new();

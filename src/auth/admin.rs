@@ -33,6 +33,8 @@ pub struct UserSummary {
     pub write: bool,
     /// The user's FXP override.
     pub fxp: FxpOverride,
+    /// Whether the user must use TLS.
+    pub require_tls: bool,
 }
 
 /// Why a user administration command failed.
@@ -186,6 +188,7 @@ pub fn user_add_with_cost(
     write: bool,
     fxp: FxpOverride,
     cost: HashCost,
+    require_tls: bool,
 ) -> Result<(), AdminError> {
     if !(8..=262_144).contains(&cost.memory_kib) || !(1..=16).contains(&cost.iterations) {
         return Err(AdminError::Hash(format!(
@@ -195,7 +198,7 @@ pub fn user_add_with_cost(
     }
     let params = Params::new(cost.memory_kib, cost.iterations, 1, None)
         .map_err(|e| AdminError::Hash(e.to_string()))?;
-    user_add_with_params(file, name, password, home, write, fxp, params)
+    add_entry(file, name, password, home, write, fxp, params, require_tls)
 }
 
 /// [`user_add`] with explicit argon2 parameters (cheap ones in tests).
@@ -207,6 +210,20 @@ pub(crate) fn user_add_with_params(
     write: bool,
     fxp: FxpOverride,
     params: Params,
+) -> Result<(), AdminError> {
+    add_entry(file, name, password, home, write, fxp, params, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_entry(
+    file: &Path,
+    name: &str,
+    password: &str,
+    home: Option<&Path>,
+    write: bool,
+    fxp: FxpOverride,
+    params: Params,
+    require_tls: bool,
 ) -> Result<(), AdminError> {
     let user_name = UserName::parse(name).map_err(|reason| AdminError::InvalidName {
         name: name.to_owned(),
@@ -239,6 +256,7 @@ pub(crate) fn user_add_with_params(
         home,
         write,
         fxp,
+        require_tls,
     };
     let rendered = render_entry(&entry).map_err(|e| AdminError::Hash(e.to_string()))?;
 
@@ -316,6 +334,7 @@ pub fn user_list(file: &Path) -> Result<Vec<UserSummary>, AdminError> {
             home: e.home.as_ref().map(|h| h.as_path().to_path_buf()),
             write: e.write,
             fxp: e.fxp,
+            require_tls: e.require_tls,
         })
         .collect())
 }
@@ -600,7 +619,8 @@ mod tests {
                 name: "alice".into(),
                 home: Some(PathBuf::from("alice")),
                 write: true,
-                fxp: FxpOverride::Allow
+                fxp: FxpOverride::Allow,
+                require_tls: false
             }
         );
         assert_eq!(list[1].home, None);

@@ -212,6 +212,7 @@ impl Login {
             write: self.anonymous.write,
             anonymous: true,
             fxp: FxpOverride::Inherit,
+            require_tls: false,
         })
     }
 

@@ -43,6 +43,8 @@ pub struct FtpUser {
     pub anonymous: bool,
     /// The user's FXP override of the server policy.
     pub fxp: crate::policy::FxpOverride,
+    /// The user must use TLS for the login and every data connection.
+    pub require_tls: bool,
 }
 
 impl unftp_core::auth::UserDetail for FtpUser {

@@ -9,6 +9,7 @@
 //! home = "alice"        # optional, relative to the server root; absent = the root itself
 //! write = true          # optional, default false (read-only)
 //! fxp = "inherit"       # optional: inherit | allow | deny
+//! require_tls = true    # optional: this user must use TLS (login and data), default false
 //! ```
 //!
 //! Every field is parsed into a type that can only hold a valid value ([`UserName`],
@@ -266,6 +267,10 @@ pub(crate) struct UserEntry {
     pub(crate) write: bool,
     #[serde(default)]
     pub(crate) fxp: FxpOverride,
+    /// This user must use TLS for the login and every data connection, whatever
+    /// `tls.require` says (a per-user override that can only tighten the server setting).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) require_tls: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -478,6 +483,7 @@ struct UserRecord {
     home: Option<RelHome>,
     write: bool,
     fxp: FxpOverride,
+    require_tls: bool,
     hash: PhcHash,
 }
 
@@ -544,6 +550,7 @@ impl UserDb {
                     home: e.home,
                     write: e.write,
                     fxp: e.fxp,
+                    require_tls: e.require_tls,
                     hash: e.password,
                 };
                 (String::from(e.name), record)
@@ -629,6 +636,7 @@ impl UserDetailProvider for UserDb {
             write: record.write,
             anonymous: false,
             fxp: record.fxp,
+            require_tls: record.require_tls,
         })
     }
 }

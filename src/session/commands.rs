@@ -276,6 +276,18 @@ impl Session {
         let result = self.settings.login.login(&name, &password, peer_ip).await;
         drop(password);
         let user = match result {
+            // The user's own TLS requirement (users file `require_tls`): refused like a bad
+            // password, and only after it, so it does not tell which accounts exist.
+            Ok(user) if user.require_tls && !self.conn.get_ref().is_tls() => {
+                self.auth = AuthState::Fresh;
+                tracing::info!(target: "fxpd::security", user = %user.name, "login refused: this user requires TLS");
+                self.send(ok(
+                    Code::NOT_LOGGED_IN,
+                    "TLS required: use AUTH TLS before logging in.",
+                ))
+                .await?;
+                return Ok(Flow::Continue);
+            }
             Ok(user) => user,
             Err(e) => {
                 self.auth = AuthState::Fresh;

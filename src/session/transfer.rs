@@ -151,12 +151,15 @@ impl Session {
         Throttle::new([Limiter::new(session_rate), global])
     }
 
-    /// `tls.require = all`: data connections must be protected (anonymous may be exempt).
+    /// `tls.require = all` or the user's `require_tls`: data connections must be protected
+    /// (anonymous may be exempt from the server setting).
     fn protection_required(&self) -> Option<Reply> {
         let tls = &self.settings.config.tls;
         let anonymous = self.logged_in().is_some_and(|l| l.user.anonymous);
+        let user_requires = self.logged_in().is_some_and(|l| l.user.require_tls);
         let exempt = anonymous && tls.anonymous_exempt;
-        (tls.require == TlsRequire::All && !self.prot_private && !exempt).then(|| {
+        let required = (tls.require == TlsRequire::All && !exempt) || user_requires;
+        (required && !self.prot_private).then(|| {
             Reply::new(
                 Code::PROTECTION_REQUIRED,
                 "Data connections must be protected: use PROT P.",
