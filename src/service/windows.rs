@@ -297,9 +297,8 @@ fn service_main(_arguments: Vec<OsString>) {
     };
     let reporter = REPORTER.get_or_init(|| Reporter {
         handle,
-        state: Mutex::new((ServiceState::Stopped, 0, false)),
+        state: Mutex::new((ServiceState::StartPending, 0, false)),
     });
-    *reporter.state.lock().unwrap_or_else(|e| e.into_inner()) = (ServiceState::StartPending, 0, false);
     reporter.set(ServiceState::StartPending, ServiceExitCode::NO_ERROR);
 
     let code = match preflight() {
@@ -312,7 +311,7 @@ fn service_main(_arguments: Vec<OsString>) {
             match body.map(|body| std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))) {
                 Some(Ok(code)) => code,
                 Some(Err(_)) => {
-                    event(Kind::Error, event_id::ERROR, "fxpd panicked; see the log");
+                    event(Kind::Error, event_id::ERROR, "fxpd panicked");
                     ExitCode::from(101)
                 }
                 None => ExitCode::FAILURE,

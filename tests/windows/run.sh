@@ -14,7 +14,10 @@
 #   - a plain passive download through the Windows build (tokio networking under Wine);
 #   - IIS's MSFTPSVC\Parameters is the fallback when fxpd's key lacks the value (KB Q247132);
 #   - a REG_SZ EnablePortAttack, a DWORD 2 and an unknown value name stop `config check` and
-#     `serve` with a message naming the registry value.
+#     `serve` with a message naming the registry value;
+#   - fxpd as a Windows service under Wine's SCM (service.sh, sourced at the end): install,
+#     `net start`, FXP decisions from the registry with a live reload and a restart, `net stop`
+#     draining an in-flight transfer, the Event Log, uninstall.
 # Loopback addresses only: the client is 127.0.0.1, the server 127.0.0.2, the foreign PORT
 # target 127.0.0.3. Every step has a timeout; the Wine processes of this script's prefix are
 # killed at the end (wineserver -k). Idempotent; on a warm machine only the tests run.
@@ -342,6 +345,11 @@ fi
 
 reg_clear
 rm -f "$config_dir/fxpd.toml"
+
+# ---- 6. fxpd as a Windows service (install, net start/stop, reload, drain, Event Log, uninstall).
+# shellcheck source=tests/windows/service.sh
+source "$here/service.sh"
+
 note "logs in $log; total $((SECONDS - started))s"
 echo "windows: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
