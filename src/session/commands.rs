@@ -311,38 +311,8 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
-        let mut fs = match Filesystem::new(&self.settings.config.root) {
-            Ok(fs) => fs,
-            Err(e) => {
-                tracing::error!(root = %self.settings.config.root.display(), error = %e, "cannot open the server root");
-                self.auth = AuthState::Fresh;
-                self.send(ok(
-                    Code::NOT_LOGGED_IN,
-                    "User cannot log in: home directory unavailable.",
-                ))
-                .await?;
-                return Ok(Flow::Continue);
-            }
-        };
-        // The storage back-end confines the session to the user's home (cap-std); a home
-        // that is the root itself needs no narrowing.
-        let narrowed = if user.home == self.settings.config.root {
-            Ok(())
-        } else {
-            StorageBackend::enter(&mut fs, &user)
-        };
-        if let Err(e) = narrowed {
-            tracing::error!(user = %user.name, home = %user.home.display(), error = %e, "cannot open the home directory");
-            self.auth = AuthState::Fresh;
-            self.send(ok(
-                Code::NOT_LOGGED_IN,
-                "User cannot log in: home directory unavailable.",
-            ))
-            .await?;
-            return Ok(Flow::Continue);
-        }
-        let dir = match cap_std::fs::Dir::open_ambient_dir(&user.home, cap_std::ambient_authority()) {
-            Ok(dir) => Arc::new(dir),
+        let (fs, dir) = match open_home(&self.settings.config.root, &user) {
+            Ok(opened) => opened,
             Err(e) => {
                 tracing::error!(user = %user.name, home = %user.home.display(), error = %e, "cannot open the home directory");
                 self.auth = AuthState::Fresh;
@@ -370,7 +340,7 @@ impl Session {
             user,
             who,
             fs: Arc::new(fs),
-            dir,
+            dir: Arc::new(dir),
             cwd: "/".into(),
         }));
         self.send(ok(Code::LOGGED_IN, text)).await?;
@@ -956,6 +926,21 @@ impl Session {
 /// reason token and the setting that would allow it.
 fn refused(refusal: &Refusal) -> Reply {
     Reply::new(Code::PARAMETER_NOT_IMPLEMENTED, refusal.reply_text())
+}
+
+/// The user's home, twice: as the storage back-end (metadata, listings, names), confined to
+/// the home with cap-std (a home that is the root itself needs no narrowing), and as a
+/// cap-std directory handle for file contents.
+fn open_home(
+    root: &std::path::Path,
+    user: &crate::auth::FtpUser,
+) -> std::io::Result<(Filesystem, cap_std::fs::Dir)> {
+    let mut fs = Filesystem::new(root)?;
+    if user.home != root {
+        StorageBackend::enter(&mut fs, user)?;
+    }
+    let dir = cap_std::fs::Dir::open_ambient_dir(&user.home, cap_std::ambient_authority())?;
+    Ok((fs, dir))
 }
 
 /// A virtual path as a path relative to the home directory handle.
