@@ -264,9 +264,22 @@ fn usage_errors_exit_2() {
         ),
         (
             &["ftps://127.0.0.2/f", "ftp://127.0.0.3/f"],
-            "ftps:// is not supported yet",
+            "SRC is ftps:// but DST is ftp://",
         ),
-        (&["ftp://127.0.0.2/f", "ftps://127.0.0.3/f"], "DST: ftps://"),
+        (
+            &["ftp://127.0.0.2/f", "ftps://127.0.0.3/f"],
+            "DST is ftps:// but SRC is ftp://",
+        ),
+        (&["ftps://127.0.0.2/f", "ftps://127.0.0.3/f"], "--ca-file"),
+        (
+            &[
+                "ftps://127.0.0.2/f",
+                "ftps://127.0.0.3/f",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            "--ca-file /nonexistent/ca.pem",
+        ),
         (&["ftp://127.0.0.2/dir/", "ftp://127.0.0.3/f"], "--recursive"),
         (
             &["ftp://127.0.0.2/f%0D%0ADELE%20x", "ftp://127.0.0.3/f"],
@@ -489,4 +502,144 @@ fn copies_between_two_vsftpd_servers() {
     let o = run_with_timeout(&mut copy_cmd(&[&src, &dst]), COPY_SECS);
     assert_exit(&o, 1, "vsftpd defaults refuse FXP");
     assert!(stderr(&o).contains("port_promiscuous=YES"), "{}", stderr(&o));
+}
+
+/// A self-signed certificate for 127.0.0.2 and 127.0.0.3 (IP SANs, so `--ca-file` can check
+/// the URL's host), written to a temporary directory.
+struct TlsFiles {
+    dir: tempfile::TempDir,
+}
+
+impl TlsFiles {
+    fn new() -> TlsFiles {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.2".into(), "127.0.0.3".into()]).unwrap();
+        fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+        fs::write(dir.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+        TlsFiles { dir }
+    }
+
+    fn cert(&self) -> String {
+        self.dir.path().join("cert.pem").display().to_string()
+    }
+
+    /// The `[tls]` table, with `extra` lines.
+    fn table(&self, extra: &str) -> String {
+        format!(
+            "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n{extra}\n",
+            self.cert(),
+            self.dir.path().join("key.pem").display()
+        )
+    }
+}
+
+/// A (source) and B (destination) with TLS: B is the TLS server on the data connection
+/// (the source gets SSCN ON), so it cannot require session resumption from A.
+fn tls_pair(files: &TlsFiles) -> (Server, Server) {
+    pair(
+        &format!("[fxp]\nallow_foreign_port = true\n{}", files.table("")),
+        &format!(
+            "[fxp]\nallow_foreign_passive = true\n{}",
+            files.table("require_data_resumption = false")
+        ),
+    )
+}
+
+/// `ftps://u@<addr>/<path>`.
+fn tls_url(s: &Server, path: &str) -> String {
+    format!("ftps://{U}@{}/{path}", s.addr())
+}
+
+#[test]
+fn ftps_copy_protects_the_data_with_sscn() {
+    let files = TlsFiles::new();
+    let (a, b) = tls_pair(&files);
+    let sha = write_random_file(&a.home(U).join("s.bin"), 3 * 1024 * 1024 + 5);
+    let cert = files.cert();
+    let o = copy(&[
+        &tls_url(&a, "s.bin"),
+        &tls_url(&b, "s.bin"),
+        "--ca-file",
+        &cert,
+        "--verbose",
+    ]);
+    assert_exit(&o, 0, "ftps copy");
+    assert_eq!(sha256_file(&b.home(U).join("s.bin")), sha, "the copy differs");
+    let err = stderr(&o);
+    for want in [
+        "source -> AUTH TLS",
+        "destination -> AUTH TLS",
+        "source -> PROT P",
+        "destination -> PROT P",
+        "source -> SSCN ON",
+        "verified",
+    ] {
+        assert!(err.contains(want), "want {want:?} in:\n{err}");
+    }
+    assert!(!err.contains(PASS), "{err}");
+}
+
+#[test]
+fn ftps_recursive_copy_lists_over_tls() {
+    let files = TlsFiles::new();
+    let (a, b) = tls_pair(&files);
+    fs::create_dir_all(a.home(U).join("t/sub")).unwrap();
+    let sha1 = write_random_file(&a.home(U).join("t/one.bin"), 100_000);
+    let sha2 = write_random_file(&a.home(U).join("t/sub/two.bin"), 200_001);
+    let cert = files.cert();
+    let o = copy(&[
+        &tls_url(&a, "t"),
+        &tls_url(&b, "t"),
+        "--recursive",
+        "--ca-file",
+        &cert,
+    ]);
+    assert_exit(&o, 0, "recursive ftps copy");
+    assert_eq!(sha256_file(&b.home(U).join("t/one.bin")), sha1);
+    assert_eq!(sha256_file(&b.home(U).join("t/sub/two.bin")), sha2);
+}
+
+#[test]
+fn ftps_with_an_untrusted_certificate_exits_2() {
+    let files = TlsFiles::new();
+    let other = TlsFiles::new();
+    let (a, b) = tls_pair(&files);
+    write_random_file(&a.home(U).join("x.bin"), 1000);
+    let cert = other.cert();
+    let o = copy(&[&tls_url(&a, "x.bin"), &tls_url(&b, "x.bin"), "--ca-file", &cert]);
+    assert_exit(&o, 2, "untrusted certificate");
+    assert!(
+        stderr(&o).contains("TLS with the source 127.0.0.2:"),
+        "{}",
+        stderr(&o)
+    );
+    // --insecure skips the check (encrypted, not authenticated).
+    let o = copy(&[&tls_url(&a, "x.bin"), &tls_url(&b, "x.bin"), "--insecure"]);
+    assert_exit(&o, 0, "--insecure");
+}
+
+#[test]
+fn ftps_to_plain_ftp_needs_allow_clear_data() {
+    let files = TlsFiles::new();
+    let (a, b) = pair(
+        &format!("[fxp]\nallow_foreign_port = true\n{}", files.table("")),
+        "[fxp]\nallow_foreign_passive = true",
+    );
+    let sha = write_random_file(&a.home(U).join("c.bin"), 500_000);
+    let cert = files.cert();
+    let o = copy(&[&tls_url(&a, "c.bin"), &url(&b, "c.bin"), "--ca-file", &cert]);
+    assert_exit(&o, 2, "ftps -> ftp without --allow-clear-data");
+    assert!(stderr(&o).contains("--allow-clear-data"), "{}", stderr(&o));
+    assert!(!b.home(U).join("c.bin").exists());
+    let o = copy(&[
+        &tls_url(&a, "c.bin"),
+        &url(&b, "c.bin"),
+        "--ca-file",
+        &cert,
+        "--allow-clear-data",
+        "--verbose",
+    ]);
+    assert_exit(&o, 0, "ftps -> ftp with --allow-clear-data");
+    assert!(stderr(&o).contains("source -> PROT C"), "{}", stderr(&o));
+    assert_eq!(sha256_file(&b.home(U).join("c.bin")), sha);
 }

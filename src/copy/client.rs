@@ -7,20 +7,25 @@
 //! one server to the other.
 
 use super::reply::{read_reply, ReadError, Reply};
+use super::tls::TlsClient;
 use super::url::FtpUrl;
 use super::wire::{self, Features, MlsdEntry};
+use rustls::pki_types::ServerName;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The largest directory listing [`Client::mlsd`] accepts.
 const MAX_LISTING: usize = 64 * 1024 * 1024;
+
+/// A control connection: plain TCP, or TLS after `AUTH TLS`.
+trait ControlStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ControlStream for T {}
 
 /// Which end of the copy a client talks to (for messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +76,9 @@ pub enum ErrorKind {
     },
     /// A data connection (directory listing) failed.
     Data(String),
+    /// The TLS handshake on the control connection failed (a certificate that does not
+    /// check, for instance).
+    Tls(String),
 }
 
 impl ClientError {
@@ -96,6 +104,7 @@ impl fmt::Display for ClientError {
                 write!(f, "{server} answered `{command}` with `{reply}`")
             }
             ErrorKind::Data(why) => write!(f, "{server}: {why}"),
+            ErrorKind::Tls(why) => write!(f, "TLS with {server} failed: {why}"),
         }
     }
 }
@@ -110,7 +119,7 @@ pub struct Client {
     host_port: String,
     /// The control connection's peer: EPSV ports and listings connect here.
     peer: SocketAddr,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf<Box<dyn ControlStream>>,
     replies: mpsc::Receiver<Result<Reply, ReadError>>,
     reader: JoinHandle<()>,
     /// Limit for every single wait on this connection.
@@ -121,6 +130,15 @@ pub struct Client {
     pub greeting: Reply,
     /// What FEAT announced (empty until [`Client::load_features`]).
     pub features: Features,
+    /// The TLS client and the server's name, when the control connection is protected.
+    tls: Option<(TlsClient, ServerName<'static>)>,
+    /// Data connections are protected (`PROT P` was accepted): listings use TLS too.
+    pub protected: bool,
+    /// The command that opens a passive listener on IPv4: `PASV`, or `CPSV` when this
+    /// server is to be the TLS client on the data connection.
+    pub pasv_command: &'static str,
+    /// `SSCN ON` is in effect: this server is the TLS client on every data connection.
+    pub sscn_on: bool,
 }
 
 impl Drop for Client {
@@ -130,12 +148,25 @@ impl Drop for Client {
 }
 
 impl Client {
-    /// Connects to the URL's host and port and reads the greeting.
+    /// Connects to the URL's host and port and reads the greeting (plain FTP).
     pub async fn connect(
         role: Role,
         url: &FtpUrl,
         timeout: Duration,
         trace: bool,
+    ) -> Result<Client, ClientError> {
+        Client::connect_with(role, url, timeout, trace, None).await
+    }
+
+    /// Connects and reads the greeting; with `tls`, upgrades the control connection with
+    /// `AUTH TLS` (RFC 4217 section 4) and checks the server's certificate against the URL's
+    /// host.
+    pub async fn connect_with(
+        role: Role,
+        url: &FtpUrl,
+        timeout: Duration,
+        trace: bool,
+        tls: Option<&TlsClient>,
     ) -> Result<Client, ClientError> {
         let host_port = url.host_port();
         let server = format!("the {role} {host_port}");
@@ -166,7 +197,77 @@ impl Client {
         let peer = stream.peer_addr().map_err(|e| err(ErrorKind::Connect(e)))?;
         // Commands must leave at once (Nagle would hold a STAT behind an unacknowledged one).
         let _ = stream.set_nodelay(true);
-        let (read, writer) = stream.into_split();
+        // The greeting and AUTH TLS are read here, before the reader task owns the stream.
+        let mut early = BufReader::new(stream);
+        let greeting = loop {
+            let reply = match tokio::time::timeout(timeout, read_reply(&mut early)).await {
+                Err(_) => return Err(err(ErrorKind::Timeout("no greeting".into()))),
+                Ok(Err(e)) => return Err(err(ErrorKind::Read(e))),
+                Ok(Ok(r)) => r,
+            };
+            if trace {
+                for line in &reply.lines {
+                    eprintln!("fxpd copy: {role} <- {line}");
+                }
+            }
+            // RFC 959: 120 "ready in n minutes" may precede the 220.
+            match reply.code {
+                120 => continue,
+                220 => break reply,
+                _ => {
+                    return Err(err(ErrorKind::Rejected {
+                        command: "(connect)".into(),
+                        reply,
+                    }))
+                }
+            }
+        };
+        let (stream, tls) = match tls {
+            None => (Box::new(early.into_inner()) as Box<dyn ControlStream>, None),
+            Some(tls) => {
+                let name = TlsClient::server_name(&url.host).map_err(|why| err(ErrorKind::Tls(why)))?;
+                if trace {
+                    eprintln!("fxpd copy: {role} -> AUTH TLS");
+                }
+                match tokio::time::timeout(timeout, early.get_mut().write_all(b"AUTH TLS\r\n")).await {
+                    Err(_) => return Err(err(ErrorKind::Timeout("sending AUTH TLS".into()))),
+                    Ok(Err(e)) => return Err(err(ErrorKind::Write(e))),
+                    Ok(Ok(())) => {}
+                }
+                let reply = match tokio::time::timeout(timeout, read_reply(&mut early)).await {
+                    Err(_) => return Err(err(ErrorKind::Timeout("no reply to AUTH TLS".into()))),
+                    Ok(Err(e)) => return Err(err(ErrorKind::Read(e))),
+                    Ok(Ok(r)) => r,
+                };
+                if trace {
+                    for line in &reply.lines {
+                        eprintln!("fxpd copy: {role} <- {line}");
+                    }
+                }
+                if reply.code != 234 {
+                    return Err(err(ErrorKind::Rejected {
+                        command: "AUTH TLS".into(),
+                        reply,
+                    }));
+                }
+                // SECURITY: nothing may arrive before the handshake; bytes buffered now
+                // would be unauthenticated text mistaken for protected replies.
+                if !early.buffer().is_empty() {
+                    return Err(err(ErrorKind::Tls("the server sent data after 234".into())));
+                }
+                let handshake = tls.connector.connect(name.clone(), early.into_inner());
+                let stream = match tokio::time::timeout(timeout, handshake).await {
+                    Err(_) => return Err(err(ErrorKind::Timeout("the TLS handshake".into()))),
+                    Ok(Err(e)) => return Err(err(ErrorKind::Tls(e.to_string()))),
+                    Ok(Ok(s)) => s,
+                };
+                (
+                    Box::new(stream) as Box<dyn ControlStream>,
+                    Some((tls.clone(), name)),
+                )
+            }
+        };
+        let (read, writer) = tokio::io::split(stream);
         let (tx, replies) = mpsc::channel(16);
         let reader = tokio::spawn(async move {
             let mut read = BufReader::new(read);
@@ -178,7 +279,7 @@ impl Client {
                 }
             }
         });
-        let mut client = Client {
+        Ok(Client {
             role,
             host_port,
             peer,
@@ -187,24 +288,18 @@ impl Client {
             reader,
             timeout,
             trace,
-            greeting: Reply {
-                code: 0,
-                lines: Vec::new(),
-            },
+            greeting,
             features: Features::default(),
-        };
-        // RFC 959: 120 "ready in n minutes" may precede the 220.
-        loop {
-            let reply = client.next_reply("the greeting").await?;
-            match reply.code {
-                120 => continue,
-                220 => {
-                    client.greeting = reply;
-                    return Ok(client);
-                }
-                _ => return Err(client.rejected("(connect)", reply)),
-            }
-        }
+            tls,
+            protected: false,
+            pasv_command: "PASV",
+            sscn_on: false,
+        })
+    }
+
+    /// Whether the control connection is protected by TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// E.g. "the destination 127.0.0.3:2121".
@@ -333,13 +428,18 @@ impl Client {
     /// host is the control peer, RFC 2428), PASV otherwise. Returns the address to give
     /// the other server.
     pub async fn passive(&mut self) -> Result<SocketAddr, ClientError> {
+        self.open_passive(self.pasv_command).await
+    }
+
+    /// [`Client::passive`] with `command` (`PASV` or `CPSV`) for IPv4.
+    async fn open_passive(&mut self, command: &'static str) -> Result<SocketAddr, ClientError> {
         if self.peer.is_ipv6() {
             let reply = self.expect("EPSV", &[229]).await?;
             let port = wire::parse_epsv(reply.first_text()).ok_or_else(|| self.rejected("EPSV", reply))?;
             return Ok(SocketAddr::new(self.peer.ip(), port));
         }
-        let reply = self.expect("PASV", &[227]).await?;
-        let addr = wire::parse_pasv(&reply.text()).ok_or_else(|| self.rejected("PASV", reply))?;
+        let reply = self.expect(command, &[227]).await?;
+        let addr = wire::parse_pasv(&reply.text()).ok_or_else(|| self.rejected(command, reply))?;
         // An unspecified address means "where you reached me".
         let ip = if addr.ip().is_unspecified() {
             self.peer.ip()
@@ -430,9 +530,9 @@ impl Client {
     /// our own. SECURITY: the data connection goes to the control peer's address whatever
     /// address the PASV reply names, so a server cannot point us at a third host.
     pub async fn mlsd(&mut self, path: &str) -> Result<Vec<MlsdEntry>, ClientError> {
-        let announced = self.passive().await?;
+        let announced = self.open_passive("PASV").await?;
         let addr = SocketAddr::new(self.peer.ip(), announced.port());
-        let mut data = match tokio::time::timeout(self.timeout, TcpStream::connect(addr)).await {
+        let data = match tokio::time::timeout(self.timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 return Err(self.error(ErrorKind::Data(format!("listing connection to {addr}: {e}"))))
@@ -446,7 +546,30 @@ impl Client {
         } else {
             format!("MLSD {path}")
         };
-        let reply = self.command(&line).await?;
+        // With SSCN ON the server would be the TLS client on our listing connection too.
+        if self.sscn_on {
+            self.expect("SSCN OFF", &[200]).await?;
+        }
+        self.send(&line).await?;
+        // PROT P: the listing connection is TLS too, resuming the control connection's
+        // session. The server starts its side of the handshake once it has the command.
+        let mut data: Box<dyn ControlStream> = match (&self.tls, self.protected) {
+            (Some((tls, name)), true) => {
+                match tokio::time::timeout(self.timeout, tls.connector.connect(name.clone(), data)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(e)) => {
+                        return Err(self.error(ErrorKind::Data(format!("TLS on the listing connection: {e}"))))
+                    }
+                    Err(_) => {
+                        return Err(
+                            self.error(ErrorKind::Data("TLS on the listing connection timed out".into()))
+                        )
+                    }
+                }
+            }
+            _ => Box::new(data),
+        };
+        let reply = self.next_reply(&line).await?;
         if !reply.is_preliminary() {
             return Err(self.rejected(&line, reply));
         }
@@ -470,10 +593,14 @@ impl Client {
         }
         // Close our end before waiting for 226: a server may wait for it (fxpd drains the
         // connection until the peer closes, so that no reset can destroy unread data).
+        let _ = tokio::time::timeout(self.timeout, data.shutdown()).await;
         drop(data);
         let done = self.next_reply(&line).await?;
         if !done.is_completion() {
             return Err(self.rejected(&line, done));
+        }
+        if self.sscn_on {
+            self.expect("SSCN ON", &[200]).await?;
         }
         let text = String::from_utf8_lossy(&body);
         Ok(text

@@ -2,10 +2,11 @@
 //! the source, the resume decision, the FXP transfer ([`super::fxp`]) and the check
 //! ([`super::verify`]); for `--recursive`, the tree walk and MKDs first ([`super::tree`]).
 
-use super::client::{Client, ClientError, Role};
+use super::client::{Client, ClientError, ErrorKind, Role};
 use super::fxp::{self, Arrangement, FileJob, FxpError};
 use super::plan::{Endpoint, Plan};
 use super::progress::{human_bytes, Progress};
+use super::tls::TlsClient;
 use super::tree::{self, TreeError};
 use super::verify::{self, Method, VerifyError};
 use super::{wire, CopyError};
@@ -22,6 +23,10 @@ pub struct Options {
     pub timeout: Duration,
     /// `--verbose`: print the dialogue.
     pub trace: bool,
+    /// The TLS client, when either URL is `ftps://`.
+    pub tls: Option<TlsClient>,
+    /// `--allow-clear-data`.
+    pub allow_clear_data: bool,
 }
 
 /// What was copied.
@@ -56,6 +61,7 @@ pub async fn execute(plan: &Plan, opts: &Options, progress: &mut Progress) -> Re
         open(Role::Destination, &plan.dst, opts)
     );
     let (mut src, mut dst) = (src?, dst?);
+    protect(&mut src, &mut dst, opts.allow_clear_data).await?;
     let methods = verify::common_methods(&mut src, &mut dst).await.map_err(failed)?;
     let mut run = Run {
         src: &mut src,
@@ -80,9 +86,20 @@ pub async fn execute(plan: &Plan, opts: &Options, progress: &mut Progress) -> Re
 
 /// Connect, log in, FEAT, TYPE I (RFC 3659: SIZE and REST count bytes in image type).
 async fn open(role: Role, ep: &Endpoint, opts: &Options) -> Result<Client, CopyError> {
-    let mut client = Client::connect(role, &ep.url, opts.timeout, opts.trace)
+    let tls = if ep.url.tls { opts.tls.as_ref() } else { None };
+    if ep.url.tls && tls.is_none() {
+        return Err(CopyError::Config(format!(
+            "{role} {}: ftps:// needs a TLS client",
+            ep.url
+        )));
+    }
+    let mut client = Client::connect_with(role, &ep.url, opts.timeout, opts.trace, tls)
         .await
-        .map_err(failed)?;
+        .map_err(|e| match e.kind {
+            // A certificate that does not check is a configuration matter.
+            ErrorKind::Tls(_) => CopyError::Config(e.to_string()),
+            _ => failed(e),
+        })?;
     match client.login(&ep.user, &ep.password).await {
         Ok(()) => {}
         Err(e) if e.reply().is_some_and(|r| r.code == 530) => {
@@ -93,6 +110,52 @@ async fn open(role: Role, ep: &Endpoint, opts: &Options) -> Result<Client, CopyE
     client.load_features().await.map_err(failed)?;
     client.expect("TYPE I", &[200]).await.map_err(failed)?;
     Ok(client)
+}
+
+/// Data protection (RFC 4217 sections 8 and 9): with TLS on both control connections,
+/// `PBSZ 0` and `PROT P` on both, and one server made the TLS client on the data connection:
+/// `SSCN ON` on the source when it announces SSCN, else `CPSV` on the destination. When that
+/// is impossible, a usage error unless `allow_clear_data`; then `PROT C` where TLS is on.
+async fn protect(src: &mut Client, dst: &mut Client, allow_clear_data: bool) -> Result<(), CopyError> {
+    if !src.is_tls() && !dst.is_tls() {
+        return Ok(());
+    }
+    for client in [&mut *src, &mut *dst] {
+        if client.is_tls() {
+            client.expect("PBSZ 0", &[200]).await.map_err(failed)?;
+        }
+    }
+    let both = src.is_tls() && dst.is_tls();
+    let protected = both && (src.features.sscn || dst.features.cpsv);
+    if !protected {
+        if !allow_clear_data {
+            return Err(CopyError::Config(format!(
+                "the data connection cannot be protected: neither {} announces SSCN nor {} announces CPSV, \
+                 so neither can be the TLS client; use --allow-clear-data to copy in clear text",
+                src.name(),
+                dst.name()
+            )));
+        }
+        for client in [&mut *src, &mut *dst] {
+            if client.is_tls() {
+                client.expect("PROT C", &[200]).await.map_err(failed)?;
+            }
+        }
+        return Ok(());
+    }
+    for client in [&mut *src, &mut *dst] {
+        client.expect("PROT P", &[200]).await.map_err(failed)?;
+        client.protected = true;
+    }
+    if src.features.sscn {
+        src.expect("SSCN ON", &[200]).await.map_err(failed)?;
+        src.sscn_on = true;
+    } else {
+        // CPSV makes the destination the TLS client only when it is the passive side, which
+        // is the first arrangement tried (PASV on the destination).
+        dst.pasv_command = "CPSV";
+    }
+    Ok(())
 }
 
 /// A server failure as a transfer failure.

@@ -15,10 +15,13 @@
 //! - [`verify`]: sizes and a common digest (HASH, XSHA256, XMD5, SITE MD5); [`tree`]:
 //!   `--recursive`; [`job`]: the run; [`progress`]: what stderr shows.
 //!
-//! Exit status: 0 done, 1 transfer failed, 2 usage or configuration error (bad URL,
-//! `ftps://`, no password, login refused). Errors are one sentence on stderr.
+//! - [`tls`]: `ftps://` (explicit FTPS): certificate checks, and which server is the TLS
+//!   client on the data connection (`SSCN ON` on the source, else `CPSV` on the
+//!   destination); without either, or with `ftp://` on one end, the copy is refused unless
+//!   `--allow-clear-data`.
 //!
-//! TLS (`ftps://`) is not available yet and is refused.
+//! Exit status: 0 done, 1 transfer failed, 2 usage or configuration error (bad URL, no
+//! password, login refused, no way to protect the data). Errors are one sentence on stderr.
 
 pub mod client;
 pub mod fxp;
@@ -28,6 +31,7 @@ pub mod plan;
 pub mod progress;
 pub mod refusal;
 pub mod reply;
+pub mod tls;
 pub mod tree;
 pub mod url;
 pub mod verify;
@@ -60,6 +64,14 @@ port_promiscuous) and the server that answered PASV must accept a connection fro
 fxpd copy tries PASV on the destination first (as KB Q247132) and the reverse roles when \
 that is refused.
 
+ftps:// (explicit FTPS, port 21 by default) protects both control connections with AUTH \
+TLS and the data connection with PROT P; one server must be the TLS client on the data \
+connection: SSCN ON on the source, else CPSV on the destination. Server certificates are \
+checked against --ca-file (there are no built-in roots), or not at all with --insecure. \
+The server that is the TLS server on the data connection cannot get session resumption \
+from the other server (fxpd: tls.require_data_resumption = false). With ftp:// on one end, \
+or servers that know neither SSCN nor CPSV, the copy is refused unless --allow-clear-data.
+
 Exit status: 0 done, 1 transfer failed, 2 usage or configuration error.
 
 Example:
@@ -70,11 +82,11 @@ Example:
 #[derive(Debug, Clone, Args)]
 #[command(after_long_help = AFTER_HELP)]
 pub struct CopyArgs {
-    /// Source: ftp://[user[:password]@]host[:port]/path.
+    /// Source: ftp://[user[:password]@]host[:port]/path (or ftps://).
     #[arg(value_name = "SRC")]
     pub src: String,
-    /// Destination: ftp://[user[:password]@]host[:port]/path (a path ending in / keeps the
-    /// source file name).
+    /// Destination: ftp://[user[:password]@]host[:port]/path or ftps:// (a path ending in /
+    /// keeps the source file name).
     #[arg(value_name = "DST")]
     pub dst: String,
     /// Read the source password from the first line of stdin.
@@ -104,6 +116,16 @@ pub struct CopyArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+    /// ftps://: trust the certificates in this PEM file (a CA or the servers' own).
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure")]
+    pub ca_file: Option<PathBuf>,
+    /// ftps://: do not check the servers' certificates (encrypted, but not authenticated).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Copy even when the data connection cannot be protected (ftp:// on one end, or
+    /// servers without SSCN/CPSV): PROT C, the file travels in clear text.
+    #[arg(long)]
+    pub allow_clear_data: bool,
 }
 
 /// Why `fxpd copy` failed; decides the exit status.
@@ -158,11 +180,17 @@ pub fn run(args: CopyArgs) -> ExitCode {
     } else {
         progress::Mode::Plain
     };
+    let tls = match tls_client(&args, &plan) {
+        Ok(tls) => tls,
+        Err(why) => return report(&CopyError::Config(why)),
+    };
     let options = job::Options {
         resume: args.resume,
         recursive: args.recursive,
         timeout: Duration::from_secs(args.timeout),
         trace: args.verbose,
+        tls,
+        allow_clear_data: args.allow_clear_data,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -188,6 +216,33 @@ pub fn run(args: CopyArgs) -> ExitCode {
         }
         Err(e) => report(&e),
     }
+}
+
+/// The TLS client when either URL is `ftps://`; a usage error when the certificates
+/// cannot be checked as asked, or the data would travel in clear without
+/// `--allow-clear-data`.
+fn tls_client(args: &CopyArgs, plan: &plan::Plan) -> Result<Option<tls::TlsClient>, String> {
+    let (src_tls, dst_tls) = (plan.src.url.tls, plan.dst.url.tls);
+    if src_tls != dst_tls && !args.allow_clear_data {
+        let (secure, plain) = if src_tls { ("SRC", "DST") } else { ("DST", "SRC") };
+        return Err(format!(
+            "{secure} is ftps:// but {plain} is ftp://, so the file would travel in clear text; \
+             use ftps:// on both ends, or --allow-clear-data"
+        ));
+    }
+    if !src_tls && !dst_tls {
+        return Ok(None);
+    }
+    let trust = match (&args.ca_file, args.insecure) {
+        (Some(path), _) => tls::Trust::CaFile(path),
+        (None, true) => tls::Trust::Insecure,
+        (None, false) => return Err(
+            "ftps:// needs --ca-file PEM to check the servers' certificates (there are no built-in roots), \
+                 or --insecure to skip the check"
+                .into(),
+        ),
+    };
+    tls::TlsClient::new(trust).map(Some)
 }
 
 /// Prints the error as one sentence and returns its exit status.

@@ -121,7 +121,6 @@ pub fn make_plan(
 /// A URL, or a clear usage error naming the argument.
 fn parse(text: &str, which: &str) -> Result<FtpUrl, String> {
     FtpUrl::parse(text).map_err(|e| match e {
-        UrlError::TlsUnsupported => format!("{which}: {e}"),
         UrlError::Invalid(why) => format!("{which} is not a valid ftp:// URL: {why}"),
     })
 }
@@ -321,9 +320,6 @@ mod tests {
         assert!(plan(&both, &no_env, "x\n")
             .unwrap_err()
             .contains("cannot be used together"));
-        assert!(plan(&req("ftps://h1/f", "ftp://h2/f"), &no_env, "")
-            .unwrap_err()
-            .starts_with("SRC: ftps://"));
         assert!(plan(&req("ftp://h1/f", "http://h2/f"), &no_env, "")
             .unwrap_err()
             .starts_with("DST is not"));

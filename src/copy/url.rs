@@ -13,9 +13,11 @@ use std::fmt;
 /// The default FTP control port (RFC 959).
 pub const DEFAULT_PORT: u16 = 21;
 
-/// A parsed `ftp://` URL.
+/// A parsed `ftp://` or `ftps://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FtpUrl {
+    /// `ftps://`: explicit FTPS (AUTH TLS on the control connection, RFC 4217).
+    pub tls: bool,
     /// User name from the URL, if any (decoded).
     pub user: Option<String>,
     /// Password from the URL, if any (decoded). Never shown by [`fmt::Display`].
@@ -32,39 +34,35 @@ pub struct FtpUrl {
 /// Why a URL was rejected; the text is one clause suitable for "SRC is not a valid URL: ...".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlError {
-    /// `ftps://`: TLS is not available in `fxpd copy` yet.
-    TlsUnsupported,
-    /// Anything else that is wrong with the URL.
+    /// What is wrong with the URL.
     Invalid(String),
 }
 
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UrlError::TlsUnsupported => f.write_str(
-                "ftps:// is not supported yet (fxpd copy cannot speak TLS); use ftp:// on a network you trust",
-            ),
             UrlError::Invalid(why) => f.write_str(why),
         }
     }
 }
 
 impl FtpUrl {
-    /// Parses an `ftp://` URL; `ftps://` is recognised and refused with [`UrlError::TlsUnsupported`].
+    /// Parses an `ftp://` or `ftps://` URL (both default to port 21: `ftps://` is explicit
+    /// FTPS).
     pub fn parse(text: &str) -> Result<FtpUrl, UrlError> {
         let invalid = |why: &str| UrlError::Invalid(why.to_owned());
         let (scheme, rest) = text
             .split_once("://")
             .ok_or_else(|| invalid("expected ftp://[user[:password]@]host[:port]/path"))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "ftp" => {}
-            "ftps" => return Err(UrlError::TlsUnsupported),
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "ftp" => false,
+            "ftps" => true,
             _ => {
                 return Err(UrlError::Invalid(format!(
-                    "unsupported scheme `{scheme}`, expected ftp://"
+                    "unsupported scheme `{scheme}`, expected ftp:// or ftps://"
                 )))
             }
-        }
+        };
         let (authority, raw_path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
@@ -96,6 +94,7 @@ impl FtpUrl {
         let (host, port) = split_host_port(hostport)?;
         let path = decode(raw_path, "path")?;
         Ok(FtpUrl {
+            tls,
             user,
             password,
             host,
@@ -122,7 +121,7 @@ impl FtpUrl {
 impl fmt::Display for FtpUrl {
     /// The URL without its password, for messages.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ftp://")?;
+        f.write_str(if self.tls { "ftps://" } else { "ftp://" })?;
         if let Some(user) = &self.user {
             write!(f, "{user}@")?;
         }
@@ -244,9 +243,11 @@ mod tests {
     }
 
     #[test]
-    fn ftps_is_refused_clearly() {
-        assert_eq!(FtpUrl::parse("ftps://h/f"), Err(UrlError::TlsUnsupported));
-        assert!(UrlError::TlsUnsupported.to_string().contains("ftps://"));
+    fn ftps_is_explicit_tls_on_port_21() {
+        let u = url("ftps://u@h/f");
+        assert!(u.tls && u.port == 21);
+        assert_eq!(u.to_string(), "ftps://u@h:21/f");
+        assert!(!url("ftp://h/f").tls);
     }
 
     #[test]

@@ -101,6 +101,10 @@ pub struct Features {
     pub rest_stream: bool,
     /// `UTF8` is listed.
     pub utf8: bool,
+    /// `SSCN` is listed (the server can be the TLS client on a data connection).
+    pub sscn: bool,
+    /// `CPSV` is listed (PASV with the server as the TLS client).
+    pub cpsv: bool,
 }
 
 /// Parses a FEAT reply; anything but 211 means no features are known.
@@ -130,6 +134,8 @@ pub fn parse_feat(reply: &Reply) -> Features {
             "MLST" => f.mlst = true,
             "REST" => f.rest_stream = arg.eq_ignore_ascii_case("STREAM"),
             "UTF8" => f.utf8 = true,
+            "SSCN" => f.sscn = true,
+            "CPSV" => f.cpsv = true,
             _ => {}
         }
     }
