@@ -190,14 +190,18 @@ pub fn notify(status: Status) {
 /// Each login's argon2 hash allocates its whole memory cost (19 MiB by default) at once;
 /// glibc's adaptive mmap threshold would soon serve such blocks from per-thread heaps that
 /// are never returned, so an idle server would keep hundreds of MiB after a burst of logins
-/// (which unauthenticated clients can cause). A fixed threshold makes every block above
-/// 4 MiB a private mapping that goes back to the system when freed; transfer buffers (at
-/// most 1 MiB) stay in the heap.
+/// (which unauthenticated clients can cause). A fixed threshold makes every block from
+/// 512 KiB up (cheap hashes of a MiB or two, the largest upload buffers) a private mapping
+/// that goes back to the system when freed, and a small number of heaps keeps the many
+/// blocking-pool threads from each holding memory of their own.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt only changes allocator parameters; called before other threads start.
-        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024) };
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
+            libc::mallopt(libc::M_ARENA_MAX, 4);
+        }
     }
 }
 
