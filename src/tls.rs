@@ -166,13 +166,14 @@ impl Tls {
     }
 }
 
-/// Certificate check for the client role on FXP data connections (SSCN/CPSV). The other
+/// A certificate check that accepts any certificate but still verifies the handshake
+/// signatures. Used for the client role on FXP data connections (SSCN/CPSV): the other
 /// server is named only by the address the FXP client passed in PORT/PASV, so there is no
-/// name to verify its certificate against: like other FXP-capable servers, fxpd encrypts
-/// such a connection but does not authenticate the peer's certificate. Which addresses may be
-/// connected to at all is still decided by the FXP policy; signatures are verified.
+/// name to verify its certificate against; like other FXP-capable servers, fxpd encrypts such
+/// a connection but does not authenticate the peer (which addresses may be connected to at
+/// all is still decided by the FXP policy). `fxpd copy --insecure` uses it too.
 #[derive(Debug)]
-struct PeerServerVerifier(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct PeerServerVerifier(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
     fn verify_server_cert(
