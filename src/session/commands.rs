@@ -370,18 +370,16 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    fn opts(&mut self, arg: OptsArg) -> Reply {
+    fn opts(&self, arg: OptsArg) -> Reply {
         match arg {
-            OptsArg::Utf8(on) => {
-                self.utf8 = on;
-                ok(
-                    Code::OK,
-                    format!(
-                        "OPTS UTF8 command successful - UTF8 encoding now {}.",
-                        if on { "ON" } else { "OFF" }
-                    ),
-                )
-            }
+            // Names are UTF-8 either way (RFC 2640); the switch is acknowledged, not stored.
+            OptsArg::Utf8(on) => ok(
+                Code::OK,
+                format!(
+                    "OPTS UTF8 command successful - UTF8 encoding now {}.",
+                    if on { "ON" } else { "OFF" }
+                ),
+            ),
             OptsArg::Mlst(_) => ok(Code::OK, "MLST OPTS type;size;modify;perm;unix.mode;"),
             OptsArg::Hash(name) => match name.as_deref() {
                 None | Some("SHA-256") => ok(Code::OK, "SHA-256"),

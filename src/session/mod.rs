@@ -211,7 +211,6 @@ struct Session {
     rename_from: Option<String>,
     data: Option<DataPlan>,
     epsv_all: bool,
-    utf8: bool,
     transfer: Option<Running>,
 }
 
@@ -280,7 +279,6 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
         rename_from: None,
         data: None,
         epsv_all: false,
-        utf8: true,
         transfer: None,
     };
     tracing::info!("connected");
