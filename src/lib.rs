@@ -22,6 +22,7 @@
 //! Storage goes through the `unftp-core` `StorageBackend` trait (`unftp-sbe-fs` today).
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod copy;
@@ -71,7 +72,11 @@ pub async fn run(
     let plain = config.listen.iter().map(|a| (*a, false));
     let implicit = config.tls.implicit_listen.iter().map(|a| (*a, true));
     let listen: Vec<(SocketAddr, bool)> = plain.chain(implicit).collect();
-    let shared = Arc::new(session::Shared::new(config, shutdown).map_err(StartError)?);
+    let cluster = cluster::Cluster::connect(&config.cluster)
+        .await
+        .map_err(StartError)?;
+    let shared = Arc::new(session::Shared::new(config, Arc::new(cluster), shutdown).map_err(StartError)?);
+    cluster::share_bans(shared.cluster.clone(), shared.policy.clone());
     let mut listeners = Vec::new();
     for (addr, implicit_tls) in listen {
         let socket = server::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;

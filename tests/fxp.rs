@@ -129,34 +129,6 @@ fn site_with_users(fxp: &str, tables: &str, users_file: &Path) -> Server {
 // Sockets
 // ---------------------------------------------------------------------------------------------
 
-/// A TCP connection to `to` from the loopback address `from`. A std `TcpStream` cannot bind
-/// before connecting (and would always get 127.0.0.1), so this goes through tokio's `TcpSocket`.
-fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let stream = rt.block_on(async {
-        let socket = match from {
-            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-        }
-        .expect("socket");
-        socket
-            .bind(SocketAddr::new(from, 0))
-            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
-        let connected = tokio::time::timeout(Duration::from_secs(10), socket.connect(to))
-            .await
-            .unwrap_or_else(|_| panic!("connect {from} -> {to} timed out"))
-            .unwrap_or_else(|e| panic!("connect {from} -> {to}: {e}"));
-        connected.into_std().expect("into_std")
-    });
-    stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream
-}
-
 /// A listener on `ip` standing for a host that a PORT/EPRT names.
 fn listener_on(ip: IpAddr) -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind(SocketAddr::new(ip, 0)).unwrap_or_else(|e| panic!("bind {ip}: {e}"));

@@ -6,6 +6,7 @@
 //! reconnects. Memory is bounded: expired entries are pruned, and each table holds at most
 //! 50 000 entries.
 
+use crate::cluster::{Cluster, Limits as SharedLimits, Scope};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -113,6 +114,8 @@ pub struct LoginGuard {
     config: GuardConfig,
     clock: Arc<dyn Clock>,
     max_entries: usize,
+    /// The other nodes' view of the same counts (a node alone shares nothing).
+    cluster: Arc<Cluster>,
     state: Mutex<State>,
 }
 
@@ -248,8 +251,65 @@ impl LoginGuard {
             config,
             clock,
             max_entries: MAX_TRACKED,
+            cluster: Arc::new(Cluster::local()),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// The same guard, also counting in (and obeying) the cluster's shared state.
+    pub fn shared_through(mut self, cluster: Arc<Cluster>) -> LoginGuard {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Like [`LoginGuard::check`], against the locks other nodes of the cluster set.
+    pub async fn check_shared(&self, ip: IpAddr, user: &str) -> Result<(), Duration> {
+        if !self.cluster.is_shared() {
+            return Ok(());
+        }
+        let by_ip = self
+            .cluster
+            .locked(Scope::LoginClient, &ip_key(ip).to_string())
+            .await;
+        let by_user = self.cluster.locked(Scope::LoginUser, &user_key(user)).await;
+        match by_ip.max(by_user) {
+            Some(retry_after) => Err(retry_after),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`LoginGuard::record_failure`], in the cluster's shared counts: tells which
+    /// cluster-wide lockouts began.
+    pub async fn share_failure(&self, ip: IpAddr, user: Option<&str>) -> NewLockouts {
+        if !self.cluster.is_shared() {
+            return NewLockouts::default();
+        }
+        let limits = SharedLimits {
+            threshold: self.config.max_failures,
+            window: self.config.window,
+            lock: self.config.lockout,
+        };
+        let ip_locked = self
+            .cluster
+            .record_failure(Scope::LoginClient, &ip_key(ip).to_string(), limits)
+            .await;
+        let user_locked = match user {
+            Some(user) => {
+                self.cluster
+                    .record_failure(Scope::LoginUser, &user_key(user), limits)
+                    .await
+            }
+            None => false,
+        };
+        NewLockouts {
+            ip: ip_locked,
+            user: user_locked,
+        }
+    }
+
+    /// Like [`LoginGuard::record_success`], in the cluster's shared counts.
+    pub async fn share_success(&self, user: &str) {
+        self.cluster.clear(Scope::LoginUser, &user_key(user)).await;
     }
 
     /// The settings in force.

@@ -11,7 +11,7 @@ use unftp_core::auth::{
     AuthenticationError, Authenticator, ChannelEncryptionState, Credentials, UserDetailProvider,
 };
 
-use super::guard::{ip_key, LoginGuard};
+use super::guard::{ip_key, LoginGuard, NewLockouts};
 use super::users::{is_reserved_name, HomeError, RelHome, UserDb};
 use super::FtpUser;
 use crate::policy::FxpOverride;
@@ -130,6 +130,7 @@ impl Login {
         match self.attempt(user, password, peer).await {
             Ok(ftp_user) => {
                 self.guard.record_success(user);
+                self.guard.share_success(user).await;
                 tracing::info!(
                     target: LOG_TARGET,
                     client = %peer,
@@ -140,7 +141,7 @@ impl Login {
                 Ok(ftp_user)
             }
             Err(failure) => {
-                self.on_failure(user, peer, &failure);
+                self.on_failure(user, peer, &failure).await;
                 // SECURITY: a fixed pause on every failure slows guessing on one connection.
                 tokio::time::sleep(self.guard.config().failure_delay).await;
                 Err(failure.error)
@@ -150,7 +151,11 @@ impl Login {
 
     async fn attempt(&self, user: &str, password: &str, peer: IpAddr) -> Result<FtpUser, Failure> {
         // SECURITY: lockouts are checked before any password work.
-        if let Err(retry_after) = self.guard.check(peer, user) {
+        let locked = match self.guard.check(peer, user) {
+            Ok(()) => self.guard.check_shared(peer, user).await,
+            Err(retry_after) => Err(retry_after),
+        };
+        if let Err(retry_after) = locked {
             return Err(Failure {
                 error: LoginError::LockedOut { retry_after },
                 reason: "locked out",
@@ -216,7 +221,7 @@ impl Login {
         })
     }
 
-    fn on_failure(&self, user: &str, peer: IpAddr, failure: &Failure) {
+    async fn on_failure(&self, user: &str, peer: IpAddr, failure: &Failure) {
         tracing::info!(
             target: LOG_TARGET,
             client = %peer,
@@ -224,10 +229,18 @@ impl Login {
             reason = failure.reason,
             "login failed"
         );
-        let new = match failure.count {
+        let counted_user = match failure.count {
             Count::No => return,
-            Count::IpOnly => self.guard.record_failure(peer, None),
-            Count::IpAndUser => self.guard.record_failure(peer, Some(user)),
+            Count::IpOnly => None,
+            Count::IpAndUser => Some(user),
+        };
+        let local = self.guard.record_failure(peer, counted_user);
+        // The cluster counts this node's failures with the other nodes'; either count can
+        // start a lockout.
+        let shared = self.guard.share_failure(peer, counted_user).await;
+        let new = NewLockouts {
+            ip: local.ip || shared.ip,
+            user: local.user || shared.user,
         };
         let lockout_secs = self.guard.config().lockout.as_secs();
         if new.ip {

@@ -52,6 +52,8 @@ pub(crate) const OPTIONAL_KEYS: &[(&str, Kind)] = &[
     ("tls.certificate", Kind::String),
     ("tls.private_key", Kind::String),
     ("log.w3c_dir", Kind::String),
+    ("cluster.redis_url", Kind::String),
+    ("cluster.redis_password_file", Kind::String),
 ];
 
 /// Every leaf key and section of [`Config`].

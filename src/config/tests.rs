@@ -963,13 +963,17 @@ fn optional_keys_are_optional_and_accept_their_kind() {
         "tls.certificate=/etc/fxpd/cert.pem",
         "tls.private_key=/etc/fxpd/key.pem",
     ];
-    let samples: [(&str, &[&str]); 6] = [
+    let redis = ["cluster.redis_url=redis://127.0.0.1:6379/0"];
+    let redis_pair = [redis[0], "cluster.redis_password_file=/etc/fxpd/redis-password"];
+    let samples: [(&str, &[&str]); 8] = [
         ("users_file", &["users_file=/etc/fxpd/users.toml"]),
         ("passive.address", &["passive.address=192.0.2.1"]),
         ("anonymous.home", &["anonymous.home=/pub"]),
         ("tls.certificate", &tls_pair),
         ("tls.private_key", &tls_pair),
         ("log.w3c_dir", &["log.w3c_dir=/var/log/fxpd"]),
+        ("cluster.redis_url", &redis),
+        ("cluster.redis_password_file", &redis_pair),
     ];
     for (key, sets) in samples {
         assert!(
@@ -1017,4 +1021,33 @@ fn log_levels_map_to_tracing() {
         let parsed: LogLevel = toml::Value::String(level.to_string()).try_into().unwrap();
         assert_eq!(parsed, level);
     }
+}
+
+#[test]
+fn cluster_settings_are_checked() {
+    let set = |pairs: &[&str]| Overrides {
+        set: pairs.iter().map(|s| s.to_string()).collect(),
+        ..Overrides::default()
+    };
+    let err = |pairs: &[&str]| load_text("", &[], &set(pairs)).unwrap_err().to_string();
+    assert!(err(&["cluster.redis_url=http://127.0.0.1:6379"]).contains("cluster.redis_url"));
+    let with_password = err(&["cluster.redis_url=redis://:hunter2@127.0.0.1:6379/0"]);
+    assert!(
+        with_password.contains("cluster.redis_password_file"),
+        "{with_password}"
+    );
+    assert!(!with_password.contains("hunter2"), "{with_password}");
+    assert!(err(&["cluster.redis_password_file=/etc/fxpd/pw"]).contains("cluster.redis_url"));
+    assert!(err(&["cluster.key_prefix=a b"]).contains("cluster.key_prefix"));
+    assert!(err(&["cluster.key_prefix="]).contains("cluster.key_prefix"));
+    assert!(err(&["cluster.timeout_ms=0"]).contains("cluster.timeout_ms"));
+    load_text(
+        "",
+        &[],
+        &set(&[
+            "cluster.redis_url=redis://127.0.0.1:6379/2",
+            "cluster.key_prefix=site-a",
+        ]),
+    )
+    .unwrap();
 }

@@ -119,6 +119,22 @@ impl BanTracker {
         banned
     }
 
+    /// Bans `ip` at `now` for `remaining` (a ban another node of the cluster started), unless a
+    /// longer local ban is already running. Returns true when this starts or lengthens a ban.
+    pub(super) fn import(&mut self, ip: IpAddr, now: Instant, remaining: Duration) -> bool {
+        if let Some(entry @ Entry::Banned { .. }) = self.live(ip, now) {
+            if self.limits.remaining(&entry, now) >= remaining {
+                return false;
+            }
+        }
+        // A ban that began `ban - remaining` ago has `remaining` left.
+        let age = self.limits.ban.saturating_sub(remaining);
+        let since = now.checked_sub(age).unwrap_or(now);
+        self.make_room(ip, now);
+        self.entries.insert(ip, Entry::Banned { since });
+        true
+    }
+
     /// Before tracking a new address: when the map is full, drop lapsed entries; if it is still full,
     /// drop the entry closest to lapsing (a spray of addresses can then shorten one old ban, but
     /// cannot grow memory).
@@ -189,6 +205,21 @@ mod tests {
         );
         assert!(!bans.record(addr(1), t0 + secs(61)));
         assert!(bans.record(addr(1), t0 + secs(62)));
+    }
+
+    #[test]
+    fn imported_ban_lasts_what_is_left_and_never_shortens_a_local_one() {
+        let t0 = Instant::now() + secs(3600);
+        let mut bans = BanTracker::new(3, 60, 600);
+        assert!(bans.import(addr(1), t0, secs(100)));
+        assert!(bans.is_banned(addr(1), t0 + secs(99)));
+        assert!(!bans.is_banned(addr(1), t0 + secs(100)));
+        // A full local ban is not shortened by a shorter imported one.
+        for _ in 0..3 {
+            bans.record(addr(2), t0);
+        }
+        assert!(!bans.import(addr(2), t0, secs(10)));
+        assert!(bans.is_banned(addr(2), t0 + secs(599)));
     }
 
     #[test]

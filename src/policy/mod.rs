@@ -58,9 +58,10 @@ mod tests;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use bans::BanTracker;
@@ -166,6 +167,8 @@ pub struct Policy {
     approved_passive: AtomicU64,
     /// Refusals, indexed like [`Reason::ALL`], for STAT.
     refused: [AtomicU64; Reason::ALL.len()],
+    /// Where refused clients are reported for the cluster's shared ban count, when set.
+    refusal_sink: OnceLock<mpsc::Sender<IpAddr>>,
 }
 
 impl fmt::Debug for Policy {
@@ -192,6 +195,29 @@ impl Policy {
             approved_active: AtomicU64::new(0),
             approved_passive: AtomicU64::new(0),
             refused: Default::default(),
+            refusal_sink: OnceLock::new(),
+        }
+    }
+
+    /// Also report every refused client address on `sink` (the cluster counts them with the
+    /// other nodes' refusals; see [`crate::cluster::share_bans`]). Reports are dropped, not
+    /// waited for, when the sink is full. Only the first sink set is used.
+    pub fn report_refusals_to(&self, sink: mpsc::Sender<IpAddr>) {
+        let _ = self.refusal_sink.set(sink);
+    }
+
+    /// Ban `ip` for `remaining` because another node of the cluster banned it; a longer ban
+    /// already running here stays.
+    pub fn import_ban(&self, ip: IpAddr, remaining: Duration) {
+        let ip = normalize(ip);
+        if self.lock_bans().import(ip, (self.clock)(), remaining) {
+            warn!(
+                target: "fxpd::security",
+                event = "client_banned",
+                client = %ip,
+                ban_secs = remaining.as_secs(),
+                "client banned by another node of the cluster"
+            );
         }
     }
 
@@ -375,6 +401,9 @@ impl Policy {
         );
         self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
 
+        if let Some(sink) = self.refusal_sink.get() {
+            let _ = sink.try_send(peer);
+        }
         // A banned client's attempts are counted and logged above; the tracker does not let them
         // extend the ban.
         if self.lock_bans().record(peer, now) {

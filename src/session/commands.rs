@@ -130,10 +130,22 @@ impl Session {
                 self.rest = offset;
                 ok(Code::PENDING_FURTHER_INFO, format!("Restarting at {offset}."))
             }
-            Command::Port(target) => self.active("PORT", SocketAddr::V4(target)),
-            Command::Eprt(target) => self.active("EPRT", target),
-            Command::Pasv => self.pasv().await,
-            Command::Epsv(arg) => self.epsv(arg).await,
+            Command::Port(target) => {
+                self.import_cluster_ban().await;
+                self.active("PORT", SocketAddr::V4(target))
+            }
+            Command::Eprt(target) => {
+                self.import_cluster_ban().await;
+                self.active("EPRT", target)
+            }
+            Command::Pasv => {
+                self.import_cluster_ban().await;
+                self.pasv().await
+            }
+            Command::Epsv(arg) => {
+                self.import_cluster_ban().await;
+                self.epsv(arg).await
+            }
             // A REST offset holds until the next transfer command (clients send PASV between).
             Command::Retr(file) => {
                 let rest = std::mem::take(&mut self.rest);
@@ -655,6 +667,15 @@ impl Session {
             Ok(Err(e)) => storage_reply(&e.into()),
             Err(_) => ok(Code::LOCAL_ERROR, "Local error in processing."),
         }
+    }
+
+    /// A ban another node of the cluster set on this client reaches the policy before its next
+    /// data-connection decision.
+    async fn import_cluster_ban(&self) {
+        self.shared
+            .cluster
+            .import_ban(&self.shared.policy, self.peer.ip())
+            .await;
     }
 
     /// PORT/EPRT: the target is approved (or refused) now, before anything connects; the

@@ -11,6 +11,7 @@ mod commands;
 pub mod path;
 
 use crate::auth::{FtpUser, GuardConfig, Login, LoginGuard, UserDb};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::control::codec::{write_reply, Line, LineReader};
 use crate::control::command::{Command, TransferType};
@@ -48,6 +49,8 @@ pub struct Shared {
     upload_limit: Arc<Limiter>,
     /// Numbers sessions for logs.
     next_session: AtomicU64,
+    /// Lockouts and bans shared with the other nodes of a cluster (or this node alone).
+    pub cluster: Arc<Cluster>,
     /// Cancelled when the server stops: idle sessions close, transfers are let finish.
     pub shutdown: CancellationToken,
 }
@@ -63,10 +66,11 @@ pub struct Settings {
 }
 
 impl Shared {
-    /// Build the shared state from a validated configuration (loads the users file).
-    pub fn new(config: Config, shutdown: CancellationToken) -> Result<Shared, String> {
+    /// Build the shared state from a validated configuration (loads the users file);
+    /// lockouts and bans are shared with other nodes through `cluster`.
+    pub fn new(config: Config, cluster: Arc<Cluster>, shutdown: CancellationToken) -> Result<Shared, String> {
         let policy = Arc::new(Policy::new(config.fxp.clone()));
-        let guard = Arc::new(LoginGuard::new(guard_config(&config)));
+        let guard = Arc::new(LoginGuard::new(guard_config(&config)).shared_through(cluster.clone()));
         let limits = config.limits.clone();
         let w3c = match &config.log.w3c_dir {
             Some(dir) => Some(W3cLog::start(dir).map_err(|e| format!("log.w3c_dir {}: {e}", dir.display()))?),
@@ -81,6 +85,7 @@ impl Shared {
             download_limit: Limiter::new(limits.global_download_bytes_per_sec),
             upload_limit: Limiter::new(limits.global_upload_bytes_per_sec),
             next_session: AtomicU64::new(1),
+            cluster,
             shutdown,
         })
     }
@@ -100,6 +105,9 @@ impl Shared {
         let old = self.settings();
         if old.config.listen != config.listen {
             tracing::warn!("listen addresses changed: they take effect after a restart");
+        }
+        if old.config.cluster != config.cluster {
+            tracing::warn!("cluster settings changed: they take effect after a restart");
         }
         let settings = Settings::new(config, self.guard.clone())?;
         self.policy.reload(settings.config.fxp.clone());
@@ -282,6 +290,22 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
         transfer: None,
     };
     tracing::info!("connected");
+    // A ban set by another node of the cluster: refused like the listener refuses a local one.
+    session
+        .shared
+        .cluster
+        .import_ban(&session.shared.policy, peer.ip())
+        .await;
+    if session.shared.cluster.is_shared() && session.shared.policy.is_banned(peer.ip()) {
+        tracing::info!(target: "fxpd::security", client = %peer.ip(), "connection from banned address refused");
+        let _ = session
+            .send(Reply::new(
+                Code::SERVICE_NOT_AVAILABLE,
+                "Service not available: your address is temporarily banned.",
+            ))
+            .await;
+        return;
+    }
     let banner = Reply::new(Code::READY, session.settings.config.banner.clone());
     if session.send(banner).await.is_err() {
         return;

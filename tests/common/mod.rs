@@ -561,6 +561,34 @@ impl std::fmt::Display for Reply {
     }
 }
 
+/// A TCP connection to `to` from the loopback address `from`. A std `TcpStream` cannot bind
+/// before connecting (and would always get 127.0.0.1), so this goes through tokio's `TcpSocket`.
+pub fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let stream = rt.block_on(async {
+        let socket = match from {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("socket");
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        let connected = tokio::time::timeout(Duration::from_secs(10), socket.connect(to))
+            .await
+            .unwrap_or_else(|_| panic!("connect {from} -> {to} timed out"))
+            .unwrap_or_else(|e| panic!("connect {from} -> {to}: {e}"));
+        connected.into_std().expect("into_std")
+    });
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+}
+
 /// A raw control connection: exact bytes out, parsed replies in.
 pub struct Ctrl {
     reader: BufReader<TcpStream>,
@@ -573,6 +601,22 @@ impl Ctrl {
     /// Connects and reads the greeting, which must be 220.
     pub fn connect(addr: SocketAddr) -> Ctrl {
         let mut c = Ctrl::connect_no_greeting(addr);
+        let g = c.read_reply();
+        assert_eq!(g.code, 220, "greeting must be 220, got: {g}");
+        c.greeting = Some(g);
+        c
+    }
+
+    /// Connects from the loopback address `from` and reads the greeting, which must be 220.
+    pub fn connect_from(from: IpAddr, addr: SocketAddr) -> Ctrl {
+        let stream = connect_from(from, addr);
+        stream.set_nodelay(true).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut c = Ctrl {
+            reader,
+            stream,
+            greeting: None,
+        };
         let g = c.read_reply();
         assert_eq!(g.code, 220, "greeting must be 220, got: {g}");
         c.greeting = Some(g);

@@ -1,0 +1,243 @@
+//! State shared by the nodes of a cluster through a real Redis server (Debian's `redis-server`,
+//! started by each test on a free 127.0.0.1 port, without persistence): failed-login lockouts
+//! and FXP bans started on one node hold on another, and a node refuses to start when the
+//! Redis it was told to use does not answer.
+//!
+//! Node A listens on 127.0.0.2, node B on 127.0.0.3; clients come from 127.0.0.1 and 127.0.0.5.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+const OTHER_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));
+
+/// A redis-server process on 127.0.0.1, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        // A free port: bind, note it, release it for redis-server.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let mut redis = Redis {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(reply) = redis.command(&["PING"]) {
+                if reply == "+PONG" {
+                    return redis;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer PING");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// One command in RESP; the first line of the reply (`+PONG`, `:1234`, ...).
+    fn command(&mut self, args: &[&str]) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes())?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line)?;
+        Ok(line.trim_end().to_string())
+    }
+
+    /// PTTL of `key` in milliseconds (-2: no such key).
+    fn pttl(&mut self, key: &str) -> i64 {
+        let reply = self.command(&["PTTL", key]).unwrap();
+        reply
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or_else(|_| panic!("PTTL reply {reply}"))
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One node of the cluster on `ip`, sharing state through `redis`, with user alice.
+fn node(ip: &str, redis: &Redis, extra: &str) -> Server {
+    Server::builder()
+        .config(&format!(
+            "listen = [\"{ip}:0\"]\n\
+             [cluster]\nredis_url = \"{}\"\nkey_prefix = \"test\"\n\
+             [limits]\nmax_login_failures = 3\nlockout_secs = 600\n{extra}",
+            redis.url()
+        ))
+        .user("alice", PASS, "alice", true)
+        .start()
+}
+
+#[test]
+fn failed_logins_on_one_node_lock_the_client_out_of_another() {
+    if !require_client("redis-server") {
+        return;
+    }
+    let mut redis = Redis::start();
+    let a = node("127.0.0.2", &redis, "");
+    let b = node("127.0.0.3", &redis, "");
+
+    // Three failures on A, each with another (unknown) user name, so only the client address
+    // reaches the threshold.
+    for i in 0..3 {
+        let mut c = Ctrl::connect_from(CLIENT, a.addr());
+        c.expect(&format!("USER nobody{i}"), 331);
+        c.expect("PASS wrong", 530);
+    }
+    let ttl = redis.pttl("test:login-client:lock:127.0.0.1");
+    assert!(
+        ttl > 590_000,
+        "the lock is in Redis with the lockout as its expiry: PTTL {ttl}"
+    );
+
+    // B has seen no failure from this client, yet refuses even the right password.
+    let mut c = Ctrl::connect_from(CLIENT, b.addr());
+    c.expect("USER alice", 331);
+    let r = c.cmd(&format!("PASS {PASS}"));
+    assert_eq!(r.code, 530, "locked out on B by A's count: {r}");
+    assert!(r.text().contains("too many failed attempts"), "{r}");
+
+    // Another client address logs in on both nodes.
+    for server in [&a, &b] {
+        let mut c = Ctrl::connect_from(OTHER_CLIENT, server.addr());
+        c.login("alice", PASS);
+    }
+}
+
+#[test]
+fn failed_logins_for_one_user_name_add_up_across_nodes() {
+    if !require_client("redis-server") {
+        return;
+    }
+    let mut redis = Redis::start();
+    let a = node("127.0.0.2", &redis, "");
+    let b = node("127.0.0.3", &redis, "");
+    // Two failures on A from one address, one on B from another: neither node nor address
+    // reached 3 on its own; the user name did, cluster-wide.
+    for (from, server) in [(CLIENT, &a), (CLIENT, &a), (OTHER_CLIENT, &b)] {
+        let mut c = Ctrl::connect_from(from, server.addr());
+        c.expect("USER alice", 331);
+        c.expect("PASS wrong", 530);
+    }
+    assert!(redis.pttl("test:login-user:lock:alice") > 0);
+    for server in [&a, &b] {
+        let mut c = Ctrl::connect_from(OTHER_CLIENT, server.addr());
+        c.expect("USER alice", 331);
+        let r = c.cmd(&format!("PASS {PASS}"));
+        assert_eq!(r.code, 530, "alice is locked out on every node: {r}");
+    }
+}
+
+#[test]
+fn an_fxp_ban_started_on_one_node_holds_on_another() {
+    if !require_client("redis-server") {
+        return;
+    }
+    let redis = Redis::start();
+    let fxp = "[fxp]\nban_threshold = 2\nban_window_secs = 60\nban_secs = 600\n";
+    let a = node("127.0.0.2", &redis, fxp);
+    let b = node("127.0.0.3", &redis, fxp);
+
+    // On B, a session opened before the ban.
+    let mut on_b = Ctrl::connect_from(CLIENT, b.addr());
+    on_b.login("alice", PASS);
+    on_b.expect("PORT 127,0,0,1,200,10", 200);
+
+    // Two foreign PORTs on A: refused, and the second bans the client (on A at once).
+    let mut on_a = Ctrl::connect_from(CLIENT, a.addr());
+    on_a.login("alice", PASS);
+    for _ in 0..2 {
+        let r = on_a.cmd("PORT 127,0,0,9,200,10");
+        assert_eq!(r.code, 504, "{r}");
+    }
+    // The ban reaches B through Redis: the open session's next data command is refused...
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = on_b.cmd("PORT 127,0,0,1,200,11");
+        if r.code == 504 {
+            assert!(r.text().contains("banned"), "{r}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never saw the ban: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // ... a new connection is refused with 421 ...
+    let mut c = Ctrl::connect_no_greeting(SocketAddr::new(b.addr().ip(), b.port()));
+    let r = c.read_reply();
+    assert_eq!(r.code, 421, "{r}");
+    // ... and other clients are unaffected.
+    let mut other = Ctrl::connect_from(OTHER_CLIENT, b.addr());
+    other.login("alice", PASS);
+    other.expect("PORT 127,0,0,5,200,12", 200);
+}
+
+#[test]
+fn a_node_does_not_start_without_the_redis_it_was_given() {
+    // A port nobody listens on: bind, note, release.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Server::builder()
+        .config(&format!(
+            "[cluster]\nredis_url = \"redis://127.0.0.1:{port}/0\"\ntimeout_ms = 200\n"
+        ))
+        .try_start();
+    let err = match started {
+        Ok(_) => panic!("fxpd started without its Redis"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("cluster.redis_url"), "{err}");
+}
+
+#[test]
+fn a_password_in_the_redis_url_is_refused_without_echoing_it() {
+    let started = Server::builder()
+        .config("[cluster]\nredis_url = \"redis://:hunter2@127.0.0.1:6379/0\"\n")
+        .try_start();
+    let err = match started {
+        Ok(_) => panic!("fxpd accepted a password in cluster.redis_url"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("redis_password_file"), "{err}");
+    assert!(!err.contains("hunter2"), "the password must not be echoed: {err}");
+}
