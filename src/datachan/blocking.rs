@@ -110,13 +110,16 @@ fn send_file_inner(
 }
 
 /// Receive from the socket until the peer closes, appending to `file` at its position.
+/// `already` bytes of this upload were received before (they count in `progress` and in the
+/// total returned).
 pub fn receive_file(
     sock: &mut TcpStream,
     file: &mut File,
+    already: u64,
     progress: &AtomicU64,
     throttle: &Throttle,
 ) -> io::Result<u64> {
-    copy(sock, file, progress, throttle)
+    copy_from(sock, file, already, progress, throttle)
 }
 
 fn copy(
@@ -125,10 +128,20 @@ fn copy(
     progress: &AtomicU64,
     throttle: &Throttle,
 ) -> io::Result<u64> {
+    copy_from(src, dst, 0, progress, throttle)
+}
+
+fn copy_from(
+    src: &mut impl Read,
+    dst: &mut impl Write,
+    already: u64,
+    progress: &AtomicU64,
+    throttle: &Throttle,
+) -> io::Result<u64> {
     // Start small (most files are small) and grow to the full buffer once a read fills it.
     let full = throttle.chunk(RECV_BUF);
     let mut buf = vec![0u8; full.min(FIRST_BUF)];
-    let mut total = 0u64;
+    let mut total = already;
     loop {
         let n = match src.read(&mut buf) {
             Ok(0) => break,

@@ -9,6 +9,7 @@
 //! transfer.
 
 pub mod blocking;
+pub mod inline;
 pub mod rate;
 pub mod transfer;
 

@@ -2,9 +2,9 @@
 
 use super::{DataPlan, Running, Session};
 use crate::control::reply::{Code, Reply};
-use crate::datachan::blocking;
 use crate::datachan::rate::{Limiter, Throttle};
 use crate::datachan::transfer::{receive, send, Direction, Inbound};
+use crate::datachan::{blocking, inline};
 use crate::datachan::{connect_active, DataError};
 use crate::policy::Refusal;
 use crate::tls::{Tls, TlsRequire};
@@ -239,16 +239,34 @@ impl TransferIo {
     /// Clear-text data connection: binary file transfers take the blocking fast path.
     async fn run_plain(self, job: Job, stream: TcpStream) -> Result<u64, Outcome> {
         let (progress, throttle) = (self.progress.clone(), self.throttle.clone());
+        let inline = throttle.is_unlimited();
         match job {
-            Job::SendFile(mut file) if !self.ascii => {
+            Job::SendFile(file) if !self.ascii => {
+                if let Some(len) = inline.then(|| remaining(&file)).flatten() {
+                    let mut stream = stream;
+                    return inline::send_small(&file, &mut stream, len, &progress, self.timeout)
+                        .await
+                        .map_err(Outcome::Network);
+                }
+                let mut file = file;
                 blocking_transfer(stream, self.timeout, move |sock| {
                     blocking::send_file(&mut file, sock, &progress, &throttle)
                 })
                 .await
             }
             Job::ReceiveFile(mut file) if !self.ascii => {
+                let mut stream = stream;
+                let mut already = 0;
+                if inline {
+                    match inline::receive_start(&mut stream, &mut file, &progress, self.timeout).await {
+                        Ok(inline::Received::Complete(bytes)) => return Ok(bytes),
+                        Ok(inline::Received::More(bytes)) => already = bytes,
+                        Err(e) if is_network_error(&e) => return Err(Outcome::Network(e)),
+                        Err(e) => return Err(Outcome::Storage(e.into())),
+                    }
+                }
                 blocking_transfer(stream, self.timeout, move |sock| {
-                    blocking::receive_file(sock, &mut file, &progress, &throttle)
+                    blocking::receive_file(sock, &mut file, already, &progress, &throttle)
                 })
                 .await
             }
@@ -301,6 +319,17 @@ impl TransferIo {
         }
         result
     }
+}
+
+/// The bytes left to send from `file`'s position when that is small enough to send inline
+/// (see [`inline`]); `None` for a large file or when it cannot be told.
+fn remaining(file: &std::fs::File) -> Option<u64> {
+    use std::io::Seek;
+    let len = file.metadata().ok()?.len();
+    let mut f = file;
+    let position = f.stream_position().ok()?;
+    let left = len.saturating_sub(position);
+    (left <= inline::SMALL_FILE).then_some(left)
 }
 
 /// How long a finished data connection may take to close from the peer's side.
