@@ -28,6 +28,7 @@ pub mod copy;
 pub mod datachan;
 pub mod listing;
 pub mod policy;
+pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod session;

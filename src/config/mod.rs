@@ -84,6 +84,8 @@ pub struct Config {
     pub log: LogConfig,
     /// FTPS (RFC 4217): certificate, implicit listeners, when TLS is required.
     pub tls: crate::tls::TlsConfig,
+    /// PROXY protocol (v1/v2) from trusted load balancers: off unless `proxy.trusted` is set.
+    pub proxy: crate::proxy::ProxyConfig,
 }
 
 /// The built-in default server root.
@@ -113,6 +115,7 @@ impl Default for Config {
             fxp: crate::policy::FxpConfig::default(),
             log: LogConfig::default(),
             tls: crate::tls::TlsConfig::default(),
+            proxy: crate::proxy::ProxyConfig::default(),
         }
     }
 }

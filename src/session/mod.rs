@@ -66,6 +66,7 @@ impl Shared {
     /// Build the shared state from a validated configuration (loads the users file).
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Shared, String> {
         let policy = Arc::new(Policy::new(config.fxp.clone()));
+        policy.set_proxy_trusted(config.proxy.trusted.clone());
         let guard = Arc::new(LoginGuard::new(guard_config(&config)));
         let limits = config.limits.clone();
         let w3c = match &config.log.w3c_dir {
@@ -103,6 +104,8 @@ impl Shared {
         }
         let settings = Settings::new(config, self.guard.clone())?;
         self.policy.reload(settings.config.fxp.clone());
+        self.policy
+            .set_proxy_trusted(settings.config.proxy.trusted.clone());
         let limits = &settings.config.limits;
         self.download_limit.set_rate(limits.global_download_bytes_per_sec);
         self.upload_limit.set_rate(limits.global_upload_bytes_per_sec);
@@ -219,7 +222,16 @@ mod transfer;
 /// Serve one control connection until QUIT, timeout, shutdown or disconnect. On an
 /// implicit FTPS listener (`implicit_tls`) TLS starts before the greeting. The caller
 /// instruments this future with a span naming the client.
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit_tls: bool) {
+///
+/// `peer` is the client: the TCP peer, or the source of a trusted load balancer's PROXY header,
+/// in which case `proxy` is the balancer's address (logged once, beside the client's).
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    proxy: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    implicit_tls: bool,
+) {
     let local = match stream.local_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -281,7 +293,10 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
         epsv_all: false,
         transfer: None,
     };
-    tracing::info!("connected");
+    match proxy {
+        Some(proxy) => tracing::info!(client = %peer, proxy = %proxy, "connected through a load balancer"),
+        None => tracing::info!("connected"),
+    }
     let banner = Reply::new(Code::READY, session.settings.config.banner.clone());
     if session.send(banner).await.is_err() {
         return;
