@@ -337,3 +337,26 @@ fn bad_trusted_block_is_fatal_and_names_the_key() {
     assert!(err.stderr.contains("proxy.trusted"), "{}", err.stderr);
     assert!(err.stderr.contains("127.0.0.0/8"), "{}", err.stderr);
 }
+
+#[test]
+fn reload_changes_the_trusted_list_for_new_connections() {
+    let s = Server::with_alice("");
+    // Not trusted yet: the balancer's header is a bad line and the balancer is the client.
+    let mut before = Ctrl::over(
+        connect_from(LB, s.addr()),
+        &proxy_v1(client(5, 40000), frontend()),
+    );
+    assert_eq!(before.read_reply().code, 220);
+    assert_eq!(before.read_reply().code, 500);
+    // SIGHUP with proxy.trusted added (as `systemctl reload fxpd` does).
+    std::fs::write(&s.config_path, format!("{}\n{TRUSTED}", s.config_text)).unwrap();
+    s.signal("HUP");
+    let log = wait_for_log(&s, "configuration reloaded");
+    assert!(log.contains("configuration reloaded"), "{log}");
+    let mut c = proxied(&s, &proxy_v2(client(5, 40001), frontend()));
+    c.login("alice", PASS);
+    assert_eq!(stat_client(&mut c), "127.0.0.5");
+    // The session that started before keeps the identity it started with.
+    before.login("alice", PASS);
+    assert_eq!(stat_client(&mut before), "127.0.0.10");
+}
