@@ -173,6 +173,13 @@ fn header_from_an_untrusted_peer_is_an_ordinary_bad_line() {
         "a header never lends an address: {r}"
     );
     c.expect("PORT 127,0,0,1,200,1", 200);
+    // A v2 header from an untrusted peer: its signature is blank lines, a NUL line and QUIT
+    // (the specification's design), so the session ends; it never names anybody.
+    let mut c = Ctrl::connect(s.addr());
+    c.send_bytes(&proxy_v2(client(5, 40000), frontend()));
+    let codes: Vec<u16> = (0..4).map(|_| c.read_reply().code).collect();
+    assert_eq!(codes, [500, 500, 500, 221]);
+    assert!(c.wait_closed(Duration::from_secs(5)));
     // Nor does a trusted-looking address with no trust configured at all.
     let plain = Server::with_alice("");
     let mut c = Ctrl::over(
@@ -258,11 +265,15 @@ fn passive_source_is_the_data_headers_client() {
     let mut local = connect_from(LB, data);
     local.write_all(&proxy_v2_local()).unwrap();
     no_header.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    // And straight from an untrusted address, claiming to be the client in a header.
+    let mut forger = connect_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)), data);
+    forger.write_all(&proxy_v2(client(5, 40000), frontend())).unwrap();
     c.expect_class("RETR down.bin", 1);
     for (what, thief) in [
         ("no header", &mut no_header),
         ("other client", &mut other),
         ("LOCAL", &mut local),
+        ("forged header from an untrusted peer", &mut forger),
     ] {
         assert!(
             closed_without_data(thief, Duration::from_secs(10)),

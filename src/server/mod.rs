@@ -131,7 +131,6 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
                         return;
                     };
                     let span = tracing::info_span!("session", client = %addr);
-                    let _ = stream.set_nodelay(true);
                     session::run(stream, addr, proxy, shared, implicit_tls)
                         .instrument(span)
                         .await;
