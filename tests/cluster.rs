@@ -37,6 +37,7 @@ const PORTS_B: (u16, u16) = (41050, 41099);
 struct Haproxy {
     child: Child,
     log: PathBuf,
+    err: PathBuf,
 }
 
 impl Drop for Haproxy {
@@ -47,8 +48,11 @@ impl Drop for Haproxy {
 }
 
 impl Haproxy {
+    /// HAProxy's stdout and stderr (alerts such as a server going DOWN).
     fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        let out = fs::read_to_string(&self.log).unwrap_or_default();
+        let err = fs::read_to_string(&self.err).unwrap_or_default();
+        format!("{out}{err}")
     }
 }
 
@@ -63,16 +67,20 @@ defaults
     timeout connect 5s
     timeout client 60s
     timeout server 60s
+    timeout check 5s
 
 # Control connections, balanced; each carries the client's address in a PROXY v2 header.
+# Health checks send a LOCAL header, which fxpd answers with its greeting and closes.
 frontend ftp
     bind {LB}:{front}
     default_backend fxpd
 backend fxpd
     balance roundrobin
     source {LB}
-    server a {a} send-proxy-v2
-    server b {b} send-proxy-v2
+    option tcp-check
+    tcp-check expect string 220
+    server a {a} send-proxy-v2 check inter 500
+    server b {b} send-proxy-v2 check inter 500
 
 # Passive data ports: each node owns a range; no port on the server line = the same port.
 frontend data_a
@@ -109,16 +117,17 @@ fn start_haproxy(dir: &Path, a: SocketAddr, b: SocketAddr) -> (Haproxy, SocketAd
     let check = run_with_timeout(Command::new("haproxy").arg("-c").arg("-f").arg(&cfg), 30);
     assert!(check.status.success(), "haproxy -c: {}", describe_output(&check));
     let log = dir.join("haproxy.log");
+    let err = dir.join("haproxy.err");
     let child = Command::new("haproxy")
         .arg("-db")
         .arg("-f")
         .arg(&cfg)
         .stdin(Stdio::null())
         .stdout(Stdio::from(fs::File::create(&log).unwrap()))
-        .stderr(Stdio::from(fs::File::create(dir.join("haproxy.err")).unwrap()))
+        .stderr(Stdio::from(fs::File::create(&err).unwrap()))
         .spawn()
         .expect("cannot start haproxy");
-    let mut proxy = Haproxy { child, log };
+    let mut proxy = Haproxy { child, log, err };
     // Ready when the last data port accepts (that reaches no fxpd session).
     let probe = SocketAddr::new(LB, PORTS_B.1);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -148,7 +157,7 @@ fn node(ip: &str, ports: (u16, u16), root: &Path) -> Server {
              [passive]\nports = \"{}-{}\"\naddress = \"{LB}\"\n\
              [proxy]\ntrusted = [\"{LB}/32\"]\n\
              [fxp]\nallow_foreign_passive = true\npeers = [\"127.0.0.4/32\"]\n\
-             [limits]\ndata_timeout_secs = 20\n",
+             [limits]\ndata_timeout_secs = 20\n[log]\nlevel = \"debug\"\n",
             ports.0,
             ports.1,
             root = root.to_str().unwrap(),
@@ -347,6 +356,28 @@ fn balanced_cluster_keeps_the_fxp_policy() {
                     && l.contains("client=127.0.0.1:")
                     && l.contains("proxy=127.0.0.10:")),
             "no proxied session in a node's log:\n{log}"
+        );
+    }
+    // The health checks (LOCAL headers) kept both nodes up and never became sessions.
+    let hlog = proxy.log();
+    assert!(
+        !hlog.contains("DOWN"),
+        "a node was marked down by its health check:\n{hlog}"
+    );
+    for n in nodes {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut log = log_text(n);
+        while !log.contains("load balancer health check answered") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            log = log_text(n);
+        }
+        assert!(
+            log.contains("load balancer health check answered"),
+            "no health check seen:\n{log}"
+        );
+        assert!(
+            !log.contains("client=127.0.0.10"),
+            "a health check became a session:\n{log}"
         );
     }
     drop(proxy);
