@@ -11,6 +11,8 @@
 //! - [`session`]: the per-connection task; it owns its state and runs one handler per verb.
 //! - [`policy`]: every address decision (PORT/EPRT targets, passive-connection sources,
 //!   the FXP switches, bans). Handlers ask it; nobody else decides.
+//! - [`proxy`]: the PROXY protocol (v1/v2) header a trusted load balancer sends first, naming
+//!   the real client; the server and passive listeners read it from `proxy.trusted` peers only.
 //! - [`datachan`]: passive listeners and active connects, which only take an address the
 //!   policy approved; the byte-moving loops.
 //! - [`auth`], [`listing`], [`config`], [`service`], [`tls`], [`w3c`]: users and logins,
@@ -29,6 +31,7 @@ pub mod copy;
 pub mod datachan;
 pub mod listing;
 pub mod policy;
+pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -5,8 +5,9 @@
 # bounded time.
 #
 # Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap,
-# goaccess for the W3C log, vsftpd as the foreign server fxpd copy drives, redis-server for
-# the state cluster nodes share;
+# goaccess for the W3C log, vsftpd as the foreign server fxpd copy drives, haproxy as the
+# load balancer in front of two nodes in tests/cluster.rs, redis-server for the state
+# cluster nodes share;
 # python3 is expected to be there) when any is missing, then runs every test target with
 # FXPD_EXTERNAL_CLIENTS=1, so a missing client is a test failure rather than a skip.
 # Idempotent: when everything is installed it goes straight to the tests.
@@ -15,8 +16,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
-# nmap: tests/fxp.rs runs its ftp-bounce script.
-for tool in curl lftp wget nmap goaccess vsftpd redis-server; do
+# nmap: tests/fxp.rs runs its ftp-bounce script. haproxy: tests/cluster.rs.
+for tool in curl lftp wget nmap goaccess vsftpd haproxy redis-server; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 command -v python3 >/dev/null 2>&1 || missing+=(python3)

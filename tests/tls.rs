@@ -124,9 +124,14 @@ struct ImplicitSite {
 /// its `LISTENING-FTPS` line (the harness waits only for the former, and could drop the latter
 /// if it came first, so this waits for none and reads stdout itself).
 fn implicit_site(cert: &Cert) -> ImplicitSite {
+    implicit_site_with(cert, "")
+}
+
+/// [`implicit_site`] with other tables (e.g. `[proxy]`).
+fn implicit_site_with(cert: &Cert, tables: &str) -> ImplicitSite {
     let tls_extra = format!("implicit_listen = [\"{}\"]", SocketAddr::new(SITE_A, 0));
     let mut server = Server::builder()
-        .config(&tls_config(cert, SITE_A, &tls_extra, ""))
+        .config(&tls_config(cert, SITE_A, &tls_extra, tables))
         .user(USER, PASS, USER, true)
         .listeners(0)
         .start();
@@ -422,6 +427,23 @@ impl FtpsCtrl {
         c
     }
 
+    /// Implicit FTPS through a load balancer: connects from 127.0.0.10, writes the PROXY
+    /// `header`, then TLS, then the 220 greeting over TLS.
+    fn connect_implicit_proxied(addr: SocketAddr, config: &Arc<ClientConfig>, header: &[u8]) -> FtpsCtrl {
+        let mut tcp = connect_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)), addr);
+        tcp.write_all(header).unwrap();
+        let tls = tls_connect(config, tcp.try_clone().unwrap())
+            .unwrap_or_else(|e| panic!("implicit TLS handshake after a PROXY header with {addr}: {e}"));
+        let mut c = FtpsCtrl {
+            reader: BufReader::new(Conn::Tls(Box::new(tls))),
+            tcp,
+            config: config.clone(),
+        };
+        let g = c.read_reply();
+        assert_eq!(g.code, 220, "greeting over implicit TLS: {g}");
+        c
+    }
+
     /// Connects, `AUTH TLS`, logs in as alice, `PBSZ 0`, `PROT P`, `TYPE I`.
     fn protected_login(addr: SocketAddr, config: &Arc<ClientConfig>) -> FtpsCtrl {
         let mut c = FtpsCtrl::connect(addr, config);
@@ -681,6 +703,33 @@ fn implicit_ftps_download_and_upload() {
         "the implicit listener answered in clear text: {:?}",
         String::from_utf8_lossy(&buf[..n])
     );
+}
+
+/// Implicit FTPS behind a load balancer: the PROXY header comes before the TLS handshake,
+/// and the session's client is the header's source (PORT to it is the client's own).
+#[test]
+fn implicit_ftps_after_a_proxy_header() {
+    let cert = Cert::new();
+    let site = implicit_site_with(&cert, "[proxy]\ntrusted = [\"127.0.0.10/32\"]");
+    let sha = put_random(&site.server, "big.bin", BIG);
+    let config = client_config(&cert, true);
+    let client: SocketAddr = "127.0.0.5:40000".parse().unwrap();
+    let frontend: SocketAddr = "127.0.0.10:990".parse().unwrap();
+    for header in [proxy_v1(client, frontend), proxy_v2(client, frontend)] {
+        let mut c = FtpsCtrl::connect_implicit_proxied(site.ftps, &config, &header);
+        c.login(USER, PASS);
+        let r = c.cmd("STAT");
+        assert!(r.text().contains("Connected to 127.0.0.5"), "{r}");
+        let r = c.cmd("PORT 127,0,0,1,200,1");
+        assert_eq!(r.code, 504, "the balancer's TCP peer address is foreign: {r}");
+        let r = c.cmd("PORT 127,0,0,5,200,1");
+        assert_eq!(r.code, 200, "{r}");
+    }
+    // Direct clients of the same listener still work (127.0.0.1 is not trusted).
+    let mut c = FtpsCtrl::connect_implicit(site.ftps, &config);
+    c.login(USER, PASS);
+    c.protect_data();
+    assert_eq!(sha256_bytes(&c.retr("big.bin")), sha);
 }
 
 /// Both directions end with the server's close_notify (TLS 1.3, RFC 8446 6.1), so neither

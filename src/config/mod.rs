@@ -86,6 +86,8 @@ pub struct Config {
     pub tls: crate::tls::TlsConfig,
     /// State shared by the nodes of a cluster (failed-login lockouts, FXP bans).
     pub cluster: ClusterConfig,
+    /// PROXY protocol (v1/v2) from trusted load balancers: off unless `proxy.trusted` is set.
+    pub proxy: crate::proxy::ProxyConfig,
 }
 
 /// The built-in default server root.
@@ -116,6 +118,7 @@ impl Default for Config {
             log: LogConfig::default(),
             tls: crate::tls::TlsConfig::default(),
             cluster: ClusterConfig::default(),
+            proxy: crate::proxy::ProxyConfig::default(),
         }
     }
 }

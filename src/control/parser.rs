@@ -176,6 +176,14 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             Some(_) => return Err(ParseError::syntax("SSCN takes ON or OFF.")),
         }),
         "CPSV" => none(arg, Command::Cpsv)?,
+        // A PROXY protocol v1 header reaches the parser only from a peer outside
+        // `proxy.trusted`: it is an unrecognised line and names nobody (see `crate::proxy`).
+        "PROXY" => {
+            return Err(ParseError::new(
+                Code::SYNTAX_ERROR,
+                "PROXY: not accepted from this address.",
+            ))
+        }
         _ => {
             return Err(ParseError::new(
                 Code::NOT_IMPLEMENTED,
@@ -402,6 +410,7 @@ mod tests {
         assert_eq!(code(b""), 500);
         assert_eq!(code(b"R3TR x"), 500);
         assert_eq!(code(b"FOOBAR"), 502);
+        assert_eq!(code(b"PROXY TCP4 127.0.0.5 127.0.0.2 1 21"), 500);
         assert_eq!(code(b"RETR"), 501);
         assert_eq!(code(b"RETR \xff\xfe"), 553);
         assert_eq!(code(b"USER \xff"), 501);

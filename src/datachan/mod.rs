@@ -6,7 +6,8 @@
 //! [`crate::policy::Policy::approve_passive_peer`] before a byte is read or written. A
 //! refused passive connection is closed at once and the listener keeps waiting for the
 //! legitimate client until the data timeout, so a stranger can neither steal nor spoil a
-//! transfer.
+//! transfer. A connection from a trusted load balancer (`proxy.trusted`) is judged by the
+//! source its PROXY header names; without a valid header it is closed like a refused one.
 
 pub mod blocking;
 pub mod inline;
@@ -15,6 +16,7 @@ pub mod transfer;
 
 use crate::config::PortRange;
 use crate::policy::{Approved, Policy, Refusal, Who};
+use crate::proxy;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -82,6 +84,10 @@ impl PassiveListener {
                 Ok(Err(e)) => return Err(DataError::Io(e)),
                 Ok(Ok(pair)) => pair,
             };
+            let (stream, source) = match real_source(policy, stream, source, deadline).await {
+                Some(pair) => pair,
+                None => continue,
+            };
             // SECURITY: the passive peer is checked before the stream is used at all.
             match policy.approve_passive_peer(who, source) {
                 Ok(()) => return Ok(stream),
@@ -90,6 +96,42 @@ impl PassiveListener {
                     refused.push((source, refusal));
                 }
             }
+        }
+    }
+}
+
+/// The real source of a data connection: the TCP peer, or, when the peer is a trusted load
+/// balancer, the source its PROXY header names (read within [`proxy::HEADER_TIMEOUT`] and the
+/// accept deadline). `None`: a trusted peer sent no valid client header, and the connection has
+/// been closed, like any refused peer.
+async fn real_source(
+    policy: &Policy,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+) -> Option<(TcpStream, SocketAddr)> {
+    // SECURITY: only a trusted peer's header names the source; from anyone else the bytes are
+    // data and the TCP peer is the source the policy judges.
+    if !policy.proxy_trust(peer.ip()) {
+        return Some((stream, peer));
+    }
+    let until = deadline.min(Instant::now() + proxy::HEADER_TIMEOUT);
+    match tokio::time::timeout_at(until, proxy::read_header(&mut stream)).await {
+        Ok(Ok(proxy::Header::Proxied { source, .. })) => {
+            tracing::debug!(proxy = %peer, source = %source, "data connection through a load balancer");
+            Some((stream, source))
+        }
+        Ok(Ok(proxy::Header::Local)) => {
+            tracing::warn!(target: "fxpd::security", proxy = %peer, "data connection from a trusted proxy without a client (LOCAL) refused");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(target: "fxpd::security", proxy = %peer, error = %e, "data connection from a trusted proxy without a valid PROXY header refused");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(target: "fxpd::security", proxy = %peer, "data connection from a trusted proxy sent no PROXY header in time: refused");
+            None
         }
     }
 }

@@ -40,6 +40,13 @@
 //! first). The port rules run before the own-address check: RFC 2577 asks servers to refuse ports
 //! below 1024 even for the client's own address.
 //!
+//! # Behind a load balancer
+//!
+//! With `proxy.trusted` set ([`Policy::proxy_trust`]), a connection from a trusted balancer names
+//! its real client in a PROXY protocol header ([`crate::proxy`]). That address is [`Who::peer`]
+//! for the control connection, and the source compared in [`Policy::approve_passive_peer`] for a
+//! data connection relayed by the balancer, so the table above holds unchanged behind it.
+//!
 //! # Refusals, logging and bans
 //!
 //! Every refusal is logged at warn level on target `fxpd::security` (`event="fxp_refused"`, with
@@ -104,7 +111,8 @@ fn is_unicast(ip: IpAddr) -> bool {
 /// Who is asking: the control connection's peer and the session's identity.
 #[derive(Debug, Clone)]
 pub struct Who {
-    /// The control connection's peer address (its port plays no role).
+    /// The client address: the control connection's peer, or the client a trusted load balancer
+    /// named in its PROXY header (the port plays no role).
     pub peer: IpAddr,
     /// The logged-in user name, if any (for logs only; never echoed in replies).
     pub user: Option<String>,
@@ -169,6 +177,8 @@ pub struct Policy {
     refused: [AtomicU64; Reason::ALL.len()],
     /// Where refused clients are reported for the cluster's shared ban count, when set.
     refusal_sink: OnceLock<mpsc::Sender<IpAddr>>,
+    /// `proxy.trusted`: the load balancers whose PROXY headers name the client.
+    proxy_trusted: RwLock<Arc<Vec<Cidr>>>,
 }
 
 impl fmt::Debug for Policy {
@@ -196,6 +206,7 @@ impl Policy {
             approved_passive: AtomicU64::new(0),
             refused: Default::default(),
             refusal_sink: OnceLock::new(),
+            proxy_trusted: RwLock::new(Arc::new(Vec::new())),
         }
     }
 
@@ -232,6 +243,27 @@ impl Policy {
         self.lock_bans()
             .set_limits(cfg.ban_threshold, cfg.ban_window_secs, cfg.ban_secs);
         *self.cfg.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(cfg);
+    }
+
+    /// Set the load balancers trusted to send PROXY protocol headers (`proxy.trusted`, at start
+    /// and on reload): connections accepted from now on are judged by the new list.
+    pub fn set_proxy_trusted(&self, trusted: Vec<Cidr>) {
+        *self.proxy_trusted.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(trusted);
+    }
+
+    /// Whether a connection from `peer` comes from a trusted load balancer, and so must start
+    /// with a PROXY header whose source address then stands for the client everywhere (this
+    /// policy's decisions, lockouts, session caps, bans, logs).
+    pub fn proxy_trust(&self, peer: IpAddr) -> bool {
+        let trusted = self
+            .proxy_trusted
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        // SECURITY: deny by default. Only a listed block may speak for another address; a
+        // header from any other peer is never read as one, so nobody can claim an address
+        // (and with it the own-address rows of the decision table) by sending a header.
+        trusted.iter().any(|block| block.contains(normalize(peer)))
     }
 
     /// Checks a PORT/EPRT target. Call it when the command arrives, BEFORE any connect; connect

@@ -656,3 +656,29 @@ fn refusals_and_bans_are_logged_as_security_events() {
         ("WARN", PEER)
     );
 }
+
+#[test]
+fn proxy_trust_is_deny_by_default_and_follows_the_list() {
+    let p = Policy::new(FxpConfig::default());
+    assert!(
+        !p.proxy_trust("127.0.0.10".parse().unwrap()),
+        "empty list trusts nobody"
+    );
+    p.set_proxy_trusted(vec![
+        "127.0.0.10/32".parse().unwrap(),
+        "2001:db8::/32".parse().unwrap(),
+    ]);
+    assert!(p.proxy_trust("127.0.0.10".parse().unwrap()));
+    assert!(
+        p.proxy_trust("::ffff:127.0.0.10".parse().unwrap()),
+        "IPv4-mapped is normalised"
+    );
+    assert!(p.proxy_trust("2001:db8::5".parse().unwrap()));
+    assert!(!p.proxy_trust("127.0.0.11".parse().unwrap()));
+    assert!(!p.proxy_trust("::1".parse().unwrap()));
+    p.set_proxy_trusted(Vec::new());
+    assert!(
+        !p.proxy_trust("127.0.0.10".parse().unwrap()),
+        "a reload can revoke trust"
+    );
+}

@@ -1,6 +1,7 @@
 //! The control-channel listeners: bind, accept under limits, spawn one session task per
 //! connection, and drain on shutdown.
 
+use crate::proxy;
 use crate::session::{self, Shared};
 use std::collections::HashMap;
 use std::io;
@@ -106,31 +107,35 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
                         continue;
                     }
                 };
-                let ip = crate::policy::normalize(peer.ip());
-                if shared.policy.is_banned(ip) {
-                    tracing::info!(target: "fxpd::security", client = %ip, "connection from banned address refused");
-                    refuse(stream, "421 Service not available: your address is temporarily banned.\r\n").await;
-                    continue;
-                }
+                // Bounds the connections being admitted (PROXY header reads included) as well
+                // as the sessions.
                 let Ok(permit) = sessions.clone().try_acquire_owned() else {
-                    tracing::warn!(client = %ip, "session limit reached");
+                    tracing::warn!(client = %peer, "session limit reached");
                     refuse(stream, "421 Too many users, try again later.\r\n").await;
                     continue;
                 };
-                let Some(slot) = per_ip.acquire(ip, shared.settings().config.limits.max_sessions_per_ip) else {
-                    tracing::warn!(client = %ip, "per-address session limit reached");
-                    refuse(stream, "421 Too many connections from your address.\r\n").await;
-                    continue;
-                };
-                let span = tracing::info_span!("session", client = %peer);
                 let shared = shared.clone();
-                inner.spawn(
-                    async move {
-                        session::run(stream, peer, shared, implicit_tls).await;
-                        drop((permit, slot));
+                let per_ip = per_ip.clone();
+                inner.spawn(async move {
+                    let Some(client) = identify(stream, peer, &shared).await else { return };
+                    let Client { stream, addr, proxy } = client;
+                    let ip = crate::policy::normalize(addr.ip());
+                    if shared.policy.is_banned(ip) {
+                        tracing::info!(target: "fxpd::security", client = %ip, proxy = proxy.map(tracing::field::display), "connection from banned address refused");
+                        refuse(stream, "421 Service not available: your address is temporarily banned.\r\n").await;
+                        return;
                     }
-                    .instrument(span),
-                );
+                    let Some(slot) = per_ip.acquire(ip, shared.settings().config.limits.max_sessions_per_ip) else {
+                        tracing::warn!(client = %ip, proxy = proxy.map(tracing::field::display), "per-address session limit reached");
+                        refuse(stream, "421 Too many connections from your address.\r\n").await;
+                        return;
+                    };
+                    let span = tracing::info_span!("session", client = %addr);
+                    session::run(stream, addr, proxy, shared, implicit_tls)
+                        .instrument(span)
+                        .await;
+                    drop((permit, slot));
+                });
             }
         });
     }
@@ -142,6 +147,59 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
     );
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("grace period over, closing the remaining sessions");
+    }
+}
+
+/// A connection with its client address settled.
+struct Client {
+    stream: TcpStream,
+    /// The client: the TCP peer, or the source a trusted load balancer's PROXY header names.
+    addr: SocketAddr,
+    /// The load balancer's address, when the connection came through one.
+    proxy: Option<SocketAddr>,
+}
+
+/// Settle who the client of a new control connection is. A trusted load balancer
+/// (`proxy.trusted`) must send a PROXY header first: its source is the client. A trusted peer
+/// without a valid header within [`proxy::HEADER_TIMEOUT`] is refused; a LOCAL header (a
+/// health check) gets the greeting and is closed, without becoming a session. `None`: the
+/// connection has been dealt with.
+async fn identify(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<Client> {
+    // SECURITY: only a trusted peer's first bytes are read as a PROXY header; anyone else's are
+    // FTP commands (a header is then just an unknown command) and the TCP peer is the client.
+    if !shared.policy.proxy_trust(peer.ip()) {
+        return Some(Client {
+            stream,
+            addr: peer,
+            proxy: None,
+        });
+    }
+    let header = tokio::time::timeout(proxy::HEADER_TIMEOUT, proxy::read_header(&mut stream)).await;
+    match header {
+        Ok(Ok(proxy::Header::Proxied { source, destination })) => {
+            tracing::debug!(proxy = %peer, client = %source, via = %destination, "PROXY header accepted");
+            Some(Client {
+                stream,
+                addr: source,
+                proxy: Some(peer),
+            })
+        }
+        Ok(Ok(proxy::Header::Local)) => {
+            tracing::debug!(proxy = %peer, "load balancer health check answered");
+            let banner = shared.settings().config.banner.clone();
+            refuse(stream, &format!("220 {banner}\r\n")).await;
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(target: "fxpd::security", proxy = %peer, error = %e, "connection from a trusted proxy without a valid PROXY header refused");
+            refuse(stream, "421 PROXY protocol header required.\r\n").await;
+            None
+        }
+        Err(_) => {
+            tracing::warn!(target: "fxpd::security", proxy = %peer, "connection from a trusted proxy sent no PROXY header in time: refused");
+            refuse(stream, "421 PROXY protocol header required.\r\n").await;
+            None
+        }
     }
 }
 

@@ -70,6 +70,7 @@ impl Shared {
     /// lockouts and bans are shared with other nodes through `cluster`.
     pub fn new(config: Config, cluster: Arc<Cluster>, shutdown: CancellationToken) -> Result<Shared, String> {
         let policy = Arc::new(Policy::new(config.fxp.clone()));
+        policy.set_proxy_trusted(config.proxy.trusted.clone());
         let guard = Arc::new(LoginGuard::new(guard_config(&config)).shared_through(cluster.clone()));
         let limits = config.limits.clone();
         let w3c = match &config.log.w3c_dir {
@@ -111,6 +112,8 @@ impl Shared {
         }
         let settings = Settings::new(config, self.guard.clone())?;
         self.policy.reload(settings.config.fxp.clone());
+        self.policy
+            .set_proxy_trusted(settings.config.proxy.trusted.clone());
         let limits = &settings.config.limits;
         self.download_limit.set_rate(limits.global_download_bytes_per_sec);
         self.upload_limit.set_rate(limits.global_upload_bytes_per_sec);
@@ -227,7 +230,16 @@ mod transfer;
 /// Serve one control connection until QUIT, timeout, shutdown or disconnect. On an
 /// implicit FTPS listener (`implicit_tls`) TLS starts before the greeting. The caller
 /// instruments this future with a span naming the client.
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit_tls: bool) {
+///
+/// `peer` is the client: the TCP peer, or the source of a trusted load balancer's PROXY header,
+/// in which case `proxy` is the balancer's address (logged once, beside the client's).
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    proxy: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    implicit_tls: bool,
+) {
     let local = match stream.local_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -289,7 +301,10 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
         epsv_all: false,
         transfer: None,
     };
-    tracing::info!("connected");
+    match proxy {
+        Some(proxy) => tracing::info!(client = %peer, proxy = %proxy, "connected through a load balancer"),
+        None => tracing::info!("connected"),
+    }
     // A ban set by another node of the cluster: refused like the listener refuses a local one.
     session
         .shared

@@ -561,34 +561,6 @@ impl std::fmt::Display for Reply {
     }
 }
 
-/// A TCP connection to `to` from the loopback address `from`. A std `TcpStream` cannot bind
-/// before connecting (and would always get 127.0.0.1), so this goes through tokio's `TcpSocket`.
-pub fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let stream = rt.block_on(async {
-        let socket = match from {
-            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-        }
-        .expect("socket");
-        socket
-            .bind(SocketAddr::new(from, 0))
-            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
-        let connected = tokio::time::timeout(Duration::from_secs(10), socket.connect(to))
-            .await
-            .unwrap_or_else(|_| panic!("connect {from} -> {to} timed out"))
-            .unwrap_or_else(|e| panic!("connect {from} -> {to}: {e}"));
-        connected.into_std().expect("into_std")
-    });
-    stream.set_nonblocking(false).unwrap();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream
-}
-
 /// A raw control connection: exact bytes out, parsed replies in.
 pub struct Ctrl {
     reader: BufReader<TcpStream>,
@@ -1283,4 +1255,86 @@ pub fn numbers_in(text: &str) -> Vec<u64> {
     }
     flush(&mut token, &mut out);
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// PROXY protocol (load balancers)
+// ---------------------------------------------------------------------------------------------
+
+/// Connects to `addr` from `local` (e.g. 127.0.0.10, the address a test treats as its load
+/// balancer) with the harness timeouts.
+pub fn connect_from(local: IpAddr, addr: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = rt
+        .block_on(async {
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(SocketAddr::new(local, 0))?;
+            let s = tokio::time::timeout(Duration::from_secs(10), socket.connect(addr))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            s.into_std()
+        })
+        .unwrap_or_else(|e| panic!("connect from {local} to {addr}: {e}"));
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// A PROXY protocol v1 header for a TCP connection from `src` to `dst`.
+pub fn proxy_v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let proto = if src.is_ipv4() { "TCP4" } else { "TCP6" };
+    format!(
+        "PROXY {proto} {} {} {} {}\r\n",
+        src.ip(),
+        dst.ip(),
+        src.port(),
+        dst.port()
+    )
+    .into_bytes()
+}
+
+/// A PROXY protocol v2 header (command PROXY, TCP over IPv4) from `src` to `dst`, with a NOOP
+/// TLV as HAProxy may add.
+pub fn proxy_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+        panic!("proxy_v2 builds IPv4 headers only");
+    };
+    let mut body = Vec::new();
+    body.extend_from_slice(&s.octets());
+    body.extend_from_slice(&d.octets());
+    body.extend_from_slice(&src.port().to_be_bytes());
+    body.extend_from_slice(&dst.port().to_be_bytes());
+    body.extend_from_slice(&[0x04, 0, 2, 0, 0]);
+    let mut out = b"\r\n\r\n\0\r\nQUIT\n\x21\x11".to_vec();
+    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A PROXY protocol v2 LOCAL header (a load balancer's health check).
+pub fn proxy_v2_local() -> Vec<u8> {
+    b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00".to_vec()
+}
+
+impl Ctrl {
+    /// A control connection over `stream` after writing `preamble` (e.g. a PROXY header);
+    /// reads nothing.
+    pub fn over(mut stream: TcpStream, preamble: &[u8]) -> Ctrl {
+        stream.write_all(preamble).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Ctrl {
+            reader,
+            stream,
+            greeting: None,
+        }
+    }
 }

@@ -27,6 +27,7 @@ use fxpd::control::command::{Command, EpsvArg};
 use fxpd::control::parser::{parse, parse_eprt, parse_port, ParseError};
 use fxpd::control::reply::{Code, Reply};
 use fxpd::policy::{Cidr, FxpConfig, FxpOverride, Policy, Reason, Who};
+use fxpd::proxy::{self, Header, Step};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// A target's check: panics when an invariant breaks.
@@ -39,6 +40,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("line_reader", line_reader),
     ("policy", policy),
     ("reply_framing", reply_framing),
+    ("proxy_header", proxy_header),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -888,4 +890,108 @@ pub fn reply_framing(data: &[u8]) {
         });
     }
     check_framing(&Reply::multi(Code(code), lines));
+}
+
+// ---------------------------------------------------------------------------------------------
+// proxy_header
+// ---------------------------------------------------------------------------------------------
+
+/// The PROXY protocol parser (`fxpd::proxy::parse`), against the HAProxy specification:
+/// reading exactly what it asks for never goes past the header; a prefix that is invalid stays
+/// invalid; a header found in a prefix is the one found in the whole input; v1 lines are at most
+/// 107 bytes, end in CRLF and (TCP4) re-encode to themselves; v2 lengths are the 16 fixed bytes
+/// plus the length field; no source address is left IPv4-mapped.
+pub fn proxy_header(data: &[u8]) {
+    let whole = proxy::parse(data);
+    // Drive the parser as `read_header` does, over `data` as the stream.
+    let mut have = 0usize;
+    let outcome = loop {
+        match proxy::parse(&data[..have]) {
+            Ok(Step::Need(n)) => {
+                assert!(n > 0, "Need(0) after {have} bytes of {data:?}");
+                if have + n > data.len() {
+                    // The stream ends first: the whole input must agree it is incomplete or bad.
+                    assert!(
+                        !matches!(whole, Ok(Step::Done { .. })),
+                        "{data:?}: done whole, short prefix"
+                    );
+                    return;
+                }
+                have += n;
+            }
+            other => break other,
+        }
+    };
+    match outcome {
+        Ok(Step::Done { header, len }) => {
+            assert_eq!(len, have, "{data:?}: read {have} bytes for a {len}-byte header");
+            assert_eq!(
+                whole,
+                Ok(Step::Done { header, len }),
+                "{data:?}: prefix and whole differ"
+            );
+            check_header(&data[..len], header);
+        }
+        Err(e) => assert!(
+            whole.is_err(),
+            "{data:?}: prefix invalid ({e}) but whole {whole:?}"
+        ),
+        Ok(Step::Need(_)) => unreachable!(),
+    }
+}
+
+fn check_header(bytes: &[u8], header: Header) {
+    if let Header::Proxied { source, destination } = header {
+        for a in [source, destination] {
+            if let IpAddr::V6(v6) = a.ip() {
+                assert!(v6.to_ipv4_mapped().is_none(), "{bytes:?}: {a} left IPv4-mapped");
+            }
+        }
+    }
+    if bytes.starts_with(b"PROXY ") {
+        assert!(
+            bytes.len() <= proxy::MAX_V1_LEN && bytes.ends_with(b"\r\n"),
+            "{bytes:?}"
+        );
+        assert_eq!(bytes.windows(2).filter(|w| *w == b"\r\n").count(), 1, "{bytes:?}");
+        if bytes.starts_with(b"PROXY TCP4 ") {
+            let Header::Proxied { source, destination } = header else {
+                panic!("{bytes:?}: TCP4 line without addresses")
+            };
+            let again = format!(
+                "PROXY TCP4 {} {} {} {}\r\n",
+                source.ip(),
+                destination.ip(),
+                source.port(),
+                destination.port()
+            );
+            assert_eq!(
+                again.as_bytes(),
+                bytes,
+                "a TCP4 line is accepted only in its canonical form"
+            );
+        }
+    } else {
+        assert!(bytes.starts_with(&proxy::V2_SIGNATURE), "{bytes:?}");
+        let declared = 16 + usize::from(u16::from_be_bytes([bytes[14], bytes[15]]));
+        assert_eq!(bytes.len(), declared, "{bytes:?}");
+        assert!(bytes.len() <= proxy::MAX_V2_LEN);
+        match (bytes[12], bytes[13], header) {
+            (0x20, _, Header::Local) | (0x21, 0x00, Header::Local) => {}
+            (0x21, 0x11, Header::Proxied { source, destination }) => {
+                assert_eq!(
+                    source.ip(),
+                    IpAddr::from([bytes[16], bytes[17], bytes[18], bytes[19]])
+                );
+                assert_eq!(
+                    destination.ip(),
+                    IpAddr::from([bytes[20], bytes[21], bytes[22], bytes[23]])
+                );
+                assert_eq!(source.port(), u16::from_be_bytes([bytes[24], bytes[25]]));
+                assert_eq!(destination.port(), u16::from_be_bytes([bytes[26], bytes[27]]));
+            }
+            (0x21, 0x21, Header::Proxied { .. }) => {}
+            other => panic!("{bytes:?}: unexpected command/family/header {other:?}"),
+        }
+    }
 }
