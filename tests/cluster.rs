@@ -32,6 +32,8 @@ const NODE_A: &str = "127.0.0.2";
 const NODE_B: &str = "127.0.0.3";
 const PORTS_A: (u16, u16) = (41000, 41049);
 const PORTS_B: (u16, u16) = (41050, 41099);
+/// The passive ranges of the lockout test (tests run at the same time: no shared ports).
+const LOCKOUT_PORTS: [(u16, u16); 2] = [(41100, 41149), (41150, 41199)];
 
 /// A running HAProxy; killed on drop.
 struct Haproxy {
@@ -57,7 +59,7 @@ impl Haproxy {
 }
 
 /// The HAProxy configuration of the test (the README shows the same, trimmed).
-fn haproxy_config(front: u16, a: SocketAddr, b: SocketAddr) -> String {
+fn haproxy_config(front: u16, a: SocketAddr, b: SocketAddr, [ports_a, ports_b]: [(u16, u16); 2]) -> String {
     format!(
         "global
     maxconn 256
@@ -97,23 +99,23 @@ backend data_b
     source {LB}
     server b {b_ip} send-proxy-v2
 ",
-        a_first = PORTS_A.0,
-        a_last = PORTS_A.1,
-        b_first = PORTS_B.0,
-        b_last = PORTS_B.1,
+        a_first = ports_a.0,
+        a_last = ports_a.1,
+        b_first = ports_b.0,
+        b_last = ports_b.1,
         a_ip = a.ip(),
         b_ip = b.ip(),
     )
 }
 
-fn start_haproxy(dir: &Path, a: SocketAddr, b: SocketAddr) -> (Haproxy, SocketAddr) {
+fn start_haproxy(dir: &Path, a: SocketAddr, b: SocketAddr, ports: [(u16, u16); 2]) -> (Haproxy, SocketAddr) {
     // A free port on 127.0.0.10 for the FTP frontend.
     let front = TcpListener::bind(SocketAddr::new(LB, 0))
         .unwrap()
         .local_addr()
         .unwrap();
     let cfg = dir.join("haproxy.cfg");
-    fs::write(&cfg, haproxy_config(front.port(), a, b)).unwrap();
+    fs::write(&cfg, haproxy_config(front.port(), a, b, ports)).unwrap();
     let check = run_with_timeout(Command::new("haproxy").arg("-c").arg("-f").arg(&cfg), 30);
     assert!(check.status.success(), "haproxy -c: {}", describe_output(&check));
     let log = dir.join("haproxy.log");
@@ -129,7 +131,7 @@ fn start_haproxy(dir: &Path, a: SocketAddr, b: SocketAddr) -> (Haproxy, SocketAd
         .expect("cannot start haproxy");
     let mut proxy = Haproxy { child, log, err };
     // Ready when the last data port accepts (that reaches no fxpd session).
-    let probe = SocketAddr::new(LB, PORTS_B.1);
+    let probe = SocketAddr::new(LB, ports[1].1);
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect_timeout(&probe, Duration::from_secs(1)).is_err() {
         if let Some(status) = proxy.child.try_wait().unwrap() {
@@ -151,7 +153,13 @@ fn start_haproxy(dir: &Path, a: SocketAddr, b: SocketAddr) -> (Haproxy, SocketAd
 /// A node of the cluster: listens on `ip`, owns `ports`, announces and trusts the balancer,
 /// serves `root`, and lets the FXP partner 127.0.0.4 connect to its passive ports.
 fn node(ip: &str, ports: (u16, u16), root: &Path) -> Server {
+    node_with(ip, ports, root, "")
+}
+
+/// [`node`] with `extra` configuration appended.
+fn node_with(ip: &str, ports: (u16, u16), root: &Path, extra: &str) -> Server {
     Server::builder()
+        .merge_config(extra)
         .config(&format!(
             "listen = [\"{ip}:0\"]\nroot = {root:?}\n\
              [passive]\nports = \"{}-{}\"\naddress = \"{LB}\"\n\
@@ -244,7 +252,7 @@ fn balanced_cluster_keeps_the_fxp_policy() {
     let a = node(NODE_A, PORTS_A, &root);
     let b = node(NODE_B, PORTS_B, &root);
     let nodes = [&a, &b];
-    let (proxy, front) = start_haproxy(shared.path(), a.addr(), b.addr());
+    let (proxy, front) = start_haproxy(shared.path(), a.addr(), b.addr(), [PORTS_A, PORTS_B]);
     let work = shared.path().join("work");
     fs::create_dir_all(&work).unwrap();
     let url = |name: &str| format!("ftp://{front}/{name}");
@@ -381,4 +389,54 @@ fn balanced_cluster_keeps_the_fxp_policy() {
         );
     }
     drop(proxy);
+}
+
+#[test]
+fn failed_logins_through_one_node_lock_the_client_out_of_the_other() {
+    if !require_clients(&["haproxy", "redis-server"]) {
+        return;
+    }
+    let redis = Redis::start();
+    let shared = tempfile::tempdir().unwrap();
+    let root = shared.path().join("root");
+    fs::create_dir_all(root.join("alice")).unwrap();
+    let cluster = format!(
+        "[cluster]\nredis_url = \"{}\"\n[limits]\nmax_login_failures = 3\nlockout_secs = 600\n",
+        redis.url()
+    );
+    let a = node_with(NODE_A, LOCKOUT_PORTS[0], &root, &cluster);
+    let b = node_with(NODE_B, LOCKOUT_PORTS[1], &root, &cluster);
+    let (_proxy, front) = start_haproxy(shared.path(), a.addr(), b.addr(), LOCKOUT_PORTS);
+
+    // Three failures through the balancer (round robin: A, B, A or B, A, B), each with another
+    // unknown user name, so only the client address counts up.
+    for i in 0..3 {
+        let mut c = Ctrl::connect(front);
+        c.expect(&format!("USER nobody{i}"), 331);
+        c.expect("PASS wrong", 530);
+    }
+    let failed_on = |s: &Server| log_text(s).matches("login failed").count();
+    let (on_a, on_b) = (failed_on(&a), failed_on(&b));
+    assert_eq!(on_a + on_b, 3, "A {on_a}, B {on_b}");
+    assert!(
+        on_a > 0 && on_b > 0,
+        "the failures went to both nodes: A {on_a}, B {on_b}"
+    );
+
+    // Neither node saw three failures, yet both now refuse the right password from this
+    // client (the header's address, not the balancer's) ...
+    for _ in 0..2 {
+        let mut c = Ctrl::connect(front);
+        c.expect("USER alice", 331);
+        let r = c.cmd(&format!("PASS {PASS}"));
+        assert_eq!(r.code, 530, "{r}");
+        assert!(r.text().contains("too many failed attempts"), "{r}");
+    }
+    let locked = |s: &Server| log_text(s).contains("locked out");
+    assert!(locked(&a) && locked(&b), "both nodes refused a locked-out login");
+    // ... while another client through the same balancer logs in on both.
+    for _ in 0..2 {
+        let mut c = Ctrl::connect_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5)), front);
+        c.login("alice", PASS);
+    }
 }

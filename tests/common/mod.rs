@@ -118,6 +118,8 @@ pub fn cli_user(users_file: &Path, args: &[&str]) -> Output {
 /// Builds the config and the environment of one fxpd process.
 pub struct ServerBuilder {
     extra: String,
+    /// Documents merged one by one after `extra` (see [`ServerBuilder::merge_config`]).
+    merged: Vec<String>,
     users: Vec<User>,
     args: Vec<String>,
     serve_subcommand: bool,
@@ -131,6 +133,13 @@ impl ServerBuilder {
     pub fn config(mut self, extra: &str) -> Self {
         self.extra.push('\n');
         self.extra.push_str(extra);
+        self
+    }
+
+    /// A separate TOML document merged over the configuration (after every `config` text),
+    /// so it may name tables those texts name too.
+    pub fn merge_config(mut self, document: &str) -> Self {
+        self.merged.push(document.to_string());
         self
     }
 
@@ -224,6 +233,12 @@ impl ServerBuilder {
             .parse()
             .unwrap_or_else(|e| panic!("test bug: extra config is not TOML: {e}\n{}", self.extra));
         merge_toml(&mut table, extra);
+        for document in &self.merged {
+            let more: toml::Table = document
+                .parse()
+                .unwrap_or_else(|e| panic!("test bug: merged config is not TOML: {e}\n{document}"));
+            merge_toml(&mut table, more);
+        }
         let config_text = toml::to_string(&table).unwrap();
         fs::write(&config_path, &config_text).unwrap();
 
@@ -388,6 +403,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             extra: String::new(),
+            merged: Vec::new(),
             users: Vec::new(),
             args: Vec::new(),
             serve_subcommand: true,
@@ -581,14 +597,7 @@ impl Ctrl {
 
     /// Connects from the loopback address `from` and reads the greeting, which must be 220.
     pub fn connect_from(from: IpAddr, addr: SocketAddr) -> Ctrl {
-        let stream = connect_from(from, addr);
-        stream.set_nodelay(true).unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        let mut c = Ctrl {
-            reader,
-            stream,
-            greeting: None,
-        };
+        let mut c = Ctrl::over(connect_from(from, addr), b"");
         let g = c.read_reply();
         assert_eq!(g.code, 220, "greeting must be 220, got: {g}");
         c.greeting = Some(g);
@@ -1336,5 +1345,87 @@ impl Ctrl {
             stream,
             greeting: None,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis (state shared by cluster nodes)
+// ---------------------------------------------------------------------------------------------
+
+/// A redis-server process (Debian's) on a free 127.0.0.1 port, without persistence, killed on
+/// drop.
+pub struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        // A free port: bind, note it, release it for redis-server.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let mut redis = Redis {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(reply) = redis.command(&["PING"]) {
+                if reply == "+PONG" {
+                    return redis;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer PING");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// One command in RESP; the first line of the reply (`+PONG`, `:1234`, ...).
+    pub fn command(&mut self, args: &[&str]) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes())?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line)?;
+        Ok(line.trim_end().to_string())
+    }
+
+    /// PTTL of `key` in milliseconds (-2: no such key).
+    pub fn pttl(&mut self, key: &str) -> i64 {
+        let reply = self.command(&["PTTL", key]).unwrap();
+        reply
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or_else(|_| panic!("PTTL reply {reply}"))
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
