@@ -5,9 +5,9 @@
 //!
 //! # How
 //! [`RegistryWatch`] (`cfg(windows)`) runs one dedicated thread, never a runtime worker. For
-//! each key it opens a handle with `KEY_NOTIFY` and arms `RegNotifyChangeKeyValue` (value
-//! changes and value creation or deletion, this key only, asynchronous, with an auto-reset
-//! event), then waits with `WaitForMultipleObjects` on those events and a stop event. After
+//! each key it opens a handle (`KEY_READ`, which includes `KEY_NOTIFY`) and arms
+//! `RegNotifyChangeKeyValue` (value changes and value creation or deletion, this key only,
+//! asynchronous, with an auto-reset event), then waits with `WaitForMultipleObjects` on those events and a stop event. After
 //! each notification it re-arms at once, before the reload reads the registry, so no change is
 //! lost between the two.
 //!
@@ -93,7 +93,7 @@ mod watch {
         CloseHandle, ERROR_FILE_NOT_FOUND, ERROR_KEY_DELETED, HANDLE, WAIT_OBJECT_0, WAIT_TIMEOUT,
     };
     use windows_sys::Win32::System::Registry::{
-        RegCloseKey, RegNotifyChangeKeyValue, RegOpenKeyExW, HKEY, HKEY_LOCAL_MACHINE, KEY_NOTIFY,
+        RegCloseKey, RegNotifyChangeKeyValue, RegOpenKeyExW, HKEY, HKEY_LOCAL_MACHINE, KEY_READ,
         REG_NOTIFY_CHANGE_LAST_SET, REG_NOTIFY_CHANGE_NAME,
     };
     use windows_sys::Win32::System::Threading::{
@@ -239,8 +239,10 @@ mod watch {
             }
             let path: Vec<u16> = self.path.encode_utf16().chain(std::iter::once(0)).collect();
             let mut key: HKEY = std::ptr::null_mut();
+            // KEY_READ (which includes KEY_NOTIFY): the access the configuration loader opens the
+            // key with, so the watch sees a key exactly when the reload can read it.
             // SAFETY: a NUL-terminated path and a place for the handle, owned by self from here.
-            let status = unsafe { RegOpenKeyExW(HKEY_LOCAL_MACHINE, path.as_ptr(), 0, KEY_NOTIFY, &mut key) };
+            let status = unsafe { RegOpenKeyExW(HKEY_LOCAL_MACHINE, path.as_ptr(), 0, KEY_READ, &mut key) };
             if status != 0 {
                 self.not_watched(status, "cannot open the registry key to watch it");
                 return false;
