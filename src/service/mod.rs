@@ -3,11 +3,14 @@
 //!
 //! On Windows, `fxpd service run` runs the same server as `fxpd serve` under the Service Control
 //! Manager (`windows.rs`): there the stop and shutdown controls are the stop signal, the
-//! parameter-change control is the reload signal, and [`notify`] reports to the SCM.
+//! parameter-change control is a reload signal, and [`notify`] reports to the SCM. A change under
+//! either registry `Parameters` key is a reload signal too, for the console and the service
+//! (`regwatch.rs`).
 
 use std::ffi::OsString;
 use std::path::Path;
 
+pub mod regwatch;
 #[cfg(windows)]
 pub mod windows;
 
@@ -102,12 +105,17 @@ impl Default for StopSignal {
     }
 }
 
-/// Reload requests: SIGHUP on Unix; the parameter-change control for the Windows service.
+/// Reload requests: SIGHUP on Unix. On Windows: a change under fxpd's or IIS's registry
+/// `Parameters` key ([`regwatch`]), and the parameter-change control for the service.
 pub struct ReloadSignal {
     #[cfg(unix)]
     hup: tokio::signal::unix::Signal,
+    /// The parameter-change control, when running as the service.
     #[cfg(windows)]
-    service: &'static tokio::sync::Notify,
+    service: Option<&'static tokio::sync::Notify>,
+    /// Registry change notifications; stops when this is dropped.
+    #[cfg(windows)]
+    registry: Option<regwatch::RegistryWatch>,
 }
 
 impl ReloadSignal {
@@ -126,7 +134,13 @@ impl ReloadSignal {
         }
         #[cfg(windows)]
         {
-            windows::reload_requests().map(|service| ReloadSignal { service })
+            let service = windows::reload_requests();
+            let registry =
+                regwatch::RegistryWatch::start(&[crate::config::SERVICE_KEY, crate::config::IIS_KEY]);
+            if service.is_none() && registry.is_none() {
+                return None;
+            }
+            Some(ReloadSignal { service, registry })
         }
         #[cfg(not(any(unix, windows)))]
         {
@@ -146,8 +160,29 @@ impl ReloadSignal {
         }
         #[cfg(windows)]
         {
-            self.service.notified().await;
-            tracing::info!("parameter-change control received: reloading the configuration");
+            let service = self.service;
+            let parameter_change = async {
+                match service {
+                    Some(service) => service.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let registry = async {
+                match &mut self.registry {
+                    Some(watch) => watch.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = parameter_change => {
+                    tracing::info!("parameter-change control received: reloading the configuration");
+                }
+                keys = registry => {
+                    let keys = keys.join(" and ");
+                    tracing::info!("registry change under {keys}: reloading the configuration");
+                    windows::registry_reload_requested(&keys);
+                }
+            }
         }
         #[cfg(not(any(unix, windows)))]
         std::future::pending::<()>().await

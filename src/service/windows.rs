@@ -6,8 +6,8 @@
 //! `fxpd service run` hands the SCM's dispatcher ([`run`]) the same body as `fxpd serve`. While
 //! it runs, the process is in *service mode*: [`super::StopSignal`] waits for the stop and
 //! shutdown controls instead of Ctrl-C, [`super::ReloadSignal`] for the parameter-change control
-//! instead of SIGHUP, and [`super::notify`] reports to the SCM instead of systemd (`Ready` ->
-//! Running, `Stopping` -> StopPending). So there is one server loop, one shutdown token and one
+//! (and registry changes, as in the console) instead of SIGHUP, and [`super::notify`] reports to
+//! the SCM instead of systemd (`Ready` -> Running, `Stopping` -> StopPending). So there is one server loop, one shutdown token and one
 //! reload path for the console and the service.
 //!
 //! # Decisions
@@ -126,6 +126,17 @@ pub(crate) fn notify(status: Status) {
         Status::Stopping => {
             reporter.set(ServiceState::StopPending, ServiceExitCode::NO_ERROR);
         }
+    }
+}
+
+/// In service mode, an Event Log entry for a reload that a registry change under `keys` requested.
+pub(crate) fn registry_reload_requested(keys: &str) {
+    if REPORTER.get().is_some() {
+        event(
+            Kind::Information,
+            event_id::RELOAD_REQUESTED,
+            &format!("fxpd reloading its configuration (registry change under {keys})"),
+        );
     }
 }
 

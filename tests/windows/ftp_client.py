@@ -13,6 +13,14 @@ under Wine. Loopback only; every socket has a timeout.
       without a byte, and a second connection from 127.0.0.1 (the client's own) still gets the file.
   ftp_client.py passive --server HOST:PORT --file NAME --sha256 HEX
       A plain passive download (PASV) with a listing, from 127.0.0.1.
+  ftp_client.py live    --server HOST:PORT --file NAME --sha256 HEX
+      ONE control session (login, TYPE I) driven by commands on stdin, one per line, so that
+      a test can change the server's configuration between them:
+        port refused|accepted SECONDS   a foreign PORT (listener on 127.0.0.3) as in `active`,
+                                        sent again every 0.3 s on the same session until it
+                                        gets the expected outcome or SECONDS have passed
+        quit                            QUIT and exit
+      Prints `ready: ...` after login, then one `ok: ...` or `FAIL: ...` line per command.
 
 Prints one line (`ok: ...` or `FAIL: ...`); exit code 0 on success, 1 on failure.
 """
@@ -22,6 +30,7 @@ import ftplib
 import hashlib
 import socket
 import sys
+import time
 
 TIMEOUT = 20.0
 CLIENT = "127.0.0.1"
@@ -30,6 +39,10 @@ FOREIGN = "127.0.0.3"
 
 class Failure(Exception):
     pass
+
+
+class WrongReply(Failure):
+    """The reply to PORT was not the expected one (`live` tries again until its deadline)."""
 
 
 def connect(server):
@@ -42,7 +55,11 @@ def connect(server):
 
 
 def active(args):
-    ftp = connect(args.server)
+    return foreign_port(connect(args.server), args, quit=True)
+
+
+def foreign_port(ftp, args, quit):
+    """One foreign PORT on `ftp` with the outcome args.expect; QUITs afterwards if `quit`."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         listener.bind((FOREIGN, 0))
@@ -55,7 +72,7 @@ def active(args):
             reply = str(e)
         if args.expect == "refused":
             if not (reply.startswith("504") and "foreign-address" in reply):
-                raise Failure("%s: expected 504 foreign-address, got %r" % (command, reply))
+                raise WrongReply("%s: expected 504 foreign-address, got %r" % (command, reply))
             listener.settimeout(1.0)
             try:
                 conn, peer = listener.accept()
@@ -65,7 +82,7 @@ def active(args):
                 pass
             return "foreign PORT refused: %s" % reply
         if not reply.startswith("200"):
-            raise Failure("%s: expected 200, got %r" % (command, reply))
+            raise WrongReply("%s: expected 200, got %r" % (command, reply))
         ftp.putcmd("RETR " + args.file)
         listener.settimeout(TIMEOUT)
         try:
@@ -79,7 +96,8 @@ def active(args):
         digest, size = receive(conn)
         done = ftp.voidresp()
         check(digest, args.sha256)
-        ftp.quit()
+        if quit:
+            ftp.quit()
         return "foreign PORT accepted: server %s connected to %s:%d, %d bytes, sha256 ok, %s" % (
             peer[0], FOREIGN, port, size, done.split(" ")[0])
     finally:
@@ -157,16 +175,49 @@ def passive(args):
     return "passive download: %d bytes, sha256 ok, %s" % (size[0], done.split(" ")[0])
 
 
+def live(args):
+    ftp = connect(args.server)
+    print("ready: logged in from %s, local port %d" % ftp.sock.getsockname(), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if words == ["quit"]:
+            ftp.quit()
+            print("ok: quit", flush=True)
+            return "session closed"
+        try:
+            if len(words) != 3 or words[0] != "port" or words[1] not in ("refused", "accepted"):
+                raise Failure("unknown command %r" % line.strip())
+            print("ok: " + port_until(ftp, args, words[1], float(words[2])), flush=True)
+        except (Failure, OSError, EOFError, ftplib.Error) as e:
+            print("FAIL: %s: %s" % (type(e).__name__, e), flush=True)
+    raise Failure("stdin closed without quit")
+
+
+def port_until(ftp, args, expect, within):
+    """A foreign PORT on the same session until its outcome is `expect` or `within` seconds pass."""
+    started = time.monotonic()
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            done = foreign_port(ftp, argparse.Namespace(**dict(vars(args), expect=expect)), quit=False)
+            return "%s (after %.1fs, try %d)" % (done, time.monotonic() - started, tries)
+        except WrongReply:
+            if time.monotonic() - started + 0.3 > within:
+                raise
+            time.sleep(0.3)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("mode", choices=["active", "theft", "passive"])
+    parser.add_argument("mode", choices=["active", "theft", "passive", "live"])
     parser.add_argument("--server", required=True)
     parser.add_argument("--file", required=True)
     parser.add_argument("--sha256", required=True)
     parser.add_argument("--expect", choices=["refused", "accepted"], default="accepted")
     args = parser.parse_args()
     try:
-        run = {"active": active, "theft": theft, "passive": passive}[args.mode]
+        run = {"active": active, "theft": theft, "passive": passive, "live": live}[args.mode]
         print("ok: " + run(args))
         return 0
     except (Failure, OSError, EOFError, ftplib.Error) as e:

@@ -15,6 +15,10 @@
 #   - IIS's MSFTPSVC\Parameters is the fallback when fxpd's key lacks the value (KB Q247132);
 #   - a REG_SZ EnablePortAttack, a DWORD 2 and an unknown value name stop `config check` and
 #     `serve` with a message naming the registry value;
+#   - live reload by registry change notification (RegNotifyChangeKeyValue) in a console: one FTP
+#     session is refused a foreign PORT, `reg add EnablePortAttack=1` makes its next PORT succeed
+#     (RETR connects), 0 revokes it, MSFTPSVC\Parameters created (and deleted) after start works
+#     too, a `reg import` burst is one reload, and a REG_SZ is refused with the policy unchanged;
 #   - fxpd as a Windows service under Wine's SCM (service.sh, sourced at the end): install,
 #     `net start`, FXP decisions from the registry with a live reload and a restart, `net stop`
 #     draining an in-flight transfer, the Event Log, uninstall.
@@ -342,6 +346,125 @@ if [ "$check_rc" -ne 0 ] && expect_line iis-sz 'registry value .*MSFTPSVC\\Param
 else
     fail "config check: REG_SZ under MSFTPSVC (exit $check_rc)" "$(head -3 "$log/iis-sz.txt")"
 fi
+
+# ---- 6. Live reload by registry change notification: one session, no restart, no control.
+# scenario_live: fxpd.exe serve in a console, the file allowing nothing foreign; one FTP session
+# (ftp_client.py live, a coprocess) sees each registry change take effect on its next PORT.
+scenario_live() {
+    local err=$log/live.err reply="" t0 n
+    printf '%s\n' '# written by tests/windows/run.sh' '[anonymous]' 'enabled = true' '[fxp]' \
+        'allow_foreign_port = false' 'allow_foreign_passive = false' \
+        '# the session below is refused again and again while it polls: no ban' 'ban_threshold = 0' \
+        >"$config_dir/fxpd.toml"
+    reg_clear
+    reg_set "$fxpd_key" FxpAllowAnonymous REG_DWORD 1
+    if ! start_server live; then
+        fail "live: fxpd.exe serve did not start" "$(tail -5 "$err")"
+        return
+    fi
+    coproc LIVE { timeout 240 python3 "$here/ftp_client.py" live --server "127.0.0.2:$server_port" \
+        --file payload.bin --sha256 "$sha" 2>&1; }
+    # shellcheck disable=SC2153 # LIVE_PID is set by coproc
+    local live_in=${LIVE[1]} live_out=${LIVE[0]} live_pid=$LIVE_PID
+    # step CMD: one command to the session; its reply line in $reply; status 0 if `ok:`.
+    step() {
+        reply=""
+        printf '%s\n' "$1" >&"$live_in" || true
+        IFS= read -r -t 60 reply <&"$live_out" || reply="FAIL: no reply from ftp_client.py live"
+        [[ $reply == ok:* ]]
+    }
+    # logged TEXT: the server log has TEXT (fixed string). reloads: registry-triggered reloads so far.
+    logged() { tr -d '\r' <"$err" | grep -Fq -- "$1"; }
+    reloads() { tr -d '\r' <"$err" | grep -c 'registry change under .*: reloading the configuration' || true; }
+    # wait_log TEXT SECONDS: until the server log has TEXT.
+    wait_log() {
+        local i
+        for ((i = 0; i < $2 * 5; i++)); do
+            logged "$1" && return 0
+            sleep 0.2
+        done
+        return 1
+    }
+    local fxpd_line='registry change under HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters: reloading the configuration'
+    local iis_line='registry change under HKLM\SYSTEM\CurrentControlSet\Services\MSFTPSVC\Parameters: reloading the configuration'
+
+    IFS= read -r -t 60 reply <&"$live_out" || reply="FAIL: no login"
+    if [[ $reply == ready:* ]] && step "port refused 0"; then
+        pass "live: one session ($reply), nothing in the registry: $reply"
+    else
+        fail "live: the session should log in and be refused a foreign PORT" "$reply" "server log: $err"
+    fi
+
+    # A new value (a name change) under fxpd's key: the same session may now use FXP.
+    t0=$SECONDS
+    reg_set "$fxpd_key" EnablePortAttack REG_DWORD 1
+    if step "port accepted 6" && wait_log "$fxpd_line" 4; then
+        pass "live: reg add EnablePortAttack=1 -> the same session's foreign PORT is accepted, no restart: $reply; log: $fxpd_line"
+    else
+        fail "live: EnablePortAttack=1 should be applied to the open session ($((SECONDS - t0))s)" "$reply" \
+            "$(tr -d '\r' <"$err" | tail -5)"
+    fi
+
+    # A changed value: revoked, without a restart.
+    reg_set "$fxpd_key" EnablePortAttack REG_DWORD 0
+    if step "port refused 6"; then
+        pass "live: EnablePortAttack=0 revokes it for the same session: $reply"
+    else
+        fail "live: EnablePortAttack=0 should be applied to the open session" "$reply" "$(tr -d '\r' <"$err" | tail -5)"
+    fi
+
+    # IIS's key, created after start (fxpd checks for a missing key every second), then deleted.
+    wine_run reg delete "$fxpd_key" /v EnablePortAttack /f >/dev/null
+    reg_set "$iis_key" EnablePortAttack REG_DWORD 1
+    if step "port accepted 8" && wait_log "$iis_line" 4; then
+        pass "live: MSFTPSVC\\Parameters created after start with EnablePortAttack=1 -> accepted: $reply"
+    else
+        fail "live: a new MSFTPSVC\\Parameters key should be watched" "$reply" "$(tr -d '\r' <"$err" | tail -5)"
+    fi
+    wine_run reg delete "$iis_key" /f >/dev/null
+    if step "port refused 6"; then
+        pass "live: MSFTPSVC\\Parameters deleted -> refused again: $reply"
+    else
+        fail "live: deleting MSFTPSVC\\Parameters should revoke" "$reply" "$(tr -d '\r' <"$err" | tail -5)"
+    fi
+
+    # A burst (reg import: three values in a row) is one reload.
+    sleep 2
+    n=$(reloads)
+    printf '%s\r\n' 'Windows Registry Editor Version 5.00' '' \
+        '[HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Services\fxpd\Parameters]' \
+        '"EnablePortAttack"=dword:00000000' '"EnablePASVTheft"=dword:00000000' '"FxpBanThreshold"=dword:00000000' \
+        >"$work/burst.reg"
+    local import_rc=0
+    wine_run reg import "Z:${work//\//\\}\\burst.reg" >"$log/live-import.out" 2>&1 || import_rc=$?
+    sleep 3
+    if [ "$import_rc" -eq 0 ] && [ "$(reloads)" -eq $((n + 1)) ]; then
+        pass "live: reg import of three values -> one reload ($n -> $(reloads) registry-triggered reloads)"
+    else
+        fail "live: a burst should be one reload ($n -> $(reloads), reg import exit $import_rc)" "$(tr -d '\r' <"$err" | grep 'registry change' | tail -5)"
+    fi
+
+    # An invalid value: the reload is refused and the previous policy stays.
+    reg_set "$fxpd_key" EnablePortAttack REG_SZ 1
+    if wait_log 'reload refused: the configuration is invalid; the previous one stays' 6 &&
+        tr -d '\r' <"$err" | grep -Eq 'configuration error: registry value .*fxpd\\Parameters\\EnablePortAttack: invalid value `REG_SZ "1"`' &&
+        step "port refused 0"; then
+        pass "live: REG_SZ EnablePortAttack -> reload refused (logged), the session is still refused: $reply"
+    else
+        fail "live: a REG_SZ should be refused and change nothing" "$reply" "$(tr -d '\r' <"$err" | tail -5)"
+    fi
+
+    step quit || true
+    exec {live_in}>&-
+    wait "$live_pid" 2>/dev/null || true
+    if kill -0 "$server_pid" 2>/dev/null; then
+        pass "live: fxpd.exe still serving after $(reloads) registry-triggered reloads"
+    else
+        fail "live: fxpd.exe exited" "$(tail -5 "$err")"
+    fi
+    stop_server
+}
+scenario_live
 
 reg_clear
 rm -f "$config_dir/fxpd.toml"

@@ -13,9 +13,11 @@
 #     nothing;
 #   - `wine net start fxpd`: a passive download (SHA-256 checked); a foreign PORT (127.0.0.3) is
 #     refused with EnablePortAttack=0;
-#   - EnablePortAttack=1 + `fxpd.exe service reload` (the parameter-change control): the foreign
-#     PORT is accepted and RETR really connects there; back to 0 + `fxpd.exe service stop` and
-#     `service start` (a restart): refused again;
+#   - EnablePortAttack=1 alone (the registry change notification, no control): the foreign PORT
+#     is accepted and RETR really connects there; the value deleted: refused; the file's
+#     allow_foreign_port = true + `fxpd.exe service reload` (the parameter-change control, for a
+#     change the registry watch cannot see): accepted; EnablePortAttack=0 + `fxpd.exe service
+#     stop` and `service start` (a restart): refused again;
 #   - `wine net stop fxpd` during a slow 12 MiB download: new connections are refused at once,
 #     the service reports "stopping", the download still completes (SHA-256, 226), then the
 #     process exits and the service is stopped with exit code 0;
@@ -76,7 +78,9 @@ service_test() {
     local big_sha
     big_sha=$(sha256sum "$root/big.bin" | cut -d' ' -f1)
     printf '%s\n' '# written by tests/windows/service.sh' "listen = [\"$server\"]" "root = '$win_root'" \
-        '[anonymous]' 'enabled = true' '[limits]' 'shutdown_grace_secs = 60' >"$config_dir/service.toml"
+        '[anonymous]' 'enabled = true' '[limits]' 'shutdown_grace_secs = 60' \
+        '# polling below is refused again and again: no ban (fxp is the last table: lines are added to it)' \
+        '[fxp]' 'ban_threshold = 0' >"$config_dir/service.toml"
 
     # wine_out NAME ARGS...: runs `wine ARGS` (bounded), output (CR stripped) in $svc_log/NAME.txt
     # and $out, status in $rc.
@@ -176,24 +180,39 @@ service_test() {
         fail "service: foreign PORT should be refused with EnablePortAttack=0" "$out"
     fi
 
-    # ---- EnablePortAttack=1 and the parameter-change control (a live reload).
+    # poll_port NAME refused|accepted: ftp_run NAME active, every 0.5 s for at most 10 s.
+    poll_port() {
+        local j
+        for ((j = 0; j < 20; j++)); do
+            ftp_run "$1" active --expect "$2" && return 0
+            sleep 0.5
+        done
+        return 1
+    }
+
+    # ---- EnablePortAttack=1: the registry change notification alone reloads the service.
+    local t0=$SECONDS
     reg_set "$fxpd_key" EnablePortAttack REG_DWORD 1
-    wine_out reload "$fxpd" service reload
-    local reload_rc=$rc ok=""
-    for ((i = 0; i < 10; i++)); do
-        if ftp_run port-1 active --expect accepted; then
-            ok=1
-            break
-        fi
-        sleep 0.5
-    done
-    if [ "$reload_rc" -eq 0 ] && [ -n "$ok" ]; then
-        pass "service, EnablePortAttack=1 + service reload (ParamChange): $out"
+    if poll_port port-1 accepted; then
+        pass "service, reg add EnablePortAttack=1, no control sent: accepted within $((SECONDS - t0))s (registry change notification): $out"
     else
-        fail "service: foreign PORT should be accepted after reload" "$(cat "$svc_log/reload.txt")" "$out"
+        fail "service: foreign PORT should be accepted after the registry change alone" "$out"
     fi
 
-    # ---- back to 0, and a restart with fxpd's own stop/start commands.
+    # ---- the parameter-change control, for a change the registry watch cannot see (the file).
+    wine_run reg delete "$fxpd_key" /v EnablePortAttack /f >/dev/null
+    poll_port port-file-0 refused || true
+    local file_0=$out
+    echo 'allow_foreign_port = true' >>"$config_dir/service.toml"
+    wine_out reload "$fxpd" service reload
+    local reload_rc=$rc
+    if [[ $file_0 == ok:* ]] && [ "$reload_rc" -eq 0 ] && poll_port port-file-1 accepted; then
+        pass "service: EnablePortAttack deleted -> refused (registry watch); the file's allow_foreign_port = true + service reload (ParamChange) -> $out"
+    else
+        fail "service: the parameter-change control should reload the file" "$file_0" "$(cat "$svc_log/reload.txt")" "$out"
+    fi
+
+    # ---- back to 0 (the registry beats the file), and a restart with fxpd's own stop/start commands.
     reg_set "$fxpd_key" EnablePortAttack REG_DWORD 0
     wine_out stop "$fxpd" service stop
     local stop_out=$out stop_rc=$rc
@@ -279,6 +298,7 @@ service_test() {
     local missing=() pattern
     for pattern in 'trace:eventlog:ReportEventW L"fxpd started \(configuration C:' \
         'trace:eventlog:ReportEventW L"fxpd reloading its configuration \(parameter-change control\)' \
+        'trace:eventlog:ReportEventW L"fxpd reloading its configuration \(registry change under HKLM.*fxpd.*Parameters\)' \
         'trace:eventlog:ReportEventW L"fxpd stopping \(stop\)' \
         'trace:eventlog:ReportEventW L"fxpd stopped"' \
         'err:eventlog:ReportEventW L"configuration error: registry value .*EnablePortAttack' \
@@ -286,7 +306,7 @@ service_test() {
         event "$pattern" || missing+=("$pattern")
     done
     if ((${#missing[@]} == 0)); then
-        pass "Event Log (ReportEventW): started, reload, stopping, stopped, and the configuration error as an error"
+        pass "Event Log (ReportEventW): started, reload (control and registry change), stopping, stopped, and the configuration error as an error"
     else
         fail "Event Log entries missing (see $events)" "${missing[@]}"
     fi
