@@ -327,8 +327,11 @@ fn service(cmd: ServiceCmd) -> ExitCode {
 
 fn init_logging(log: &config::LogConfig) {
     let level: tracing::Level = log.level.into();
+    // Colours only for a terminal: journald, log files and pipes get plain text.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colours)
         .with_max_level(level);
     match log.format {
         LogFormat::Json => builder.json().init(),

@@ -174,23 +174,9 @@ fn node_with(ip: &str, ports: (u16, u16), root: &Path, extra: &str) -> Server {
         .start()
 }
 
-/// The node log without ANSI colour sequences.
+/// The node's log (plain text: fxpd colours its log only on a terminal).
 fn log_text(s: &Server) -> String {
-    let raw = s.stderr();
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(ch) = chars.next() {
-        if ch == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(ch);
-        }
-    }
-    out
+    s.stderr()
 }
 
 /// How many transfers of `verb` each node has completed so far.

@@ -61,23 +61,9 @@ fn closed_without_data(s: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-/// The server's log without ANSI colour sequences.
+/// The node's log (plain text: fxpd colours its log only on a terminal).
 fn log_text(s: &Server) -> String {
-    let raw = s.stderr();
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(ch) = chars.next() {
-        if ch == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(ch);
-        }
-    }
-    out
+    s.stderr()
 }
 
 fn wait_for_log(s: &Server, needle: &str) -> String {
