@@ -802,7 +802,8 @@ impl Session {
                 file_name(&target)
             ),
         );
-        tracing::info!(path = %target, size, offset, "RETR");
+        // One info line per transfer, when it ends ("transfer complete" or why not).
+        tracing::debug!(path = %target, size, offset, "RETR");
         self.start_transfer("RETR", target, Some(size), preliminary, job)
             .await
     }
@@ -844,7 +845,7 @@ impl Session {
                 file_name(&target)
             ),
         );
-        tracing::info!(command = verb, path = %target, offset, "upload");
+        tracing::debug!(command = verb, path = %target, offset, "upload");
         self.start_transfer(verb, target, None, preliminary, job).await
     }
 

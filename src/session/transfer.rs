@@ -396,7 +396,8 @@ pub(super) fn final_reply(running: &Running, outcome: Result<Outcome, JoinError>
     };
     match outcome {
         Outcome::Complete { bytes, refused } => {
-            tracing::info!(command = verb, bytes, "transfer complete");
+            let took_ms = running.started.elapsed().as_millis() as u64;
+            tracing::info!(command = verb, path = %running.path, bytes, took_ms, "transfer complete");
             match refused.first() {
                 None => Reply::new(Code::TRANSFER_COMPLETE, "Transfer complete."),
                 Some((source, refusal)) => Reply::new(
