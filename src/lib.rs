@@ -19,7 +19,9 @@
 //! - [`copy`]: `fxpd copy`, an FXP client that makes two FTP servers move a file between
 //!   them (KB Q247132).
 //!
-//! Storage goes through the `unftp-core` `StorageBackend` trait (`unftp-sbe-fs` today).
+//! - [`storage`]: where files live: the local file system (through the `unftp-core`
+//!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
+//!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
 
 pub mod auth;
 pub mod config;
@@ -31,6 +33,7 @@ pub mod policy;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod storage;
 pub mod tls;
 pub mod w3c;
 
@@ -61,7 +64,7 @@ pub async fn run(
     mut reloads: tokio::sync::mpsc::Receiver<config::Config>,
     mut on_bound: impl FnMut(SocketAddr, bool),
 ) -> Result<(), StartError> {
-    if !config.root.is_dir() {
+    if config.storage.kind == storage::StorageKind::Fs && !config.root.is_dir() {
         return Err(StartError(format!(
             "root directory {} does not exist",
             config.root.display()
@@ -72,6 +75,8 @@ pub async fn run(
     let implicit = config.tls.implicit_listen.iter().map(|a| (*a, true));
     let listen: Vec<(SocketAddr, bool)> = plain.chain(implicit).collect();
     let shared = Arc::new(session::Shared::new(config, shutdown).map_err(StartError)?);
+    // Fail closed: an object store that cannot be listed now would fail every session.
+    shared.backend.check().await.map_err(StartError)?;
     let mut listeners = Vec::new();
     for (addr, implicit_tls) in listen {
         let socket = server::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;

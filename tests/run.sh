@@ -6,7 +6,7 @@
 #
 # Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap,
 # goaccess for the W3C log, vsftpd as the foreign server fxpd copy drives;
-# python3 is expected to be there) when any is missing, then runs every test target with
+# python3 is expected to be there; moto[server] from PyPI as the S3 server) when any is missing, then runs every test target with
 # FXPD_EXTERNAL_CLIENTS=1, so a missing client is a test failure rather than a skip.
 # Idempotent: when everything is installed it goes straight to the tests.
 set -euo pipefail
@@ -29,6 +29,13 @@ if ((${#missing[@]} > 0)); then
     "${sudo_cmd[@]}" apt-get update -q
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# moto (an S3-compatible server, with boto3) for tests/s3.rs, from PyPI.
+if ! python3 -c 'import moto.server, boto3' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing moto[server]" >&2
+    python3 -m pip install -q 'moto[server]' ||
+        python3 -m pip install -q --break-system-packages 'moto[server]'
 fi
 
 export FXPD_EXTERNAL_CLIENTS=1

@@ -84,6 +84,8 @@ pub struct Config {
     pub log: LogConfig,
     /// FTPS (RFC 4217): certificate, implicit listeners, when TLS is required.
     pub tls: crate::tls::TlsConfig,
+    /// Where files live: the local file system under `root` (default) or an S3 bucket.
+    pub storage: crate::storage::StorageConfig,
 }
 
 /// The built-in default server root.
@@ -113,6 +115,7 @@ impl Default for Config {
             fxp: crate::policy::FxpConfig::default(),
             log: LogConfig::default(),
             tls: crate::tls::TlsConfig::default(),
+            storage: crate::storage::StorageConfig::default(),
         }
     }
 }
@@ -418,6 +421,9 @@ impl Config {
         }
         if let Err(e) = self.tls.validate() {
             return Err(ConfigError::setting("tls", e));
+        }
+        if let Err(e) = self.storage.validate() {
+            return Err(ConfigError::setting(e.key, e.problem));
         }
         if self.users_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(ConfigError::setting(

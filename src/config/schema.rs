@@ -52,6 +52,10 @@ pub(crate) const OPTIONAL_KEYS: &[(&str, Kind)] = &[
     ("tls.certificate", Kind::String),
     ("tls.private_key", Kind::String),
     ("log.w3c_dir", Kind::String),
+    ("storage.endpoint", Kind::String),
+    ("storage.bucket", Kind::String),
+    ("storage.prefix", Kind::String),
+    ("storage.credentials_file", Kind::String),
 ];
 
 /// Every leaf key and section of [`Config`].

@@ -963,13 +963,20 @@ fn optional_keys_are_optional_and_accept_their_kind() {
         "tls.certificate=/etc/fxpd/cert.pem",
         "tls.private_key=/etc/fxpd/key.pem",
     ];
-    let samples: [(&str, &[&str]); 6] = [
+    let samples: [(&str, &[&str]); 10] = [
         ("users_file", &["users_file=/etc/fxpd/users.toml"]),
         ("passive.address", &["passive.address=192.0.2.1"]),
         ("anonymous.home", &["anonymous.home=/pub"]),
         ("tls.certificate", &tls_pair),
         ("tls.private_key", &tls_pair),
         ("log.w3c_dir", &["log.w3c_dir=/var/log/fxpd"]),
+        ("storage.endpoint", &["storage.endpoint=https://s3.example.net"]),
+        ("storage.bucket", &["storage.bucket=files"]),
+        ("storage.prefix", &["storage.prefix=ftp"]),
+        (
+            "storage.credentials_file",
+            &["storage.credentials_file=/etc/fxpd/s3.toml"],
+        ),
     ];
     for (key, sets) in samples {
         assert!(
@@ -1017,4 +1024,31 @@ fn log_levels_map_to_tracing() {
         let parsed: LogLevel = toml::Value::String(level.to_string()).try_into().unwrap();
         assert_eq!(parsed, level);
     }
+}
+
+#[test]
+fn s3_storage_without_bucket_or_endpoint_is_fatal_and_names_the_key() {
+    let no_bucket = "[storage]\nkind = \"s3\"\nendpoint = \"https://s3.example.net\"\n";
+    let e = load_text(no_bucket, &[], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("storage.bucket"), "{e}");
+    let no_endpoint = "[storage]\nkind = \"s3\"\nbucket = \"files\"\n";
+    let e = load_text(no_endpoint, &[], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("storage.endpoint"), "{e}");
+    let e = load_text(
+        "",
+        &[("FXPD__STORAGE__KIND", "s3"), ("FXPD__STORAGE__BUCKET", "files")],
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("storage.endpoint"), "{e}");
+    let ok = "[storage]\nkind = \"s3\"\nbucket = \"files\"\nendpoint = \"https://s3.example.net\"\nprefix = \"ftp\"\n";
+    let loaded = load_text(ok, &[], &Overrides::default()).unwrap();
+    assert_eq!(loaded.config.storage.kind, crate::storage::StorageKind::S3);
+    // The shown configuration has no credentials to show: they are not settings.
+    assert!(!render_text(&loaded).contains("secret"));
 }
