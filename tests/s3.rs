@@ -318,6 +318,12 @@ fn names_listings_and_ranged_reads() {
     c.expect("CWD ..", 250);
     c.expect("CWD a.bin", 550);
 
+    // An empty file.
+    c.stor("empty", b"");
+    assert_eq!(c.expect("SIZE empty", 213).first(), "213 0");
+    assert!(c.retr("empty").is_empty());
+    c.expect("DELE empty", 250);
+
     // REST + RETR: a ranged read.
     c.expect("REST 99000", 350);
     assert_eq!(c.retr("a.bin"), &data[99_000..]);
@@ -485,7 +491,11 @@ fn startup_fails_closed() {
         .try_start()
         .err()
         .expect("fxpd must not start without its bucket");
-    assert!(err.stderr.contains("storage"), "{}", err.stderr);
+    assert!(
+        err.stderr.contains("cannot list bucket `no-such-bucket`"),
+        "{}",
+        err.stderr
+    );
     // A missing bucket setting names the key; credentials never appear in any output.
     let config = moto.storage_config("xyz").replace("bucket = \"xyz\"\n", "");
     let err = Server::builder()

@@ -144,6 +144,8 @@ impl Metadata for ObjectMeta {
 #[derive(Clone)]
 pub struct ObjectStore {
     op: Operator,
+    /// `bucket at endpoint`, for start-up messages.
+    origin: Arc<str>,
     /// `""` or `a/b/`: every key this view makes starts with it.
     base: String,
 }
@@ -184,7 +186,17 @@ impl ObjectStore {
             );
         let base =
             normalise_prefix(config.prefix.as_deref().unwrap_or("")).ok_or("storage.prefix is invalid")?;
-        Ok(ObjectStore { op, base })
+        let origin = format!(
+            "bucket `{}` at {}",
+            config.bucket.as_deref().unwrap_or_default(),
+            config.endpoint.as_deref().unwrap_or_default()
+        );
+        tracing::info!(storage = %origin, prefix = %base, "object storage");
+        Ok(ObjectStore {
+            op,
+            origin: origin.into(),
+            base,
+        })
     }
 
     /// List the top of the prefix once: fails when the endpoint, the bucket or the credentials
@@ -198,10 +210,10 @@ impl ObjectStore {
             .lister_with(&dir)
             .limit(1)
             .await
-            .map_err(|e| format!("storage: cannot list the bucket: {e}"))?;
+            .map_err(|e| format!("storage: cannot list {}: {e}", self.origin))?;
         match lister.next().await {
             Some(Err(e)) if e.kind() != OdKind::NotFound => {
-                Err(format!("storage: cannot list the bucket: {e}"))
+                Err(format!("storage: cannot list {}: {e}", self.origin))
             }
             _ => Ok(()),
         }
@@ -228,6 +240,7 @@ impl ObjectStore {
         }
         Ok(ObjectStore {
             op: self.op.clone(),
+            origin: self.origin.clone(),
             base,
         })
     }
