@@ -513,3 +513,61 @@ fn startup_fails_closed() {
     assert!(err.stderr.contains("storage.allow_http"), "{}", err.stderr);
     assert!(!err.stderr.contains("testing"));
 }
+
+/// The async transfer path is shared with TLS and ASCII: both work on S3 too.
+#[test]
+fn tls_and_ascii_transfers_on_s3() {
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("tls");
+    let work = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("rcgen");
+    let (cert, key) = (work.path().join("cert.pem"), work.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let tls = format!(
+        "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nrequire = \"all\"\n",
+        cert.display(),
+        key.display()
+    );
+    let server = Server::builder()
+        .config(&moto.storage_config("tls"))
+        .config(&tls)
+        .user("alice", PASS, "alice", true)
+        .start();
+    let userpw = format!("alice:{PASS}");
+    let tls_args = ["--ssl-reqd", "-k", "--user", userpw.as_str()];
+
+    // 10 MiB binary over PROT P: two multipart parts up, ranged chunks down.
+    let big = work.path().join("big.bin");
+    std::fs::write(&big, pattern(10 << 20, 3)).unwrap();
+    let url = format!("ftp://{}/big.bin", server.addr());
+    let mut up = tls_args.to_vec();
+    up.extend(["-T", big.to_str().unwrap(), url.as_str()]);
+    curl(&up);
+    let back = work.path().join("back.bin");
+    let mut down = tls_args.to_vec();
+    down.extend(["-o", back.to_str().unwrap(), url.as_str()]);
+    curl(&down);
+    assert_eq!(sha_file(&back), sha_file(&big));
+    assert_eq!(
+        moto.s3(&["sha256", "tls", "ftp/alice/big.bin"], None).trim(),
+        sha_file(&big)
+    );
+
+    // ASCII (curl -B): CRLF on the wire, LF in the object, CRLF back.
+    let text = work.path().join("text.txt");
+    std::fs::write(&text, "one\ntwo\nthree\n").unwrap();
+    let url = format!("ftp://{}/text.txt", server.addr());
+    let mut up = tls_args.to_vec();
+    up.extend(["-B", "-T", text.to_str().unwrap(), url.as_str()]);
+    curl(&up);
+    assert_eq!(
+        moto.s3(&["sha256", "tls", "ftp/alice/text.txt"], None).trim(),
+        sha(b"one\ntwo\nthree\n")
+    );
+    let got = work.path().join("got.txt");
+    let mut down = tls_args.to_vec();
+    down.extend(["-B", "-o", got.to_str().unwrap(), url.as_str()]);
+    curl(&down);
+    assert_eq!(std::fs::read(&got).unwrap(), b"one\ntwo\nthree\n");
+}
