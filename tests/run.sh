@@ -34,6 +34,12 @@ fi
 # moto (an S3-compatible server, with boto3) for tests/s3.rs, from PyPI.
 if ! python3 -c 'import moto.server, boto3' >/dev/null 2>&1; then
     echo "tests/run.sh: installing moto[server]" >&2
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        "${sudo_cmd[@]}" apt-get update -q
+        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends python3-pip
+    fi
+    # Debian's python3 marks itself externally managed (PEP 668): retry with the override.
     python3 -m pip install -q 'moto[server]' ||
         python3 -m pip install -q --break-system-packages 'moto[server]'
 fi
