@@ -510,12 +510,15 @@ impl UploadGuard {
     /// told (no object, no pending multipart upload). Waits for a discard already under way.
     pub async fn discard(&self) {
         let mut slot = self.writer.lock().await;
-        if let Some(mut writer) = slot.take() {
+        // The writer stays in its slot until S3 has answered: a discard cancelled half-way
+        // leaves it for the next one (the transfer's drop guard) to finish.
+        if let Some(writer) = slot.as_mut() {
             match writer.abort().await {
                 Ok(()) => tracing::info!(key = %self.key, "upload discarded: nothing stored"),
                 Err(e) => tracing::warn!(key = %self.key, error = %e, "could not abort the upload"),
             }
         }
+        *slot = None;
     }
 }
 
@@ -560,33 +563,38 @@ impl ObjectUpload {
 
     /// Send what is staged and commit: the object appears now, whole. On failure the upload is
     /// aborted.
+    ///
+    /// Cancelled half-way (ABOR during the commit), the drop guard aborts the upload.
     pub async fn finish(mut self) -> Result<(), StorageError> {
-        let flushed = tokio::io::AsyncWriteExt::flush(&mut self).await;
-        self.done = true;
-        if let Err(e) = flushed {
+        if let Err(e) = tokio::io::AsyncWriteExt::flush(&mut self).await {
             self.guard.discard().await;
+            self.done = true;
             return Err(e.into());
         }
-        let mut slot = self.guard.writer.lock().await;
-        let Some(mut writer) = slot.take() else {
-            return Err(StorageError::from(ErrorKind::LocalError));
-        };
-        match writer.close().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(key = %self.guard.key, error = %abort, "could not abort the upload");
+        let guard = self.guard.clone();
+        let mut slot = guard.writer.lock().await;
+        let result = match slot.as_mut() {
+            None => Err(StorageError::from(ErrorKind::LocalError)),
+            Some(writer) => match writer.close().await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    if let Err(abort) = writer.abort().await {
+                        tracing::warn!(key = %guard.key, error = %abort, "could not abort the upload");
+                    }
+                    Err(storage_error(e))
                 }
-                Err(storage_error(e))
-            }
-        }
+            },
+        };
+        *slot = None;
+        self.done = true;
+        result
     }
 
     /// Abort the upload now and wait until S3 has been told.
     pub async fn abort(mut self) {
         self.pending = None;
-        self.done = true;
         self.guard.discard().await;
+        self.done = true;
     }
 }
 
