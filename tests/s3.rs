@@ -202,6 +202,16 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The large file: bigger than everything an upload or a download may hold in memory.
+const BIG: usize = 128 << 20;
+
+/// The peak resident set of a process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn curl(args: &[&str]) {
     let out = Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "300"])
@@ -230,9 +240,9 @@ fn large_and_many_small_files_round_trip_with_equal_hashes() {
     let server = moto.fxpd("round-trip");
     let work = tempfile::tempdir().unwrap();
 
-    // 64 MiB: eight multipart parts up, chunked ranged reads down, with curl.
+    // 128 MiB: sixteen multipart parts up, chunked ranged reads down, with curl.
     let big: PathBuf = work.path().join("big.bin");
-    std::fs::write(&big, pattern(64 << 20, 1)).unwrap();
+    std::fs::write(&big, pattern(BIG, 1)).unwrap();
     let want = sha_file(&big);
     let url = format!("ftp://{}/big.bin", server.addr());
     let userpw = format!("alice:{PASS}");
@@ -244,11 +254,19 @@ fn large_and_many_small_files_round_trip_with_equal_hashes() {
     );
     let back = work.path().join("back.bin");
     curl(&["--user", &userpw, "-o", back.to_str().unwrap(), &url]);
-    assert_eq!(sha_file(&back), want, "64 MiB download differs");
+    assert_eq!(sha_file(&back), want, "128 MiB download differs");
+    // Streamed both ways: the server's peak memory stays well below the file's size.
+    let peak = peak_rss_kib(server.pid());
+    eprintln!("fxpd peak RSS after 128 MiB up and down: {peak} KiB");
+    // Holding the file whole would take 128 MiB on its own; measured: 60 to 85 MiB in all.
+    assert!(
+        peak < 112 * 1024,
+        "peak RSS {peak} KiB: the file was buffered whole"
+    );
     let mut c = server.login("alice", PASS);
     let r = c.expect("HASH big.bin", 213);
     assert!(r.text().contains(&want), "{r}");
-    assert_eq!(c.expect("SIZE big.bin", 213).first(), format!("213 {}", 64 << 20));
+    assert_eq!(c.expect("SIZE big.bin", 213).first(), format!("213 {BIG}"));
     assert!(moto.uploads("round-trip").is_empty());
 
     // 200 x 4 KiB up and down over one control connection.

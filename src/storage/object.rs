@@ -7,8 +7,8 @@
 //! - Directories: a zero-byte `name/` marker object (MKD); a prefix with objects under it is a
 //!   directory too. RMD refuses a prefix with anything but its marker under it.
 //! - Uploads: an OpenDAL writer with [`CHUNK`]-sized parts and at most [`UPLOAD_CONCURRENCY`]
-//!   parts in flight, so one upload holds at most about `(UPLOAD_CONCURRENCY + 1) * CHUNK`
-//!   bytes. The object becomes visible only when the writer is closed after the data connection
+//!   parts in flight, so one upload holds about `(UPLOAD_CONCURRENCY + 2) * CHUNK` bytes
+//!   (the part being filled, one queued, the ones being sent), whatever the file size. The object becomes visible only when the writer is closed after the data connection
 //!   ended cleanly; on any failure, ABOR or lost session the writer is aborted (no object, no
 //!   pending multipart upload).
 //! - Listings stream through S3's paginated ListObjectsV2 and stop at [`MAX_LIST_ENTRIES`].
