@@ -49,6 +49,10 @@ elif cmd == "put":
     s3.put_object(Bucket=bucket, Key=sys.argv[4], Body=sys.stdin.buffer.read())
 "#;
 
+/// The secret access key fxpd is given (moto does not check signatures): it must never
+/// appear in fxpd's output.
+const SECRET: &str = "fxpd-test-secret-7f3c9a";
+
 /// A moto server on a free loopback port, stopped on drop.
 struct Moto {
     child: Child,
@@ -98,7 +102,7 @@ impl Moto {
         std::fs::write(moto.dir.path().join("helper.py"), HELPER).unwrap();
         std::fs::write(
             moto.dir.path().join("creds.toml"),
-            "access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n",
+            format!("access_key_id = \"testing\"\nsecret_access_key = \"{SECRET}\"\n"),
         )
         .unwrap();
         Some(moto)
@@ -163,8 +167,10 @@ impl Moto {
 
     fn fxpd(&self, bucket: &str) -> Server {
         self.bucket(bucket);
+        // At trace level: not even the most verbose log may show the secret.
         Server::builder()
             .config(&self.storage_config(bucket))
+            .config("[log]\nlevel = \"trace\"\n")
             .user("alice", PASS, "alice", true)
             .user("bob", PASS, "bob", true)
             .start()
@@ -374,6 +380,17 @@ fn names_listings_and_ranged_reads() {
     c.expect("DELE nothing", 550);
     assert!(moto.keys("names").is_empty(), "{:?}", moto.keys("names"));
     c.expect("QUIT", 221);
+
+    // The secret is in no log line and not in `fxpd config check`.
+    assert!(!server.stderr().contains(SECRET));
+    let check = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&server.config_path)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&check.stdout);
+    assert!(shown.contains("storage.credentials_file"), "{shown}");
+    assert!(!shown.contains(SECRET) && !String::from_utf8_lossy(&check.stderr).contains(SECRET));
 }
 
 /// Start a STOR and push `len` bytes without closing the data connection.
@@ -529,7 +546,7 @@ fn startup_fails_closed() {
         .err()
         .expect("http refused");
     assert!(err.stderr.contains("storage.allow_http"), "{}", err.stderr);
-    assert!(!err.stderr.contains("testing"));
+    assert!(!err.stderr.contains(SECRET));
 }
 
 /// The async transfer path is shared with TLS and ASCII: both work on S3 too.
