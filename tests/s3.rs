@@ -348,6 +348,17 @@ fn names_listings_and_ranged_reads() {
     assert!(c.retr("empty").is_empty());
     c.expect("DELE empty", 250);
 
+    // STOU: a fresh unique name.
+    let mut stream = c.pasv_connect();
+    let r = c.cmd("STOU");
+    assert_eq!(r.code, 150, "{r}");
+    let unique = r.first().rsplit(' ').next().unwrap().to_owned();
+    stream.write_all(b"unique").unwrap();
+    drop(stream);
+    assert_eq!(c.read_reply().code, 226);
+    assert_eq!(c.retr(&unique), b"unique");
+    c.expect(&format!("DELE {unique}"), 250);
+
     // REST + RETR: a ranged read.
     c.expect("REST 99000", 350);
     assert_eq!(c.retr("a.bin"), &data[99_000..]);
