@@ -21,7 +21,9 @@
 //! - [`copy`]: `fxpd copy`, an FXP client that makes two FTP servers move a file between
 //!   them (KB Q247132).
 //!
-//! Storage goes through the `unftp-core` `StorageBackend` trait (`unftp-sbe-fs` today).
+//! - [`storage`]: where files live: the local file system (through the `unftp-core`
+//!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
+//!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
 
 pub mod auth;
 pub mod cluster;
@@ -35,6 +37,7 @@ pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod storage;
 pub mod tls;
 pub mod w3c;
 
@@ -65,7 +68,7 @@ pub async fn run(
     mut reloads: tokio::sync::mpsc::Receiver<config::Config>,
     mut on_bound: impl FnMut(SocketAddr, bool),
 ) -> Result<(), StartError> {
-    if !config.root.is_dir() {
+    if config.storage.kind == storage::StorageKind::Fs && !config.root.is_dir() {
         return Err(StartError(format!(
             "root directory {} does not exist",
             config.root.display()
@@ -79,6 +82,8 @@ pub async fn run(
         .await
         .map_err(StartError)?;
     let shared = Arc::new(session::Shared::new(config, Arc::new(cluster), shutdown).map_err(StartError)?);
+    // Fail closed: an object store that cannot be listed now would fail every session.
+    shared.backend.check().await.map_err(StartError)?;
     cluster::share_bans(shared.cluster.clone(), shared.policy.clone());
     let mut listeners = Vec::new();
     for (addr, implicit_tls) in listen {

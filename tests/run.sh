@@ -7,7 +7,7 @@
 # Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap,
 # goaccess for the W3C log, vsftpd as the foreign server fxpd copy drives, haproxy as the
 # load balancer in front of two nodes in tests/cluster.rs, redis-server for the state
-# cluster nodes share;
+# cluster nodes share, moto[server] from PyPI as the S3 server for tests/s3.rs;
 # python3 is expected to be there) when any is missing, then runs every test target with
 # FXPD_EXTERNAL_CLIENTS=1, so a missing client is a test failure rather than a skip.
 # Idempotent: when everything is installed it goes straight to the tests.
@@ -31,6 +31,19 @@ if ((${#missing[@]} > 0)); then
     "${sudo_cmd[@]}" apt-get update -q
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# moto (an S3-compatible server, with boto3) for tests/s3.rs, from PyPI.
+if ! python3 -c 'import moto.server, boto3' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing moto[server]" >&2
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        "${sudo_cmd[@]}" apt-get update -q
+        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends python3-pip
+    fi
+    # Debian's python3 marks itself externally managed (PEP 668): retry with the override.
+    python3 -m pip install -q 'moto[server]' ||
+        python3 -m pip install -q --break-system-packages 'moto[server]'
 fi
 
 export FXPD_EXTERNAL_CLIENTS=1

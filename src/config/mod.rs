@@ -88,6 +88,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// PROXY protocol (v1/v2) from trusted load balancers: off unless `proxy.trusted` is set.
     pub proxy: crate::proxy::ProxyConfig,
+    /// Where files live: the local file system under `root` (default) or an S3 bucket.
+    pub storage: crate::storage::StorageConfig,
 }
 
 /// The built-in default server root.
@@ -119,6 +121,7 @@ impl Default for Config {
             tls: crate::tls::TlsConfig::default(),
             cluster: ClusterConfig::default(),
             proxy: crate::proxy::ProxyConfig::default(),
+            storage: crate::storage::StorageConfig::default(),
         }
     }
 }
@@ -503,6 +506,9 @@ impl Config {
         }
         if let Err(e) = self.tls.validate() {
             return Err(ConfigError::setting("tls", e));
+        }
+        if let Err(e) = self.storage.validate() {
+            return Err(ConfigError::setting(e.key, e.problem));
         }
         if self.users_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(ConfigError::setting(

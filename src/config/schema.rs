@@ -54,6 +54,10 @@ pub(crate) const OPTIONAL_KEYS: &[(&str, Kind)] = &[
     ("log.w3c_dir", Kind::String),
     ("cluster.redis_url", Kind::String),
     ("cluster.redis_password_file", Kind::String),
+    ("storage.endpoint", Kind::String),
+    ("storage.bucket", Kind::String),
+    ("storage.prefix", Kind::String),
+    ("storage.credentials_file", Kind::String),
 ];
 
 /// Every leaf key and section of [`Config`].

@@ -331,7 +331,8 @@ pub fn env_vars() -> Result<Vec<(String, String)>, ConfigError> {
     Ok(vars)
 }
 
-/// Relative `root` / `users_file` from a config file are relative to the file's directory.
+/// Relative `root` / `users_file` / `storage.credentials_file` from a config file are relative
+/// to the file's directory.
 fn resolve_relative(config: &mut Config, file: &Path, origins: &BTreeMap<String, Origin>) {
     let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return;
@@ -343,6 +344,16 @@ fn resolve_relative(config: &mut Config, file: &Path, origins: &BTreeMap<String,
     if from_file("users_file") {
         if let Some(users) = config.users_file.as_mut().filter(|p| p.is_relative()) {
             *users = dir.join(&*users);
+        }
+    }
+    if from_file("storage.credentials_file") {
+        if let Some(file) = config
+            .storage
+            .credentials_file
+            .as_mut()
+            .filter(|p| p.is_relative())
+        {
+            *file = dir.join(&*file);
         }
     }
 }

@@ -965,7 +965,7 @@ fn optional_keys_are_optional_and_accept_their_kind() {
     ];
     let redis = ["cluster.redis_url=redis://127.0.0.1:6379/0"];
     let redis_pair = [redis[0], "cluster.redis_password_file=/etc/fxpd/redis-password"];
-    let samples: [(&str, &[&str]); 8] = [
+    let samples: [(&str, &[&str]); 12] = [
         ("users_file", &["users_file=/etc/fxpd/users.toml"]),
         ("passive.address", &["passive.address=192.0.2.1"]),
         ("anonymous.home", &["anonymous.home=/pub"]),
@@ -974,6 +974,13 @@ fn optional_keys_are_optional_and_accept_their_kind() {
         ("log.w3c_dir", &["log.w3c_dir=/var/log/fxpd"]),
         ("cluster.redis_url", &redis),
         ("cluster.redis_password_file", &redis_pair),
+        ("storage.endpoint", &["storage.endpoint=https://s3.example.net"]),
+        ("storage.bucket", &["storage.bucket=files"]),
+        ("storage.prefix", &["storage.prefix=ftp"]),
+        (
+            "storage.credentials_file",
+            &["storage.credentials_file=/etc/fxpd/s3.toml"],
+        ),
     ];
     for (key, sets) in samples {
         assert!(
@@ -1050,4 +1057,31 @@ fn cluster_settings_are_checked() {
         ]),
     )
     .unwrap();
+}
+
+#[test]
+fn s3_storage_without_bucket_or_endpoint_is_fatal_and_names_the_key() {
+    let no_bucket = "[storage]\nkind = \"s3\"\nendpoint = \"https://s3.example.net\"\n";
+    let e = load_text(no_bucket, &[], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("storage.bucket"), "{e}");
+    let no_endpoint = "[storage]\nkind = \"s3\"\nbucket = \"files\"\n";
+    let e = load_text(no_endpoint, &[], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("storage.endpoint"), "{e}");
+    let e = load_text(
+        "",
+        &[("FXPD__STORAGE__KIND", "s3"), ("FXPD__STORAGE__BUCKET", "files")],
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("storage.endpoint"), "{e}");
+    let ok = "[storage]\nkind = \"s3\"\nbucket = \"files\"\nendpoint = \"https://s3.example.net\"\nprefix = \"ftp\"\n";
+    let loaded = load_text(ok, &[], &Overrides::default()).unwrap();
+    assert_eq!(loaded.config.storage.kind, crate::storage::StorageKind::S3);
+    // The shown configuration has no credentials to show: they are not settings.
+    assert!(!render_text(&loaded).contains("secret"));
 }

@@ -2,7 +2,7 @@
 //! asked of the policy, never made here.
 
 use super::path::{file_name, quote, resolve};
-use super::transfer::{storage_reply, Job};
+use super::transfer::{object_reply, storage_reply, Job};
 use super::{AuthState, DataPlan, Flow, LoggedIn, Session};
 use crate::auth::LoginError;
 use crate::config::ListingStyle;
@@ -12,6 +12,7 @@ use crate::control::stream::ControlStream;
 use crate::datachan::PassiveListener;
 use crate::listing::{self, Entry};
 use crate::policy::{normalize, Refusal, Who};
+use crate::storage::{Backend, Storage};
 use crate::tls::TlsRequire;
 use std::io::{Seek, SeekFrom};
 use std::net::{IpAddr, SocketAddr};
@@ -323,7 +324,7 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
-        let (fs, dir) = match open_home(&self.settings.config.root, &user) {
+        let storage = match open_home(&self.shared.backend, &self.settings.config.root, &user) {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::error!(user = %user.name, home = %user.home.display(), error = %e, "cannot open the home directory");
@@ -351,8 +352,7 @@ impl Session {
         self.auth = AuthState::LoggedIn(Box::new(LoggedIn {
             user,
             who,
-            fs: Arc::new(fs),
-            dir: Arc::new(dir),
+            storage,
             cwd: "/".into(),
         }));
         self.send(ok(Code::LOGGED_IN, text)).await?;
@@ -371,11 +371,15 @@ impl Session {
             running.handle.abort();
             let _ = running.handle.await;
             tracing::info!(command = running.verb, path = %running.path, "transfer aborted by the client");
-            self.send(ok(
-                Code::CONNECTION_CLOSED,
-                "Connection closed; transfer aborted.",
-            ))
-            .await?;
+            let text = match &running.upload {
+                // The object upload is aborted before the reply says so.
+                Some(upload) => {
+                    upload.discard().await;
+                    "Connection closed; transfer aborted; upload discarded, nothing stored."
+                }
+                None => "Connection closed; transfer aborted.",
+            };
+            self.send(ok(Code::CONNECTION_CLOSED, text)).await?;
         }
         self.send(ok(Code::TRANSFER_COMPLETE, "ABOR command successful."))
             .await?;
@@ -484,15 +488,19 @@ impl Session {
     async fn cwd(&mut self, arg: &str) -> Reply {
         let target = resolve(&self.login().cwd, arg);
         let login = self.login();
-        match login.fs.metadata(&login.user, &target).await {
-            Ok(m) if m.is_dir() => {
+        let is_dir = match &login.storage {
+            Storage::Local { fs, .. } => fs.metadata(&login.user, &target).await.map(|m| m.is_dir()).ok(),
+            Storage::Object(o) => o.stat(&target).await.map(|m| m.is_dir()).ok(),
+        };
+        match is_dir {
+            Some(true) => {
                 if let AuthState::LoggedIn(l) = &mut self.auth {
                     l.cwd = target;
                 }
                 ok(Code::FILE_ACTION_OK, "CWD command successful.")
             }
-            Ok(_) => ok(Code::FILE_UNAVAILABLE, "The directory name is invalid."),
-            Err(_) => ok(
+            Some(false) => ok(Code::FILE_UNAVAILABLE, "The directory name is invalid."),
+            None => ok(
                 Code::FILE_UNAVAILABLE,
                 "The system cannot find the file specified.",
             ),
@@ -509,12 +517,16 @@ impl Session {
         }
         let target = resolve(&self.login().cwd, arg);
         let login = self.login();
-        match login.fs.mkd(&login.user, &target).await {
+        let made = match &login.storage {
+            Storage::Local { fs, .. } => fs.mkd(&login.user, &target).await.map_err(|e| storage_reply(&e)),
+            Storage::Object(o) => o.mkd(&target).await.map_err(|e| object_reply(&e)),
+        };
+        match made {
             Ok(()) => ok(
                 Code::PATH_CREATED,
                 format!("{} directory created.", quote(&target)),
             ),
-            Err(e) => storage_reply(&e),
+            Err(reply) => reply,
         }
     }
 
@@ -525,17 +537,26 @@ impl Session {
         }
         let target = resolve(&self.login().cwd, arg);
         let login = self.login();
-        let result = if verb == "RMD" {
-            login.fs.rmd(&login.user, &target).await
-        } else {
-            login.fs.del(&login.user, &target).await
+        let result = match &login.storage {
+            Storage::Local { fs, .. } => if verb == "RMD" {
+                fs.rmd(&login.user, &target).await
+            } else {
+                fs.del(&login.user, &target).await
+            }
+            .map_err(|e| storage_reply(&e)),
+            Storage::Object(o) => if verb == "RMD" {
+                o.rmd(&target).await
+            } else {
+                o.del(&target).await
+            }
+            .map_err(|e| object_reply(&e)),
         };
         match result {
             Ok(()) => {
                 tracing::info!(command = verb, path = %target, "removed");
                 ok(Code::FILE_ACTION_OK, format!("{verb} command successful."))
             }
-            Err(e) => storage_reply(&e),
+            Err(reply) => reply,
         }
     }
 
@@ -545,15 +566,23 @@ impl Session {
         }
         let from = resolve(&self.login().cwd, arg);
         let login = self.login();
-        match login.fs.metadata(&login.user, &from).await {
-            Ok(_) => {
+        let found = match &login.storage {
+            Storage::Local { fs, .. } => fs
+                .metadata(&login.user, &from)
+                .await
+                .map(|_| ())
+                .map_err(|e| storage_reply(&e)),
+            Storage::Object(o) => o.stat(&from).await.map(|_| ()).map_err(|e| object_reply(&e)),
+        };
+        match found {
+            Ok(()) => {
                 self.rename_from = Some(from);
                 ok(
                     Code::PENDING_FURTHER_INFO,
                     "Requested file action pending further information.",
                 )
             }
-            Err(e) => storage_reply(&e),
+            Err(reply) => reply,
         }
     }
 
@@ -566,24 +595,58 @@ impl Session {
         }
         let to = resolve(&self.login().cwd, arg);
         let login = self.login();
-        match login.fs.rename(&login.user, &from, &to).await {
+        let renamed = match &login.storage {
+            Storage::Local { fs, .. } => fs
+                .rename(&login.user, &from, &to)
+                .await
+                .map_err(|e| storage_reply(&e)),
+            // Object storage has no rename: a server-side copy, then the original is deleted.
+            Storage::Object(o) => o.rename(&from, &to).await.map_err(|e| object_reply(&e)),
+        };
+        match renamed {
             Ok(()) => {
                 tracing::info!(from = %from, to = %to, "renamed");
                 ok(Code::FILE_ACTION_OK, "RNTO command successful.")
             }
-            Err(e) => storage_reply(&e),
+            Err(reply) => reply,
         }
     }
 
-    async fn file_meta(&self, arg: &str) -> Result<(String, unftp_sbe_fs::Meta), Reply> {
+    /// The MLST entry of a path (named `/` for the home itself).
+    async fn file_meta(&self, arg: &str) -> Result<(String, Entry), Reply> {
         let target = resolve(&self.login().cwd, arg);
         let login = self.login();
-        let meta = login
-            .fs
-            .metadata(&login.user, &target)
-            .await
-            .map_err(|e| storage_reply(&e))?;
-        Ok((target, meta))
+        let name = if target == "/" { "/" } else { file_name(&target) };
+        let entry = match &login.storage {
+            Storage::Local { fs, .. } => {
+                let meta = fs
+                    .metadata(&login.user, &target)
+                    .await
+                    .map_err(|e| storage_reply(&e))?;
+                Entry::from_metadata(name, &meta)
+            }
+            Storage::Object(o) => {
+                let meta = o.stat(&target).await.map_err(|e| object_reply(&e))?;
+                Entry::from_metadata(name, &meta)
+            }
+        };
+        Ok((target, entry))
+    }
+
+    /// The object store of this login, when files live in one.
+    fn object_store(&self) -> Option<crate::storage::ObjectStore> {
+        match &self.login().storage {
+            Storage::Object(o) => Some(o.clone()),
+            Storage::Local { .. } => None,
+        }
+    }
+
+    /// The home directory handle of a file-system login.
+    fn local_dir(&self) -> std::io::Result<&cap_std::fs::Dir> {
+        match &self.login().storage {
+            Storage::Local { dir, .. } => Ok(dir),
+            Storage::Object(_) => Err(std::io::Error::other("not a file-system login")),
+        }
     }
 
     /// Metadata straight from the home directory handle (a stat on this thread: no hop to
@@ -591,14 +654,20 @@ impl Session {
     fn stat(&self, arg: &str) -> Result<(String, cap_std::fs::Metadata), Reply> {
         let target = resolve(&self.login().cwd, arg);
         let meta = self
-            .login()
-            .dir
-            .metadata(relative(&target))
+            .local_dir()
+            .and_then(|dir| dir.metadata(relative(&target)))
             .map_err(|e| storage_reply(&e.into()))?;
         Ok((target, meta))
     }
 
     async fn size(&self, arg: &str) -> Reply {
+        if let Some(o) = self.object_store() {
+            return match o.stat(&resolve(&self.login().cwd, arg)).await {
+                Ok(m) if m.is_file() => ok(Code::FILE_STATUS, m.len().to_string()),
+                Ok(_) => ok(Code::FILE_UNAVAILABLE, "Not a plain file."),
+                Err(e) => object_reply(&e),
+            };
+        }
         match self.stat(arg) {
             Ok((_, m)) if m.is_file() => ok(Code::FILE_STATUS, m.len().to_string()),
             Ok(_) => ok(Code::FILE_UNAVAILABLE, "Not a plain file."),
@@ -607,6 +676,20 @@ impl Session {
     }
 
     async fn mdtm(&self, arg: &str) -> Reply {
+        if let Some(o) = self.object_store() {
+            return match o.stat(&resolve(&self.login().cwd, arg)).await {
+                Ok(m) => match m.modified() {
+                    Ok(t) => ok(
+                        Code::FILE_STATUS,
+                        chrono::DateTime::<chrono::Utc>::from(t)
+                            .format("%Y%m%d%H%M%S")
+                            .to_string(),
+                    ),
+                    Err(e) => storage_reply(&e),
+                },
+                Err(e) => object_reply(&e),
+            };
+        }
         match self.stat(arg) {
             Ok((_, m)) => match m.modified().map(cap_std::time::SystemTime::into_std) {
                 Ok(t) => ok(
@@ -624,13 +707,12 @@ impl Session {
     async fn mlst(&self, arg: Option<&str>) -> Reply {
         let arg = arg.unwrap_or(".");
         match self.file_meta(arg).await {
-            Ok((target, m)) => {
-                let name = if target == "/" { "/" } else { file_name(&target) };
-                if !listing::is_safe_name(name) {
+            Ok((target, entry)) => {
+                if !listing::is_safe_name(&entry.name) {
                     return ok(Code::FILE_UNAVAILABLE, "File name cannot be shown.");
                 }
-                let entry = Entry::from_metadata(name, &m);
-                let facts = listing::mlsx_facts(&entry, self.login().user.write, m.is_dir() && arg == ".");
+                let is_dir = entry.kind == listing::Kind::Dir;
+                let facts = listing::mlsx_facts(&entry, self.login().user.write, is_dir && arg == ".");
                 Reply::multi(
                     Code::FILE_ACTION_OK,
                     vec![format!("Listing {target}"), facts, "End".into()],
@@ -643,6 +725,14 @@ impl Session {
     /// HASH (draft-bryan-ftp-hash): the SHA-256 of a whole file, computed on a blocking
     /// thread. Reply: `213 SHA-256 0-<size> <hex> <path>`.
     async fn hash(&self, arg: &str) -> Reply {
+        if let Some(o) = self.object_store() {
+            // Object storage: the object is streamed through the hash (bounded memory).
+            let target = resolve(&self.login().cwd, arg);
+            return match o.sha256(&target).await {
+                Ok((hex, size)) => ok(Code::FILE_STATUS, format!("SHA-256 0-{size} {hex} {target}")),
+                Err(e) => object_reply(&e),
+            };
+        }
         let (target, meta) = match self.stat(arg) {
             Ok(found) if found.1.is_file() => found,
             Ok(_) => return ok(Code::FILE_UNAVAILABLE, "Not a plain file."),
@@ -779,6 +869,9 @@ impl Session {
     }
 
     async fn retr(&mut self, arg: &str, offset: u64) -> std::io::Result<()> {
+        if let Some(o) = self.object_store() {
+            return self.retr_object(o, arg, offset).await;
+        }
         let target = resolve(&self.login().cwd, arg);
         // Open, then look at what was opened (no window between a check and the open).
         let opened = self
@@ -808,6 +901,83 @@ impl Session {
             .await
     }
 
+    /// RETR from object storage: a ranged read from `offset` (REST), copied asynchronously.
+    async fn retr_object(
+        &mut self,
+        o: crate::storage::ObjectStore,
+        arg: &str,
+        offset: u64,
+    ) -> std::io::Result<()> {
+        let target = resolve(&self.login().cwd, arg);
+        let (reader, size) = match o.open_read(&target, offset).await {
+            Ok(opened) => opened,
+            Err(e) => return self.send(object_reply(&e)).await,
+        };
+        if let Some(refusal) = self.transfer_precheck() {
+            return self.send(refusal).await;
+        }
+        let preliminary = ok(
+            Code::OPENING,
+            format!(
+                "Opening {} mode data connection for {}({size} bytes).",
+                self.mode_name(),
+                file_name(&target)
+            ),
+        );
+        tracing::info!(path = %target, size, offset, "RETR");
+        self.start_transfer(
+            "RETR",
+            target,
+            Some(size),
+            preliminary,
+            Job::SendObject(Box::new(reader)),
+        )
+        .await
+    }
+
+    /// STOR/APPE to object storage. Objects are written whole: APPE and REST+STOR cannot
+    /// change an existing object and are refused before any data connection is used.
+    async fn stor_object(
+        &mut self,
+        o: crate::storage::ObjectStore,
+        arg: &str,
+        offset: u64,
+        append: bool,
+    ) -> std::io::Result<()> {
+        if append {
+            return self
+                .send(ok(
+                    Code::FILE_UNAVAILABLE,
+                    "APPE is not possible on object storage (objects cannot be appended to); upload the whole file with STOR.",
+                ))
+                .await;
+        }
+        if offset > 0 {
+            return self
+                .send(ok(
+                    Code::FILE_UNAVAILABLE,
+                    "REST with STOR is not possible on object storage (uploads cannot be resumed); upload the whole file again.",
+                ))
+                .await;
+        }
+        let target = resolve(&self.login().cwd, arg);
+        let upload = match o.create(&target).await {
+            Ok(upload) => upload,
+            Err(e) => return self.send(object_reply(&e)).await,
+        };
+        let preliminary = ok(
+            Code::OPENING,
+            format!(
+                "Opening {} mode data connection for {}.",
+                self.mode_name(),
+                file_name(&target)
+            ),
+        );
+        tracing::info!(command = "STOR", path = %target, "upload");
+        self.start_transfer("STOR", target, None, preliminary, Job::ReceiveObject(upload))
+            .await
+    }
+
     fn mode_name(&self) -> &'static str {
         match self.transfer_type {
             TransferType::Ascii => "ASCII",
@@ -821,6 +991,9 @@ impl Session {
         }
         if let Some(refusal) = self.transfer_precheck() {
             return self.send(refusal).await;
+        }
+        if let Some(o) = self.object_store() {
+            return self.stor_object(o, arg, offset, append).await;
         }
         let target = resolve(&self.login().cwd, arg);
         let offset = if append {
@@ -856,10 +1029,15 @@ impl Session {
         if let Some(refusal) = self.transfer_precheck() {
             return self.send(refusal).await;
         }
+        let object = self.object_store();
         let mut name = String::new();
         for _ in 0..16 {
             let candidate = format!("fxpd-{:016x}", random_u64());
-            if self.stat(&candidate).is_err() {
+            let taken = match &object {
+                Some(o) => o.stat(&resolve(&self.login().cwd, &candidate)).await.is_ok(),
+                None => self.stat(&candidate).is_ok(),
+            };
+            if !taken {
                 name = candidate;
                 break;
             }
@@ -870,9 +1048,17 @@ impl Session {
                 .await;
         }
         let target = resolve(&self.login().cwd, &name);
-        let job = match self.receive_job(&target, 0) {
+        let job = match &object {
+            Some(o) => o
+                .create(&target)
+                .await
+                .map(Job::ReceiveObject)
+                .map_err(|e| object_reply(&e)),
+            None => self.receive_job(&target, 0).map_err(|e| storage_reply(&e.into())),
+        };
+        let job = match job {
             Ok(job) => job,
-            Err(e) => return self.send(storage_reply(&e.into())).await,
+            Err(reply) => return self.send(reply).await,
         };
         let preliminary = ok(Code::OPENING, format!("FILE: {name}"));
         self.start_transfer("STOU", target, None, preliminary, job).await
@@ -880,7 +1066,7 @@ impl Session {
 
     /// Open a file in the home directory for a binary download, positioned at `offset`.
     fn open_for_read(&self, target: &str, offset: u64) -> std::io::Result<std::fs::File> {
-        let mut file = self.login().dir.open(relative(target))?.into_std();
+        let mut file = self.local_dir()?.open(relative(target))?.into_std();
         if offset > 0 {
             file.seek(SeekFrom::Start(offset))?;
         }
@@ -892,7 +1078,10 @@ impl Session {
     fn receive_job(&self, target: &str, offset: u64) -> std::io::Result<Job> {
         let mut options = cap_std::fs::OpenOptions::new();
         options.write(true).create(true);
-        let mut file = self.login().dir.open_with(relative(target), &options)?.into_std();
+        let mut file = self
+            .local_dir()?
+            .open_with(relative(target), &options)?
+            .into_std();
         file.set_len(offset)?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(Job::ReceiveFile(file))
@@ -903,16 +1092,18 @@ impl Session {
     async fn entries(&self, arg: Option<&str>) -> Result<Vec<Entry>, Reply> {
         let target = resolve(&self.login().cwd, arg.unwrap_or("."));
         let login = self.login();
-        let meta = login
-            .fs
+        let fs = match &login.storage {
+            Storage::Local { fs, .. } => fs,
+            Storage::Object(o) => return o.entries(&target).await.map_err(|e| object_reply(&e)),
+        };
+        let meta = fs
             .metadata(&login.user, &target)
             .await
             .map_err(|e| storage_reply(&e))?;
         if !meta.is_dir() {
             return Ok(vec![Entry::from_metadata(file_name(&target), &meta)]);
         }
-        let list = login
-            .fs
+        let list = fs
             .list(&login.user, &target)
             .await
             .map_err(|e| storage_reply(&e))?;
@@ -948,19 +1139,27 @@ fn refused(refusal: &Refusal) -> Reply {
     Reply::new(Code::PARAMETER_NOT_IMPLEMENTED, refusal.reply_text())
 }
 
-/// The user's home, twice: as the storage back-end (metadata, listings, names), confined to
-/// the home with cap-std (a home that is the root itself needs no narrowing), and as a
-/// cap-std directory handle for file contents.
+/// The user's home. On the file system, twice: as the storage back-end (metadata, listings,
+/// names), confined to the home with cap-std (a home that is the root itself needs no
+/// narrowing), and as a cap-std directory handle for file contents. On object storage: the
+/// key prefix of the home.
 fn open_home(
+    backend: &Backend,
     root: &std::path::Path,
     user: &crate::auth::FtpUser,
-) -> std::io::Result<(Filesystem, cap_std::fs::Dir)> {
+) -> std::io::Result<Storage> {
+    if let Backend::Object(store) = backend {
+        return Ok(Storage::Object(store.for_home(root, &user.home)?));
+    }
     let mut fs = Filesystem::new(root)?;
     if user.home != root {
         StorageBackend::enter(&mut fs, user)?;
     }
     let dir = cap_std::fs::Dir::open_ambient_dir(&user.home, cap_std::ambient_authority())?;
-    Ok((fs, dir))
+    Ok(Storage::Local {
+        fs: Arc::new(fs),
+        dir: Arc::new(dir),
+    })
 }
 
 /// A virtual path as a path relative to the home directory handle.

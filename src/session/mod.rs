@@ -21,6 +21,7 @@ use crate::control::stream::ControlStream;
 use crate::datachan::rate::Limiter;
 use crate::datachan::PassiveListener;
 use crate::policy::{Approved, Policy, Who};
+use crate::storage::{Storage, UploadGuard};
 use crate::tls::Tls;
 use crate::w3c::W3cLog;
 use std::net::SocketAddr;
@@ -31,7 +32,6 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use unftp_sbe_fs::Filesystem;
 
 /// What every session shares: the current settings and the server-wide decision makers.
 pub struct Shared {
@@ -53,6 +53,8 @@ pub struct Shared {
     pub cluster: Arc<Cluster>,
     /// Cancelled when the server stops: idle sessions close, transfers are let finish.
     pub shutdown: CancellationToken,
+    /// Where files live (`[storage]`, fixed at start).
+    pub backend: crate::storage::Backend,
 }
 
 /// One consistent version of the configuration and what is built from it.
@@ -77,8 +79,11 @@ impl Shared {
             Some(dir) => Some(W3cLog::start(dir).map_err(|e| format!("log.w3c_dir {}: {e}", dir.display()))?),
             None => None,
         };
+        let data_timeout = Duration::from_secs(config.limits.data_timeout_secs);
+        let backend = crate::storage::Backend::new(&config.storage, data_timeout)?;
         let settings = Settings::new(config, guard.clone())?;
         Ok(Shared {
+            backend,
             current: RwLock::new(Arc::new(settings)),
             policy,
             guard,
@@ -109,6 +114,9 @@ impl Shared {
         }
         if old.config.cluster != config.cluster {
             tracing::warn!("cluster settings changed: they take effect after a restart");
+        }
+        if old.config.storage != config.storage {
+            tracing::warn!("storage settings changed: they take effect after a restart");
         }
         let settings = Settings::new(config, self.guard.clone())?;
         self.policy.reload(settings.config.fxp.clone());
@@ -168,11 +176,8 @@ enum AuthState {
 struct LoggedIn {
     user: FtpUser,
     who: Who,
-    /// Metadata, listings and name operations go through the storage back-end.
-    fs: Arc<Filesystem>,
-    /// The same home directory as a capability handle: binary transfers open files here and
-    /// move bytes with sendfile and large buffers. cap-std keeps every path inside it.
-    dir: Arc<cap_std::fs::Dir>,
+    /// The home directory: local files or an object-key prefix.
+    storage: Storage,
     cwd: String,
 }
 
@@ -184,6 +189,8 @@ struct Running {
     size: Option<u64>,
     progress: Arc<AtomicU64>,
     started: Instant,
+    /// An object upload: discarded (aborted) unless it completes.
+    upload: Option<Arc<UploadGuard>>,
 }
 
 /// What the main loop does after a command.

@@ -27,6 +27,11 @@ pub(super) enum Job {
     SendFile(std::fs::File),
     /// Write the data into an open file at its position.
     ReceiveFile(std::fs::File),
+    /// Send an object from its offset (object storage: an async, buffered copy).
+    SendObject(Box<crate::storage::ObjectReader>),
+    /// Stream the data into a new object; it appears only when the data connection ends
+    /// cleanly, and is discarded otherwise.
+    ReceiveObject(crate::storage::ObjectUpload),
 }
 
 /// How a transfer ended.
@@ -94,6 +99,10 @@ impl Session {
         let progress = Arc::new(AtomicU64::new(0));
         let task_progress = progress.clone();
         let throttle = self.throttle_for(&job);
+        let upload = match &job {
+            Job::ReceiveObject(upload) => Some(upload.guard()),
+            _ => None,
+        };
         self.send(preliminary).await?;
         let handle = tokio::spawn(async move {
             let mut refused = Vec::new();
@@ -133,6 +142,7 @@ impl Session {
             size,
             progress,
             started: tokio::time::Instant::now(),
+            upload,
         });
         Ok(())
     }
@@ -143,8 +153,10 @@ impl Session {
     fn throttle_for(&self, job: &Job) -> Throttle {
         let limits = &self.settings.config.limits;
         let (session_rate, global) = match job {
-            Job::ReceiveFile(_) => (limits.upload_bytes_per_sec, self.shared.upload_limit.clone()),
-            Job::Listing(_) | Job::SendFile(_) => {
+            Job::ReceiveFile(_) | Job::ReceiveObject(_) => {
+                (limits.upload_bytes_per_sec, self.shared.upload_limit.clone())
+            }
+            Job::Listing(_) | Job::SendFile(_) | Job::SendObject(_) => {
                 (limits.download_bytes_per_sec, self.shared.download_limit.clone())
             }
         };
@@ -309,6 +321,28 @@ impl TransferIo {
                 let _ = tokio::time::timeout(self.timeout, stream.shutdown()).await;
                 received
             }
+            Job::SendObject(mut reader) => {
+                send(&mut reader, &mut stream, self.ascii, progress, &self.throttle)
+                    .await
+                    .map_err(Outcome::Network)
+            }
+            Job::ReceiveObject(mut upload) => {
+                let mut input = Inbound::new(&mut stream, self.ascii);
+                let received = receive(&mut input, &mut upload, progress, &self.throttle).await;
+                // Commit only after the data connection ended cleanly; otherwise nothing stays.
+                let received = match received {
+                    Ok(bytes) => upload.finish().await.map(|()| bytes).map_err(Outcome::Storage),
+                    Err(e) => {
+                        upload.abort().await;
+                        Err(match e {
+                            Direction::Network(e) => Outcome::Network(e),
+                            Direction::Storage(e) => Outcome::Storage(e.into()),
+                        })
+                    }
+                };
+                let _ = tokio::time::timeout(self.timeout, stream.shutdown()).await;
+                received
+            }
         };
         // On TLS, read until the peer closes before dropping the socket: closing with unread
         // bytes (session tickets, close_notify) makes the kernel send a reset that can
@@ -430,6 +464,13 @@ pub(super) fn final_reply(running: &Running, outcome: Result<Outcome, JoinError>
         }
         Outcome::Network(e) => {
             let moved = running.progress.load(std::sync::atomic::Ordering::Relaxed);
+            if running.upload.is_some() {
+                tracing::warn!(command = verb, path = %running.path, bytes = moved, error = %e, "upload interrupted; object discarded");
+                return Reply::new(
+                    Code::CONNECTION_CLOSED,
+                    "Connection closed; transfer aborted; upload discarded, nothing stored.",
+                );
+            }
             if matches!(verb, "STOR" | "APPE" | "STOU") {
                 // Documented choice: a broken upload keeps what was received, so the client
                 // can resume it with REST or APPE.
@@ -439,10 +480,24 @@ pub(super) fn final_reply(running: &Running, outcome: Result<Outcome, JoinError>
             }
             Reply::new(Code::CONNECTION_CLOSED, "Connection closed; transfer aborted.")
         }
+        Outcome::Storage(e) if running.upload.is_some() => {
+            tracing::warn!(command = verb, path = %running.path, error = %e, "upload failed in storage; object discarded");
+            let reply = storage_reply(&e);
+            Reply::new(reply.code, "Upload failed in storage; nothing stored.")
+        }
         Outcome::Storage(e) => {
             tracing::warn!(command = verb, error = %e, "transfer failed in storage");
             storage_reply(&e)
         }
+    }
+}
+
+/// Map an object-storage failure to a reply: storage errors as for files, refusals (what
+/// object storage cannot do) as 550 with the reason.
+pub(super) fn object_reply(e: &crate::storage::ObjectError) -> Reply {
+    match e {
+        crate::storage::ObjectError::Storage(e) => storage_reply(e),
+        crate::storage::ObjectError::Refused(why) => Reply::new(Code::FILE_UNAVAILABLE, *why),
     }
 }
 

@@ -1,0 +1,619 @@
+//! The S3 back-end (`storage.kind = "s3"`) against a real S3-compatible server on loopback.
+//!
+//! The server is moto in server mode (`python3 -m moto.server`, from PyPI as `moto[server]`,
+//! which `tests/run.sh` installs when missing). Why moto: it is a pip install next to the
+//! python3 the other client tests already use (s3rver would bring node and npm), it implements
+//! the parts of S3 fxpd relies on (ListObjectsV2 with pagination, multipart uploads and
+//! ListMultipartUploads, CopyObject, ranged GET), and it ships boto3, which the tests use to
+//! look at the bucket directly rather than only through fxpd. Each test starts its own moto on
+//! a free 127.0.0.1 port, creates its bucket with boto3, starts the real fxpd binary with
+//! `storage.kind = "s3"` and drives it with curl and raw control/data connections; every
+//! transfer is checked by SHA-256.
+//!
+//! Gated like the other external-client tests: skipped (with a note) unless
+//! `FXPD_EXTERNAL_CLIENTS=1`, and then a missing python3/moto/curl is a failure.
+
+mod common;
+
+use common::*;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The boto3 side: looks at the bucket without fxpd.
+const HELPER: &str = r#"
+import sys, hashlib, boto3
+endpoint, cmd, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+if cmd == "mkbucket":
+    s3.create_bucket(Bucket=bucket)
+elif cmd == "keys":
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for o in page.get("Contents", []):
+            print(o["Key"], o["Size"])
+elif cmd == "uploads":
+    r = s3.list_multipart_uploads(Bucket=bucket)
+    for u in r.get("Uploads", []):
+        print(u["Key"], u["UploadId"])
+elif cmd == "sha256":
+    body = s3.get_object(Bucket=bucket, Key=sys.argv[4])["Body"]
+    h = hashlib.sha256()
+    for chunk in iter(lambda: body.read(1 << 20), b""):
+        h.update(chunk)
+    print(h.hexdigest())
+elif cmd == "put":
+    s3.put_object(Bucket=bucket, Key=sys.argv[4], Body=sys.stdin.buffer.read())
+"#;
+
+/// The secret access key fxpd is given (moto does not check signatures): it must never
+/// appear in fxpd's output.
+const SECRET: &str = "fxpd-test-secret-7f3c9a";
+
+/// A moto server on a free loopback port, stopped on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+impl Moto {
+    /// Start moto, or `None` when the test is gated off.
+    fn start() -> Option<Moto> {
+        if !require_clients(&["python3", "curl"]) {
+            return None;
+        }
+        let probe = Command::new("python3")
+            .args(["-c", "import moto.server, boto3"])
+            .output()
+            .expect("run python3");
+        assert!(
+            probe.status.success(),
+            "moto[server] not installed ({EXTERNAL_ENV}=1 makes it a failure; tests/run.sh installs it): {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start moto");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start: {}", moto.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::write(moto.dir.path().join("helper.py"), HELPER).unwrap();
+        std::fs::write(
+            moto.dir.path().join("creds.toml"),
+            format!("access_key_id = \"testing\"\nsecret_access_key = \"{SECRET}\"\n"),
+        )
+        .unwrap();
+        Some(moto)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
+    }
+
+    /// Run the boto3 helper; returns stdout, asserting success.
+    fn s3(&self, args: &[&str], input: Option<&[u8]>) -> String {
+        let mut cmd = Command::new("python3");
+        cmd.arg(self.dir.path().join("helper.py"))
+            .arg(&self.endpoint)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            stdin.write_all(input).unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "s3 helper {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn bucket(&self, name: &str) {
+        self.s3(&["mkbucket", name], None);
+    }
+
+    /// Every key in the bucket, seen by S3 itself.
+    fn keys(&self, bucket: &str) -> Vec<String> {
+        self.s3(&["keys", bucket], None)
+            .lines()
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Pending multipart uploads (ListMultipartUploads).
+    fn uploads(&self, bucket: &str) -> Vec<String> {
+        self.s3(&["uploads", bucket], None)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The `[storage]` section for fxpd.
+    fn storage_config(&self, bucket: &str) -> String {
+        format!(
+            "[storage]\nkind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"ftp\"\nallow_http = true\ncredentials_file = \"{}\"\n",
+            self.endpoint,
+            self.dir.path().join("creds.toml").display()
+        )
+    }
+
+    fn fxpd(&self, bucket: &str) -> Server {
+        self.bucket(bucket);
+        // At trace level: not even the most verbose log may show the secret.
+        Server::builder()
+            .config(&self.storage_config(bucket))
+            .config("[log]\nlevel = \"trace\"\n")
+            .user("alice", PASS, "alice", true)
+            .user("bob", PASS, "bob", true)
+            .start()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha_file(path: &Path) -> String {
+    let mut h = Sha256::new();
+    let mut f = std::fs::File::open(path).unwrap();
+    std::io::copy(&mut f, &mut h).unwrap();
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The large file: bigger than everything an upload or a download may hold in memory.
+const BIG: usize = 128 << 20;
+
+/// The peak resident set of a process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn curl(args: &[&str]) {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "300"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Wait until `check` holds (S3 is told about an abort asynchronously on session loss).
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn large_and_many_small_files_round_trip_with_equal_hashes() {
+    let Some(moto) = Moto::start() else { return };
+    let server = moto.fxpd("round-trip");
+    let work = tempfile::tempdir().unwrap();
+
+    // 128 MiB: sixteen multipart parts up, chunked ranged reads down, with curl.
+    let big: PathBuf = work.path().join("big.bin");
+    std::fs::write(&big, pattern(BIG, 1)).unwrap();
+    let want = sha_file(&big);
+    let url = format!("ftp://{}/big.bin", server.addr());
+    let userpw = format!("alice:{PASS}");
+    curl(&["--user", &userpw, "-T", big.to_str().unwrap(), &url]);
+    assert_eq!(
+        moto.s3(&["sha256", "round-trip", "ftp/alice/big.bin"], None)
+            .trim(),
+        want
+    );
+    let back = work.path().join("back.bin");
+    curl(&["--user", &userpw, "-o", back.to_str().unwrap(), &url]);
+    assert_eq!(sha_file(&back), want, "128 MiB download differs");
+    // Streamed both ways: the server's peak memory stays well below the file's size.
+    let peak = peak_rss_kib(server.pid());
+    eprintln!("fxpd peak RSS after 128 MiB up and down: {peak} KiB");
+    // Holding the file whole would take 128 MiB on its own; measured: 60 to 90 MiB in all.
+    assert!(
+        peak < 112 * 1024,
+        "peak RSS {peak} KiB: the file was buffered whole"
+    );
+    let mut c = server.login("alice", PASS);
+    let r = c.expect("HASH big.bin", 213);
+    assert!(r.text().contains(&want), "{r}");
+    assert_eq!(c.expect("SIZE big.bin", 213).first(), format!("213 {BIG}"));
+    assert!(moto.uploads("round-trip").is_empty());
+
+    // 200 x 4 KiB up and down over one control connection.
+    c.expect("TYPE I", 200);
+    c.expect("MKD small", 257);
+    c.expect("CWD small", 250);
+    let files: Vec<Vec<u8>> = (0..200).map(|i| pattern(4096, 100 + i)).collect();
+    for (i, f) in files.iter().enumerate() {
+        c.stor(&format!("f{i:03}"), f);
+    }
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(sha(&c.retr(&format!("f{i:03}"))), sha(f), "small file {i}");
+    }
+    let nlst = c.listing("NLST");
+    assert_eq!(nlst.lines().count(), 200, "{nlst}");
+    let keys = moto.keys("round-trip");
+    let small = keys.iter().filter(|k| k.starts_with("ftp/alice/small/f")).count();
+    assert_eq!(small, 200, "{keys:?}");
+    assert_eq!(
+        moto.s3(&["sha256", "round-trip", "ftp/alice/small/f123"], None)
+            .trim(),
+        sha(&files[123])
+    );
+}
+
+#[test]
+fn names_listings_and_ranged_reads() {
+    let Some(moto) = Moto::start() else { return };
+    let server = moto.fxpd("names");
+    let mut c = server.login("alice", PASS);
+    c.expect("TYPE I", 200);
+    let data = pattern(100_000, 7);
+    c.stor("a.bin", &data);
+
+    // Directories: a marker object; RMD refuses a non-empty one.
+    c.expect("MKD dir", 257);
+    c.expect("MKD dir", 550);
+    c.expect("MKD missing/sub", 550);
+    c.stor("dir/inner.txt", b"hello\n");
+    assert!(moto.keys("names").contains(&"ftp/alice/dir/".to_owned()));
+    c.expect("RMD dir", 550);
+
+    let list = c.listing("LIST");
+    assert!(list.contains("a.bin") && list.contains("dir"), "{list}");
+    assert!(
+        list.lines().any(|l| l.starts_with('d') && l.ends_with("dir")),
+        "{list}"
+    );
+    assert!(list.contains("100000"), "{list}");
+    let nlst = c.listing("NLST");
+    let mut names: Vec<&str> = nlst.lines().collect();
+    names.sort();
+    assert_eq!(names, ["a.bin", "dir"]);
+    let mlsd = c.listing("MLSD");
+    assert!(
+        mlsd.contains("type=file;size=100000;") && mlsd.contains("type=dir;"),
+        "{mlsd}"
+    );
+    let r = c.expect("MLST a.bin", 250);
+    assert!(r.text().contains("size=100000"), "{r}");
+    assert_eq!(c.expect("SIZE a.bin", 213).first(), "213 100000");
+    assert!(c.expect("MDTM a.bin", 213).first().len() == 18);
+    c.expect("SIZE dir", 550);
+    c.expect("SIZE nothing", 550);
+    c.expect("CWD dir", 250);
+    assert_eq!(c.listing("NLST").trim(), "inner.txt");
+    c.expect("CWD ..", 250);
+    c.expect("CWD a.bin", 550);
+
+    // An empty file.
+    c.stor("empty", b"");
+    assert_eq!(c.expect("SIZE empty", 213).first(), "213 0");
+    assert!(c.retr("empty").is_empty());
+    c.expect("DELE empty", 250);
+
+    // STOU: a fresh unique name.
+    let mut stream = c.pasv_connect();
+    let r = c.cmd("STOU");
+    assert_eq!(r.code, 150, "{r}");
+    let unique = r.first().rsplit(' ').next().unwrap().to_owned();
+    stream.write_all(b"unique").unwrap();
+    drop(stream);
+    assert_eq!(c.read_reply().code, 226);
+    assert_eq!(c.retr(&unique), b"unique");
+    c.expect(&format!("DELE {unique}"), 250);
+
+    // REST + RETR: a ranged read.
+    c.expect("REST 99000", 350);
+    assert_eq!(c.retr("a.bin"), &data[99_000..]);
+    c.expect("REST 100000", 350);
+    assert!(c.retr("a.bin").is_empty());
+
+    // Immutable objects: APPE and REST + STOR are refused before any data moves.
+    c.pasv();
+    let r = c.expect("APPE a.bin", 550);
+    assert!(r.text().contains("object storage"), "{r}");
+    c.expect("REST 10", 350);
+    c.pasv();
+    let r = c.expect("STOR a.bin", 550);
+    assert!(r.text().contains("object storage"), "{r}");
+
+    // Rename: a file is copied then deleted; a directory is refused.
+    c.expect("RNFR a.bin", 350);
+    c.expect("RNTO dir/b.bin", 250);
+    c.expect("SIZE a.bin", 550);
+    assert_eq!(sha(&c.retr("dir/b.bin")), sha(&data));
+    c.expect("RNFR dir", 350);
+    let r = c.expect("RNTO dir2", 550);
+    assert!(r.text().contains("directory"), "{r}");
+
+    // DELE, then RMD of the emptied directory.
+    c.expect("DELE dir/b.bin", 250);
+    c.expect("DELE dir/inner.txt", 250);
+    c.expect("DELE dir", 550);
+    c.expect("RMD dir", 250);
+    c.expect("DELE nothing", 550);
+    assert!(moto.keys("names").is_empty(), "{:?}", moto.keys("names"));
+    c.expect("QUIT", 221);
+
+    // The secret is in no log line and not in `fxpd config check`.
+    assert!(!server.stderr().contains(SECRET));
+    let check = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&server.config_path)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&check.stdout);
+    assert!(shown.contains("storage.credentials_file"), "{shown}");
+    assert!(!shown.contains(SECRET) && !String::from_utf8_lossy(&check.stderr).contains(SECRET));
+}
+
+/// Start a STOR and push `len` bytes without closing the data connection.
+fn partial_upload(c: &mut Ctrl, name: &str, len: usize) -> TcpStream {
+    let mut data = c.pasv_connect();
+    let r = c.cmd(&format!("STOR {name}"));
+    assert_eq!(r.code, 150, "{r}");
+    data.write_all(&pattern(len, 9)).unwrap();
+    data
+}
+
+/// Close with a reset (SO_LINGER 0): an interrupted transfer, not an end of file.
+fn reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a correctly sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(stream);
+}
+
+#[test]
+fn interrupted_uploads_leave_no_object_and_no_multipart_upload() {
+    let Some(moto) = Moto::start() else { return };
+    let server = moto.fxpd("interrupted");
+    let bucket = "interrupted";
+    let nothing_left = |what: &str| {
+        eventually(what, || {
+            moto.keys(bucket).is_empty() && moto.uploads(bucket).is_empty()
+        });
+    };
+    let mut c = server.login("alice", PASS);
+    c.expect("TYPE I", 200);
+
+    // 1. The data connection is reset mid-upload: 426, nothing stored.
+    let data = partial_upload(&mut c, "reset.bin", 24 << 20);
+    eventually("a multipart upload in progress", || {
+        !moto.uploads(bucket).is_empty()
+    });
+    reset(data);
+    let r = c.read_reply();
+    assert_eq!(r.code, 426, "{r}");
+    assert!(r.text().contains("nothing stored"), "{r}");
+    nothing_left("reset upload cleaned up");
+
+    // 2. ABOR mid-upload: 426 saying the upload was discarded, then 226.
+    let data = partial_upload(&mut c, "abor.bin", 24 << 20);
+    eventually("a multipart upload in progress", || {
+        !moto.uploads(bucket).is_empty()
+    });
+    let r = c.cmd("ABOR");
+    assert_eq!(r.code, 426, "{r}");
+    assert!(r.text().contains("nothing stored"), "{r}");
+    assert_eq!(c.read_reply().code, 226);
+    // Already aborted when the reply came: no waiting needed.
+    assert!(moto.keys(bucket).is_empty() && moto.uploads(bucket).is_empty());
+    drop(data);
+
+    // 3. The control connection is dropped mid-upload, the data connection left open.
+    let data = partial_upload(&mut c, "lost.bin", 24 << 20);
+    eventually("a multipart upload in progress", || {
+        !moto.uploads(bucket).is_empty()
+    });
+    drop(c);
+    nothing_left("upload of a lost session cleaned up");
+    drop(data);
+
+    // 4. A small upload (no multipart yet) reset: nothing either.
+    let mut c = server.login("alice", PASS);
+    c.expect("TYPE I", 200);
+    let data = partial_upload(&mut c, "small.bin", 100_000);
+    std::thread::sleep(Duration::from_millis(300));
+    reset(data);
+    assert_eq!(c.read_reply().code, 426);
+    nothing_left("small reset upload cleaned up");
+
+    // And the server still works.
+    c.stor("ok.bin", b"fine");
+    assert_eq!(moto.keys(bucket), ["ftp/alice/ok.bin"]);
+}
+
+#[test]
+fn users_cannot_leave_their_prefix() {
+    let Some(moto) = Moto::start() else { return };
+    let server = moto.fxpd("homes");
+    // Objects outside alice's prefix, placed directly in the bucket.
+    moto.s3(&["put", "homes", "ftp/bob/secret.txt"], Some(b"bob's"));
+    moto.s3(&["put", "homes", "top.txt"], Some(b"top"));
+    let mut c = server.login("alice", PASS);
+    c.expect("TYPE I", 200);
+    for path in [
+        "../bob/secret.txt",
+        "/../bob/secret.txt",
+        "../../top.txt",
+        "/../../../top.txt",
+        "..%2fbob/secret.txt",
+    ] {
+        let r = c.expect(&format!("SIZE {path}"), 550);
+        assert!(!r.text().contains("bob"), "{r}");
+    }
+    c.expect("CWD ../..", 250);
+    assert_eq!(c.expect("PWD", 257).first(), "257 \"/\" is current directory.");
+    assert!(c.listing("NLST").trim().is_empty());
+    c.stor("../../escape.txt", b"x");
+    // `/../bob` is `/bob` in alice's home, which does not exist.
+    c.pasv();
+    c.expect("STOR /../bob/evil.txt", 550);
+    let mut keys = moto.keys("homes");
+    keys.sort();
+    assert_eq!(keys, ["ftp/alice/escape.txt", "ftp/bob/secret.txt", "top.txt"]);
+    let mut b = server.login("bob", PASS);
+    assert_eq!(b.retr("secret.txt"), b"bob's");
+}
+
+#[test]
+fn startup_fails_closed() {
+    let Some(moto) = Moto::start() else { return };
+    // No such bucket: the server does not start.
+    let err = Server::builder()
+        .config(&moto.storage_config("no-such-bucket"))
+        .user("alice", PASS, "alice", true)
+        .try_start()
+        .err()
+        .expect("fxpd must not start without its bucket");
+    assert!(
+        err.stderr.contains("cannot list bucket `no-such-bucket`"),
+        "{}",
+        err.stderr
+    );
+    // A missing bucket setting names the key; credentials never appear in any output.
+    let config = moto.storage_config("xyz").replace("bucket = \"xyz\"\n", "");
+    let err = Server::builder()
+        .config(&config)
+        .try_start()
+        .err()
+        .expect("storage.bucket is required");
+    assert!(err.stderr.contains("storage.bucket"), "{}", err.stderr);
+    let plain = moto.storage_config("xyz").replace("allow_http = true\n", "");
+    let err = Server::builder()
+        .config(&plain)
+        .try_start()
+        .err()
+        .expect("http refused");
+    assert!(err.stderr.contains("storage.allow_http"), "{}", err.stderr);
+    assert!(!err.stderr.contains(SECRET));
+}
+
+/// The async transfer path is shared with TLS and ASCII: both work on S3 too.
+#[test]
+fn tls_and_ascii_transfers_on_s3() {
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("tls");
+    let work = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("rcgen");
+    let (cert, key) = (work.path().join("cert.pem"), work.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let tls = format!(
+        "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nrequire = \"all\"\n",
+        cert.display(),
+        key.display()
+    );
+    let server = Server::builder()
+        .config(&moto.storage_config("tls"))
+        .config(&tls)
+        .user("alice", PASS, "alice", true)
+        .start();
+    let userpw = format!("alice:{PASS}");
+    let tls_args = ["--ssl-reqd", "-k", "--user", userpw.as_str()];
+
+    // 10 MiB binary over PROT P: two multipart parts up, ranged chunks down.
+    let big = work.path().join("big.bin");
+    std::fs::write(&big, pattern(10 << 20, 3)).unwrap();
+    let url = format!("ftp://{}/big.bin", server.addr());
+    let mut up = tls_args.to_vec();
+    up.extend(["-T", big.to_str().unwrap(), url.as_str()]);
+    curl(&up);
+    let back = work.path().join("back.bin");
+    let mut down = tls_args.to_vec();
+    down.extend(["-o", back.to_str().unwrap(), url.as_str()]);
+    curl(&down);
+    assert_eq!(sha_file(&back), sha_file(&big));
+    assert_eq!(
+        moto.s3(&["sha256", "tls", "ftp/alice/big.bin"], None).trim(),
+        sha_file(&big)
+    );
+
+    // ASCII (curl -B): CRLF on the wire, LF in the object, CRLF back.
+    let text = work.path().join("text.txt");
+    std::fs::write(&text, "one\ntwo\nthree\n").unwrap();
+    let url = format!("ftp://{}/text.txt", server.addr());
+    let mut up = tls_args.to_vec();
+    up.extend(["-B", "-T", text.to_str().unwrap(), url.as_str()]);
+    curl(&up);
+    assert_eq!(
+        moto.s3(&["sha256", "tls", "ftp/alice/text.txt"], None).trim(),
+        sha(b"one\ntwo\nthree\n")
+    );
+    let got = work.path().join("got.txt");
+    let mut down = tls_args.to_vec();
+    down.extend(["-B", "-o", got.to_str().unwrap(), url.as_str()]);
+    curl(&down);
+    assert_eq!(std::fs::read(&got).unwrap(), b"one\ntwo\nthree\n");
+}
