@@ -48,6 +48,7 @@ required=()
 command -v vsftpd >/dev/null 2>&1 || [ -x /usr/sbin/vsftpd ] || required+=(vsftpd)
 command -v lftp >/dev/null 2>&1 || required+=(lftp)
 command -v curl >/dev/null 2>&1 || required+=(curl)
+command -v openssl >/dev/null 2>&1 || required+=(openssl)
 command -v python3 >/dev/null 2>&1 || required+=(python3)
 command -v setpriv >/dev/null 2>&1 || required+=(util-linux)
 if ((${#required[@]} > 0)); then
