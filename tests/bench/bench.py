@@ -1290,7 +1290,7 @@ def main():
     ap.add_argument("--fxpd", required=True, help="path to the fxpd release binary")
     ap.add_argument("--rounds", type=int, help="rounds (default 5, 2 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds")
-    ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR file in MiB")
+    ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR/FXP/TLS file in MiB")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
     ap.add_argument("--data-dir", default="/dev/shm", help="a tmpfs for the data (default /dev/shm)")
     ap.add_argument("--out", help="directory for results (default /var/tmp/fxpd-bench/TIME)")
