@@ -20,6 +20,7 @@ tmpfs is removed on exit (also on Ctrl-C / SIGTERM).
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import pwd
@@ -41,6 +42,14 @@ USER = "benchftp"
 USER_HOME = "/var/lib/fxpd-bench-home"
 VSFTPD_HOST = "127.0.0.1"
 FXPD_HOST = "127.0.0.2"
+# FXP destinations (the source is the main server of the same kind); the TLS instances
+# share the main servers' addresses on other ports.
+FXPD_FXP_HOST = "127.0.0.4"
+VSFTPD_FXP_HOST = "127.0.0.5"
+# Passive port ranges, one per instance.
+PASV_PORTS = {"vsftpd": (40000, 44999), "fxpd": (45000, 49999), "fxpd-eqhash": (50000, 54999),
+              "vsftpd-tls": (30000, 31999), "fxpd-tls": (32000, 33999),
+              "vsftpd-fxp": (34000, 35999), "fxpd-fxp": (36000, 37999)}
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -297,32 +306,39 @@ def free_port(host):
 
 
 class Vsftpd(Server):
-    def start(self, root, empty):
+    def start(self, root, empty, extra=()):
+        """`extra`: config lines appended (they override the defaults above them)."""
         self.port = free_port(self.host)
+        lo, hi = PASV_PORTS[self.name]
+        conf_lines = [
+            "listen=YES", "listen_ipv6=NO", f"listen_address={self.host}",
+            f"listen_port={self.port}", "background=NO",
+            "anonymous_enable=NO", "local_enable=YES", "write_enable=YES",
+            "local_umask=022", f"local_root={root}", "chroot_local_user=NO",
+            "pasv_enable=YES", f"pasv_min_port={lo}", f"pasv_max_port={hi}",
+            "connect_from_port_20=NO", "ssl_enable=NO",
+            f"secure_chroot_dir={empty}", "pam_service_name=vsftpd",
+            "seccomp_sandbox=NO", "isolate=NO", "isolate_network=NO",
+            "max_clients=2000", "max_per_ip=2000",
+            "idle_session_timeout=900", "data_connection_timeout=300",
+            "xferlog_enable=NO", "dual_log_enable=NO", "syslog_enable=NO",
+            f"vsftpd_log_file={self.workdir}/vsftpd-xfer.log",
+            "use_sendfile=YES",
+        ]
+        # One value per option: the defaults that `extra` overrides are dropped.
+        keys = {l.split("=")[0] for l in extra}
+        conf_lines = [l for l in conf_lines if l.split("=")[0] not in keys] + list(extra)
         conf = os.path.join(self.workdir, "vsftpd.conf")
         with open(conf, "w") as f:
-            f.write("\n".join([
-                "listen=YES", "listen_ipv6=NO", f"listen_address={self.host}",
-                f"listen_port={self.port}", "background=NO",
-                "anonymous_enable=NO", "local_enable=YES", "write_enable=YES",
-                "local_umask=022", f"local_root={root}", "chroot_local_user=NO",
-                "pasv_enable=YES", "pasv_min_port=40000", "pasv_max_port=44999",
-                "connect_from_port_20=NO", "ssl_enable=NO",
-                f"secure_chroot_dir={empty}", "pam_service_name=vsftpd",
-                "seccomp_sandbox=NO", "isolate=NO", "isolate_network=NO",
-                "max_clients=2000", "max_per_ip=2000",
-                "idle_session_timeout=900", "data_connection_timeout=300",
-                "xferlog_enable=NO", "dual_log_enable=NO", "syslog_enable=NO",
-                f"vsftpd_log_file={self.workdir}/vsftpd-xfer.log",
-                "use_sendfile=YES", "",
-            ]))
+            f.write("\n".join(conf_lines + [""]))
         self._spawn(["vsftpd", conf], subprocess.DEVNULL)
         self.wait_ready()
 
 
 class Fxpd(Server):
-    def start(self, binary, root, users):
-        pasv = "45000-49999" if self.name == "fxpd" else "50000-54999"
+    def start(self, binary, root, users, extra=()):
+        """`extra`: config lines appended at the end (each set under its own [section])."""
+        pasv = "{}-{}".format(*PASV_PORTS[self.name])
         # A config file, so fxpd runs as a deployment (no quick start, anonymous off).
         conf = os.path.join(self.workdir, "fxpd.toml")
         with open(conf, "w") as f:
@@ -332,7 +348,7 @@ class Fxpd(Server):
                 "[anonymous]", "enabled = false",
                 "[limits]", "max_sessions = 2000", "max_sessions_per_ip = 2000",
                 "idle_timeout_secs = 900", "shutdown_grace_secs = 2",
-                "[log]", 'level = "warn"', ""]))
+                "[log]", 'level = "warn"'] + list(extra) + [""]))
         os.chmod(conf, 0o644)
         argv = [binary, "serve", "--config", conf]
         if os.geteuid() == 0 and shutil.which("setpriv"):
@@ -476,28 +492,36 @@ def curl_times(out):
     return float(parts[0]), float(parts[1]), int(float(parts[2]))
 
 
-def wl_retr(ctx, srv):
+def curl_tls_args(srv):
+    """Explicit FTPS (AUTH TLS, PBSZ 0, PROT P) on a TLS instance; curl resumes the control
+    connection's TLS session on each data connection. -k: the certificate is self-signed."""
+    return ["--ssl-reqd", "-k"] if srv.name.endswith("-tls") else []
+
+
+def wl_retr(ctx, srv, prefix="retr"):
     size = ctx.cfg["big"]
     url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/big.bin"
     c0 = srv.cpu_usec()
     p = run(["curl", "-sS", "--max-time", "600", "-o", "/dev/null", "-w",
-             "%{time_pretransfer} %{time_total} %{size_download}", url], timeout=620)
+             "%{time_pretransfer} %{time_total} %{size_download}"] + curl_tls_args(srv) + [url],
+            timeout=620)
     c1 = srv.cpu_usec()
     pre, total, got = curl_times(p.stdout)
     if got != size:
-        raise BenchError(f"RETR got {got} bytes, expected {size}")
-    return {"retr_mbps": size / (total - pre) / 1e6,
-            "retr_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
+        raise BenchError(f"{prefix} got {got} bytes, expected {size}")
+    return {f"{prefix}_mbps": size / (total - pre) / 1e6,
+            f"{prefix}_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
 
 
-def wl_stor(ctx, srv):
+def wl_stor(ctx, srv, prefix="stor"):
     size = ctx.cfg["big"]
     dest = os.path.join(ctx.roots[srv.name], "up_big.bin")
     url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/up_big.bin"
     c0 = srv.cpu_usec()
     try:
         p = run(["curl", "-sS", "--max-time", "600", "-T", ctx.big_src, "-w",
-                 "%{time_pretransfer} %{time_total} %{size_upload}", url], timeout=620)
+                 "%{time_pretransfer} %{time_total} %{size_upload}"] + curl_tls_args(srv)
+                + [url], timeout=620)
         c1 = srv.cpu_usec()
         pre, total, sent = curl_times(p.stdout)
         on_disk = os.path.getsize(dest)
@@ -505,9 +529,126 @@ def wl_stor(ctx, srv):
         if os.path.exists(dest):
             os.unlink(dest)
     if sent != size or on_disk != size:
-        raise BenchError(f"STOR sent {sent}, stored {on_disk}, expected {size}")
-    return {"stor_mbps": size / (total - pre) / 1e6,
-            "stor_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
+        raise BenchError(f"{prefix} sent {sent}, stored {on_disk}, expected {size}")
+    return {f"{prefix}_mbps": size / (total - pre) / 1e6,
+            f"{prefix}_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
+
+
+def file_digest(path, sample=None):
+    """SHA-256 of a file, or of its first and last `sample` bytes."""
+    h = hashlib.sha256()
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if sample is None or size <= 2 * sample:
+            for chunk in iter(lambda: f.read(4 * MIB), b""):
+                h.update(chunk)
+        else:
+            h.update(f.read(sample))
+            f.seek(size - sample)
+            h.update(f.read(sample))
+    return h.hexdigest()
+
+
+class SyncFtp:
+    """A blocking control connection for the FXP workload (stdlib sockets, time-outs)."""
+
+    def __init__(self, host, port, password, timeout):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.f = self.sock.makefile("rb")
+        self.host = host
+        code, line = self.reply()
+        if code != 220:
+            raise BenchError(f"{host}: greeting {line!r}")
+        self.cmd(f"USER {USER}", 331)
+        self.cmd(f"PASS {password}", 230)
+
+    def reply(self):
+        line = self.f.readline(4096)
+        if len(line) < 4:
+            raise BenchError(f"{self.host}: short reply {line!r}")
+        code = line[:3]
+        if line[3:4] == b"-":
+            for _ in range(1000):
+                nxt = self.f.readline(4096)
+                if not nxt:
+                    raise BenchError(f"{self.host}: closed inside a multi-line reply")
+                if nxt[:3] == code and nxt[3:4] == b" ":
+                    break
+        return int(code), line.strip()[:200]
+
+    def send(self, text):
+        self.sock.sendall(text.encode() + b"\r\n")
+
+    def cmd(self, text, *expect):
+        self.send(text)
+        code, line = self.reply()
+        if code not in expect:
+            raise BenchError(f"{self.host}: {text.split()[0]} -> {line!r}")
+        return line
+
+    def close(self):
+        try:
+            self.send("QUIT")
+            self.reply()
+        except (OSError, BenchError):
+            pass
+        self.f.close()
+        self.sock.close()
+
+
+def wl_fxp(ctx, src, dst):
+    """Server-to-server transfer of big.bin as in Microsoft KB Q247132: the client (here, on
+    127.0.0.1) sends PASV to the destination, PORT with the destination's address to the
+    source, STOR to the destination, RETR to the source, and waits for both 226. The rate is
+    over that data phase; CPU is the sum of both servers'."""
+    size = ctx.cfg["big"]
+    dest = os.path.join(ctx.roots[dst.name], "fxp_big.bin")
+    if os.path.exists(dest):
+        os.unlink(dest)
+    a = b = None
+    try:
+        a = SyncFtp(src.host, src.port, ctx.password, 620)
+        b = SyncFtp(dst.host, dst.port, ctx.password, 620)
+        a.cmd("TYPE I", 200)
+        b.cmd("TYPE I", 200)
+        line = b.cmd("PASV", 227)
+        nums = re.search(rb"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", line)
+        if not nums:
+            raise BenchError(f"bad 227 {line!r}")
+        a.cmd("PORT " + nums.group(0).decode(), 200)
+        c0 = src.cpu_usec() + dst.cpu_usec()
+        t0 = time.perf_counter()
+        # vsftpd answers a passive STOR only once the data connection is in: send both
+        # commands before reading either reply.
+        b.send("STOR fxp_big.bin")
+        a.send("RETR big.bin")
+        for conn, what in ((a, "RETR"), (b, "STOR")):
+            code, line = conn.reply()
+            if code not in (125, 150):
+                raise BenchError(f"{conn.host}: FXP {what} -> {line!r}")
+        for conn, what in ((a, "RETR"), (b, "STOR")):
+            code, line = conn.reply()
+            if code != 226:
+                raise BenchError(f"{conn.host}: FXP {what} ended with {line!r}")
+        wall = time.perf_counter() - t0
+        c1 = src.cpu_usec() + dst.cpu_usec()
+        got = os.path.getsize(dest)
+        if got != size:
+            raise BenchError(f"FXP stored {got} bytes, expected {size}")
+        # The whole file in quick mode; its first and last 16 MiB with the full sizes.
+        sample = None if ctx.quick else 16 * MIB
+        key = "full" if sample is None else "sample"
+        if key not in ctx.big_digest:
+            ctx.big_digest[key] = file_digest(ctx.big_src, sample)
+        if file_digest(dest, sample) != ctx.big_digest[key]:
+            raise BenchError("FXP: the destination file differs from the source")
+    finally:
+        for conn in (a, b):
+            if conn is not None:
+                conn.close()
+        if os.path.exists(dest):
+            os.unlink(dest)
+    return {"fxp_mbps": size / wall / 1e6, "fxp_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
 
 
 def lftp_script(ctx, srv, body):
@@ -782,12 +923,17 @@ class Ctx:
 def setup(args, cfg, cgroot):
     ctx = Ctx()
     ctx.cfg = cfg
+    ctx.quick = args.quick
+    ctx.big_digest = {}
     ctx.password = "bench" + secrets.token_hex(12)
     ctx.uid, ctx.gid = ensure_user(ctx.password)
 
     base = args.data_dir
     st = shutil.disk_usage(base)
-    need = 2 * cfg["big"] + cfg["small_n"] * cfg["small_size"] * 6 + 4 * cfg["conc_size"] + 256 * MIB
+    workloads = args.only.split(",") if args.only else WORKLOADS
+    # big.bin, one upload at a time, and the FXP copy.
+    nbig = 2 + ("fxp" in workloads)
+    need = nbig * cfg["big"] + cfg["small_n"] * cfg["small_size"] * 6 + 4 * cfg["conc_size"] + 256 * MIB
     with open("/proc/meminfo") as f:
         avail = next(int(l.split()[1]) * KIB for l in f if l.startswith("MemAvailable:"))
     if st.free < need or avail < need + GIB:
@@ -823,6 +969,12 @@ def setup(args, cfg, cgroot):
             os.link(os.path.join(ctx.client_small, nm), os.path.join(root, "small", nm))
         ctx.roots[name] = root
     ctx.roots["fxpd-eqhash"] = ctx.roots["fxpd"]
+    ctx.roots["fxpd-tls"] = ctx.roots["fxpd"]
+    ctx.roots["vsftpd-tls"] = ctx.roots["vsftpd"]
+    for name in ("vsftpd-fxp", "fxpd-fxp"):
+        # FXP destinations: an empty root of their own.
+        ctx.roots[name] = os.path.join(ctx.work, name, "root")
+        os.makedirs(ctx.roots[name])
     os.makedirs(os.path.join(ctx.work, "vsftpd", "empty"))
     for dirpath, dirnames, filenames in os.walk(ctx.work):
         os.chown(dirpath, ctx.uid, ctx.gid)
@@ -832,7 +984,38 @@ def setup(args, cfg, cgroot):
     os.chmod(os.path.join(ctx.work, "vsftpd", "empty"), 0o755)
     os.chown(ctx.work, 0, 0)
     ctx.cgroot = cgroot
+    ctx.cert = ctx.key = None
+    if {"tls_retr", "tls_stor"} & set(workloads):
+        ctx.cert, ctx.key = make_cert(ctx)
     return ctx
+
+
+def make_cert(ctx):
+    """A throwaway self-signed RSA certificate for both TLS instances. The key is readable
+    by root (vsftpd loads it before dropping privileges) and the bench group (fxpd)."""
+    d = os.path.join(ctx.work, "tls")
+    os.mkdir(d)
+    os.chmod(d, 0o750)
+    os.chown(d, 0, ctx.gid)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+         "-out", cert, "-days", "2", "-subj", "/CN=fxpd-bench",
+         "-addext", f"subjectAltName=IP:{VSFTPD_HOST},IP:{FXPD_HOST}"], timeout=60)
+    for f, mode in ((cert, 0o644), (key, 0o640)):
+        os.chown(f, 0, ctx.gid)
+        os.chmod(f, mode)
+    return cert, key
+
+
+def tls_params(ctx, srv):
+    """The TLS version and cipher curl negotiates with a TLS instance (from curl -v)."""
+    url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/"
+    p = run(["curl", "-sS", "-v", "--max-time", "30", "-l", "-o", "/dev/null"]
+            + curl_tls_args(srv) + [url], timeout=40, check=False)
+    if p.returncode != 0:
+        raise BenchError(f"{srv.name}: TLS listing failed: {p.stderr.strip()[-300:]}")
+    m = re.search(r"SSL connection using (\S+) / (\S+)", p.stderr)
+    return f"{m.group(1)} {m.group(2)}" if m else None
 
 
 def make_users_file(ctx, binary, name, phc=None):
@@ -984,6 +1167,13 @@ METRICS = [
     ("retr_cpu_s_per_gib", "RETR server CPU s/GiB", False),
     ("stor_mbps", "STOR {big}, MB/s", True),
     ("stor_cpu_s_per_gib", "STOR server CPU s/GiB", False),
+    ("fxp_mbps", "FXP {big} server to server, MB/s", True),
+    ("fxp_per_retr", "  FXP / same server's RETR (goal >= 0.9)", True),
+    ("fxp_cpu_s_per_gib", "  CPU s/GiB, both servers", False),
+    ("tls_retr_mbps", "TLS RETR {big} (PROT P), MB/s", True),
+    ("tls_retr_cpu_s_per_gib", "TLS RETR server CPU s/GiB", False),
+    ("tls_stor_mbps", "TLS STOR {big} (PROT P), MB/s", True),
+    ("tls_stor_cpu_s_per_gib", "TLS STOR server CPU s/GiB", False),
     ("small_get_fps", "{small_n} x 4 KiB get, files/s", True),
     ("small_put_fps", "{small_n} x 4 KiB put, files/s", True),
     ("small_cpu_ms_per_file", "small files server CPU ms/file", False),
@@ -1092,7 +1282,7 @@ def print_table(rows, servers, out=sys.stdout):
 # Main
 # --------------------------------------------------------------------------------------
 
-WORKLOADS = ["retr", "stor", "small", "conc", "idle", "logins"]
+WORKLOADS = ["retr", "stor", "fxp", "tls_retr", "tls_stor", "small", "conc", "idle", "logins"]
 
 
 def main():
@@ -1100,7 +1290,7 @@ def main():
     ap.add_argument("--fxpd", required=True, help="path to the fxpd release binary")
     ap.add_argument("--rounds", type=int, help="rounds (default 5, 2 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds")
-    ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR file in MiB")
+    ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR/FXP/TLS file in MiB")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
     ap.add_argument("--data-dir", default="/dev/shm", help="a tmpfs for the data (default /dev/shm)")
     ap.add_argument("--out", help="directory for results (default /var/tmp/fxpd-bench/TIME)")
@@ -1143,12 +1333,49 @@ def main():
     try:
         ctx = setup(args, cfg, cgroot)
         users, fx_params, add_secs = make_users_file(ctx, args.fxpd, "fxpd")
+        empty = os.path.join(ctx.work, "vsftpd", "empty")
+        want_fxp = "fxp" in workloads
         vs = Vsftpd("vsftpd", VSFTPD_HOST, cgroot, os.path.join(ctx.work, "vsftpd"))
         servers.append(vs)
-        vs.start(ctx.roots["vsftpd"], os.path.join(ctx.work, "vsftpd", "empty"))
+        # FXP sources: PORT may name another server's address.
+        vs.start(ctx.roots["vsftpd"], empty, ["port_promiscuous=YES"] if want_fxp else [])
         fx = Fxpd("fxpd", FXPD_HOST, cgroot, os.path.join(ctx.work, "fxpd"))
         servers.append(fx)
-        fx.start(args.fxpd, ctx.roots["fxpd"], users)
+        fx.start(args.fxpd, ctx.roots["fxpd"], users,
+                 ["[fxp]", "allow_foreign_port = true"] if want_fxp else [])
+
+        def extra_instance(cls, name, host, *start_args):
+            wd = os.path.join(ctx.work, name)
+            os.makedirs(wd, exist_ok=True)
+            srv = cls(name, host, cgroot, wd)
+            servers.append(srv)
+            srv.start(*start_args)
+            return srv
+
+        # FXP destinations: a second server of each kind, accepting the passive data
+        # connection from the source server's address.
+        fxp_dst = {}
+        if want_fxp:
+            fxp_dst["vsftpd"] = extra_instance(Vsftpd, "vsftpd-fxp", VSFTPD_FXP_HOST,
+                                               ctx.roots["vsftpd-fxp"], empty,
+                                               ["pasv_promiscuous=YES"])
+            fxp_dst["fxpd"] = extra_instance(Fxpd, "fxpd-fxp", FXPD_FXP_HOST, args.fxpd,
+                                             ctx.roots["fxpd-fxp"], users,
+                                             ["[fxp]", "allow_foreign_passive = true"])
+        # TLS: one more instance of each, same data, TLS required for login and data.
+        tls_srv = {}
+        if ctx.cert:
+            tls_srv["vsftpd"] = extra_instance(Vsftpd, "vsftpd-tls", VSFTPD_HOST,
+                                               ctx.roots["vsftpd"], empty, [
+                "ssl_enable=YES", f"rsa_cert_file={ctx.cert}",
+                f"rsa_private_key_file={ctx.key}", "allow_anon_ssl=NO",
+                "force_local_logins_ssl=YES", "force_local_data_ssl=YES",
+                "require_ssl_reuse=NO", "ssl_ciphers=HIGH", "ssl_sslv2=NO", "ssl_sslv3=NO",
+                "ssl_tlsv1=YES"])
+            tls_srv["fxpd"] = extra_instance(Fxpd, "fxpd-tls", FXPD_HOST, args.fxpd,
+                                             ctx.roots["fxpd"], users, [
+                "[tls]", f'certificate = "{ctx.cert}"', f'private_key = "{ctx.key}"',
+                'require = "all"'])
 
         eq = None
         eq_info = None
@@ -1181,6 +1408,7 @@ def main():
             "sha512crypt_ms": sha_ms, "eqhash": eq_info,
             "addresses": {s.name: f"{s.host}:{s.port}" for s in servers},
             "loadavg_start": loadavg(),
+            "tls": {k: tls_params(ctx, t) for k, t in tls_srv.items()},
         }
         log(f"servers: {env['addresses']}; CPU accounting: {vs.method}; ulimit -n {nofile}")
         log(f"password hashes: vsftpd SHA-512 crypt ~{fmt(sha_ms)} ms (python crypt); fxpd argon2id "
@@ -1204,13 +1432,22 @@ def main():
             for w in workloads:
                 targets = order + ([eq] if (w in ("conc", "idle", "logins") and eq) else [])
                 for s in targets:
-                    if not s.alive():
-                        raise BenchError(f"{s.name} died; see {s.workdir}/{s.name}.log")
+                    partner = fxp_dst.get(s.name) if w == "fxp" else \
+                        tls_srv.get(s.name) if w.startswith("tls_") else None
+                    for x in (s, partner):
+                        if x is not None and not x.alive():
+                            raise BenchError(f"{x.name} died; see {x.workdir}/{x.name}.log")
                     t0 = time.perf_counter()
                     if w == "retr":
                         m = wl_retr(ctx, s)
                     elif w == "stor":
                         m = wl_stor(ctx, s)
+                    elif w == "fxp":
+                        m = wl_fxp(ctx, s, partner)
+                    elif w == "tls_retr":
+                        m = wl_retr(ctx, partner, "tls_retr")
+                    elif w == "tls_stor":
+                        m = wl_stor(ctx, partner, "tls_stor")
                     elif w == "small":
                         m = wl_small(ctx, s, rnd)
                     elif w == "conc":
@@ -1224,8 +1461,13 @@ def main():
                         res["fxpd"].update(m)
                     else:
                         res[s.name].update(m)
-                    log(f"  {w:6} {s.name:11} {time.perf_counter() - t0:6.1f}s  "
+                    log(f"  {w:8} {s.name:11} {time.perf_counter() - t0:6.1f}s  "
                         + "  ".join(f"{k}={fmt(v)}" for k, v in m.items()))
+            for s in main_servers:
+                r = res[s.name]
+                if r.get("fxp_mbps") and r.get("retr_mbps"):
+                    # The FXP goal is relative to the same server's RETR in the same round.
+                    r["fxp_per_retr"] = r["fxp_mbps"] / r["retr_mbps"]
             results.append(res)
             with open(os.path.join(outdir, "results.json"), "w") as f:
                 json.dump({"env": env, "rounds": results}, f, indent=1)
@@ -1263,6 +1505,16 @@ def main():
             print(f"(*) a second fxpd instance whose users file holds an argon2id "
                   f"{eq_info['params']} hash (~{fmt(eq_info['argon2_cli_ms'])} ms, argon2 CLI), "
                   f"close to the SHA-512 crypt cost; ratios against vsftpd's figure for the same workload.")
+        if "fxp" in workloads:
+            print(f"FXP: the client on 127.0.0.1 moves big.bin from {VSFTPD_HOST} to a second "
+                  f"vsftpd on {VSFTPD_FXP_HOST} (port_promiscuous / pasv_promiscuous) and from "
+                  f"{FXPD_HOST} to a second fxpd on {FXPD_FXP_HOST} (fxp.allow_foreign_port / "
+                  f"allow_foreign_passive); MB/s from STOR+RETR sent to both 226, CPU of both "
+                  f"servers; the FXP/RETR row divides by the same server's RETR of the round.")
+        if tls_srv:
+            desc = "; ".join(f"{k} {v or '?'}" for k, v in env["tls"].items())
+            print(f"TLS: curl --ssl-reqd (AUTH TLS, PROT P) against a TLS-only instance of each "
+                  f"server, self-signed RSA 2048 certificate ({desc}).")
         print(f"Raw results: {outdir}/results.json   ({env['wall_s']:.0f} s)")
         return 0
     except KeyboardInterrupt:

@@ -6,17 +6,21 @@
 # locks afterwards, runs vsftpd, and uses cgroups for CPU accounting).
 #
 # What it does:
-#   1. installs what is missing: vsftpd lftp curl (required), iperf3 strace argon2 (optional)
+#   1. installs what is missing: vsftpd lftp curl openssl (required), iperf3 strace argon2
+#      (optional)
 #   2. builds fxpd in release (CARGO_TARGET_DIR, default /var/tmp/fxpd-target-bench), unless
 #      FXPD_BIN names a binary to use
 #   3. runs tests/bench/bench.py, which starts vsftpd on 127.0.0.1 and fxpd on 127.0.0.2,
 #      runs the workloads of issue 7 for N rounds with rotating order, prints medians and
 #      the per-round fxpd/vsftpd ratios, and writes results.json to the output directory.
+#      FXP moves the large file from each main server to a second one of its kind (fxpd on
+#      127.0.0.4, vsftpd on 127.0.0.5), reported beside the same server's RETR; TLS runs
+#      RETR/STOR with PROT P against a TLS-only instance of each (self-signed certificate).
 #
 # Every other flag goes to bench.py (see `bash tests/bench/run.sh --help`):
-#   --quick            smaller sizes, 2 rounds (about 2-3 minutes)
-#   --rounds N         rounds (default 5; about 10 minutes with the full sizes)
-#   --only retr,stor   a subset of retr,stor,small,conc,idle,logins
+#   --quick            smaller sizes, 2 rounds (under 3 minutes)
+#   --rounds N         rounds (default 5; under 15 minutes with the full sizes)
+#   --only retr,stor   a subset of retr,stor,fxp,tls_retr,tls_stor,small,conc,idle,logins
 #   --profile          afterwards, strace -c / perf on fxpd during RETR, STOR, small files
 #   --out DIR          where results.json and table.txt go (default /var/tmp/fxpd-bench/TIME)
 #   --data-dir DIR     a tmpfs for the data (default /dev/shm)
@@ -48,6 +52,7 @@ required=()
 command -v vsftpd >/dev/null 2>&1 || [ -x /usr/sbin/vsftpd ] || required+=(vsftpd)
 command -v lftp >/dev/null 2>&1 || required+=(lftp)
 command -v curl >/dev/null 2>&1 || required+=(curl)
+command -v openssl >/dev/null 2>&1 || required+=(openssl)
 command -v python3 >/dev/null 2>&1 || required+=(python3)
 command -v setpriv >/dev/null 2>&1 || required+=(util-linux)
 if ((${#required[@]} > 0)); then
