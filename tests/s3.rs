@@ -617,3 +617,38 @@ fn tls_and_ascii_transfers_on_s3() {
     curl(&down);
     assert_eq!(std::fs::read(&got).unwrap(), b"one\ntwo\nthree\n");
 }
+
+/// Two nodes on one bucket: the shared storage of a cluster. What one node stores, the other
+/// serves at once, and a delete on one is seen by the other (no node keeps a cache).
+#[test]
+fn two_nodes_share_one_bucket() {
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("shared");
+    let node = |ip: &str| {
+        Server::builder()
+            .config(&moto.storage_config("shared"))
+            .merge_config(&format!("listen = [\"{ip}:0\"]"))
+            .user("alice", PASS, "alice", true)
+            .start()
+    };
+    let a = node("127.0.0.2");
+    let b = node("127.0.0.3");
+
+    let data = pattern(3 << 20, 7);
+    let mut on_a = a.login("alice", PASS);
+    on_a.expect("TYPE I", 200);
+    on_a.stor("from-a.bin", &data);
+    let mut on_b = b.login("alice", PASS);
+    on_b.expect("TYPE I", 200);
+    assert_eq!(
+        sha(&on_b.retr("from-a.bin")),
+        sha(&data),
+        "B serves what A stored"
+    );
+    assert!(on_b.listing("NLST").lines().any(|l| l == "from-a.bin"));
+
+    on_b.expect("DELE from-a.bin", 250);
+    let r = on_a.cmd("SIZE from-a.bin");
+    assert_eq!(r.code, 550, "A sees B's delete: {r}");
+    assert!(moto.keys("shared").iter().all(|k| !k.ends_with("from-a.bin")));
+}
