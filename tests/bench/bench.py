@@ -714,6 +714,55 @@ def wl_small(ctx, srv, rnd):
             "small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n)}
 
 
+def ftpload(ctx, args, timeout):
+    """Run the lean client; its stdout's last line, split."""
+    if not ctx.ftpload:
+        raise BenchError("the small_rs/logins_rs workloads need --ftpload (run.sh builds it)")
+    out = run([ctx.ftpload] + [str(a) for a in args], timeout=timeout)
+    return out.stdout.strip().splitlines()[-1].split()
+
+
+def wl_small_rs(ctx, srv, rnd):
+    """The small-file workload with the lean Rust client (tests/bench/ftpload.rs): one
+    session, passive RETR of every file, then passive STOR of every file."""
+    n = ctx.cfg["small_n"]
+    getdir = os.path.join(ctx.work, f"getrs-{srv.name}-{rnd}")
+    updir_name = f"uprs-{rnd}"
+    updir = os.path.join(ctx.roots[srv.name], updir_name)
+    os.mkdir(getdir)
+    os.mkdir(updir)
+    os.chown(updir, ctx.uid, ctx.gid)
+    try:
+        c0 = srv.cpu_usec()
+        get_s = float(ftpload(ctx, ["get", srv.host, srv.port, USER, ctx.password, "small", getdir]
+                              + ctx.small_names, 900)[0])
+        put_s = float(ftpload(ctx, ["put", srv.host, srv.port, USER, ctx.password, updir_name,
+                                    ctx.client_small] + ctx.small_names, 900)[0])
+        c1 = srv.cpu_usec()
+        size = ctx.cfg["small_size"]
+        got, put = os.listdir(getdir), os.listdir(updir)
+        if len(got) != n or len(put) != n or any(
+                os.path.getsize(os.path.join(updir, x)) != size for x in put):
+            raise BenchError(f"small files (Rust client): got {len(got)}, put {len(put)} of {n}")
+    finally:
+        shutil.rmtree(getdir, ignore_errors=True)
+        shutil.rmtree(updir, ignore_errors=True)
+    return {"rs_small_get_fps": n / get_s, "rs_small_put_fps": n / put_s,
+            "rs_small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n)}
+
+
+def wl_logins_rs(ctx, srv):
+    """Logins per second with the lean Rust client: 4 threads, USER/PASS/QUIT in a loop."""
+    c0 = srv.cpu_usec()
+    count, fails, wall = ftpload(ctx, ["logins", srv.host, srv.port, USER, ctx.password,
+                                       ctx.cfg["login_secs"], 4], 120)
+    c1 = srv.cpu_usec()
+    time.sleep(0.3)
+    count, fails, wall = int(count), int(fails), float(wall)
+    return {"rs_logins_per_s": count / wall, "rs_login_cpu_ms": (c1 - c0) / 1e3 / max(count, 1),
+            "rs_login_failures": fails}
+
+
 def wl_conc(ctx, srv):
     n, size = ctx.cfg["conc_n"], ctx.cfg["conc_size"]
 
@@ -924,6 +973,7 @@ def setup(args, cfg, cgroot):
     ctx = Ctx()
     ctx.cfg = cfg
     ctx.quick = args.quick
+    ctx.ftpload = args.ftpload
     ctx.big_digest = {}
     ctx.password = "bench" + secrets.token_hex(12)
     ctx.uid, ctx.gid = ensure_user(ctx.password)
@@ -1177,6 +1227,9 @@ METRICS = [
     ("small_get_fps", "{small_n} x 4 KiB get, files/s", True),
     ("small_put_fps", "{small_n} x 4 KiB put, files/s", True),
     ("small_cpu_ms_per_file", "small files server CPU ms/file", False),
+    ("rs_small_get_fps", "{small_n} x 4 KiB get, files/s, Rust client", True),
+    ("rs_small_put_fps", "{small_n} x 4 KiB put, files/s, Rust client", True),
+    ("rs_small_cpu_ms_per_file", "  server CPU ms/file, Rust client", False),
     ("conc_wall_s", "{conc_n} concurrent x 4 MiB, wall s", False),
     ("conc_failures", "  failures (sum over rounds)", False),
     ("conc_cpu_s", "  server CPU s", False),
@@ -1189,6 +1242,10 @@ METRICS = [
     ("login_cpu_ms", "  server CPU ms/login", False),
     ("eq_logins_per_s", "logins/s, fxpd at ~equal hash cost (*)", True),
     ("eq_login_cpu_ms", "  server CPU ms/login", False),
+    ("rs_logins_per_s", "logins/s, Rust client (4 threads)", True),
+    ("rs_login_cpu_ms", "  server CPU ms/login", False),
+    ("eq_rs_logins_per_s", "logins/s, Rust client, fxpd at ~equal hash (*)", True),
+    ("eq_rs_login_cpu_ms", "  server CPU ms/login", False),
     ("eq_conc_wall_s", "{conc_n} concurrent, fxpd at ~equal hash (*), s", False),
     ("eq_conc_failures", "  failures (sum over rounds)", False),
     ("eq_conc_cpu_s", "  server CPU s", False),
@@ -1282,12 +1339,15 @@ def print_table(rows, servers, out=sys.stdout):
 # Main
 # --------------------------------------------------------------------------------------
 
-WORKLOADS = ["retr", "stor", "fxp", "tls_retr", "tls_stor", "small", "conc", "idle", "logins"]
+WORKLOADS = ["retr", "stor", "fxp", "tls_retr", "tls_stor", "small", "small_rs", "conc", "idle",
+             "logins", "logins_rs"]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fxpd", required=True, help="path to the fxpd release binary")
+    ap.add_argument("--ftpload", help="path to the compiled tests/bench/ftpload.rs (the lean "
+                    "client of the small_rs and logins_rs workloads)")
     ap.add_argument("--rounds", type=int, help="rounds (default 5, 2 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds")
     ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR/FXP/TLS file in MiB")
@@ -1379,7 +1439,7 @@ def main():
 
         eq = None
         eq_info = None
-        if set(workloads) & {"conc", "idle", "logins"} and not args.no_eqhash:
+        if set(workloads) & {"conc", "idle", "logins", "logins_rs"} and not args.no_eqhash:
             a = argon2_phc(ctx.password, CHEAP_ARGON2["t"], CHEAP_ARGON2["m_kib"], CHEAP_ARGON2["p"])
             if a:
                 phc, secs = a
@@ -1430,7 +1490,7 @@ def main():
             for s in main_servers:
                 res[s.name] = {}
             for w in workloads:
-                targets = order + ([eq] if (w in ("conc", "idle", "logins") and eq) else [])
+                targets = order + ([eq] if (w in ("conc", "idle", "logins", "logins_rs") and eq) else [])
                 for s in targets:
                     partner = fxp_dst.get(s.name) if w == "fxp" else \
                         tls_srv.get(s.name) if w.startswith("tls_") else None
@@ -1450,6 +1510,10 @@ def main():
                         m = wl_stor(ctx, partner, "tls_stor")
                     elif w == "small":
                         m = wl_small(ctx, s, rnd)
+                    elif w == "small_rs":
+                        m = wl_small_rs(ctx, s, rnd)
+                    elif w == "logins_rs":
+                        m = wl_logins_rs(ctx, s)
                     elif w == "conc":
                         m = wl_conc(ctx, s)
                     elif w == "idle":

@@ -20,7 +20,8 @@
 # Every other flag goes to bench.py (see `bash tests/bench/run.sh --help`):
 #   --quick            smaller sizes, 2 rounds (under 3 minutes)
 #   --rounds N         rounds (default 5; under 15 minutes with the full sizes)
-#   --only retr,stor   a subset of retr,stor,fxp,tls_retr,tls_stor,small,conc,idle,logins
+#   --only retr,stor   a subset of retr,stor,fxp,tls_retr,tls_stor,small,small_rs,conc,idle,
+#                      logins,logins_rs
 #   --profile          afterwards, strace -c / perf on fxpd during RETR, STOR, small files
 #   --out DIR          where results.json and table.txt go (default /var/tmp/fxpd-bench/TIME)
 #   --data-dir DIR     a tmpfs for the data (default /dev/shm)
@@ -98,5 +99,8 @@ trap 'rm -rf "$bindir"' EXIT
 install -m 0755 "$fxpd" "$bindir/fxpd"
 chmod 0755 "$bindir"
 
+# The lean load client of the small_rs and logins_rs workloads (Rust std only).
+rustc -O --edition 2021 -o "$bindir/ftpload" "$here/ftpload.rs"
+
 # 3. The driver (it raises its own open-files limit for the idle-session workload).
-python3 "$here/bench.py" --fxpd "$bindir/fxpd" "$@"
+python3 "$here/bench.py" --fxpd "$bindir/fxpd" --ftpload "$bindir/ftpload" "$@"
