@@ -391,6 +391,22 @@ fn appe_appends() {
 }
 
 #[test]
+fn stor_over_a_larger_file_replaces_it() {
+    let s = Server::with_alice("");
+    let home = alice_home(&s);
+    let mut ftp = s.ftp(ALICE, PASS);
+    ftp.transfer_type(suppaftp::types::FileType::Binary).unwrap();
+    // 20 MiB cut off (more than BIG_TRUNCATE: the blocking-thread path), then 20 KiB (inline).
+    write_file(&home.join("old.bin"), &random_bytes(20 * 1024 * 1024 + 20_000));
+    let small = random_bytes(20_000);
+    ftp.put_file("old.bin", &mut &small[..]).unwrap();
+    assert_eq!(sha256_file(&home.join("old.bin")), sha256_bytes(&small));
+    let smaller = random_bytes(7);
+    ftp.put_file("old.bin", &mut &smaller[..]).unwrap();
+    assert_eq!(sha256_file(&home.join("old.bin")), sha256_bytes(&smaller));
+}
+
+#[test]
 fn rest_then_retr_resumes_download() {
     let s = Server::with_alice("");
     let home = alice_home(&s);

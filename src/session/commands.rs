@@ -1006,7 +1006,7 @@ impl Session {
             offset
         };
         let verb = if append { "APPE" } else { "STOR" };
-        let job = match self.receive_job(&target, offset) {
+        let job = match self.receive_job(&target, offset).await {
             Ok(job) => job,
             Err(e) => return self.send(storage_reply(&e.into())).await,
         };
@@ -1054,7 +1054,10 @@ impl Session {
                 .await
                 .map(Job::ReceiveObject)
                 .map_err(|e| object_reply(&e)),
-            None => self.receive_job(&target, 0).map_err(|e| storage_reply(&e.into())),
+            None => self
+                .receive_job(&target, 0)
+                .await
+                .map_err(|e| storage_reply(&e.into())),
         };
         let job = match job {
             Ok(job) => job,
@@ -1075,14 +1078,23 @@ impl Session {
 
     /// The upload job: the file is opened (created) now, before the 150 reply, so a refusal
     /// comes before any data. It keeps its first `offset` bytes (REST, APPE).
-    fn receive_job(&self, target: &str, offset: u64) -> std::io::Result<Job> {
+    async fn receive_job(&self, target: &str, offset: u64) -> std::io::Result<Job> {
         let mut options = cap_std::fs::OpenOptions::new();
         options.write(true).create(true);
         let mut file = self
             .local_dir()?
             .open_with(relative(target), &options)?
             .into_std();
-        file.set_len(offset)?;
+        let len = file.metadata()?.len();
+        if len > offset + BIG_TRUNCATE {
+            // Freeing gigabytes of an overwritten file can take a while: not on this task,
+            // which other sessions share a thread with.
+            file = tokio::task::spawn_blocking(move || file.set_len(offset).map(|()| file))
+                .await
+                .map_err(|_| std::io::Error::other("truncating thread failed"))??;
+        } else if len != offset {
+            file.set_len(offset)?;
+        }
         file.seek(SeekFrom::Start(offset))?;
         Ok(Job::ReceiveFile(file))
     }
@@ -1132,6 +1144,10 @@ impl Session {
             .await
     }
 }
+
+/// Cutting more than this off an existing file (STOR over a large file) happens on a
+/// blocking thread.
+const BIG_TRUNCATE: u64 = 16 * 1024 * 1024;
 
 /// A refusal as a reply: RFC 2577 suggests 504 for a refused PORT; the text carries the
 /// reason token and the setting that would allow it.
