@@ -887,18 +887,23 @@ impl Session {
         }
         let job = Job::SendFile(file);
         let size = meta.len();
-        let preliminary = ok(
-            Code::OPENING,
-            format!(
-                "Opening {} mode data connection for {}({size} bytes).",
-                self.mode_name(),
-                file_name(&target)
-            ),
-        );
+        let preliminary = self.retr_opening(&target, size);
         // One info line per transfer, when it ends ("transfer complete" or why not).
         tracing::debug!(path = %target, size, offset, "RETR");
         self.start_transfer("RETR", target, Some(size), preliminary, job)
             .await
+    }
+
+    /// The 150 before a download, with the size as IIS words it.
+    fn retr_opening(&self, target: &str, size: u64) -> Reply {
+        ok(
+            Code::OPENING,
+            format!(
+                "Opening {} mode data connection for {}({size} bytes).",
+                self.mode_name(),
+                file_name(target)
+            ),
+        )
     }
 
     /// RETR from object storage: a ranged read from `offset` (REST), copied asynchronously.
@@ -916,15 +921,8 @@ impl Session {
         if let Some(refusal) = self.transfer_precheck() {
             return self.send(refusal).await;
         }
-        let preliminary = ok(
-            Code::OPENING,
-            format!(
-                "Opening {} mode data connection for {}({size} bytes).",
-                self.mode_name(),
-                file_name(&target)
-            ),
-        );
-        tracing::info!(path = %target, size, offset, "RETR");
+        let preliminary = self.retr_opening(&target, size);
+        tracing::debug!(path = %target, size, offset, "RETR");
         self.start_transfer(
             "RETR",
             target,
@@ -973,7 +971,7 @@ impl Session {
                 file_name(&target)
             ),
         );
-        tracing::info!(command = "STOR", path = %target, "upload");
+        tracing::debug!(command = "STOR", path = %target, "upload");
         self.start_transfer("STOR", target, None, preliminary, Job::ReceiveObject(upload))
             .await
     }

@@ -91,11 +91,22 @@ cleanup() {
     timeout 20 wineserver -k >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+# A step that fails outside a check ends the script (set -e): say which one.
+trap 'note "stopped: line $LINENO failed: $BASH_COMMAND"' ERR
 
 timeout 20 wineserver -k >/dev/null 2>&1 || true # a leftover from an interrupted run
 mkdir -p "$WINEPREFIX"
 # One wineserver for the whole run (each `wine` would otherwise start its own); killed at exit.
-timeout 20 wineserver -p
+# A wineserver still shutting down can make the first start fail: kill, wait, try again.
+for attempt in 1 2 3; do
+    if timeout 20 wineserver -p; then
+        break
+    fi
+    note "starting the wineserver failed (attempt $attempt); retrying"
+    timeout 20 wineserver -k >/dev/null 2>&1 || true
+    sleep 3
+    [ "$attempt" -lt 3 ] || exit 1
+done
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
     note "creating the Wine prefix $WINEPREFIX"
     timeout 180 wine wineboot --init >/dev/null 2>&1
