@@ -264,9 +264,10 @@ fn large_and_many_small_files_round_trip_with_equal_hashes() {
     // Streamed both ways: the server's peak memory stays well below the file's size.
     let peak = peak_rss_kib(server.pid());
     eprintln!("fxpd peak RSS after 128 MiB up and down: {peak} KiB");
-    // Holding the file whole would take 128 MiB on its own; measured: 60 to 90 MiB in all.
+    // Holding the file whole would take 128 MiB on its own, on top of the server's baseline;
+    // measured: 60 to 90 MiB in all.
     assert!(
-        peak < 112 * 1024,
+        peak < 128 * 1024,
         "peak RSS {peak} KiB: the file was buffered whole"
     );
     let mut c = server.login("alice", PASS);
