@@ -174,15 +174,10 @@ fn node_with(ip: &str, ports: (u16, u16), root: &Path, extra: &str) -> Server {
         .start()
 }
 
-/// The node's log (plain text: fxpd colours its log only on a terminal).
-fn log_text(s: &Server) -> String {
-    s.stderr()
-}
-
 /// How many transfers of `verb` each node has completed so far.
 fn transfers(nodes: [&Server; 2], verb: &str) -> [usize; 2] {
     let needle = format!("transfer complete command=\"{verb}\"");
-    nodes.map(|n| log_text(n).matches(&needle).count())
+    nodes.map(|n| n.stderr().matches(&needle).count())
 }
 
 /// Waits until the nodes together have logged `total` transfers of `verb`.
@@ -316,7 +311,7 @@ fn balanced_cluster_keeps_the_fxp_policy() {
     let mut d = data_connect(a_pasv);
     assert_eq!(sha256_bytes(&read_to_end_deadline(&mut d, IO_TIMEOUT)), sha);
     assert_eq!(c.read_reply().code, 226);
-    let logs = format!("{}\n{}", log_text(&a), log_text(&b));
+    let logs = format!("{}\n{}", a.stderr(), b.stderr());
     assert!(
         logs.contains("target=127.0.0.9") && logs.contains("rule=\"peer-not-listed\""),
         "the thief is refused by its own address:\n{logs}"
@@ -343,7 +338,7 @@ fn balanced_cluster_keeps_the_fxp_policy() {
 
     // Both nodes logged sessions with the balancer and the real client side by side.
     for n in nodes {
-        let log = log_text(n);
+        let log = n.stderr();
         assert!(
             log.lines()
                 .any(|l| l.contains("connected through a load balancer")
@@ -360,10 +355,10 @@ fn balanced_cluster_keeps_the_fxp_policy() {
     );
     for n in nodes {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut log = log_text(n);
+        let mut log = n.stderr();
         while !log.contains("load balancer health check answered") && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
-            log = log_text(n);
+            log = n.stderr();
         }
         assert!(
             log.contains("load balancer health check answered"),
@@ -401,7 +396,7 @@ fn failed_logins_through_one_node_lock_the_client_out_of_the_other() {
         c.expect(&format!("USER nobody{i}"), 331);
         c.expect("PASS wrong", 530);
     }
-    let failed_on = |s: &Server| log_text(s).matches("login failed").count();
+    let failed_on = |s: &Server| s.stderr().matches("login failed").count();
     let (on_a, on_b) = (failed_on(&a), failed_on(&b));
     assert_eq!(on_a + on_b, 3, "A {on_a}, B {on_b}");
     assert!(
@@ -418,7 +413,7 @@ fn failed_logins_through_one_node_lock_the_client_out_of_the_other() {
         assert_eq!(r.code, 530, "{r}");
         assert!(r.text().contains("too many failed attempts"), "{r}");
     }
-    let locked = |s: &Server| log_text(s).contains("locked out");
+    let locked = |s: &Server| s.stderr().contains("locked out");
     assert!(locked(&a) && locked(&b), "both nodes refused a locked-out login");
     // ... while another client through the same balancer logs in on both.
     for _ in 0..2 {

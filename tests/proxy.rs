@@ -61,15 +61,10 @@ fn closed_without_data(s: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-/// The node's log (plain text: fxpd colours its log only on a terminal).
-fn log_text(s: &Server) -> String {
-    s.stderr()
-}
-
 fn wait_for_log(s: &Server, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let log = log_text(s);
+        let log = s.stderr();
         if log.contains(needle) || Instant::now() > deadline {
             return log;
         }
@@ -280,7 +275,7 @@ fn passive_source_is_the_data_headers_client() {
     c.expect_class("RETR down.bin", 1);
     assert_eq!(sha256_bytes(&read_to_end_deadline(&mut direct, IO_TIMEOUT)), sha);
     assert_eq!(c.read_reply().code, 226);
-    let log = log_text(&s);
+    let log = &s.stderr();
     assert!(
         log.contains("target=127.0.0.9:50001 rule=\"foreign-address\""),
         "the other client's refusal is logged by its real address:\n{log}"

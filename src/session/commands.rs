@@ -885,8 +885,11 @@ impl Session {
         if let Some(refusal) = self.transfer_precheck() {
             return self.send(refusal).await;
         }
-        let job = Job::SendFile(file);
         let size = meta.len();
+        let job = Job::SendFile {
+            file,
+            left: size.saturating_sub(offset),
+        };
         let preliminary = self.retr_opening(&target, size);
         // One info line per transfer, when it ends ("transfer complete" or why not).
         tracing::debug!(path = %target, size, offset, "RETR");

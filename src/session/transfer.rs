@@ -23,8 +23,9 @@ use unftp_core::storage::{Error as StorageError, ErrorKind};
 pub(super) enum Job {
     /// A listing, already CRLF-terminated: sent as it is, whatever TYPE says.
     Listing(Vec<u8>),
-    /// Send an open file from its position.
-    SendFile(std::fs::File),
+    /// Send an open file from its position; `left` bytes remain from there (known from the
+    /// stat RETR makes anyway).
+    SendFile { file: std::fs::File, left: u64 },
     /// Write the data into an open file at its position.
     ReceiveFile(std::fs::File),
     /// Send an object from its offset (object storage: an async, buffered copy).
@@ -156,7 +157,7 @@ impl Session {
             Job::ReceiveFile(_) | Job::ReceiveObject(_) => {
                 (limits.upload_bytes_per_sec, self.shared.upload_limit.clone())
             }
-            Job::Listing(_) | Job::SendFile(_) | Job::SendObject(_) => {
+            Job::Listing(_) | Job::SendFile { .. } | Job::SendObject(_) => {
                 (limits.download_bytes_per_sec, self.shared.download_limit.clone())
             }
         };
@@ -253,10 +254,10 @@ impl TransferIo {
         let (progress, throttle) = (self.progress.clone(), self.throttle.clone());
         let inline = throttle.is_unlimited();
         match job {
-            Job::SendFile(file) if !self.ascii => {
-                if let Some(len) = inline.then(|| remaining(&file)).flatten() {
+            Job::SendFile { file, left } if !self.ascii => {
+                if inline && left <= inline::SMALL_FILE {
                     let mut stream = stream;
-                    return inline::send_small(&file, &mut stream, len, &progress, self.timeout)
+                    return inline::send_small(&file, &mut stream, left, &progress, self.timeout)
                         .await
                         .map_err(Outcome::Network);
                 }
@@ -302,7 +303,7 @@ impl TransferIo {
             )
             .await
             .map_err(Outcome::Network),
-            Job::SendFile(file) => {
+            Job::SendFile { file, .. } => {
                 let mut file = tokio::fs::File::from_std(file);
                 send(&mut file, &mut stream, self.ascii, progress, &self.throttle)
                     .await
@@ -353,17 +354,6 @@ impl TransferIo {
         }
         result
     }
-}
-
-/// The bytes left to send from `file`'s position when that is small enough to send inline
-/// (see [`inline`]); `None` for a large file or when it cannot be told.
-fn remaining(file: &std::fs::File) -> Option<u64> {
-    use std::io::Seek;
-    let len = file.metadata().ok()?.len();
-    let mut f = file;
-    let position = f.stream_position().ok()?;
-    let left = len.saturating_sub(position);
-    (left <= inline::SMALL_FILE).then_some(left)
 }
 
 /// How long a finished data connection may take to close from the peer's side.

@@ -676,17 +676,41 @@ def run_lftp(script_text, path, timeout):
     return [float(l.split()[1]) for l in p.stdout.splitlines() if l.startswith("T ")]
 
 
-def wl_small(ctx, srv, rnd):
+def small_round_trip(ctx, srv, rnd, tag, transfer):
+    """N small files down then up in one session: `transfer(getdir, updir_name)` moves them
+    and returns the (get, put) seconds; checks every file arrived, returns files/s each way
+    and the server CPU per file, keys prefixed with `tag`."""
     n = ctx.cfg["small_n"]
-    names = " ".join(ctx.small_names)
-    getdir = os.path.join(ctx.work, f"get-{srv.name}-{rnd}")
-    updir_name = f"up-{rnd}"
+    getdir = os.path.join(ctx.work, f"get{tag}-{srv.name}-{rnd}")
+    updir_name = f"up{tag}-{rnd}"
     updir = os.path.join(ctx.roots[srv.name], updir_name)
     os.mkdir(getdir)
     os.mkdir(updir)
     os.chown(updir, ctx.uid, ctx.gid)
     try:
         c0 = srv.cpu_usec()
+        get_s, put_s = transfer(getdir, updir_name)
+        c1 = srv.cpu_usec()
+        got = os.listdir(getdir)
+        put = os.listdir(updir)
+        size = ctx.cfg["small_size"]
+        if len(got) != n or len(put) != n or any(
+                os.path.getsize(os.path.join(updir, x)) != size for x in put):
+            raise BenchError(f"small files ({tag or 'lftp'}): got {len(got)}, put {len(put)} of {n}")
+    finally:
+        shutil.rmtree(getdir, ignore_errors=True)
+        shutil.rmtree(updir, ignore_errors=True)
+    prefix = f"{tag}_" if tag else ""
+    return {f"{prefix}small_get_fps": n / get_s, f"{prefix}small_put_fps": n / put_s,
+            f"{prefix}small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n)}
+
+
+def wl_small(ctx, srv, rnd):
+    """The small-file workload with lftp (mget, then mput, timestamps printed inside the
+    session)."""
+    names = " ".join(ctx.small_names)
+
+    def transfer(getdir, updir_name):
         ts = run_lftp(lftp_script(ctx, srv, [
             "cd small",                 # logs in and checks the path before timing starts
             "!echo T $(date +%s.%N)",
@@ -698,20 +722,11 @@ def wl_small(ctx, srv, rnd):
             f"mput {names}",
             "!echo T $(date +%s.%N)",
         ]), os.path.join(ctx.work, f"lftp-{srv.name}.txt"), timeout=900)
-        c1 = srv.cpu_usec()
         if len(ts) != 4:
             raise BenchError(f"lftp printed {len(ts)} timestamps")
-        got = os.listdir(getdir)
-        put = os.listdir(updir)
-        size = ctx.cfg["small_size"]
-        if len(got) != n or len(put) != n or any(
-                os.path.getsize(os.path.join(updir, x)) != size for x in put):
-            raise BenchError(f"small files: got {len(got)}, put {len(put)} of {n}")
-    finally:
-        shutil.rmtree(getdir, ignore_errors=True)
-        shutil.rmtree(updir, ignore_errors=True)
-    return {"small_get_fps": n / (ts[1] - ts[0]), "small_put_fps": n / (ts[3] - ts[2]),
-            "small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n)}
+        return ts[1] - ts[0], ts[3] - ts[2]
+
+    return small_round_trip(ctx, srv, rnd, "", transfer)
 
 
 def ftpload(ctx, args, timeout):
@@ -725,30 +740,14 @@ def ftpload(ctx, args, timeout):
 def wl_small_rs(ctx, srv, rnd):
     """The small-file workload with the lean Rust client (tests/bench/ftpload.rs): one
     session, passive RETR of every file, then passive STOR of every file."""
-    n = ctx.cfg["small_n"]
-    getdir = os.path.join(ctx.work, f"getrs-{srv.name}-{rnd}")
-    updir_name = f"uprs-{rnd}"
-    updir = os.path.join(ctx.roots[srv.name], updir_name)
-    os.mkdir(getdir)
-    os.mkdir(updir)
-    os.chown(updir, ctx.uid, ctx.gid)
-    try:
-        c0 = srv.cpu_usec()
+    def transfer(getdir, updir_name):
         get_s = float(ftpload(ctx, ["get", srv.host, srv.port, USER, ctx.password, "small", getdir]
                               + ctx.small_names, 900)[0])
         put_s = float(ftpload(ctx, ["put", srv.host, srv.port, USER, ctx.password, updir_name,
                                     ctx.client_small] + ctx.small_names, 900)[0])
-        c1 = srv.cpu_usec()
-        size = ctx.cfg["small_size"]
-        got, put = os.listdir(getdir), os.listdir(updir)
-        if len(got) != n or len(put) != n or any(
-                os.path.getsize(os.path.join(updir, x)) != size for x in put):
-            raise BenchError(f"small files (Rust client): got {len(got)}, put {len(put)} of {n}")
-    finally:
-        shutil.rmtree(getdir, ignore_errors=True)
-        shutil.rmtree(updir, ignore_errors=True)
-    return {"rs_small_get_fps": n / get_s, "rs_small_put_fps": n / put_s,
-            "rs_small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n)}
+        return get_s, put_s
+
+    return small_round_trip(ctx, srv, rnd, "rs", transfer)
 
 
 def wl_logins_rs(ctx, srv):

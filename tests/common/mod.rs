@@ -588,20 +588,20 @@ pub struct Ctrl {
 impl Ctrl {
     /// Connects and reads the greeting, which must be 220.
     pub fn connect(addr: SocketAddr) -> Ctrl {
-        let mut c = Ctrl::connect_no_greeting(addr);
-        let g = c.read_reply();
-        assert_eq!(g.code, 220, "greeting must be 220, got: {g}");
-        c.greeting = Some(g);
-        c
+        Ctrl::connect_no_greeting(addr).greeted()
     }
 
     /// Connects from the loopback address `from` and reads the greeting, which must be 220.
     pub fn connect_from(from: IpAddr, addr: SocketAddr) -> Ctrl {
-        let mut c = Ctrl::over(connect_from(from, addr), b"");
-        let g = c.read_reply();
+        Ctrl::over(connect_from(from, addr), b"").greeted()
+    }
+
+    /// Reads the greeting, which must be 220.
+    fn greeted(mut self) -> Ctrl {
+        let g = self.read_reply();
         assert_eq!(g.code, 220, "greeting must be 220, got: {g}");
-        c.greeting = Some(g);
-        c
+        self.greeting = Some(g);
+        self
     }
 
     /// Connects without reading anything.
@@ -611,12 +611,7 @@ impl Ctrl {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Ctrl {
-            reader,
-            stream,
-            greeting: None,
-        }
+        Ctrl::over(stream, b"")
     }
 
     pub fn local_addr(&self) -> SocketAddr {
