@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -65,19 +65,7 @@ impl W3cLog {
         let dir = dir.to_path_buf();
         std::thread::Builder::new()
             .name("fxpd-w3c".into())
-            .spawn(move || {
-                let mut writer = DailyFile::new(dir);
-                while let Ok(entry) = rx.recv() {
-                    if let Err(e) = writer.write(&entry) {
-                        tracing::error!(error = %e, "cannot write the W3C log");
-                    }
-                    // Flush when the queue is drained, so lines reach the file promptly.
-                    if rx.try_recv().map(|next| writer.write(&next)).is_err() {
-                        let _ = writer.flush();
-                    }
-                }
-                let _ = writer.flush();
-            })?;
+            .spawn(move || write_entries(&rx, DailyFile::new(dir)))?;
         Ok(W3cLog {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -91,6 +79,21 @@ impl W3cLog {
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "W3C log writer is behind; entries dropped");
             }
+        }
+    }
+}
+
+/// The writer thread: writes what is queued, then flushes once the queue is drained, so
+/// every line reaches the file promptly without a write(2) per line under load.
+fn write_entries(rx: &Receiver<Entry>, mut writer: DailyFile) {
+    while let Ok(first) = rx.recv() {
+        for entry in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            if let Err(e) = writer.write(&entry) {
+                tracing::error!(error = %e, "cannot write the W3C log");
+            }
+        }
+        if let Err(e) = writer.flush() {
+            tracing::error!(error = %e, "cannot write the W3C log");
         }
     }
 }
@@ -228,6 +231,31 @@ mod tests {
         let line = format_line(&e);
         assert_eq!(line.matches("\r\n").count(), 1);
         assert!(line.contains(" - 127.0.0.1 "));
+    }
+
+    /// Entries that arrive together are all flushed, with the sender still open (a
+    /// burst once stayed in the buffer until the next entry came).
+    #[test]
+    fn a_burst_reaches_the_file_without_a_later_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = sync_channel(QUEUE);
+        for status in [550, 221] {
+            tx.send(Entry { status, ..entry() }).unwrap();
+        }
+        let writer = DailyFile::new(dir.path().to_path_buf());
+        std::thread::spawn(move || write_entries(&rx, writer));
+        let path = dir.path().join("ex261118.log");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let lines = loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let n = text.lines().filter(|l| !l.starts_with('#')).count();
+            if n == 2 || std::time::Instant::now() > deadline {
+                break n;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(lines, 2, "both lines flushed while the log is still open");
+        drop(tx);
     }
 
     #[test]
