@@ -498,8 +498,92 @@ def curl_tls_args(srv):
     return ["--ssl-reqd", "-k"] if srv.name.endswith("-tls") else []
 
 
+# The same data paths without an FTP server, measured right before each server's transfer:
+# what the kernel and this machine allow at that moment. A forked child sendfile()s big.bin
+# from REF_SRC_HOST to a listener on REF_DST_HOST, which either reads into a reused 1 MiB
+# buffer (RETR's path into curl's /dev/null) or splices socket -> pipe -> a new file on the
+# same tmpfs (the path of STOR and of an FXP destination).
+REF_SRC_HOST = "127.0.0.7"
+REF_DST_HOST = "127.0.0.8"
+F_SETPIPE_SZ = 1031
+
+
+def reference_path(ctx, sink):
+    size = ctx.cfg["big"]
+    dest = os.path.join(ctx.work, "reference.bin")
+    lsock = socket.socket()
+    lsock.bind((REF_DST_HOST, 0))
+    lsock.listen(1)
+    lsock.settimeout(30)
+    addr = lsock.getsockname()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            lsock.close()
+            s = socket.create_connection(addr, timeout=60,
+                                         source_address=(REF_SRC_HOST, 0))
+            s.settimeout(None)  # os.sendfile needs a blocking socket
+            fd = os.open(ctx.big_src, os.O_RDONLY)
+            off = 0
+            while off < size:
+                n = os.sendfile(s.fileno(), fd, off, size - off)
+                if n == 0:
+                    break
+                off += n
+            s.close()
+            code = 0
+        finally:
+            os._exit(code)
+    got = 0
+    out = r = w = None
+    try:
+        conn, _ = lsock.accept()
+        conn.settimeout(60)
+        t0 = time.perf_counter()
+        if sink == "null":
+            buf = memoryview(bytearray(MIB))
+            while n := conn.recv_into(buf):
+                got += n
+        else:
+            out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            r, w = os.pipe()
+            fcntl_setpipe(w, MIB)
+            # splice() ignores the socket time-out: wait for data with select first.
+            while select.select([conn], [], [], 60)[0]:
+                n = os.splice(conn.fileno(), w, MIB, flags=os.SPLICE_F_MOVE)
+                if n == 0:
+                    break
+                moved = 0
+                while moved < n:
+                    moved += os.splice(r, out, n - moved, flags=os.SPLICE_F_MOVE)
+                got += n
+        secs = time.perf_counter() - t0
+        conn.close()
+    finally:
+        for fd in (out, r, w):
+            if fd is not None:
+                os.close(fd)
+        lsock.close()
+        _, status = os.waitpid(pid, 0)
+        if os.path.exists(dest):
+            os.unlink(dest)
+    if got != size or status != 0:
+        raise BenchError(f"reference path ({sink}) moved {got} of {size} bytes")
+    return size / secs / 1e6
+
+
+def fcntl_setpipe(fd, size):
+    import fcntl
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, size)
+    except OSError:
+        pass  # the default pipe size still works, only slower
+
+
 def wl_retr(ctx, srv, prefix="retr"):
     size = ctx.cfg["big"]
+    ref = reference_path(ctx, "null") if prefix == "retr" else None
     url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/big.bin"
     c0 = srv.cpu_usec()
     p = run(["curl", "-sS", "--max-time", "600", "-o", "/dev/null", "-w",
@@ -509,20 +593,32 @@ def wl_retr(ctx, srv, prefix="retr"):
     pre, total, got = curl_times(p.stdout)
     if got != size:
         raise BenchError(f"{prefix} got {got} bytes, expected {size}")
-    return {f"{prefix}_mbps": size / (total - pre) / 1e6,
-            f"{prefix}_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
+    return with_reference(prefix, size / (total - pre) / 1e6, (c1 - c0) / 1e6 / (size / GIB), ref)
+
+
+def with_reference(prefix, mbps, cpu_s_per_gib, ref, returned=None):
+    m = {f"{prefix}_mbps": mbps, f"{prefix}_cpu_s_per_gib": cpu_s_per_gib}
+    if returned is not None:
+        m[f"{prefix}_returned_mib"] = returned
+    if ref:
+        m[f"{prefix}_ref_mbps"] = ref
+        m[f"{prefix}_per_ref"] = mbps / ref
+    return m
 
 
 def wl_stor(ctx, srv, prefix="stor"):
     size = ctx.cfg["big"]
     dest = os.path.join(ctx.roots[srv.name], "up_big.bin")
     url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/up_big.bin"
+    ref = reference_path(ctx, "file") if prefix == "stor" else None
+    r0 = returned_mib()
     c0 = srv.cpu_usec()
     try:
         p = run(["curl", "-sS", "--max-time", "600", "-T", ctx.big_src, "-w",
                  "%{time_pretransfer} %{time_total} %{size_upload}"] + curl_tls_args(srv)
                 + [url], timeout=620)
         c1 = srv.cpu_usec()
+        r1 = returned_mib()
         pre, total, sent = curl_times(p.stdout)
         on_disk = os.path.getsize(dest)
     finally:
@@ -530,8 +626,8 @@ def wl_stor(ctx, srv, prefix="stor"):
             os.unlink(dest)
     if sent != size or on_disk != size:
         raise BenchError(f"{prefix} sent {sent}, stored {on_disk}, expected {size}")
-    return {f"{prefix}_mbps": size / (total - pre) / 1e6,
-            f"{prefix}_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
+    return with_reference(prefix, size / (total - pre) / 1e6, (c1 - c0) / 1e6 / (size / GIB), ref,
+                          None if r0 is None or r1 is None else r1 - r0)
 
 
 def file_digest(path, sample=None):
@@ -605,6 +701,7 @@ def wl_fxp(ctx, src, dst):
     dest = os.path.join(ctx.roots[dst.name], "fxp_big.bin")
     if os.path.exists(dest):
         os.unlink(dest)
+    ref = reference_path(ctx, "file")
     a = b = None
     try:
         a = SyncFtp(src.host, src.port, ctx.password, 620)
@@ -616,6 +713,7 @@ def wl_fxp(ctx, src, dst):
         if not nums:
             raise BenchError(f"bad 227 {line!r}")
         a.cmd("PORT " + nums.group(0).decode(), 200)
+        r0 = returned_mib()
         c0 = src.cpu_usec() + dst.cpu_usec()
         t0 = time.perf_counter()
         # vsftpd answers a passive STOR only once the data connection is in: send both
@@ -632,6 +730,7 @@ def wl_fxp(ctx, src, dst):
                 raise BenchError(f"{conn.host}: FXP {what} ended with {line!r}")
         wall = time.perf_counter() - t0
         c1 = src.cpu_usec() + dst.cpu_usec()
+        r1 = returned_mib()
         got = os.path.getsize(dest)
         if got != size:
             raise BenchError(f"FXP stored {got} bytes, expected {size}")
@@ -648,7 +747,8 @@ def wl_fxp(ctx, src, dst):
                 conn.close()
         if os.path.exists(dest):
             os.unlink(dest)
-    return {"fxp_mbps": size / wall / 1e6, "fxp_cpu_s_per_gib": (c1 - c0) / 1e6 / (size / GIB)}
+    return with_reference("fxp", size / wall / 1e6, (c1 - c0) / 1e6 / (size / GIB), ref,
+                          None if r0 is None or r1 is None else r1 - r0)
 
 
 def lftp_script(ctx, srv, body):
@@ -968,8 +1068,53 @@ class Ctx:
     pass
 
 
+def mount_data_tmpfs(ctx, size):
+    """A tmpfs of the run's own, with 2 MiB pages: on a VM that hands freed memory back to
+    the host (free page reporting), every new page of a 2 GiB upload may need the host
+    first, and huge pages make that 512 times fewer events. Falls back to /dev/shm."""
+    path = tempfile.mkdtemp(prefix="fxpd-bench-data.", dir="/var/tmp")
+    p = run(["mount", "-t", "tmpfs", "-o", f"size={size + GIB},huge=always,mode=0755",
+             "fxpd-bench", path], check=False)
+    if p.returncode != 0:
+        os.rmdir(path)
+        log(f"cannot mount a huge-page tmpfs ({p.stderr.strip()}); data on /dev/shm")
+        return "/dev/shm"
+    ctx.mount = path
+    return path
+
+
+def unmount_data_tmpfs(ctx):
+    if ctx is not None and getattr(ctx, "mount", None):
+        run(["umount", ctx.mount], check=False)
+        try:
+            os.rmdir(ctx.mount)
+        except OSError:
+            pass
+
+
+PAGE_REPORTING = "/sys/module/page_reporting/parameters/reported_kib"
+
+
+def returned_mib():
+    """Memory the guest has handed back to the host so far (free page reporting), in MiB;
+    None where the kernel does not report free pages."""
+    try:
+        with open(PAGE_REPORTING) as f:
+            return int(f.read()) / KIB
+    except (OSError, ValueError):
+        return None
+
+
 def setup(args, cfg, cgroot):
     ctx = Ctx()
+    try:
+        return setup_in(ctx, args, cfg, cgroot)
+    except BaseException:
+        unmount_data_tmpfs(ctx)
+        raise
+
+
+def setup_in(ctx, args, cfg, cgroot):
     ctx.cfg = cfg
     ctx.quick = args.quick
     ctx.ftpload = args.ftpload
@@ -977,12 +1122,14 @@ def setup(args, cfg, cgroot):
     ctx.password = "bench" + secrets.token_hex(12)
     ctx.uid, ctx.gid = ensure_user(ctx.password)
 
-    base = args.data_dir
-    st = shutil.disk_usage(base)
     workloads = args.only.split(",") if args.only else WORKLOADS
-    # big.bin, one upload at a time, and the FXP copy.
-    nbig = 2 + ("fxp" in workloads)
+    # big.bin, one upload at a time, the FXP copy and the reference program's file.
+    nbig = 3 + ("fxp" in workloads)
     need = nbig * cfg["big"] + cfg["small_n"] * cfg["small_size"] * 6 + 4 * cfg["conc_size"] + 256 * MIB
+    ctx.mount = None
+    base = args.data_dir or mount_data_tmpfs(ctx, need)
+    ctx.data_dir_desc = base + (" (tmpfs huge=always, mounted for this run)" if ctx.mount else "")
+    st = shutil.disk_usage(base)
     with open("/proc/meminfo") as f:
         avail = next(int(l.split()[1]) * KIB for l in f if l.startswith("MemAvailable:"))
     if st.free < need or avail < need + GIB:
@@ -1214,11 +1361,20 @@ def wl_small_n(ctx, srv, n):
 METRICS = [
     ("retr_mbps", "RETR {big}, MB/s", True),
     ("retr_cpu_s_per_gib", "RETR server CPU s/GiB", False),
+    ("retr_ref_mbps", "  reference: sendfile -> read, no server, MB/s", True),
+    ("retr_per_ref", "  RETR / reference just before it", True),
     ("stor_mbps", "STOR {big}, MB/s", True),
     ("stor_cpu_s_per_gib", "STOR server CPU s/GiB", False),
+    ("stor_ref_mbps", "  reference: sendfile -> splice to tmpfs, MB/s", True),
+    ("stor_per_ref", "  STOR / reference just before it", True),
+    ("stor_returned_mib", "  MiB the VM handed back to its host during STOR", False),
     ("fxp_mbps", "FXP {big} server to server, MB/s", True),
     ("fxp_per_retr", "  FXP / same server's RETR (goal >= 0.9)", True),
     ("fxp_cpu_s_per_gib", "  CPU s/GiB, both servers", False),
+    ("fxp_ref_mbps", "  reference: sendfile -> splice to tmpfs, MB/s", True),
+    ("fxp_per_ref", "  FXP / reference just before it", True),
+    ("fxp_returned_mib", "  MiB the VM handed back to its host during FXP", False),
+    ("ref_file_per_null", "  reference to tmpfs / reference to read (FXP/RETR possible)", True),
     ("tls_retr_mbps", "TLS RETR {big} (PROT P), MB/s", True),
     ("tls_retr_cpu_s_per_gib", "TLS RETR server CPU s/GiB", False),
     ("tls_stor_mbps", "TLS STOR {big} (PROT P), MB/s", True),
@@ -1351,7 +1507,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds")
     ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR/FXP/TLS file in MiB")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
-    ap.add_argument("--data-dir", default="/dev/shm", help="a tmpfs for the data (default /dev/shm)")
+    ap.add_argument("--data-dir", help="a tmpfs for the data (default: a huge-page tmpfs "
+                    "mounted for the run, else /dev/shm)")
     ap.add_argument("--out", help="directory for results (default /var/tmp/fxpd-bench/TIME)")
     ap.add_argument("--profile", action="store_true",
                     help="after the rounds, strace -c / perf fxpd during RETR, STOR, small files")
@@ -1531,6 +1688,9 @@ def main():
                 if r.get("fxp_mbps") and r.get("retr_mbps"):
                     # The FXP goal is relative to the same server's RETR in the same round.
                     r["fxp_per_retr"] = r["fxp_mbps"] / r["retr_mbps"]
+                if r.get("fxp_ref_mbps") and r.get("retr_ref_mbps"):
+                    # What the same paths allow without any server, at those moments.
+                    r["ref_file_per_null"] = r["fxp_ref_mbps"] / r["retr_ref_mbps"]
             results.append(res)
             with open(os.path.join(outdir, "results.json"), "w") as f:
                 json.dump({"env": env, "rounds": results}, f, indent=1)
@@ -1548,7 +1708,7 @@ def main():
                       f, indent=1)
         print()
         print(f"fxpd vs vsftpd {env['vsftpd']} on loopback, {env['nproc']} cores, data on "
-              f"{args.data_dir}, {cfg['rounds']} rounds ({env['mode']}), rotating order; "
+              f"{ctx.data_dir_desc}, {cfg['rounds']} rounds ({env['mode']}), rotating order; "
               f"server CPU via {vs.method}")
         if env.get("loopback_ceiling_mbps"):
             c = env["loopback_ceiling_mbps"]
@@ -1574,6 +1734,12 @@ def main():
                   f"{FXPD_HOST} to a second fxpd on {FXPD_FXP_HOST} (fxp.allow_foreign_port / "
                   f"allow_foreign_passive); MB/s from STOR+RETR sent to both 226, CPU of both "
                   f"servers; the FXP/RETR row divides by the same server's RETR of the round.")
+        if {"retr", "stor", "fxp"} & set(workloads):
+            print(f"Reference rows: the same kernel path without an FTP server (a forked "
+                  f"sendfile() sender on {REF_SRC_HOST}, a receiver on {REF_DST_HOST} that reads "
+                  f"into one buffer, or splices into a new tmpfs file), run just before each "
+                  f"server's transfer; writing into fresh tmpfs pages is the part that varies "
+                  f"between moments on a VM.")
         if tls_srv:
             desc = "; ".join(f"{k} {v or '?'}" for k, v in env["tls"].items())
             print(f"TLS: curl --ssl-reqd (AUTH TLS, PROT P) against a TLS-only instance of each "
@@ -1589,8 +1755,9 @@ def main():
     finally:
         for s in reversed(servers):
             s.stop()
-        if ctx is not None:
+        if ctx is not None and getattr(ctx, "work", None):
             shutil.rmtree(ctx.work, ignore_errors=True)
+        unmount_data_tmpfs(ctx)
         lock_user()
 
 
