@@ -510,7 +510,7 @@ F_SETPIPE_SZ = 1031
 
 def reference_path(ctx, sink):
     size = ctx.cfg["big"]
-    dest = os.path.join(ctx.work, "reference.bin")
+    dest = os.path.join(ctx.big_dir, "reference.bin")
     lsock = socket.socket()
     lsock.bind((REF_DST_HOST, 0))
     lsock.listen(1)
@@ -584,7 +584,7 @@ def fcntl_setpipe(fd, size):
 def wl_retr(ctx, srv, prefix="retr"):
     size = ctx.cfg["big"]
     ref = reference_path(ctx, "null") if prefix == "retr" else None
-    url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/big.bin"
+    url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/big/big.bin"
     c0 = srv.cpu_usec()
     p = run(["curl", "-sS", "--max-time", "600", "-o", "/dev/null", "-w",
              "%{time_pretransfer} %{time_total} %{size_download}"] + curl_tls_args(srv) + [url],
@@ -608,8 +608,8 @@ def with_reference(prefix, mbps, cpu_s_per_gib, ref, returned=None):
 
 def wl_stor(ctx, srv, prefix="stor"):
     size = ctx.cfg["big"]
-    dest = os.path.join(ctx.roots[srv.name], "up_big.bin")
-    url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/up_big.bin"
+    dest = os.path.join(ctx.roots[srv.name], "big", "up_big.bin")
+    url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/big/up_big.bin"
     ref = reference_path(ctx, "file") if prefix == "stor" else None
     r0 = returned_mib()
     c0 = srv.cpu_usec()
@@ -698,7 +698,7 @@ def wl_fxp(ctx, src, dst):
     source, STOR to the destination, RETR to the source, and waits for both 226. The rate is
     over that data phase; CPU is the sum of both servers'."""
     size = ctx.cfg["big"]
-    dest = os.path.join(ctx.roots[dst.name], "fxp_big.bin")
+    dest = os.path.join(ctx.roots[dst.name], "big", "fxp_big.bin")
     if os.path.exists(dest):
         os.unlink(dest)
     ref = reference_path(ctx, "file")
@@ -718,8 +718,8 @@ def wl_fxp(ctx, src, dst):
         t0 = time.perf_counter()
         # vsftpd answers a passive STOR only once the data connection is in: send both
         # commands before reading either reply.
-        b.send("STOR fxp_big.bin")
-        a.send("RETR big.bin")
+        b.send("STOR big/fxp_big.bin")
+        a.send("RETR big/big.bin")
         for conn, what in ((a, "RETR"), (b, "STOR")):
             code, line = conn.reply()
             if code not in (125, 150):
@@ -1068,28 +1068,33 @@ class Ctx:
     pass
 
 
-def mount_data_tmpfs(ctx, size):
-    """A tmpfs of the run's own, with 2 MiB pages: on a VM that hands freed memory back to
-    the host (free page reporting), every new page of a 2 GiB upload may need the host
-    first, and huge pages make that 512 times fewer events. Falls back to /dev/shm."""
-    path = tempfile.mkdtemp(prefix="fxpd-bench-data.", dir="/var/tmp")
-    p = run(["mount", "-t", "tmpfs", "-o", f"size={size + GIB},huge=always,mode=0755",
+def mount_big_tmpfs(ctx, path, size):
+    """The big files (RETR, STOR, FXP, TLS) get a tmpfs of their own with 2 MiB pages: on a
+    VM that hands freed memory back to its host (free page reporting), each new page of a
+    2 GiB upload may need the host first, and huge pages make that 512 times fewer events.
+    Small files stay on the ordinary tmpfs (a huge page per 4 KiB file would swamp them).
+    Returns False (the caller uses a plain directory) when mounting is not possible."""
+    os.makedirs(path)
+    p = run(["mount", "-t", "tmpfs", "-o", f"size={size},huge=always,mode=0755",
              "fxpd-bench", path], check=False)
     if p.returncode != 0:
-        os.rmdir(path)
-        log(f"cannot mount a huge-page tmpfs ({p.stderr.strip()}); data on /dev/shm")
-        return "/dev/shm"
-    ctx.mount = path
-    return path
+        log(f"cannot mount a huge-page tmpfs ({p.stderr.strip()}); big files on the data dir")
+        return False
+    ctx.mounts.append(path)
+    return True
 
 
-def unmount_data_tmpfs(ctx):
-    if ctx is not None and getattr(ctx, "mount", None):
-        run(["umount", ctx.mount], check=False)
-        try:
-            os.rmdir(ctx.mount)
-        except OSError:
-            pass
+def bind_mount(ctx, src, dst):
+    os.makedirs(dst)
+    run(["mount", "--bind", src, dst])
+    ctx.mounts.append(dst)
+
+
+def unmount_all(ctx):
+    for path in reversed(getattr(ctx, "mounts", None) or []):
+        run(["umount", path], check=False)
+    if ctx is not None:
+        ctx.mounts = []
 
 
 PAGE_REPORTING = "/sys/module/page_reporting/parameters/reported_kib"
@@ -1110,7 +1115,7 @@ def setup(args, cfg, cgroot):
     try:
         return setup_in(ctx, args, cfg, cgroot)
     except BaseException:
-        unmount_data_tmpfs(ctx)
+        unmount_all(ctx)
         raise
 
 
@@ -1126,9 +1131,8 @@ def setup_in(ctx, args, cfg, cgroot):
     # big.bin, one upload at a time, the FXP copy and the reference program's file.
     nbig = 3 + ("fxp" in workloads)
     need = nbig * cfg["big"] + cfg["small_n"] * cfg["small_size"] * 6 + 4 * cfg["conc_size"] + 256 * MIB
-    ctx.mount = None
-    base = args.data_dir or mount_data_tmpfs(ctx, need)
-    ctx.data_dir_desc = base + (" (tmpfs huge=always, mounted for this run)" if ctx.mount else "")
+    ctx.mounts = []
+    base = args.data_dir
     st = shutil.disk_usage(base)
     with open("/proc/meminfo") as f:
         avail = next(int(l.split()[1]) * KIB for l in f if l.startswith("MemAvailable:"))
@@ -1143,7 +1147,14 @@ def setup_in(ctx, args, cfg, cgroot):
     block = os.urandom(4 * MIB)
     data = os.path.join(ctx.work, "data")
     os.mkdir(data)
-    ctx.big_src = os.path.join(data, "big.bin")
+    # Each server root's big/ directory is a bind mount of its own directory in one
+    # huge-page tmpfs (hard links need one file system), or a plain directory.
+    ctx.big_dir = os.path.join(ctx.work, "big")
+    huge = not args.no_huge and mount_big_tmpfs(ctx, ctx.big_dir, nbig * cfg["big"] + GIB)
+    if not huge:
+        os.makedirs(ctx.big_dir, exist_ok=True)
+    ctx.data_dir_desc = base + (" (big files on a tmpfs with huge=always)" if huge else "")
+    ctx.big_src = os.path.join(ctx.big_dir, "big.bin")
     fill_file(ctx.big_src, cfg["big"], block)
     conc = os.path.join(data, "conc.bin")
     fill_file(conc, cfg["conc_size"], block[1:])
@@ -1154,12 +1165,21 @@ def setup_in(ctx, args, cfg, cgroot):
         with open(os.path.join(ctx.client_small, nm), "wb") as f:
             f.write(block[i * 7 % MIB:][:cfg["small_size"]])
 
+    def big_subdir(name, root):
+        if not huge:
+            os.makedirs(os.path.join(root, "big"))
+            return os.path.join(root, "big")
+        own = os.path.join(ctx.big_dir, name)
+        os.makedirs(own)
+        bind_mount(ctx, own, os.path.join(root, "big"))
+        return own
+
     ctx.roots = {}
     for name in ("vsftpd", "fxpd"):
         root = os.path.join(ctx.work, name, "root")
         os.makedirs(os.path.join(root, "small"))
         # Hard links: one copy of the data on tmpfs, the same inodes for both servers.
-        os.link(ctx.big_src, os.path.join(root, "big.bin"))
+        os.link(ctx.big_src, os.path.join(big_subdir(name, root), "big.bin"))
         os.link(conc, os.path.join(root, "conc.bin"))
         for nm in ctx.small_names:
             os.link(os.path.join(ctx.client_small, nm), os.path.join(root, "small", nm))
@@ -1171,6 +1191,7 @@ def setup_in(ctx, args, cfg, cgroot):
         # FXP destinations: an empty root of their own.
         ctx.roots[name] = os.path.join(ctx.work, name, "root")
         os.makedirs(ctx.roots[name])
+        big_subdir(name, ctx.roots[name])
     os.makedirs(os.path.join(ctx.work, "vsftpd", "empty"))
     for dirpath, dirnames, filenames in os.walk(ctx.work):
         os.chown(dirpath, ctx.uid, ctx.gid)
@@ -1507,8 +1528,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds")
     ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR/FXP/TLS file in MiB")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
-    ap.add_argument("--data-dir", help="a tmpfs for the data (default: a huge-page tmpfs "
-                    "mounted for the run, else /dev/shm)")
+    ap.add_argument("--data-dir", default="/dev/shm", help="a tmpfs for the data (default /dev/shm)")
+    ap.add_argument("--no-huge", action="store_true",
+                    help="keep the big files on the data dir, not on a huge-page tmpfs of their own")
     ap.add_argument("--out", help="directory for results (default /var/tmp/fxpd-bench/TIME)")
     ap.add_argument("--profile", action="store_true",
                     help="after the rounds, strace -c / perf fxpd during RETR, STOR, small files")
@@ -1755,9 +1777,9 @@ def main():
     finally:
         for s in reversed(servers):
             s.stop()
+        unmount_all(ctx)
         if ctx is not None and getattr(ctx, "work", None):
             shutil.rmtree(ctx.work, ignore_errors=True)
-        unmount_data_tmpfs(ctx)
         lock_user()
 
 
