@@ -610,7 +610,10 @@ def wl_stor(ctx, srv, prefix="stor"):
     size = ctx.cfg["big"]
     dest = os.path.join(ctx.roots[srv.name], "big", "up_big.bin")
     url = f"ftp://{USER}:{ctx.password}@{srv.host}:{srv.port}/big/up_big.bin"
-    ref = reference_path(ctx, "file") if prefix == "stor" else None
+    ref = None
+    if prefix == "stor":
+        settle_memory()
+        ref = reference_path(ctx, "file")
     r0 = returned_mib()
     c0 = srv.cpu_usec()
     try:
@@ -701,6 +704,7 @@ def wl_fxp(ctx, src, dst):
     dest = os.path.join(ctx.roots[dst.name], "big", "fxp_big.bin")
     if os.path.exists(dest):
         os.unlink(dest)
+    settle_memory()
     ref = reference_path(ctx, "file")
     a = b = None
     try:
@@ -1108,6 +1112,25 @@ def returned_mib():
             return int(f.read()) / KIB
     except (OSError, ValueError):
         return None
+
+
+def settle_memory(limit=15.0):
+    """Wait until the guest has stopped handing freed memory back to its host (the counter
+    stays still for a second), so that every STOR and FXP starts from the same state: the
+    reference program then takes its pages from the host, frees them, and the server's
+    transfer right after it reuses them. Without this, whichever transfer ran while the
+    kernel was reporting an earlier one's pages took them from the host again, a third of
+    the speed, whichever server it was. No-op without free page reporting."""
+    if returned_mib() is None:
+        return
+    deadline = time.monotonic() + limit
+    last = returned_mib()
+    still = 0
+    while still < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = returned_mib()
+        still = still + 1 if now == last else 0
+        last = now
 
 
 def setup(args, cfg, cgroot):
@@ -1760,8 +1783,9 @@ def main():
             print(f"Reference rows: the same kernel path without an FTP server (a forked "
                   f"sendfile() sender on {REF_SRC_HOST}, a receiver on {REF_DST_HOST} that reads "
                   f"into one buffer, or splices into a new tmpfs file), run just before each "
-                  f"server's transfer; writing into fresh tmpfs pages is the part that varies "
-                  f"between moments on a VM.")
+                  f"server's transfer. Before STOR and FXP the run waits until the VM has "
+                  f"handed freed memory back to its host, so the reference takes fresh pages "
+                  f"from the host and the server's transfer reuses them, the same for both.")
         if tls_srv:
             desc = "; ".join(f"{k} {v or '?'}" for k, v in env["tls"].items())
             print(f"TLS: curl --ssl-reqd (AUTH TLS, PROT P) against a TLS-only instance of each "
