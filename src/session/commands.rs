@@ -966,17 +966,22 @@ impl Session {
             Ok(upload) => upload,
             Err(e) => return self.send(object_reply(&e)).await,
         };
-        let preliminary = ok(
+        let preliminary = self.stor_opening(&target);
+        tracing::debug!(command = "STOR", path = %target, "upload");
+        self.start_transfer("STOR", target, None, preliminary, Job::ReceiveObject(upload))
+            .await
+    }
+
+    /// The 150 before an upload, as IIS words it.
+    fn stor_opening(&self, target: &str) -> Reply {
+        ok(
             Code::OPENING,
             format!(
                 "Opening {} mode data connection for {}.",
                 self.mode_name(),
-                file_name(&target)
+                file_name(target)
             ),
-        );
-        tracing::debug!(command = "STOR", path = %target, "upload");
-        self.start_transfer("STOR", target, None, preliminary, Job::ReceiveObject(upload))
-            .await
+        )
     }
 
     fn mode_name(&self) -> &'static str {
@@ -1011,14 +1016,7 @@ impl Session {
             Ok(job) => job,
             Err(e) => return self.send(storage_reply(&e.into())).await,
         };
-        let preliminary = ok(
-            Code::OPENING,
-            format!(
-                "Opening {} mode data connection for {}.",
-                self.mode_name(),
-                file_name(&target)
-            ),
-        );
+        let preliminary = self.stor_opening(&target);
         tracing::debug!(command = verb, path = %target, offset, "upload");
         self.start_transfer(verb, target, None, preliminary, job).await
     }
