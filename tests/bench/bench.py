@@ -20,6 +20,7 @@ tmpfs is removed on exit (also on Ctrl-C / SIGTERM).
 
 import argparse
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
@@ -574,7 +575,6 @@ def reference_path(ctx, sink):
 
 
 def fcntl_setpipe(fd, size):
-    import fcntl
     try:
         fcntl.fcntl(fd, F_SETPIPE_SZ, size)
     except OSError:
@@ -621,7 +621,7 @@ def wl_stor(ctx, srv, prefix="stor"):
                  "%{time_pretransfer} %{time_total} %{size_upload}"] + curl_tls_args(srv)
                 + [url], timeout=620)
         c1 = srv.cpu_usec()
-        r1 = returned_mib()
+        returned = returned_since(r0)
         pre, total, sent = curl_times(p.stdout)
         on_disk = os.path.getsize(dest)
     finally:
@@ -630,7 +630,7 @@ def wl_stor(ctx, srv, prefix="stor"):
     if sent != size or on_disk != size:
         raise BenchError(f"{prefix} sent {sent}, stored {on_disk}, expected {size}")
     return with_reference(prefix, size / (total - pre) / 1e6, (c1 - c0) / 1e6 / (size / GIB), ref,
-                          None if r0 is None or r1 is None else r1 - r0)
+                          returned)
 
 
 def file_digest(path, sample=None):
@@ -734,7 +734,7 @@ def wl_fxp(ctx, src, dst):
                 raise BenchError(f"{conn.host}: FXP {what} ended with {line!r}")
         wall = time.perf_counter() - t0
         c1 = src.cpu_usec() + dst.cpu_usec()
-        r1 = returned_mib()
+        returned = returned_since(r0)
         got = os.path.getsize(dest)
         if got != size:
             raise BenchError(f"FXP stored {got} bytes, expected {size}")
@@ -752,7 +752,7 @@ def wl_fxp(ctx, src, dst):
         if os.path.exists(dest):
             os.unlink(dest)
     return with_reference("fxp", size / wall / 1e6, (c1 - c0) / 1e6 / (size / GIB), ref,
-                          None if r0 is None or r1 is None else r1 - r0)
+                          returned)
 
 
 def lftp_script(ctx, srv, body):
@@ -1114,6 +1114,12 @@ def returned_mib():
         return None
 
 
+def returned_since(before):
+    """MiB handed back to the host since `before` (a returned_mib() reading), or None."""
+    now = returned_mib()
+    return None if before is None or now is None else now - before
+
+
 def settle_memory(limit=15.0):
     """Wait until the guest has stopped handing freed memory back to its host (the counter
     stays still for a second), so that every STOR and FXP starts from the same state: the
@@ -1121,10 +1127,10 @@ def settle_memory(limit=15.0):
     transfer right after it reuses them. Without this, whichever transfer ran while the
     kernel was reporting an earlier one's pages took them from the host again, a third of
     the speed, whichever server it was. No-op without free page reporting."""
-    if returned_mib() is None:
+    last = returned_mib()
+    if last is None:
         return
     deadline = time.monotonic() + limit
-    last = returned_mib()
     still = 0
     while still < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
