@@ -930,6 +930,68 @@ fn abor_without_transfer_is_harmless() {
     c.expect("NOOP", 200);
 }
 
+/// An upload that pauses with a few bytes sent (far less than the server gathers before it
+/// wakes), then with nothing sent, loses nothing: STAT sees those few bytes on their own,
+/// and every byte reaches the file.
+#[test]
+fn an_upload_that_pauses_arrives_whole_and_shows_progress() {
+    let s = Server::with_alice("");
+    let data = random_bytes(5 * 1024 * 1024 + 17);
+    let mut c = s.login(ALICE, PASS);
+    c.expect("TYPE I", 200);
+    let mut d = c.pasv_connect();
+    let r = c.cmd("STOR paused.bin");
+    assert!(r.code == 150 || r.code == 125, "STOR -> {r}");
+    // A first stretch at full speed opens the receive window wide, then 1000 bytes alone.
+    let (fast, few) = (2 * 1024 * 1024, 2 * 1024 * 1024 + 1000);
+    d.write_all(&data[..fast]).unwrap();
+    thread::sleep(Duration::from_millis(300));
+    d.write_all(&data[fast..few]).unwrap();
+    thread::sleep(Duration::from_millis(500));
+    let st = c.cmd("STAT");
+    let nums = numbers_in(&st.text());
+    assert!(
+        nums.contains(&(few as u64)),
+        "STAT after {few} bytes and a pause must count them all; numbers: {nums:?}\n{st}"
+    );
+    let pieces = [few, few + 300 * 1024, few + 1 + 300 * 1024, data.len()];
+    for w in pieces.windows(2) {
+        d.write_all(&data[w[0]..w[1]]).unwrap();
+        thread::sleep(Duration::from_millis(300));
+    }
+    drop(d);
+    let r = c.read_reply();
+    assert_eq!(r.code, 226, "end of the paused upload -> {r}");
+    assert!(
+        fs::read(alice_home(&s).join("paused.bin")).unwrap() == data,
+        "the stored file differs from what was sent"
+    );
+}
+
+/// A client that opens an upload, sends a little and then neither sends nor closes is cut
+/// off at the data timeout with 426, and its session goes on.
+#[test]
+fn a_stalled_upload_ends_at_the_data_timeout() {
+    let s = Server::with_alice("[limits]\ndata_timeout_secs = 2");
+    let mut c = s.login(ALICE, PASS);
+    c.expect("TYPE I", 200);
+    let mut d = c.pasv_connect();
+    let r = c.cmd("STOR stalled.bin");
+    assert!(r.code == 150 || r.code == 125, "STOR -> {r}");
+    d.write_all(&[7u8; 5000]).unwrap();
+    let started = Instant::now();
+    c.set_read_timeout(Duration::from_secs(15));
+    let r = c.read_reply();
+    let took = started.elapsed();
+    assert_eq!(r.code, 426, "a stalled upload must end with 426 -> {r}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "the stalled upload ended after {took:?}, expected about the 2 s data timeout"
+    );
+    drop(d);
+    c.expect("NOOP", 200);
+}
+
 #[test]
 fn concurrent_sessions_transfer_independently() {
     let s = Server::with_alice("");
