@@ -11,8 +11,9 @@
 #   2. builds fxpd in release (CARGO_TARGET_DIR, default /var/tmp/fxpd-target-bench), unless
 #      FXPD_BIN names a binary to use
 #   3. runs tests/bench/bench.py, which starts vsftpd on 127.0.0.1 and fxpd on 127.0.0.2,
-#      runs the workloads of issue 7 for N rounds with rotating order, prints medians and
-#      the per-round fxpd/vsftpd ratios, and writes results.json to the output directory.
+#      runs the workloads of issue 7 for N rounds with rotating order (STOR three times per
+#      server per round, their median), prints medians and the per-round fxpd/vsftpd
+#      ratios, and writes results.json to the output directory.
 #      FXP moves the large file from each main server to a second one of its kind (fxpd on
 #      127.0.0.4, vsftpd on 127.0.0.5), reported beside the same server's RETR; TLS runs
 #      RETR/STOR with PROT P against a TLS-only instance of each (self-signed certificate).
