@@ -898,7 +898,9 @@ def small_round_trip(ctx, srv, rnd, tag, transfer):
     os.chown(updir, ctx.uid, ctx.gid)
     try:
         c0 = srv.cpu_usec()
+        k0 = children_cpu_s()
         get_s, put_s = transfer(getdir, updir_name)
+        k1 = children_cpu_s()
         c1 = srv.cpu_usec()
         got = os.listdir(getdir)
         put = os.listdir(updir)
@@ -911,7 +913,15 @@ def small_round_trip(ctx, srv, rnd, tag, transfer):
         shutil.rmtree(updir, ignore_errors=True)
     prefix = f"{tag}_" if tag else ""
     return {f"{prefix}small_get_fps": n / get_s, f"{prefix}small_put_fps": n / put_s,
-            f"{prefix}small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n)}
+            f"{prefix}small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n),
+            f"{prefix}small_client_cpu_ms_per_file": (k1 - k0) * 1e3 / (2 * n)}
+
+
+def children_cpu_s():
+    """CPU seconds of this process's finished children: the client of a workload run
+    through run() (lftp, ftpload), which shares the 2 cores with the server."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def wl_small(ctx, srv, rnd):
@@ -1182,11 +1192,14 @@ class Ctx:
 
 
 def mount_big_tmpfs(ctx, path, size):
-    """The big files (RETR, STOR, FXP, TLS) get a tmpfs of their own with 2 MiB pages: on a
-    VM that hands freed memory back to its host (free page reporting), each new page of a
-    2 GiB upload may need the host first, and huge pages make that 512 times fewer events.
-    Small files stay on the ordinary tmpfs (a huge page per 4 KiB file would swamp them).
-    Returns False (the caller uses a plain directory) when mounting is not possible."""
+    """With --huge, the big files (RETR, STOR, FXP, TLS) get a tmpfs of their own with 2 MiB
+    pages: on a VM that hands freed memory back to its host, that makes 512 times fewer
+    page events per upload. Not the default: the first write into each new 2 MiB page of a
+    tmpfs file zeroes the rest of it, a pass over every byte uploaded that no disk file
+    system makes (their page cache has 4 KiB pages, which a full-page write fills without
+    zeroing), and it hides the difference between one copy per byte and two. Small files
+    stay on the ordinary tmpfs (a huge page per 4 KiB file would swamp them). Returns False
+    (the caller uses a plain directory) when mounting is not possible."""
     os.makedirs(path)
     p = run(["mount", "-t", "tmpfs", "-o", f"size={size},huge=always,mode=0755",
              "fxpd-bench", path], check=False)
@@ -1314,10 +1327,10 @@ def setup_in(ctx, args, cfg, cgroot):
     block = os.urandom(4 * MIB)
     data = os.path.join(ctx.work, "data")
     os.mkdir(data)
-    # Each server root's big/ directory is a bind mount of its own directory in one
-    # huge-page tmpfs (hard links need one file system), or a plain directory.
+    # Each server root's big/ directory is a plain directory, or with --huge a bind mount
+    # of its own directory in one huge-page tmpfs (hard links need one file system).
     ctx.big_dir = os.path.join(ctx.work, "big")
-    huge = not args.no_huge and mount_big_tmpfs(ctx, ctx.big_dir, nbig * cfg["big"] + GIB)
+    huge = args.huge and mount_big_tmpfs(ctx, ctx.big_dir, nbig * cfg["big"] + GIB)
     if not huge:
         os.makedirs(ctx.big_dir, exist_ok=True)
     ctx.data_dir_desc = base + (" (big files on a tmpfs with huge=always)" if huge else "")
@@ -1570,9 +1583,11 @@ METRICS = [
     ("small_get_fps", "{small_n} x 4 KiB get, files/s", True),
     ("small_put_fps", "{small_n} x 4 KiB put, files/s", True),
     ("small_cpu_ms_per_file", "small files server CPU ms/file", False),
+    ("small_client_cpu_ms_per_file", "  client (lftp) CPU ms/file", False),
     ("rs_small_get_fps", "{small_n} x 4 KiB get, files/s, Rust client", True),
     ("rs_small_put_fps", "{small_n} x 4 KiB put, files/s, Rust client", True),
     ("rs_small_cpu_ms_per_file", "  server CPU ms/file, Rust client", False),
+    ("rs_small_client_cpu_ms_per_file", "  client CPU ms/file, Rust client", False),
     ("conc_wall_s", "{conc_n} concurrent x 4 MiB, wall s", False),
     ("conc_failures", "  failures (sum over rounds)", False),
     ("conc_cpu_s", "  server CPU s", False),
@@ -1696,8 +1711,8 @@ def main():
     ap.add_argument("--big-mib", type=int, help="size of the RETR/STOR/FXP/TLS file in MiB")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(WORKLOADS)}")
     ap.add_argument("--data-dir", default="/dev/shm", help="a tmpfs for the data (default /dev/shm)")
-    ap.add_argument("--no-huge", action="store_true",
-                    help="keep the big files on the data dir, not on a huge-page tmpfs of their own")
+    ap.add_argument("--huge", action="store_true",
+                    help="put the big files on a tmpfs of their own with 2 MiB pages (huge=always)")
     ap.add_argument("--out", help="directory for results (default /var/tmp/fxpd-bench/TIME)")
     ap.add_argument("--profile", action="store_true",
                     help="after the rounds, strace -c / perf fxpd during RETR, STOR, small files")

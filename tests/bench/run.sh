@@ -26,7 +26,7 @@
 #   --profile          afterwards, strace -c / perf on fxpd during RETR, STOR, small files
 #   --out DIR          where results.json and table.txt go (default /var/tmp/fxpd-bench/TIME)
 #   --data-dir DIR     a tmpfs for the data (default /dev/shm)
-#   --no-huge          big files on the data dir too, not on a huge-page tmpfs of their own
+#   --huge             big files on a tmpfs of their own with 2 MiB pages (huge=always)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
