@@ -514,13 +514,19 @@ REF_DST_HOST = "127.0.0.8"
 F_SETPIPE_SZ = 1031
 
 
-def reference_path(ctx, sink):
-    size = ctx.cfg["big"]
-    dest = os.path.join(ctx.big_dir, "reference.bin")
+def ref_listener():
+    """A listening socket on REF_DST_HOST for one reference connection."""
     lsock = socket.socket()
     lsock.bind((REF_DST_HOST, 0))
     lsock.listen(1)
     lsock.settimeout(30)
+    return lsock
+
+
+def reference_path(ctx, sink):
+    size = ctx.cfg["big"]
+    dest = os.path.join(ctx.big_dir, "reference.bin")
+    lsock = ref_listener()
     addr = lsock.getsockname()
     pid = os.fork()
     if pid == 0:
@@ -592,10 +598,7 @@ def reference_curl_stor(ctx):
     1 MiB pipe). Timed like the STOR workload: curl's time_total - time_pretransfer."""
     size = ctx.cfg["big"]
     dest = os.path.join(ctx.big_dir, "reference.bin")
-    ctl = socket.socket()
-    ctl.bind((REF_DST_HOST, 0))
-    ctl.listen(1)
-    ctl.settimeout(30)
+    ctl = ref_listener()
     port = ctl.getsockname()[1]
     outcome = {}
 
@@ -642,10 +645,7 @@ def reference_curl_stor(ctx):
                     elif verb == "PWD":
                         reply('257 "/"')
                     elif verb == "EPSV":
-                        data_l = socket.socket()
-                        data_l.bind((REF_DST_HOST, 0))
-                        data_l.listen(1)
-                        data_l.settimeout(30)
+                        data_l = ref_listener()
                         reply(f"229 Extended Passive Mode (|||{data_l.getsockname()[1]}|)")
                     elif verb == "STOR" and data_l is not None:
                         reply("150 Go.")
