@@ -27,7 +27,7 @@
 # killed at the end (wineserver -k). Idempotent; on a warm machine only the tests run.
 #
 # Last line: `windows: N passed, M failed`; exit status non-zero on any failure.
-set -euo pipefail
+set -Eeuo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 repo=$PWD
@@ -91,11 +91,25 @@ cleanup() {
     timeout 20 wineserver -k >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-# A step that fails outside a check ends the script (set -e): say which one.
+# A step that fails outside a check ends the script (set -e): say which one, also inside a
+# function (set -E).
 trap 'note "stopped: line $LINENO failed: $BASH_COMMAND"' ERR
 
 timeout 20 wineserver -k >/dev/null 2>&1 || true # a leftover from an interrupted run
 mkdir -p "$WINEPREFIX"
+# A new prefix is made before the persistent wineserver starts: wineboot returns while its
+# helpers still write the registry, and only `wineserver -w` (which waits for the server to
+# exit) tells when they are done. On a machine where wine had just been installed, the run
+# stopped right after making the prefix when it went on at once.
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    note "creating the Wine prefix $WINEPREFIX"
+    timeout 300 wine wineboot --init >/dev/null 2>&1
+    timeout 300 wineserver -w
+    if [ ! -f "$WINEPREFIX/system.reg" ]; then
+        note "wineboot made no registry in $WINEPREFIX"
+        exit 1
+    fi
+fi
 # One wineserver for the whole run (each `wine` would otherwise start its own); killed at exit.
 # A wineserver still shutting down can make the first start fail: kill, wait, try again.
 for attempt in 1 2 3; do
@@ -107,10 +121,6 @@ for attempt in 1 2 3; do
     sleep 3
     [ "$attempt" -lt 3 ] || exit 1
 done
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    note "creating the Wine prefix $WINEPREFIX"
-    timeout 180 wine wineboot --init >/dev/null 2>&1
-fi
 wine_run() { timeout 60 wine "$@"; }
 
 fxpd_key='HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters'
@@ -119,8 +129,19 @@ reg_clear() {
     wine_run reg delete "$fxpd_key" /f >/dev/null 2>&1 || true
     wine_run reg delete "$iis_key" /f >/dev/null 2>&1 || true
 }
-# reg_set KEY NAME TYPE DATA
-reg_set() { wine_run reg add "$1" /v "$2" /t "$3" /d "$4" /f >/dev/null; }
+# reg_set KEY NAME TYPE DATA: a set-up step, not a check. The first registry write of a run
+# once failed on a machine where wine had just been installed: try it three times, saying so.
+reg_set() {
+    local attempt out
+    for attempt in 1 2 3; do
+        if out=$(wine_run reg add "$1" /v "$2" /t "$3" /d "$4" /f 2>&1); then
+            return 0
+        fi
+        note "reg add $1 $2 failed (attempt $attempt): $(printf '%s' "$out" | tr -d '\r' | tail -2)"
+        sleep 2
+    done
+    return 1
+}
 
 # The FTP root, with a random file to download.
 root=$work/root
