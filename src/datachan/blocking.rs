@@ -226,7 +226,7 @@ fn splice_receive(
                         continue;
                     }
                     _ if total == already && e.raw_os_error() == Some(libc::EINVAL) => {
-                        sock.set_nonblocking(false)?;
+                        to_plain_blocking(sock)?;
                         return copy_from(sock, file, already, progress, throttle);
                     }
                     _ => return Err(e),
@@ -270,8 +270,7 @@ fn splice_receive(
                     file.write_all(&buf)?;
                     total += n as u64;
                     progress.store(total, Ordering::Relaxed);
-                    sock.set_nonblocking(false)?;
-                    set_rcvlowat(sock_fd, 1);
+                    to_plain_blocking(sock)?;
                     return copy_from(sock, file, total, progress, throttle);
                 }
                 _ => return Err(e),
@@ -282,6 +281,15 @@ fn splice_receive(
         throttle.wait_blocking(n);
     }
     Ok(total)
+}
+
+/// Undo what `splice_receive` did to the socket, for the buffered copy it falls back to:
+/// blocking reads that return whatever has arrived.
+#[cfg(target_os = "linux")]
+fn to_plain_blocking(sock: &TcpStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    set_rcvlowat(sock.as_raw_fd(), 1);
+    sock.set_nonblocking(false)
 }
 
 /// Set `SO_RCVLOWAT`; false if the kernel refused it (the upload then wakes per segment).
