@@ -548,7 +548,6 @@ def reference_path(ctx, sink):
         finally:
             os._exit(code)
     got = 0
-    out = r = w = None
     try:
         conn, _ = lsock.accept()
         conn.settimeout(60)
@@ -558,24 +557,10 @@ def reference_path(ctx, sink):
             while n := conn.recv_into(buf):
                 got += n
         else:
-            out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            r, w = os.pipe()
-            fcntl_setpipe(w, MIB)
-            # splice() ignores the socket time-out: wait for data with select first.
-            while select.select([conn], [], [], 60)[0]:
-                n = os.splice(conn.fileno(), w, MIB, flags=os.SPLICE_F_MOVE)
-                if n == 0:
-                    break
-                moved = 0
-                while moved < n:
-                    moved += os.splice(r, out, n - moved, flags=os.SPLICE_F_MOVE)
-                got += n
+            got = splice_into_file(conn, dest)
         secs = time.perf_counter() - t0
         conn.close()
     finally:
-        for fd in (out, r, w):
-            if fd is not None:
-                os.close(fd)
         lsock.close()
         _, status = os.waitpid(pid, 0)
         if os.path.exists(dest):
@@ -583,6 +568,38 @@ def reference_path(ctx, sink):
     if got != size or status != 0:
         raise BenchError(f"reference path ({sink}) moved {got} of {size} bytes")
     return size / secs / 1e6
+
+
+def splice_into_file(conn, dest, lowat=None):
+    """Splice all that `conn` (a socket with a time-out, so non-blocking underneath) sends
+    into a new file `dest`, socket -> 1 MiB pipe -> file; returns the bytes moved. Ends at
+    EOF or after 60 s without data. With `lowat`, SO_RCVLOWAT is set and each wait lasts at
+    most 20 ms, since the mark would otherwise hold back the last bytes."""
+    if lowat:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
+    wait = 0.02 if lowat else 60
+    out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    r, w = os.pipe()
+    fcntl_setpipe(w, MIB)
+    got, last = 0, time.monotonic()
+    try:
+        while time.monotonic() - last < 60:
+            # splice() ignores the socket time-out: wait for data with select first.
+            select.select([conn], [], [], wait)
+            try:
+                n = os.splice(conn.fileno(), w, MIB, flags=os.SPLICE_F_MOVE)
+            except BlockingIOError:
+                continue
+            if n == 0:
+                break
+            moved = 0
+            while moved < n:
+                moved += os.splice(r, out, n - moved, flags=os.SPLICE_F_MOVE)
+            got, last = got + n, time.monotonic()
+    finally:
+        for fd in (out, r, w):
+            os.close(fd)
+    return got
 
 
 def fcntl_setpipe(fd, size):
@@ -601,30 +618,6 @@ def reference_curl_stor(ctx):
     ctl = ref_listener()
     port = ctl.getsockname()[1]
     outcome = {}
-
-    def receive(d):
-        d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 256 * 1024)
-        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        r, w = os.pipe()
-        fcntl_setpipe(w, MIB)
-        got, last = 0, time.monotonic()
-        try:
-            while time.monotonic() - last < 60:
-                select.select([d], [], [], 0.02)
-                try:
-                    n = os.splice(d.fileno(), w, MIB, flags=os.SPLICE_F_MOVE)
-                except BlockingIOError:
-                    continue
-                if n == 0:
-                    break
-                moved = 0
-                while moved < n:
-                    moved += os.splice(r, out, n - moved, flags=os.SPLICE_F_MOVE)
-                got, last = got + n, time.monotonic()
-        finally:
-            for fd in (out, r, w):
-                os.close(fd)
-        return got
 
     def serve():
         data_l = None
@@ -652,7 +645,7 @@ def reference_curl_stor(ctx):
                         d, _ = data_l.accept()
                         with d:
                             d.settimeout(60)
-                            outcome["got"] = receive(d)
+                            outcome["got"] = splice_into_file(d, dest, lowat=256 * KIB)
                         reply("226 Done.")
                     elif verb == "QUIT":
                         reply("221 Bye.")
@@ -1275,9 +1268,10 @@ def settle_memory(limit=15.0):
     """Wait until the guest has stopped handing freed memory back to its host (the counter
     stays still for a second), so that every STOR and FXP starts from the same state: the
     run then takes pages from the host and frees them (take_pages, or the FXP reference
-    program), and the server's transfer right after it reuses them. Without this, whichever transfer ran while the
-    kernel was reporting an earlier one's pages took them from the host again, a third of
-    the speed, whichever server it was. No-op without free page reporting."""
+    program), and the server's transfer right after it reuses them. Without this, whichever
+    transfer ran while the kernel was reporting an earlier one's pages took them from the
+    host again, a third of the speed, whichever server it was. No-op without free page
+    reporting."""
     last = returned_mib()
     if last is None:
         return
@@ -1951,9 +1945,9 @@ def main():
                   f"run just before each server's transfer. STOR: curl -T into a minimal FTP "
                   f"receiver on {REF_DST_HOST} that only splices into a new tmpfs file, run just "
                   f"after each server's STOR. Before STOR and FXP the run waits until the VM has "
-                  f"handed freed memory back to its host, then takes 2 GiB of pages from the host "
-                  f"and frees them (the FXP reference does this), so the transfers reuse them, "
-                  f"the same for both servers.")
+                  f"handed freed memory back to its host, then takes as many pages as the big file "
+                  f"fills from the host and frees them (the FXP reference does this), so the "
+                  f"transfers reuse them, the same for both servers.")
         if tls_srv:
             desc = "; ".join(f"{k} {v or '?'}" for k, v in env["tls"].items())
             print(f"TLS: curl --ssl-reqd (AUTH TLS, PROT P) against a TLS-only instance of each "

@@ -129,8 +129,9 @@ reg_clear() {
     wine_run reg delete "$fxpd_key" /f >/dev/null 2>&1 || true
     wine_run reg delete "$iis_key" /f >/dev/null 2>&1 || true
 }
-# reg_set KEY NAME TYPE DATA: a set-up step, not a check. The first registry write of a run
-# once failed on a machine where wine had just been installed: try it three times, saying so.
+# reg_set KEY NAME TYPE DATA: a set-up step, not a check. On a machine where wine had just been
+# installed a run once stopped silently at about its first registry write: try it three times,
+# saying so.
 reg_set() {
     local attempt out
     for attempt in 1 2 3; do
