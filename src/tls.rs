@@ -12,9 +12,11 @@
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// When TLS is mandatory (`tls.require`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -86,7 +88,7 @@ impl TlsConfig {
 }
 
 /// The loaded TLS material: the server configuration (each control connection gets its own
-/// copy, see [`Tls::session_acceptor`]) and the connector for the client role.
+/// copy, see [`Tls::session_acceptors`]) and the connector for the client role.
 pub struct Tls {
     server: Arc<rustls::ServerConfig>,
     /// Client role on data connections (SSCN ON / CPSV).
@@ -130,7 +132,7 @@ impl Tls {
             .with_single_cert(certs, key)
             .map_err(|e| format!("tls.certificate/tls.private_key: {e}"))?;
         // Sessions are resumable only through the control connection that issued them (see
-        // `session_acceptor`).
+        // `session_acceptors`).
         server.send_tls13_tickets = 4;
         let client = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -145,24 +147,138 @@ impl Tls {
         })))
     }
 
-    /// A server-role acceptor for one control connection and its data connections. It has a
-    /// session cache and a ticket key of its own, so a data connection that resumes a
-    /// session proves it comes from the holder of THIS control connection's session (as
+    /// The server-role acceptors for one control connection and its data connections. They
+    /// share a session cache and a ticket key of their own, so a data connection that resumes
+    /// a session proves it comes from the holder of THIS control connection's session (as
     /// vsftpd's `require_ssl_reuse`): a third party who resumes a session of its own, even
     /// one this server issued on another connection, falls back to a full handshake and is
     /// refused. Tickets stay reusable, so a client may resume the same one for every data
     /// connection (lftp does).
-    pub fn session_acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
+    pub fn session_acceptors(&self) -> Result<SessionTls, rustls::Error> {
+        let tickets = Arc::new(WatchedTicketer {
+            inner: rustls::crypto::ring::Ticketer::new()?,
+            seen: Mutex::new(TicketUse::default()),
+        });
         let mut config = (*self.server).clone();
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(64);
-        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
-        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+        config.ticketer = tickets.clone();
+        let mut quiet = config.clone();
+        quiet.send_tls13_tickets = 0;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Ok(SessionTls {
+            control: acceptor.clone(),
+            with_tickets: acceptor,
+            without_tickets: tokio_rustls::TlsAcceptor::from(Arc::new(quiet)),
+            tickets,
+        })
     }
 
     /// The name presented in the client role. The peer of a client-method data connection
     /// is another FTP server chosen by the FXP client, known only by address.
     pub fn peer_name(addr: SocketAddr) -> ServerName<'static> {
         ServerName::IpAddress(addr.ip().into())
+    }
+}
+
+/// The TLS server side of one control connection (see [`Tls::session_acceptors`]).
+#[derive(Clone)]
+pub struct SessionTls {
+    /// The control connection's own handshake.
+    pub control: tokio_rustls::TlsAcceptor,
+    /// Sends TLS 1.3 session tickets after the handshake, as the control connection does.
+    with_tickets: tokio_rustls::TlsAcceptor,
+    /// Sends none (see [`SessionTls::data`]).
+    without_tickets: tokio_rustls::TlsAcceptor,
+    tickets: Arc<WatchedTicketer>,
+}
+
+impl SessionTls {
+    /// The acceptor for a data connection; `upload` when the client sends the data.
+    ///
+    /// TLS 1.3 servers send session tickets right after the handshake. A client that only
+    /// writes on an upload never reads them, and when it closes a socket with unread bytes
+    /// the kernel sends a RST and throws away what it has not sent yet: the upload loses
+    /// its tail and ends with 426 (lftp does this; curl did until 7.74). So uploads get no
+    /// tickets, unless this client has shown that it spends a ticket per connection (two or
+    /// more resumptions, never one ticket twice, as rustls clients do); such a client needs
+    /// new tickets to go on resuming, and reads them. Downloads and listings always carry
+    /// tickets, which the client reads with the data.
+    pub fn data(&self, upload: bool) -> tokio_rustls::TlsAcceptor {
+        if upload && !self.tickets.client_spends_tickets() {
+            self.without_tickets.clone()
+        } else {
+            self.with_tickets.clone()
+        }
+    }
+}
+
+/// A session's ticket key, which also notes how its client uses the tickets.
+#[derive(Debug)]
+struct WatchedTicketer {
+    inner: Arc<dyn rustls::server::ProducesTickets>,
+    seen: Mutex<TicketUse>,
+}
+
+impl WatchedTicketer {
+    fn client_spends_tickets(&self) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spends_tickets()
+    }
+}
+
+impl rustls::server::ProducesTickets for WatchedTicketer {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.inner.lifetime()
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.inner.encrypt(plain)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        let plain = self.inner.decrypt(cipher)?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        cipher.hash(&mut hasher);
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .note(hasher.finish());
+        Some(plain)
+    }
+}
+
+/// The tickets a session's client resumed with (bounded: the most recent ones only).
+#[derive(Debug, Default)]
+struct TicketUse {
+    recent: VecDeque<u64>,
+    resumptions: u32,
+    reused: bool,
+}
+
+impl TicketUse {
+    const REMEMBERED: usize = 32;
+
+    fn note(&mut self, ticket: u64) {
+        self.resumptions = self.resumptions.saturating_add(1);
+        if self.recent.contains(&ticket) {
+            self.reused = true;
+            return;
+        }
+        if self.recent.len() == Self::REMEMBERED {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ticket);
+    }
+
+    /// Two or more resumptions, each with a ticket not seen before.
+    fn spends_tickets(&self) -> bool {
+        self.resumptions >= 2 && !self.reused
     }
 }
 
@@ -226,6 +342,28 @@ mod tests {
         c.implicit_listen.clear();
         c.certificate = Some("/x.pem".into());
         assert!(c.validate().unwrap_err().contains("private_key"));
+    }
+
+    #[test]
+    fn ticket_use_tells_spending_clients_from_reusing_ones() {
+        let mut spender = TicketUse::default();
+        spender.note(1);
+        assert!(!spender.spends_tickets(), "one resumption says nothing yet");
+        spender.note(2);
+        assert!(spender.spends_tickets());
+        for t in 3..100 {
+            spender.note(t);
+        }
+        assert!(spender.spends_tickets());
+        assert!(spender.recent.len() <= TicketUse::REMEMBERED);
+
+        let mut reuser = TicketUse::default();
+        reuser.note(7);
+        reuser.note(7);
+        assert!(!reuser.spends_tickets());
+        reuser.note(8);
+        reuser.note(9);
+        assert!(!reuser.spends_tickets(), "a reuse is never forgotten");
     }
 
     #[test]

@@ -20,16 +20,21 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12ClientSessionValue,
+    Tls13ClientSessionValue,
+};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, SignatureScheme, StreamOwned,
+    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, NamedGroup, SignatureScheme,
+    StreamOwned,
 };
 
 use common::*;
@@ -252,8 +257,23 @@ impl ServerCertVerifier for PinnedCert {
 /// store: connections made with the same configuration resume each other's sessions (as an
 /// FTPS client resumes its control session on data connections) unless `resume` is false.
 fn client_config(cert: &Cert, resume: bool) -> Arc<ClientConfig> {
+    let mut config = client_config_base(cert);
+    if !resume {
+        config.resumption = Resumption::disabled();
+    }
+    Arc::new(config)
+}
+
+/// A client configuration trusting `cert` whose session store is `store`.
+fn client_config_with_store(cert: &Cert, store: Arc<dyn ClientSessionStore>) -> Arc<ClientConfig> {
+    let mut config = client_config_base(cert);
+    config.resumption = Resumption::store(store);
+    Arc::new(config)
+}
+
+fn client_config_base(cert: &Cert) -> ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
+    ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .dangerous()
@@ -261,11 +281,59 @@ fn client_config(cert: &Cert, resume: bool) -> Arc<ClientConfig> {
             der: cert.der.clone(),
             provider,
         }))
-        .with_no_client_auth();
-    if !resume {
-        config.resumption = Resumption::disabled();
+        .with_no_client_auth()
+}
+
+/// rustls' own session store, counting the TLS 1.3 tickets the client received. A rustls
+/// client spends one ticket per resumption.
+#[derive(Debug)]
+struct CountingStore {
+    inner: ClientSessionMemoryCache,
+    tickets: AtomicUsize,
+}
+
+impl CountingStore {
+    fn new() -> Arc<CountingStore> {
+        Arc::new(CountingStore {
+            inner: ClientSessionMemoryCache::new(16),
+            tickets: AtomicUsize::new(0),
+        })
     }
-    Arc::new(config)
+
+    fn received(&self) -> usize {
+        self.tickets.load(Ordering::SeqCst)
+    }
+}
+
+impl ClientSessionStore for CountingStore {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: NamedGroup) {
+        self.inner.set_kx_hint(name, group)
+    }
+
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.inner.kx_hint(name)
+    }
+
+    fn set_tls12_session(&self, name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.inner.set_tls12_session(name, value)
+    }
+
+    fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.inner.tls12_session(name)
+    }
+
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        self.inner.remove_tls12_session(name)
+    }
+
+    fn insert_tls13_ticket(&self, name: ServerName<'static>, value: Tls13ClientSessionValue) {
+        self.tickets.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert_tls13_ticket(name, value)
+    }
+
+    fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(name)
+    }
 }
 
 type TlsSock = StreamOwned<ClientConnection, TcpStream>;
@@ -583,6 +651,8 @@ impl FtpsCtrl {
         assert!(r.code == 150 || r.code == 125, "RETR {name} -> {r}");
         let mut s = self.data_handshake(tcp);
         let got = read_tls_to_end(&mut s, FINAL_REPLY_WITHIN);
+        // Close at once, as clients do: the server reads until the client has closed.
+        drop(s);
         assert!(
             got.clean_close,
             "RETR {name}: the data connection ended without close_notify after {} bytes: {:?}",
@@ -615,6 +685,7 @@ impl FtpsCtrl {
         assert!(r.code == 150 || r.code == 125, "LIST -> {r}");
         let mut s = self.data_handshake(tcp);
         let got = read_tls_to_end(&mut s, FINAL_REPLY_WITHIN);
+        drop(s);
         assert!(got.error.is_none(), "LIST data: {:?}", got.error);
         let r = self.final_reply(FINAL_REPLY_WITHIN);
         assert_eq!(r.code, 226, "end of LIST -> {r}");
@@ -665,6 +736,57 @@ fn explicit_ftps_download_upload_and_list_with_resumption() {
         listing.contains("big.bin") && listing.contains("up.bin"),
         "{listing}"
     );
+    c.expect("QUIT", 221);
+}
+
+/// TLS 1.3 session tickets on data connections. An upload's data connection carries none
+/// for a client that has not shown it spends tickets: such a client (lftp) only writes,
+/// and closing a socket with the tickets unread makes the kernel send a RST that throws
+/// away the upload's unsent tail. Downloads carry tickets. A client that spends one ticket
+/// per connection (rustls) gets them on uploads too once it has shown that, so it never
+/// runs out: every one of many uploads in a row resumes the control session.
+#[test]
+fn data_connection_tickets_follow_the_direction_and_the_client() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let store = CountingStore::new();
+    let config = client_config_with_store(&cert, store.clone());
+    let mut c = FtpsCtrl::protected_login(s.addr(), &config);
+    let from_control = store.received();
+    assert!(
+        from_control > 0,
+        "the control connection sent no TLS 1.3 session tickets"
+    );
+
+    let first = random_bytes(200_000);
+    c.stor("first.bin", &first);
+    assert_eq!(
+        store.received(),
+        from_control,
+        "the first upload's data connection sent session tickets"
+    );
+    assert_eq!(c.retr("first.bin"), first);
+    let after_download = store.received();
+    assert!(
+        after_download > from_control,
+        "the download sent no session tickets"
+    );
+
+    // Two resumptions with two tickets: this client spends them, so uploads refill its store.
+    // It holds at most the control connection's tickets: without refills it would run dry.
+    for i in 0..2 * from_control + 2 {
+        let before = store.received();
+        let data = random_bytes(50_000 + i);
+        c.stor(&format!("many-{i}.bin"), &data);
+        assert!(
+            store.received() > before,
+            "upload {i} of a ticket-spending client sent no session tickets"
+        );
+        assert_eq!(
+            sha256_file(&file_of(&s, &format!("many-{i}.bin"))),
+            sha256_bytes(&data)
+        );
+    }
     c.expect("QUIT", 221);
 }
 

@@ -234,8 +234,8 @@ impl Session {
                 .await?;
             return Ok(Flow::Close);
         }
-        let acceptor = match tls.session_acceptor() {
-            Ok(acceptor) => acceptor,
+        let acceptors = match tls.session_acceptors() {
+            Ok(acceptors) => acceptors,
             Err(e) => {
                 tracing::error!(error = %e, "cannot set up TLS for the session");
                 self.send(ok(Code::TLS_UNAVAILABLE, "TLS is temporarily unavailable."))
@@ -249,10 +249,10 @@ impl Session {
             return Ok(Flow::Close);
         };
         let timeout = Duration::from_secs(self.settings.config.limits.login_timeout_secs);
-        match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        match tokio::time::timeout(timeout, acceptors.control.accept(tcp)).await {
             Ok(Ok(stream)) => {
                 *self.conn.get_mut() = ControlStream::Tls(Box::new(stream));
-                self.tls_acceptor = Some(acceptor);
+                self.tls_acceptors = Some(acceptors);
             }
             Ok(Err(e)) => {
                 tracing::info!(error = %e, "TLS handshake on the control connection failed");

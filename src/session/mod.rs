@@ -220,9 +220,9 @@ struct Session {
     sscn_client: bool,
     /// CPSV: the next passive data connection uses the TLS client role.
     cpsv_once: bool,
-    /// This control connection's own TLS acceptor (session cache), once TLS is on; data
-    /// connections must resume a session from it.
-    tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// This control connection's own TLS acceptors (session cache), once TLS is on; data
+    /// connections must resume a session from them.
+    tls_acceptors: Option<crate::tls::SessionTls>,
     login_failures: u32,
     transfer_type: TransferType,
     rest: u64,
@@ -255,20 +255,20 @@ pub async fn run(
     // ACK of the 150 (a fixed ~40 ms stall per transfer).
     let _ = stream.set_nodelay(true);
     let settings = shared.settings();
-    let mut tls_acceptor = None;
+    let mut tls_acceptors = None;
     let conn = if implicit_tls {
         let Some(tls) = settings.tls.clone() else { return };
-        let acceptor = match tls.session_acceptor() {
-            Ok(acceptor) => acceptor,
+        let acceptors = match tls.session_acceptors() {
+            Ok(acceptors) => acceptors,
             Err(e) => {
                 tracing::error!(error = %e, "cannot set up TLS for the session");
                 return;
             }
         };
         let timeout = Duration::from_secs(settings.config.limits.login_timeout_secs);
-        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        match tokio::time::timeout(timeout, acceptors.control.accept(stream)).await {
             Ok(Ok(s)) => {
-                tls_acceptor = Some(acceptor);
+                tls_acceptors = Some(acceptors);
                 ControlStream::Tls(Box::new(s))
             }
             Ok(Err(e)) => {
@@ -299,7 +299,7 @@ pub async fn run(
         prot_private: false,
         sscn_client: false,
         cpsv_once: false,
-        tls_acceptor,
+        tls_acceptors,
         login_failures: 0,
         transfer_type: TransferType::Ascii,
         rest: 0,

@@ -35,6 +35,13 @@ pub(super) enum Job {
     ReceiveObject(crate::storage::ObjectUpload),
 }
 
+impl Job {
+    /// Whether the client sends the data (an upload).
+    fn receives(&self) -> bool {
+        matches!(self, Job::ReceiveFile(_) | Job::ReceiveObject(_))
+    }
+}
+
 /// How a transfer ended.
 pub(super) enum Outcome {
     /// All bytes moved. `refused` lists passive connections the policy turned away first.
@@ -92,7 +99,7 @@ impl Session {
             return self.send(refusal).await;
         }
         let who = login.who.clone();
-        let protection = self.data_protection();
+        let protection = self.data_protection(job.receives());
         let policy = self.shared.policy.clone();
         let ascii = self.transfer_type == crate::control::command::TransferType::Ascii;
         let timeout = std::time::Duration::from_secs(self.settings.config.limits.data_timeout_secs);
@@ -153,13 +160,10 @@ impl Session {
     /// The rate limits for `job`'s direction: this session's and the server's.
     fn throttle_for(&self, job: &Job) -> Throttle {
         let limits = &self.settings.config.limits;
-        let (session_rate, global) = match job {
-            Job::ReceiveFile(_) | Job::ReceiveObject(_) => {
-                (limits.upload_bytes_per_sec, self.shared.upload_limit.clone())
-            }
-            Job::Listing(_) | Job::SendFile { .. } | Job::SendObject(_) => {
-                (limits.download_bytes_per_sec, self.shared.download_limit.clone())
-            }
+        let (session_rate, global) = if job.receives() {
+            (limits.upload_bytes_per_sec, self.shared.upload_limit.clone())
+        } else {
+            (limits.download_bytes_per_sec, self.shared.download_limit.clone())
         };
         Throttle::new([Limiter::new(session_rate), global])
     }
@@ -181,11 +185,11 @@ impl Session {
     }
 
     /// How the next data connection is protected: `None` for clear text (PROT C), else the
-    /// TLS role (client after SSCN ON or CPSV, server otherwise).
-    fn data_protection(&mut self) -> Option<Protection> {
+    /// TLS role (client after SSCN ON or CPSV, server otherwise). `upload`: the client sends.
+    fn data_protection(&mut self, upload: bool) -> Option<Protection> {
         let client = self.sscn_client || std::mem::take(&mut self.cpsv_once);
         let tls = self.settings.tls.clone()?;
-        let acceptor = self.tls_acceptor.clone()?;
+        let acceptor = self.tls_acceptors.as_ref()?.data(upload);
         self.prot_private.then(|| Protection {
             require_resumption: tls.config.require_data_resumption,
             tls,
