@@ -4,7 +4,9 @@
 Run it through tests/bench/run.sh, which installs the clients and servers, builds fxpd and
 then calls this driver as root. It is NOT part of the test suite and makes no absolute
 claims: every figure is reported beside vsftpd's figure from the same round, and the
-headline is the median over rounds of the per-round ratio fxpd/vsftpd.
+headline is the median over rounds of the per-round ratio fxpd/vsftpd. With --pure-ftpd,
+Debian's pure-ftpd joins the transfer workloads as a third server (on 127.0.0.6) and a
+second ratio column, fxpd/pure-ftpd, is printed.
 
 Rules followed (see PERFORMANCE.md in the shared notes): both servers on loopback only
 (vsftpd on 127.0.0.1, fxpd on 127.0.0.2), data on tmpfs, server CPU from a per-server
@@ -47,10 +49,13 @@ FXPD_HOST = "127.0.0.2"
 # share the main servers' addresses on other ports.
 FXPD_FXP_HOST = "127.0.0.4"
 VSFTPD_FXP_HOST = "127.0.0.5"
+# The optional third server (--pure-ftpd).
+PUREFTPD_HOST = "127.0.0.6"
 # Passive port ranges, one per instance.
 PASV_PORTS = {"vsftpd": (40000, 44999), "fxpd": (45000, 49999), "fxpd-eqhash": (50000, 54999),
               "vsftpd-tls": (30000, 31999), "fxpd-tls": (32000, 33999),
-              "vsftpd-fxp": (34000, 35999), "fxpd-fxp": (36000, 37999)}
+              "vsftpd-fxp": (34000, 35999), "fxpd-fxp": (36000, 37999),
+              "pure-ftpd": (55000, 59999)}
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -377,6 +382,36 @@ class Fxpd(Server):
         threading.Thread(target=lambda: [None for _ in iter(lambda: out.read(65536), b"")],
                          daemon=True).start()
         self.wait_ready()
+
+
+class PureFtpd(Server):
+    def start(self, root, password):
+        """One virtual user, benchftp with `password`, chrooted to `root` and mapped to the
+        system user (its own PureDB: the system account's home is not the root). Its hash is
+        the system account's SHA-512 crypt, the one vsftpd checks through PAM: pure-pw's own
+        argon2id costs seconds per login."""
+        self.port = free_port(self.host)
+        passwd = os.path.join(self.workdir, "pureftpd.passwd")
+        pdb = os.path.join(self.workdir, "pureftpd.pdb")
+        run(["pure-pw", "useradd", USER, "-u", USER, "-g", USER, "-d", root, "-f", passwd],
+            input=f"{password}\n{password}\n")
+        with open(passwd) as f:
+            fields = f.read().rstrip("\n").split(":")
+        fields[1] = shadow_hash()
+        with open(passwd, "w") as f:
+            f.write(":".join(fields) + "\n")
+        run(["pure-pw", "mkdb", pdb, "-f", passwd])
+        lo, hi = PASV_PORTS[self.name]
+        # -E no anonymous, -H no reverse DNS, -u 1: system uids may log in (benchftp is one).
+        self._spawn(["pure-ftpd", "-S", f"{self.host},{self.port}", "-l", f"puredb:{pdb}",
+                     "-E", "-H", "-p", f"{lo}:{hi}", "-c", "2000", "-C", "2000", "-I", "15",
+                     "-u", "1"], subprocess.DEVNULL)
+        self.wait_ready()
+
+
+# Workloads the optional pure-ftpd runs: the transfers (its logins use pure-pw's own
+# argon2id cost, not comparable, and FXP/TLS would need more instances).
+PUREFTPD_WORKLOADS = {"retr", "stor", "small", "small_rs"}
 
 
 # --------------------------------------------------------------------------------------
@@ -724,11 +759,15 @@ def wl_stor(ctx, srv, prefix="stor"):
             os.unlink(dest)
     if sent != size or on_disk != size:
         raise BenchError(f"{prefix} sent {sent}, stored {on_disk}, expected {size}")
+    mbps = size / (total - pre) / 1e6
+    m = {}
     if prefix == "stor":
         # Right away, on the pages the upload just freed: the same memory state.
         ref = reference_curl_stor(ctx)
-    return with_reference(prefix, size / (total - pre) / 1e6, (c1 - c0) / 1e6 / (size / GIB), ref,
-                          returned)
+        # The upload's rate only if the VM handed nothing back to its host while it ran (or
+        # cannot: no page reporting); otherwise None, left out of the round's median.
+        m["stor_clean_mbps"] = mbps if not returned else None
+    return with_reference(prefix, mbps, (c1 - c0) / 1e6 / (size / GIB), ref, returned) | m
 
 
 def file_digest(path, sample=None):
@@ -1133,14 +1172,19 @@ def lock_user():
     subprocess.run(["passwd", "-l", USER], capture_output=True, timeout=30)
 
 
+def shadow_hash():
+    """The bench user's password hash in /etc/shadow (SHA-512 crypt, see ensure_user)."""
+    with open("/etc/shadow") as f:
+        return next(l.split(":")[1] for l in f if l.startswith(USER + ":"))
+
+
 def time_sha512crypt(password):
     try:
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import crypt
-        with open("/etc/shadow") as f:
-            h = next(l.split(":")[1] for l in f if l.startswith(USER + ":"))
+        h = shadow_hash()
         t0 = time.perf_counter()
         for _ in range(20):
             crypt.crypt(password, h)
@@ -1349,7 +1393,7 @@ def setup_in(ctx, args, cfg, cgroot):
         return own
 
     ctx.roots = {}
-    for name in ("vsftpd", "fxpd"):
+    for name in ("vsftpd", "fxpd") + (("pure-ftpd",) if args.pure_ftpd else ()):
         root = os.path.join(ctx.work, name, "root")
         os.makedirs(os.path.join(root, "small"))
         # Hard links: one copy of the data on tmpfs, the same inodes for both servers.
@@ -1563,6 +1607,7 @@ METRICS = [
     ("stor_ref_mbps", "  reference: curl into a receiver that only splices to tmpfs, MB/s", True),
     ("stor_per_ref", "  STOR / reference just before it", True),
     ("stor_returned_mib", "  MiB the VM handed back to its host during STOR", False),
+    ("stor_clean_mbps", "  STOR MB/s of the uploads during which it handed back nothing", True),
     ("fxp_mbps", "FXP {big} server to server, MB/s", True),
     ("fxp_per_retr", "  FXP / same server's RETR (goal >= 0.9)", True),
     ("fxp_cpu_s_per_gib", "  CPU s/GiB, both servers", False),
@@ -1635,7 +1680,7 @@ def summarize(results, cfg, servers):
                              conc_n=cfg["conc_n"], idle_n=cfg["idle_n"])
         row = {"key": key, "label": label, "higher_is_better": higher, "servers": {}}
         for s in servers:
-            vals = [r[s][key] for r in results if s in r and key in r[s]]
+            vals = [r[s][key] for r in results if r.get(s, {}).get(key) is not None]
             if not vals:
                 continue
             if key.endswith("_failures"):
@@ -1644,16 +1689,16 @@ def summarize(results, cfg, servers):
             else:
                 row["servers"][s] = {"median": statistics.median(vals), "min": min(vals),
                                      "max": max(vals), "values": vals}
-        for s in servers:
-            if s == "vsftpd":
+        # fxpd against each other server, per round ("fxpd" keeps naming fxpd/vsftpd).
+        for other, name in (("vsftpd", "fxpd"), ("pure-ftpd", "fxpd/pure-ftpd")):
+            if other not in servers:
                 continue
-            vkey = key[3:] if key.startswith("eq_") else key
-            ratios = [r[s][key] / r["vsftpd"][vkey] for r in results
-                      if s in r and "vsftpd" in r and key in r[s] and vkey in r["vsftpd"]
-                      and r["vsftpd"][vkey]]
+            okey = key[3:] if key.startswith("eq_") else key
+            ratios = [r["fxpd"][key] / r[other][okey] for r in results
+                      if r.get("fxpd", {}).get(key) is not None and r.get(other, {}).get(okey)]
             if ratios and not key.endswith("_failures"):
-                row.setdefault("ratios", {})[s] = {"median": statistics.median(ratios),
-                                                   "per_round": ratios}
+                row.setdefault("ratios", {})[name] = {"median": statistics.median(ratios),
+                                                      "per_round": ratios}
         rows.append(row)
     return rows
 
@@ -1661,11 +1706,13 @@ def summarize(results, cfg, servers):
 def print_table(rows, servers, out=sys.stdout):
     w = max(len(r["label"]) for r in rows) + 2
     cw = 24
+    pairs = ["fxpd"] + (["fxpd/pure-ftpd"] if "pure-ftpd" in servers else [])
     head = f"{'workload':<{w}}" + "".join(f"{s:>{cw}}" for s in servers)
-    head += f"{'fxpd/vsftpd':>13}  per-round ratios"
+    head += f"{'fxpd/vsftpd':>13}" + (f"{'fxpd/pure-ftpd':>16}" if len(pairs) > 1 else "")
+    head += "  per-round ratios"
     print(head, file=out)
     print(f"{'':<{w}}" + "".join(f"{'median [min-max]':>{cw}}" for _ in servers)
-          + f"{'median':>13}", file=out)
+          + f"{'median':>13}" + (f"{'median':>16}" if len(pairs) > 1 else ""), file=out)
     print("-" * (len(head) + 12), file=out)
     for r in rows:
         if not r["servers"]:
@@ -1678,11 +1725,17 @@ def print_table(rows, servers, out=sys.stdout):
                 v = None
             cell = "-" if v is None else f"{fmt(v['median'])} [{fmt(v['min'])}-{fmt(v['max'])}]"
             line += f"{cell:>{cw}}"
-        rat = r.get("ratios", {}).get("fxpd")
-        if rat:
-            arrow = "^" if r["higher_is_better"] else "v"
-            per = " ".join(f"{x:.2f}" for x in rat["per_round"])
-            line += f"{'x' + format(rat['median'], '.2f'):>12}{arrow}  {per}"
+        arrow = "^" if r["higher_is_better"] else "v"
+        pers = []
+        for pair, width in zip(pairs, (12, 15)):
+            rat = r.get("ratios", {}).get(pair)
+            cell = f"x{rat['median']:.2f}{arrow}" if rat else "-"
+            line += f"{cell:>{width + 1}}"
+            if rat:
+                per = " ".join(f"{x:.2f}" for x in rat["per_round"])
+                pers.append(per if len(pairs) == 1 else f"{'vs' if pair == 'fxpd' else 'pf'}: {per}")
+        if pers:
+            line += "  " + "; ".join(pers)
         print(line, file=out)
     print("^ higher is better, v lower is better", file=out)
 
@@ -1713,6 +1766,9 @@ def main():
     ap.add_argument("--no-ceiling", action="store_true", help="skip the iperf3 loopback ceiling")
     ap.add_argument("--no-eqhash", action="store_true",
                     help="skip the extra fxpd instance with a cheap (~SHA-512 crypt) argon2id hash")
+    ap.add_argument("--pure-ftpd", action="store_true",
+                    help="add Debian's pure-ftpd as a third server (on 127.0.0.6) to the "
+                    f"{','.join(sorted(PUREFTPD_WORKLOADS))} workloads")
     args = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -1757,6 +1813,11 @@ def main():
         servers.append(fx)
         fx.start(args.fxpd, ctx.roots["fxpd"], users,
                  ["[fxp]", "allow_foreign_port = true"] if want_fxp else [])
+        pf = None
+        if args.pure_ftpd:
+            pf = PureFtpd("pure-ftpd", PUREFTPD_HOST, cgroot, os.path.join(ctx.work, "pure-ftpd"))
+            servers.append(pf)
+            pf.start(ctx.roots["pure-ftpd"], ctx.password)
 
         def extra_instance(cls, name, host, *start_args):
             wd = os.path.join(ctx.work, name)
@@ -1814,6 +1875,8 @@ def main():
             "cpu_method": vs.method, "cgroup_root": cgroot, "nofile": nofile,
             "nproc": os.cpu_count(), "kernel": os.uname().release,
             "vsftpd": run(["dpkg-query", "-W", "-f", "${Version}", "vsftpd"], check=False).stdout,
+            "pure-ftpd": (run(["pure-ftpd", "--help"], check=False).stdout.split("\n")[0]
+                          .split(" ")[1] if pf else None),
             "curl": run(["curl", "--version"]).stdout.split("\n")[0],
             "lftp": run(["lftp", "--version"]).stdout.split("\n")[0],
             "fxpd_binary": args.fxpd, "fxpd_user_add_s": add_secs,
@@ -1834,18 +1897,20 @@ def main():
             env["loopback_ceiling_mbps"] = iperf_ceiling(3 if args.quick else 5)
             log(f"loopback ceiling (iperf3, 1 stream): {env['loopback_ceiling_mbps']}")
 
-        main_servers = [vs, fx]
+        main_servers = [vs, fx] + ([pf] if pf else [])
         eq_name = eq.name if eq else None
         results = []
         for rnd in range(cfg["rounds"]):
-            order = main_servers[rnd % 2:] + main_servers[:rnd % 2]
+            k = rnd % len(main_servers)
+            order = main_servers[k:] + main_servers[:k]
             la = loadavg()
             log(f"round {rnd + 1}/{cfg['rounds']}: order {[s.name for s in order]}, loadavg {la}")
             res = {"_order": [s.name for s in order], "_loadavg": la}
             for s in main_servers:
                 res[s.name] = {}
             for w in workloads:
-                targets = order * (cfg["stor_repeat"] if w == "stor" else 1) \
+                ran = [s for s in order if s is not pf or w in PUREFTPD_WORKLOADS]
+                targets = ran * (cfg["stor_repeat"] if w == "stor" else 1) \
                     + ([eq] if (w in ("conc", "idle", "logins", "logins_rs") and eq) else [])
                 got = {}
                 for s in targets:
@@ -1909,7 +1974,10 @@ def main():
             json.dump({"env": env, "rounds": results, "summary": rows, "profile": profile},
                       f, indent=1)
         print()
-        print(f"fxpd vs vsftpd {env['vsftpd']} on loopback, {env['nproc']} cores, data on "
+        print(f"fxpd vs vsftpd {env['vsftpd']}"
+              + (f" and pure-ftpd {env['pure-ftpd']} ({', '.join(sorted(PUREFTPD_WORKLOADS))} "
+                 f"only, virtual user in a PureDB, chrooted)" if pf else "")
+              + f" on loopback, {env['nproc']} cores, data on "
               f"{ctx.data_dir_desc}, {cfg['rounds']} rounds ({env['mode']}), rotating order; "
               f"server CPU via {vs.method}"
               + (f"; STOR {cfg['stor_repeat']} times per server per round, alternating, "
@@ -1923,7 +1991,8 @@ def main():
             print_table(rows, names)
             print_table(rows, names, out=f)
         print()
-        print(f"Ratios are fxpd/vsftpd per round, then the median; absolute figures vary with "
+        print(f"Ratios are fxpd/vsftpd{' and fxpd/pure-ftpd' if pf else ''} per round, then the "
+              f"median; absolute figures vary with "
               f"the machine's load (loadavg {env['loadavg_start']} -> {env['loadavg_end']}).")
         print(f"Login hash cost: vsftpd SHA-512 crypt ~{fmt(sha_ms)} ms; fxpd argon2id "
               f"{fx_params} ~{fmt(env['fxpd_hash_ms_argon2_cli'])} ms (C reference timing)"

@@ -27,6 +27,8 @@
 #   --out DIR          where results.json and table.txt go (default /var/tmp/fxpd-bench/TIME)
 #   --data-dir DIR     a tmpfs for the data (default /dev/shm)
 #   --huge             big files on a tmpfs of their own with 2 MiB pages (huge=always)
+#   --pure-ftpd        add Debian's pure-ftpd as a third server to the retr, stor, small
+#                      and small_rs workloads (unpacked under /var/tmp/fxpd-bench-pure-ftpd)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -72,16 +74,37 @@ if [ -z "${FXPD_BENCH_NO_OPTIONAL:-}" ]; then
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
-# Installing vsftpd on a machine with systemd starts a system-wide server on port 21; the
-# benchmark runs its own instance on loopback, so a service we may just have started is
-# stopped again (only if it is running).
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet vsftpd 2>/dev/null; then
-    if [[ " ${required[*]:-} " == *" vsftpd "* ]]; then
-        echo "tests/bench/run.sh: stopping the vsftpd service the package just started" >&2
-        systemctl stop vsftpd || true
-        systemctl disable vsftpd >/dev/null 2>&1 || true
+# pure-ftpd (--pure-ftpd only). Debian's pure-ftpd and vsftpd packages conflict (both provide
+# ftp-server), so the package is unpacked beside the system rather than installed; the one
+# library it needs that vsftpd does not is installed.
+for a in "$@"; do
+    if [ "$a" = "--pure-ftpd" ]; then
+        pure_dir=/var/tmp/fxpd-bench-pure-ftpd
+        if [ ! -x "$pure_dir/usr/sbin/pure-ftpd" ]; then
+            echo "tests/bench/run.sh: unpacking pure-ftpd into $pure_dir" >&2
+            dpkg -s libsodium23 >/dev/null 2>&1 || apt_install libsodium23
+            [ "$apt_updated" -eq 1 ] || { apt-get update -q >/dev/null; apt_updated=1; }
+            deb_dir="$(mktemp -d)"
+            chmod 0777 "$deb_dir"     # apt-get download runs as _apt where it can
+            (cd "$deb_dir" && apt-get download -q pure-ftpd >/dev/null)
+            dpkg-deb -x "$deb_dir"/pure-ftpd_*.deb "$pure_dir"
+            rm -rf "$deb_dir"
+        fi
+        export PATH="$pure_dir/usr/sbin:$pure_dir/usr/bin:$PATH"
     fi
-fi
+done
+
+# Installing vsftpd (or pure-ftpd) on a machine with systemd starts a system-wide server on
+# port 21; the benchmark runs its own instances on loopback, so a service we have just
+# installed is stopped again (only if it is running).
+for svc in vsftpd pure-ftpd; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null \
+        && [[ " ${required[*]:-} " == *" $svc "* ]]; then
+        echo "tests/bench/run.sh: stopping the $svc service the package just started" >&2
+        systemctl stop "$svc" || true
+        systemctl disable "$svc" >/dev/null 2>&1 || true
+    fi
+done
 
 # 2. fxpd
 if [ -n "${FXPD_BIN:-}" ]; then
