@@ -164,10 +164,8 @@ impl Tls {
         config.ticketer = tickets.clone();
         let mut quiet = config.clone();
         quiet.send_tls13_tickets = 0;
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         Ok(SessionTls {
-            control: acceptor.clone(),
-            with_tickets: acceptor,
+            control: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             without_tickets: tokio_rustls::TlsAcceptor::from(Arc::new(quiet)),
             tickets,
         })
@@ -183,11 +181,10 @@ impl Tls {
 /// The TLS server side of one control connection (see [`Tls::session_acceptors`]).
 #[derive(Clone)]
 pub struct SessionTls {
-    /// The control connection's own handshake.
+    /// The control connection's own handshake; it sends TLS 1.3 session tickets after the
+    /// handshake, and serves the data connections that should get them too.
     pub control: tokio_rustls::TlsAcceptor,
-    /// Sends TLS 1.3 session tickets after the handshake, as the control connection does.
-    with_tickets: tokio_rustls::TlsAcceptor,
-    /// Sends none (see [`SessionTls::data`]).
+    /// The same, but sends no tickets (see [`SessionTls::data`]).
     without_tickets: tokio_rustls::TlsAcceptor,
     tickets: Arc<WatchedTicketer>,
 }
@@ -207,7 +204,7 @@ impl SessionTls {
         if upload && !self.tickets.client_spends_tickets() {
             self.without_tickets.clone()
         } else {
-            self.with_tickets.clone()
+            self.control.clone()
         }
     }
 }
