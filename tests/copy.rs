@@ -7,7 +7,8 @@
 //! the files on disk. The IPv6 test runs both servers on ::1 (own addresses, no switches).
 //!
 //! A last test drives two vsftpd instances (Debian's package) when vsftpd is installed and
-//! the tests run as root; otherwise it is skipped with a note.
+//! the tests run as root; with `FXPD_EXTERNAL_CLIENTS=1` a missing vsftpd or a non-root run fails,
+//! without it the test is reported as skipped (see `common::skip`).
 
 mod common;
 
@@ -119,16 +120,13 @@ fn hash_verification_when_both_servers_offer_hash() {
     assert_exit(&o, 0, "fxpd copy");
     assert_eq!(sha256_file(&b.home(U).join("h.bin")), sha);
     let err = stderr(&o);
-    if offers_hash(&a) && offers_hash(&b) {
-        assert!(err.contains("size and SHA-256 (HASH) verified"), "{err}");
-        assert!(
-            err.contains(&format!("<- 213 SHA-256 0-{} {sha} ", 3 * 1024 * 1024 + 1)),
-            "{err}"
-        );
-    } else {
-        eprintln!("note: the server does not list HASH in FEAT yet: size-only verification");
-        assert!(err.contains("size verified (no common hash command)"), "{err}");
-    }
+    // fxpd advertises HASH, so between two fxpd servers the copy must be checked by hash.
+    assert!(offers_hash(&a) && offers_hash(&b), "fxpd must list HASH in FEAT");
+    assert!(err.contains("size and SHA-256 (HASH) verified"), "{err}");
+    assert!(
+        err.contains(&format!("<- 213 SHA-256 0-{} {sha} ", 3 * 1024 * 1024 + 1)),
+        "{err}"
+    );
     // --verbose masks the password.
     assert!(err.contains("-> PASS ****") && !err.contains(PASS), "{err}");
 }
@@ -462,10 +460,21 @@ fn vsftpd_available() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    if find_in_path("vsftpd").is_none() || !root {
-        eprintln!("note: vsftpd is not installed or the tests do not run as root: skipping the vsftpd test");
+    if !external_clients_enabled() {
+        skip(&format!(
+            "{EXTERNAL_ENV} is not 1 and the test needs vsftpd as root"
+        ));
         return false;
     }
+    // With the gate set, a missing vsftpd or a non-root run is a failure, never a skip.
+    assert!(
+        find_in_path("vsftpd").is_some(),
+        "vsftpd not installed ({EXTERNAL_ENV}=1 makes a missing client a failure)"
+    );
+    assert!(
+        root,
+        "the vsftpd test needs root ({EXTERNAL_ENV}=1 makes this a failure, not a skip)"
+    );
     true
 }
 

@@ -126,6 +126,8 @@ pub struct ServerBuilder {
     default_listen: bool,
     expected_listeners: Option<usize>,
     config_in_file: bool,
+    /// Environment variables set for the process (after the `FXPD_*` ones are cleared).
+    envs: Vec<(String, std::ffi::OsString)>,
 }
 
 impl ServerBuilder {
@@ -152,6 +154,12 @@ impl ServerBuilder {
     /// An extra command-line argument after `--config FILE`.
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.to_string());
+        self
+    }
+
+    /// An environment variable for the server process (e.g. `NOTIFY_SOCKET`).
+    pub fn env(mut self, key: &str, value: impl Into<std::ffi::OsString>) -> Self {
+        self.envs.push((key.to_string(), value.into()));
         self
     }
 
@@ -265,6 +273,9 @@ impl ServerBuilder {
             .stderr(Stdio::from(fs::File::create(&stderr_path).unwrap()))
             .env("RUST_BACKTRACE", "1");
         clear_fxpd_env(&mut cmd);
+        for (key, value) in &self.envs {
+            cmd.env(key, value);
+        }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {BIN}: {e}"));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel::<String>();
@@ -410,6 +421,7 @@ impl Server {
             default_listen: true,
             expected_listeners: None,
             config_in_file: true,
+            envs: Vec::new(),
         }
     }
 
@@ -1069,12 +1081,32 @@ pub fn external_clients_enabled() -> bool {
     std::env::var(EXTERNAL_ENV).map(|v| v == "1").unwrap_or(false)
 }
 
-/// Gate for tests that drive an external client: false (skip, with a note) when
-/// `FXPD_EXTERNAL_CLIENTS` is not 1; true when it is 1 and `name` is on PATH; panics with
-/// "`name` not installed" when it is 1 and `name` is missing.
+/// Name of the environment variable naming a file where every skipped test is recorded, one
+/// line each; `tests/run.sh` sets it and fails when the file is not empty after the suite.
+pub const SKIP_LOG_ENV: &str = "FXPD_SKIP_LOG";
+
+/// Report that the running test did not run its body: a `SKIPPED` line on stderr and, when
+/// `FXPD_SKIP_LOG` names a file, a line there. A test calls this and returns; the test command
+/// counts such lines as failures, so a skipped test can never pass unnoticed in CI.
+pub fn skip(why: &str) {
+    let test = thread::current().name().unwrap_or("unnamed test").to_owned();
+    eprintln!("SKIPPED {test}: {why}");
+    if let Some(path) = std::env::var_os(SKIP_LOG_ENV) {
+        let mut log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {SKIP_LOG_ENV} file {path:?}: {e}"));
+        writeln!(log, "{test}: {why}").expect("write to the skip log");
+    }
+}
+
+/// Gate for tests that drive an external client: false (the test is reported as skipped, see
+/// [`skip`]) when `FXPD_EXTERNAL_CLIENTS` is not 1; true when it is 1 and `name` is on PATH;
+/// panics with "`name` not installed" when it is 1 and `name` is missing.
 pub fn require_client(name: &str) -> bool {
     if !external_clients_enabled() {
-        eprintln!("note: {EXTERNAL_ENV} is not 1: skipping a test that needs {name}");
+        skip(&format!("{EXTERNAL_ENV} is not 1 and the test needs {name}"));
         return false;
     }
     if find_in_path(name).is_none() {

@@ -1,0 +1,119 @@
+//! Promises of the README that no other suite pins down: passive ports that cannot be
+//! predicted, and the systemd `Type=notify` protocol the service unit relies on.
+//!
+//! Each test starts the real binary (tests/common) on loopback.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Consecutive PASV replies must not be predictable (KB Q260934): a sequential allocator, or
+/// one that always takes the first free port, would let a thief aim at the next data port.
+/// 50 samples from a 1000-port range: no run of three consecutive ports, few repeats, and
+/// both halves of the range used. For a uniform random choice each check fails with a
+/// probability below one in a million; a sequential or first-free allocator fails all three.
+#[test]
+fn passive_ports_are_not_predictable() {
+    let (first, last) = (31000u16, 31999u16);
+    let s = Server::with_alice(&format!(
+        "listen = [\"127.0.0.2:0\"]\n[passive]\nports = \"{first}-{last}\""
+    ));
+    let mut c = s.login("alice", PASS);
+    let ports: Vec<u16> = (0..50).map(|_| c.pasv().port()).collect();
+    for &p in &ports {
+        assert!(
+            (first..=last).contains(&p),
+            "port {p} outside the range: {ports:?}"
+        );
+    }
+    for w in ports.windows(3) {
+        assert!(
+            !(w[1] == w[0].wrapping_add(1) && w[2] == w[1].wrapping_add(1)),
+            "three consecutive ports in a row ({w:?}): the allocator is sequential: {ports:?}"
+        );
+    }
+    let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+    assert!(
+        distinct.len() >= 42,
+        "only {} distinct ports in 50 samples: {ports:?}",
+        distinct.len()
+    );
+    let middle = first + (last - first) / 2;
+    let low = ports.iter().filter(|&&p| p <= middle).count();
+    assert!(
+        (10..=40).contains(&low),
+        "{low} of 50 ports in the lower half of the range: not spread: {ports:?}"
+    );
+}
+
+/// The notifications a process sends to `socket`, each message split into its lines.
+fn read_notifications(socket: &UnixDatagram, until: &str, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        socket
+            .set_read_timeout(Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            ))
+            .unwrap();
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                seen.extend(text.lines().map(str::to_owned));
+                if seen.iter().any(|l| l == until) {
+                    return seen;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => panic!("notify socket: {e}"),
+        }
+    }
+    panic!("no {until} within {within:?}; got {seen:?}");
+}
+
+/// The unit file says `Type=notify`: systemd waits for READY=1 before it calls the service
+/// started, expects RELOADING=1 then READY=1 around a reload (ExecReload sends SIGHUP), and
+/// STOPPING=1 when it stops.
+#[test]
+fn systemd_notify_ready_reloading_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let mut s = Server::builder().env("NOTIFY_SOCKET", path.as_os_str()).start();
+
+    let first = read_notifications(&socket, "READY=1", Duration::from_secs(10));
+    assert!(first.contains(&"READY=1".to_owned()), "{first:?}");
+    // The server answers once READY=1 is sent (the listener is bound before it).
+    s.ctrl();
+
+    s.signal("HUP");
+    let reload = read_notifications(&socket, "READY=1", Duration::from_secs(10));
+    let reloading = reload.iter().position(|l| l == "RELOADING=1");
+    let ready = reload.iter().rposition(|l| l == "READY=1");
+    assert!(
+        matches!((reloading, ready), (Some(a), Some(b)) if a < b),
+        "a reload must send RELOADING=1, then READY=1: {reload:?}"
+    );
+
+    s.signal("TERM");
+    let stop = read_notifications(&socket, "STOPPING=1", Duration::from_secs(10));
+    assert!(stop.contains(&"STOPPING=1".to_owned()), "{stop:?}");
+    assert!(
+        s.wait_exit(Duration::from_secs(20)).is_some(),
+        "fxpd did not exit after SIGTERM"
+    );
+}
