@@ -97,8 +97,12 @@ pub async fn run(
     tokio::spawn(async move {
         while let Some(config) = reloads.recv().await {
             match reloader.reload(config) {
-                Ok(()) => tracing::info!("configuration reloaded"),
-                Err(e) => tracing::error!(error = %e, "reload refused; the previous configuration stays"),
+                Ok(()) => tracing::info!(event = "config_reloaded", "configuration reloaded"),
+                Err(e) => tracing::error!(
+                    event = "reload_refused",
+                    error = %e,
+                    "reload refused; the previous configuration stays"
+                ),
             }
             service::notify(service::Status::Ready);
         }

@@ -182,7 +182,17 @@ fn main() -> ExitCode {
 }
 
 /// Load the configuration from every source; errors are printed to stderr.
+/// Load the configuration at start: an error is printed and becomes the exit code.
 fn load(args: &ServeArgs) -> Result<config::Loaded, ExitCode> {
+    load_sources(args).map_err(|e| {
+        eprintln!("fxpd: configuration error: {e}");
+        fxpd::service::report_error(&format!("configuration error: {e}"));
+        ExitCode::from(2)
+    })
+}
+
+/// Read every configuration source named by the command line (file, environment, flags).
+fn load_sources(args: &ServeArgs) -> Result<config::Loaded, config::ConfigError> {
     let mut set = args.set.clone();
     if args.log_json {
         set.push("log.format=json".into());
@@ -194,11 +204,7 @@ fn load(args: &ServeArgs) -> Result<config::Loaded, ExitCode> {
         set,
     };
     let env: Vec<(String, String)> = std::env::vars().collect();
-    config::load(args.config.as_deref(), &env, &overrides).map_err(|e| {
-        eprintln!("fxpd: configuration error: {e}");
-        fxpd::service::report_error(&format!("configuration error: {e}"));
-        ExitCode::from(2)
-    })
+    config::load(args.config.as_deref(), &env, &overrides)
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -247,12 +253,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             loop {
                 reload_signal.recv().await;
                 fxpd::service::notify(fxpd::service::Status::Reloading);
-                match load(&args) {
+                match load_sources(&args) {
                     Ok(reloaded) => {
                         let _ = reload_tx.send(reloaded.config).await;
                     }
-                    Err(_) => {
+                    Err(e) => {
                         tracing::error!(
+                            event = "reload_refused",
+                            error = %e,
                             "reload refused: the configuration is invalid; the previous one stays"
                         );
                         fxpd::service::notify(fxpd::service::Status::Ready);

@@ -117,3 +117,52 @@ fn systemd_notify_ready_reloading_and_stopping() {
         "fxpd did not exit after SIGTERM"
     );
 }
+
+/// `systemctl reload fxpd` (SIGHUP) changes the FXP policy for sessions already open; a file
+/// that does not load is refused with its reason as a structured log event, and the policy in
+/// force stays exactly as it was.
+#[test]
+fn reload_changes_the_policy_of_open_sessions_and_a_bad_file_changes_nothing() {
+    let s = Server::builder()
+        .user("alice", PASS, "alice", true)
+        .arg("--log-json")
+        .start();
+    let mut c = s.login("alice", PASS);
+    // The default: a PORT naming another address is refused before any connect.
+    let r = c.expect("PORT 127,0,0,3,200,1", 504);
+    assert!(r.text().contains("(foreign-address)"), "{r}");
+
+    std::fs::write(
+        &s.config_path,
+        format!("{}\n[fxp]\nallow_foreign_port = true\n", s.config_text),
+    )
+    .unwrap();
+    s.reload().expect("a valid file must be applied");
+    c.expect("PORT 127,0,0,3,200,1", 200);
+
+    // A file that is not TOML: refused, its reason in one JSON event, the policy unchanged.
+    std::fs::write(&s.config_path, "listen = [\n").unwrap();
+    let line = s.reload().expect_err("an invalid file must be refused");
+    let event: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not one JSON event ({e}): {line}"));
+    assert_eq!(event["fields"]["event"], "reload_refused", "{line}");
+    let error = event["fields"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("fxpd.toml"),
+        "the reason must name the file: {line}"
+    );
+    c.expect("PORT 127,0,0,3,200,1", 200);
+    assert!(
+        !s.stderr()
+            .lines()
+            .any(|l| !l.trim().is_empty() && serde_json::from_str::<serde_json::Value>(l).is_err()),
+        "every line of the JSON log must be JSON:\n{}",
+        s.stderr()
+    );
+
+    // Revoked by a valid file: the open session is refused again at its next PORT.
+    std::fs::write(&s.config_path, &s.config_text).unwrap();
+    s.reload().expect("a valid file must be applied");
+    let r = c.expect("PORT 127,0,0,3,200,1", 504);
+    assert!(r.text().contains("(foreign-address)"), "{r}");
+}

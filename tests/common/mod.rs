@@ -509,6 +509,38 @@ impl Server {
         );
     }
 
+    /// Sends SIGHUP (as `systemctl reload fxpd` does) and waits for the server's answer to it:
+    /// its log line for an applied reload (`Ok`) or a refused one (`Err` with the line that
+    /// gives the reason). Panics when neither comes within 10 s.
+    pub fn reload(&self) -> Result<(), String> {
+        const APPLIED: &str = "configuration reloaded";
+        const REFUSED: &str = "reload_refused";
+        let count = |log: &str, what: &str| log.lines().filter(|l| l.contains(what)).count();
+        let before = self.stderr();
+        let (applied, refused) = (count(&before, APPLIED), count(&before, REFUSED));
+        self.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.stderr();
+            if count(&log, APPLIED) > applied {
+                return Ok(());
+            }
+            if count(&log, REFUSED) > refused {
+                let line = log
+                    .lines()
+                    .filter(|l| l.contains(REFUSED))
+                    .nth(refused)
+                    .unwrap_or_default();
+                return Err(line.to_owned());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload event within 10 s of SIGHUP:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits up to `within` for the process to exit; `None` if it is still running.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;
