@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
@@ -165,4 +166,36 @@ fn reload_changes_the_policy_of_open_sessions_and_a_bad_file_changes_nothing() {
     s.reload().expect("a valid file must be applied");
     let r = c.expect("PORT 127,0,0,3,200,1", 504);
     assert!(r.text().contains("(foreign-address)"), "{r}");
+}
+
+/// A stranger reaches an upload's passive port before the client and sends bytes: the
+/// connection is refused unread, and the stored file is exactly the client's.
+#[test]
+fn a_stranger_first_on_an_upload_passive_port_stores_nothing() {
+    let s = Server::with_alice("");
+    let mut c = s.login("alice", PASS);
+    c.expect("TYPE I", 200);
+    let addr = c.pasv();
+    let mut thief = connect_from("127.0.0.9".parse().unwrap(), addr);
+    let _ = thief.write_all(&[b'X'; 64 * 1024]);
+    let data = random_bytes(1024 * 1024 + 7);
+    let mut d = data_connect(addr);
+    let r = c.cmd("STOR up.bin");
+    assert_eq!(r.code, 150, "STOR -> {r}");
+    d.write_all(&data).unwrap();
+    drop(d);
+    let r = c.read_reply();
+    assert_eq!(r.code, 226, "STOR -> {r}");
+    assert!(
+        r.text().contains("127.0.0.9"),
+        "the 226 names the refused stranger: {r}"
+    );
+    assert_eq!(sha256_file(&s.home("alice").join("up.bin")), sha256_bytes(&data));
+    // The stranger got nothing back and was closed.
+    thief.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(thief.read(&mut buf), Ok(0) | Err(_)),
+        "the stranger's connection must be closed unread"
+    );
 }

@@ -1263,6 +1263,189 @@ fn hijack_with_a_session_of_the_thiefs_own_is_refused() {
     assert!(r.text().contains("resum"), "{r}");
 }
 
+/// Which side opens a protected data connection.
+#[derive(Clone, Copy, Debug)]
+enum DataMode {
+    /// PASV: the client connects to the server's passive port.
+    Passive,
+    /// PORT: the server connects to the client's listener (the client is still the TLS client).
+    Active,
+}
+
+/// A client configuration trusting `cert`, speaking only `version`.
+fn client_config_version(
+    cert: &Cert,
+    resume: bool,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[version])
+        .expect("protocol version")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCert {
+            der: cert.der.clone(),
+            provider,
+        }))
+        .with_no_client_auth();
+    if !resume {
+        config.resumption = Resumption::disabled();
+    }
+    Arc::new(config)
+}
+
+/// One protected transfer (`STOR` when `upload` holds data, else `RETR` of `name`) whose data
+/// connection's handshake uses `data_config`: the control connection's own configuration
+/// (it resumes) or another one (it does not). Returns the final reply and the bytes read.
+fn protected_transfer(
+    c: &mut FtpsCtrl,
+    mode: DataMode,
+    name: &str,
+    upload: Option<&[u8]>,
+    data_config: &Arc<ClientConfig>,
+) -> (Reply, Vec<u8>) {
+    let verb = if upload.is_some() { "STOR" } else { "RETR" };
+    let (tcp, listener) = match mode {
+        DataMode::Passive => (Some(data_connect(c.pasv())), None),
+        DataMode::Active => {
+            let l = std::net::TcpListener::bind((c.tcp.local_addr().unwrap().ip(), 0)).unwrap();
+            let a = l.local_addr().unwrap();
+            let (ip, port) = match a.ip() {
+                IpAddr::V4(v4) => (v4.octets(), a.port()),
+                IpAddr::V6(_) => panic!("IPv4 only"),
+            };
+            c.expect(
+                &format!(
+                    "PORT {},{},{},{},{},{}",
+                    ip[0],
+                    ip[1],
+                    ip[2],
+                    ip[3],
+                    port >> 8,
+                    port & 0xff
+                ),
+                200,
+            );
+            (None, Some(l))
+        }
+    };
+    let r = c.cmd(&format!("{verb} {name}"));
+    assert!(r.code == 150 || r.code == 125, "{verb} {name} -> {r}");
+    let tcp = match (tcp, listener) {
+        (Some(tcp), _) => tcp,
+        (None, Some(l)) => {
+            let (tcp, _) = l.accept().expect("the server's active data connection");
+            tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+            tcp
+        }
+        (None, None) => unreachable!(),
+    };
+    let mut got = Vec::new();
+    if let Ok(mut s) = tls_connect(data_config, tcp) {
+        match upload {
+            Some(data) => {
+                // The server may already have dropped a refused connection: ignore write errors.
+                let _ = s.write_all(data);
+                s.conn.send_close_notify();
+                let _ = s.flush();
+                let _ = s.sock.shutdown(Shutdown::Write);
+                got = read_tls_to_end(&mut s, Duration::from_secs(30)).data;
+            }
+            None => got = read_tls_to_end(&mut s, FINAL_REPLY_WITHIN).data,
+        }
+    }
+    (c.final_reply(FINAL_REPLY_WITHIN), got)
+}
+
+/// `tls.require_data_resumption` holds on TLS 1.2 and 1.3, in passive and active mode, for
+/// downloads and uploads: a data connection that resumes the control connection's session
+/// moves the file (hash checked); one that does not is refused with 425 naming resumption,
+/// reads nothing and stores nothing.
+#[test]
+fn data_resumption_is_required_on_every_version_mode_and_direction() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let sha = put_random(&s, "down.bin", 300_000);
+    let upload = random_bytes(200_000);
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        for mode in [DataMode::Passive, DataMode::Active] {
+            let case = format!("{:?} {mode:?}", version.version);
+            let config = client_config_version(&cert, true, version);
+            let stranger = client_config_version(&cert, false, version);
+            let mut c = FtpsCtrl::protected_login(s.addr(), &config);
+
+            let (r, got) = protected_transfer(&mut c, mode, "down.bin", None, &config);
+            assert_eq!(r.code, 226, "{case} RETR, resumed -> {r}");
+            assert_eq!(sha256_bytes(&got), sha, "{case} RETR: wrong data");
+            let (r, got) = protected_transfer(&mut c, mode, "down.bin", None, &stranger);
+            assert_eq!(r.code, 425, "{case} RETR, not resumed -> {r}");
+            assert!(
+                r.text().contains("resum"),
+                "{case}: the 425 must name resumption: {r}"
+            );
+            assert!(
+                got.is_empty(),
+                "{case}: {} bytes read without resumption",
+                got.len()
+            );
+
+            let name = format!("up-{:?}-{mode:?}.bin", version.version);
+            let (r, _) = protected_transfer(&mut c, mode, &name, Some(&upload), &stranger);
+            assert_eq!(r.code, 425, "{case} STOR, not resumed -> {r}");
+            assert!(
+                r.text().contains("resum"),
+                "{case}: the 425 must name resumption: {r}"
+            );
+            assert_eq!(
+                len_or_zero(&file_of(&s, &name)),
+                0,
+                "{case}: bytes stored without resumption"
+            );
+            let (r, _) = protected_transfer(&mut c, mode, &name, Some(&upload), &config);
+            assert_eq!(r.code, 226, "{case} STOR, resumed -> {r}");
+            assert_eq!(
+                sha256_file(&file_of(&s, &name)),
+                sha256_bytes(&upload),
+                "{case}: stored data"
+            );
+        }
+    }
+}
+
+/// A thief on the client's own address reaches an upload's passive port first, completes a
+/// handshake of its own and sends bytes: they are never stored (TLS 1.2 and 1.3), and the
+/// client's retry stores exactly the client's file.
+#[test]
+fn upload_hijack_stores_nothing_of_the_thiefs() {
+    let cert = Cert::new();
+    let s = tls_site(&cert, SITE_A, "", "");
+    let mine = random_bytes(150_000);
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let config = client_config_version(&cert, true, version);
+        let mut victim = FtpsCtrl::protected_login(s.addr(), &config);
+        let name = format!("victim-{:?}.bin", version.version);
+        let addr = victim.pasv();
+        let thief_tcp = data_connect(addr);
+        let r = victim.cmd(&format!("STOR {name}"));
+        assert!(r.code == 150 || r.code == 125, "STOR -> {r}");
+        if let Ok(mut t) = tls_connect(&client_config_version(&cert, false, version), thief_tcp) {
+            let _ = t.write_all(&[b'X'; 64 * 1024]);
+            let _ = t.flush();
+        }
+        let r = victim.final_reply(FINAL_REPLY_WITHIN);
+        let stored = fs::read(file_of(&s, &name)).unwrap_or_default();
+        let theirs = stored.iter().filter(|&&b| b == b'X').count();
+        assert_eq!(
+            theirs, 0,
+            "{version:?}: {theirs} bytes of the thief's were stored ({r})"
+        );
+        assert_eq!(r.code, 425, "{version:?}: victim's STOR after the thief -> {r}");
+        victim.stor(&name, &mine);
+        assert_eq!(sha256_file(&file_of(&s, &name)), sha256_bytes(&mine));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // PROT P FXP between two fxpd instances (scripted client)
 // ---------------------------------------------------------------------------------------------
