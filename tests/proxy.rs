@@ -350,3 +350,35 @@ fn reload_changes_the_trusted_list_for_new_connections() {
     before.login("alice", PASS);
     assert_eq!(stat_client(&mut before), "127.0.0.10");
 }
+
+/// Behind a balancer, bans are keyed on the client its PROXY header names: a client that
+/// earns a ban is refused through the balancer and directly, while another client behind the
+/// same balancer (same TCP peer) keeps working.
+#[test]
+fn bans_follow_the_header_client_not_the_balancer() {
+    let s = Server::with_alice(&format!("{TRUSTED}\n[fxp]\nban_threshold = 3\n"));
+    let mut bad = proxied(&s, &proxy_v1(client(5, 40000), frontend()));
+    bad.login("alice", PASS);
+    for _ in 0..3 {
+        let r = bad.expect("PORT 127,0,0,3,200,1", 504);
+        assert!(r.text().contains("(foreign-address)"), "{r}");
+    }
+    // The banned client, through the balancer: 421 before the greeting.
+    let mut again = Ctrl::over(
+        connect_from(LB, s.addr()),
+        &proxy_v1(client(5, 40001), frontend()),
+    );
+    let r = again.read_reply();
+    assert_eq!(r.code, 421, "banned client through the balancer -> {r}");
+    assert!(r.text().contains("banned"), "{r}");
+    // ... and directly from its own address.
+    let mut direct = Ctrl::over(connect_from(client(5, 0).ip(), s.addr()), b"");
+    let r = direct.read_reply();
+    assert_eq!(r.code, 421, "banned client connecting directly -> {r}");
+    // The balancer itself is not banned: it speaks for the client it names.
+    // Another client behind the same balancer is not affected.
+    let mut good = proxied(&s, &proxy_v2(client(6, 40002), frontend()));
+    good.login("alice", PASS);
+    assert_eq!(stat_client(&mut good), "127.0.0.6");
+    good.expect("PORT 127,0,0,6,200,1", 200);
+}
