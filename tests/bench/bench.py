@@ -2022,6 +2022,14 @@ def main():
             print(f"TLS: curl --ssl-reqd (AUTH TLS, PROT P) against a TLS-only instance of each "
                   f"server, self-signed RSA 2048 certificate ({desc}).")
         print(f"Raw results: {outdir}/results.json   ({env['wall_s']:.0f} s)")
+        # A failed transfer or login of fxpd's is an error of the run, not a figure: the
+        # other servers' failures are measurements (vsftpd's listen queue overflows).
+        fxpd_failures = {f"round {i + 1} {k}": v for i, r in enumerate(results)
+                         for k, v in r.get("fxpd", {}).items()
+                         if k.endswith("_failures") and v}
+        if fxpd_failures:
+            log(f"FAILED: fxpd had failures: {fxpd_failures}")
+            return 1
         return 0
     except KeyboardInterrupt:
         log("interrupted")
