@@ -266,7 +266,7 @@ fn paths_cannot_escape_the_root() {
                 String::from_utf8_lossy(&got)
             );
         }
-        assert_eq!(r.class(), 5, "RETR {name} -> {r}");
+        assert_eq!(r.code, 550, "RETR {name} -> {r}");
     }
     // CWD above the top stays at the top.
     for _ in 0..6 {
@@ -653,31 +653,31 @@ fn type_ascii_converts_line_endings() {
 fn malformed_commands_get_5xx_and_session_continues() {
     let s = Server::with_alice("");
     let mut c = s.login(ALICE, PASS);
-    for line in [
-        "PORT 1,2,3",
-        "PORT 300,1,1,1,1,1",
-        "PORT 127,0,0,1,1",
-        "PORT 127,0,0,1,1,2,3",
-        "PORT a,b,c,d,e,f",
-        "PORT 127,0,0,1,256,1",
-        "PORT",
-        "EPRT |9|x|1|",
-        "EPRT |1|127.0.0.1|notaport|",
-        "EPRT |1|999.0.0.1|5000|",
-        "EPRT garbage",
-        "EPRT",
-        "XYZZY",
-        "XYZZY with arguments",
-        "TYPE Q",
-        "REST abc",
-        "REST -5",
-        "RETR",
-        "MKD",
-        "RNTO",
-        "SIZE",
+    for (line, code) in [
+        ("PORT 1,2,3", 501),
+        ("PORT 300,1,1,1,1,1", 501),
+        ("PORT 127,0,0,1,1", 501),
+        ("PORT 127,0,0,1,1,2,3", 501),
+        ("PORT a,b,c,d,e,f", 501),
+        ("PORT 127,0,0,1,256,1", 501),
+        ("PORT", 501),
+        ("EPRT |9|x|1|", 522),
+        ("EPRT |1|127.0.0.1|notaport|", 501),
+        ("EPRT |1|999.0.0.1|5000|", 501),
+        ("EPRT garbage", 501),
+        ("EPRT", 501),
+        ("XYZZY", 502),
+        ("XYZZY with arguments", 502),
+        ("TYPE Q", 501),
+        ("REST abc", 501),
+        ("REST -5", 501),
+        ("RETR", 501),
+        ("MKD", 501),
+        ("RNTO", 501),
+        ("SIZE", 501),
     ] {
         let r = c.cmd(line);
-        assert_eq!(r.class(), 5, "{line:?} must get a 5xx reply, got: {r}");
+        assert_eq!(r.code, code, "{line:?} -> {r}");
         c.expect("NOOP", 200);
     }
     let r = c.cmd("PORT 1,2,3");
@@ -721,7 +721,7 @@ fn invalid_utf8_path_gets_5xx() {
     let _d = TcpStream::connect_timeout(&a, Duration::from_secs(5));
     c.send_bytes(b"STOR bad\xffname.bin\r\n");
     let r = c.read_reply();
-    assert_eq!(r.class(), 5, "STOR with invalid UTF-8 -> {r}");
+    assert_eq!(r.code, 553, "STOR with invalid UTF-8 -> {r}");
     assert_eq!(
         fs::read_dir(&home).unwrap().count(),
         before,
@@ -1234,18 +1234,16 @@ fn port_to_foreign_address_is_refused_before_any_connect() {
     let r = c.cmd(&port_command(ta));
     assert_eq!(r.code, 504, "PORT to 127.0.0.3 from a client on 127.0.0.1 -> {r}");
     let r = c.cmd("LIST");
-    assert!(
-        r.class() >= 4,
+    assert_eq!(
+        r.code, 425,
         "LIST after a refused PORT must fail (no data address): {r}"
     );
+    assert!(r.text().contains("Use PORT, EPRT, PASV or EPSV first"), "{r}");
     let r = c.cmd(&eprt_command(ta));
-    assert_eq!(
-        r.class(),
-        5,
-        "EPRT to 127.0.0.3 from a client on 127.0.0.1 -> {r}"
-    );
+    assert_eq!(r.code, 504, "EPRT to 127.0.0.3 from a client on 127.0.0.1 -> {r}");
+    assert!(r.text().contains("(foreign-address)"), "{r}");
     let r = c.cmd("NLST");
-    assert!(r.class() >= 4, "NLST after a refused EPRT must fail: {r}");
+    assert_eq!(r.code, 425, "NLST after a refused EPRT must fail: {r}");
     assert!(
         accept_within(&trap, Duration::from_millis(1500)).is_none(),
         "fxpd connected to a refused address"
@@ -1265,11 +1263,13 @@ fn port_to_privileged_port_is_refused() {
         .unwrap_or(21);
     let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let r = c.cmd(&port_command(target));
-    assert_eq!(r.class(), 5, "PORT to privileged port {port} -> {r}");
+    assert_eq!(r.code, 504, "PORT to privileged port {port} -> {r}");
+    assert!(r.text().contains("(privileged-port)"), "{r}");
     let r = c.cmd(&eprt_command(target));
-    assert_eq!(r.class(), 5, "EPRT to privileged port {port} -> {r}");
+    assert_eq!(r.code, 504, "EPRT to privileged port {port} -> {r}");
+    assert!(r.text().contains("(privileged-port)"), "{r}");
     let r = c.cmd("LIST");
-    assert!(r.class() >= 4, "LIST after refused PORT/EPRT -> {r}");
+    assert_eq!(r.code, 425, "LIST after refused PORT/EPRT -> {r}");
     if let Some(l) = trap {
         assert!(
             accept_within(&l, Duration::from_millis(1500)).is_none(),
@@ -1312,7 +1312,7 @@ fn ipv6_listener_epsv_and_eprt() {
     c.send("RETR six.bin");
     let (mut d, peer) = accept_within(&l, Duration::from_secs(15)).expect("no active IPv6 data connection");
     assert_eq!(peer.ip(), ip("::1"));
-    assert!(c.read_reply().is_positive());
+    assert_eq!(c.read_reply().code, 150);
     assert_eq!(
         sha256_bytes(&read_to_end_deadline(&mut d, Duration::from_secs(60))),
         sha
@@ -1320,7 +1320,8 @@ fn ipv6_listener_epsv_and_eprt() {
     assert_eq!(c.read_reply().code, 226);
     // An IPv4 EPRT on an IPv6 control connection names another address: refused.
     let r = c.cmd("EPRT |1|127.0.0.1|40000|");
-    assert_eq!(r.class(), 5, "EPRT |1| on a ::1 session -> {r}");
+    assert_eq!(r.code, 504, "EPRT |1| on a ::1 session -> {r}");
+    assert!(r.text().contains("(foreign-address)"), "{r}");
     // The IPv4 listener serves too.
     let mut c4 = s.login(ALICE, PASS);
     c4.expect("TYPE I", 200);
@@ -1399,14 +1400,19 @@ fn fxp_refused_by_default_at_the_passive_side() {
     let (port, src_final, _dst_final) = fxp_attempt(&src, &dst);
     assert_eq!(port.code, 200, "{port}");
     let src_final = src_final.unwrap();
-    assert_ne!(
-        src_final.code, 226,
+    assert_eq!(
+        src_final.code, 425,
         "passive side accepted a data connection from a foreign address: {src_final}"
     );
-    let copy = dst.home(ALICE).join("copy.bin");
     assert!(
-        !copy.exists() || sha256_file(&copy) != sha,
-        "data reached the foreign peer"
+        src_final.text().contains("127.0.0.3") && src_final.text().contains("(foreign-address)"),
+        "the 425 names the refused peer and the rule: {src_final}"
+    );
+    let copy = dst.home(ALICE).join("copy.bin");
+    let copied = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(
+        copied, 0,
+        "{copied} bytes reached the foreign peer (source sha {sha})"
     );
 }
 
