@@ -20,6 +20,10 @@ install -D -m 0644 "$repo/packaging/fxpd.service" "$stage/lib/systemd/system/fxp
 install -D -m 0644 "$repo/config/fxpd.toml" "$stage/etc/fxpd/fxpd.toml"
 install -D -m 0644 "$repo/config/fxpd.example.toml" "$stage/usr/share/doc/fxpd/fxpd.example.toml"
 install -D -m 0644 "$repo/README.md" "$stage/usr/share/doc/fxpd/README.md"
+# The reference the README links to (relative links: docs/NAME.md).
+for doc in "$repo"/docs/*.md; do
+    install -D -m 0644 "$doc" "$stage/usr/share/doc/fxpd/docs/$(basename "$doc")"
+done
 install -d "$stage/DEBIAN"
 for script in postinst prerm postrm; do
     install -m 0755 "$repo/packaging/debian/$script" "$stage/DEBIAN/$script"

@@ -1,5 +1,5 @@
 //! Two fxpd nodes behind a real HAProxy (Debian's package), driven by curl, lftp and raw
-//! control connections: the scale-out set-up the README's "Scaling out" section describes.
+//! control connections: the scale-out set-up docs/cluster.md describes.
 //!
 //! HAProxy listens on 127.0.0.10: the FTP frontend balances control connections round-robin
 //! over node A (127.0.0.2) and node B (127.0.0.3) with `send-proxy-v2`; each node owns half of
@@ -58,7 +58,7 @@ impl Haproxy {
     }
 }
 
-/// The HAProxy configuration of the test (the README shows the same, trimmed).
+/// The HAProxy configuration of the test (docs/cluster.md shows the same, trimmed).
 fn haproxy_config(front: u16, a: SocketAddr, b: SocketAddr, [ports_a, ports_b]: [(u16, u16); 2]) -> String {
     format!(
         "global

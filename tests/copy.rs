@@ -2,7 +2,7 @@
 //!
 //! Server A listens on 127.0.0.2 and server B on 127.0.0.3; the copy tool connects from
 //! 127.0.0.1, so for each server the other one is a foreign address and the `[fxp]` switches
-//! decide (README, "FXP"): the server that gets PORT needs `fxp.allow_foreign_port`, the one
+//! decide (README, "FXP in brief"): the server that gets PORT needs `fxp.allow_foreign_port`, the one
 //! that answered PASV needs `fxp.allow_foreign_passive`. Every copy is checked by SHA-256 of
 //! the files on disk. The IPv6 test runs both servers on ::1 (own addresses, no switches).
 //!

@@ -148,7 +148,7 @@ pub struct RegistryValue {
     pub iis_fallback: bool,
 }
 
-/// Every registry value fxpd reads (README: "Configuration keys").
+/// Every registry value fxpd reads (docs/configuration.md).
 pub const REGISTRY_VALUES: &[RegistryValue] = &[
     RegistryValue {
         name: "EnablePortAttack",

@@ -1,6 +1,6 @@
 //! Why an FXP arrangement did not work, and which server setting would allow it.
 //!
-//! In an FXP transfer each server needs one check relaxed (README, "FXP"): the server that
+//! In an FXP transfer each server needs one check relaxed (docs/fxp.md): the server that
 //! receives PORT/EPRT naming the other server must allow a foreign PORT target, and the
 //! server that answered PASV/EPSV must accept a data connection from a foreign address.
 //! Servers name these switches differently; [`ServerKind`] (guessed from the greeting)
