@@ -199,3 +199,105 @@ fn a_stranger_first_on_an_upload_passive_port_stores_nothing() {
         "the stranger's connection must be closed unread"
     );
 }
+
+/// Settings whose defaults are security promises: the README's security table must state
+/// each of them.
+const SECURITY_DEFAULTS: &[&str] = &[
+    "fxp.allow_foreign_port",
+    "fxp.allow_foreign_passive",
+    "fxp.allow_privileged_ports",
+    "fxp.allow_anonymous",
+    "fxp.ban_threshold",
+    "fxp.ban_window_secs",
+    "fxp.ban_secs",
+    "anonymous.enabled",
+    "anonymous.write",
+    "limits.failed_login_delay_ms",
+    "limits.max_login_failures",
+    "limits.lockout_secs",
+    "limits.max_line_len",
+    "limits.max_sessions",
+    "limits.max_sessions_per_ip",
+    "limits.login_timeout_secs",
+    "tls.require_data_resumption",
+];
+
+/// Every `key = value` the README's security table states, in order. A key without a
+/// section (`ban_secs = 600`) belongs to the section of the key before it in the same row.
+fn security_table_claims(readme: &str) -> Vec<(String, String)> {
+    let start = readme
+        .find("## Security: the defaults and why")
+        .expect("the README has a security section");
+    let rest = &readme[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    let mut claims = Vec::new();
+    for row in rest[..end]
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| default"))
+    {
+        let mut section: Option<String> = None;
+        for (i, span) in row.split('`').enumerate() {
+            let Some((key, value)) = span.split_once(" = ").filter(|_| i % 2 == 1) else {
+                continue;
+            };
+            let key = match key.split_once('.') {
+                Some((s, _)) => {
+                    section = Some(s.to_owned());
+                    key.to_owned()
+                }
+                None => match &section {
+                    Some(s) => format!("{s}.{key}"),
+                    None => key.to_owned(),
+                },
+            };
+            claims.push((key, value.trim_matches('"').to_owned()));
+        }
+    }
+    claims
+}
+
+/// The README's security table and the binary agree: every default the table states is the
+/// default `fxpd config check` reports, and every security setting is in the table. The
+/// docs and the code cannot drift apart together.
+#[test]
+fn readme_security_table_states_the_real_defaults() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let claims = security_table_claims(&readme);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    clear_fxpd_env(&mut cmd);
+    cmd.args(["config", "check", "--json", "--config"]).arg(&empty);
+    let out = run_with_timeout(&mut cmd, 30);
+    assert!(out.status.success(), "config check: {}", describe_output(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let defaults: std::collections::BTreeMap<String, String> = report["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["origin"], "default", "{s}");
+            let value = match &s["value"] {
+                serde_json::Value::String(v) => v.clone(),
+                other => other.to_string(),
+            };
+            (s["key"].as_str().unwrap().to_owned(), value)
+        })
+        .collect();
+    for (key, value) in &claims {
+        let actual = defaults
+            .get(key)
+            .unwrap_or_else(|| panic!("the README's security table names `{key}`, which is no setting"));
+        assert_eq!(
+            actual, value,
+            "README says `{key} = {value}`, the default is {actual}"
+        );
+    }
+    for key in SECURITY_DEFAULTS {
+        assert!(
+            claims.iter().any(|(k, _)| k == key),
+            "the README's security table does not state the default of `{key}`; it states {claims:?}"
+        );
+    }
+}

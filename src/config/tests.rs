@@ -100,7 +100,6 @@ fn defaults_are_hardened_and_valid() {
         !f.allow_foreign_port && !f.allow_foreign_passive && !f.allow_privileged_ports && !f.allow_anonymous
     );
     assert!(f.peers.is_empty());
-    assert_eq!(c.limits, LimitsConfig::default());
     assert_eq!(c.limits.idle_timeout_secs, 300);
     assert_eq!(c.limits.max_line_len, 8192);
     assert_eq!(
