@@ -623,11 +623,12 @@ impl Session {
                     .metadata(&login.user, &target)
                     .await
                     .map_err(|e| storage_reply(&e))?;
-                Entry::from_metadata(name, &meta)
+                let home = Home::of(&login.user);
+                Entry::from_metadata(name, &meta, Some(&home.scope(&resolve(&target, ".."))))
             }
             Storage::Object(o) => {
                 let meta = o.stat(&target).await.map_err(|e| object_reply(&e))?;
-                Entry::from_metadata(name, &meta)
+                Entry::from_metadata(name, &meta, None)
             }
         };
         Ok((target, entry))
@@ -1130,14 +1131,25 @@ impl Session {
             .metadata(&login.user, &target)
             .await
             .map_err(|e| storage_reply(&e))?;
+        let home = Home::of(&login.user);
         if !meta.is_dir() {
-            return Ok(vec![Entry::from_metadata(file_name(&target), &meta)]);
+            let parent = resolve(&target, "..");
+            let scope = home.scope(&parent);
+            return Ok(vec![Entry::from_metadata(
+                file_name(&target),
+                &meta,
+                Some(&scope),
+            )]);
         }
         let list = fs
             .list(&login.user, &target)
             .await
             .map_err(|e| storage_reply(&e))?;
-        let mut entries: Vec<Entry> = list.iter().filter_map(Entry::from_fileinfo).collect();
+        let scope = home.scope(&target);
+        let mut entries: Vec<Entry> = list
+            .iter()
+            .filter_map(|item| Entry::from_fileinfo(item, Some(&scope)))
+            .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }
@@ -1203,6 +1215,34 @@ fn open_home(
         fs: Arc::new(fs),
         dir: Arc::new(dir),
     })
+}
+
+/// A file-system home on disk, as symlink targets in listings are checked against it.
+struct Home<'a> {
+    home: &'a std::path::Path,
+    /// The home with symlinks resolved, when that is another path.
+    real: Option<std::path::PathBuf>,
+}
+
+impl<'a> Home<'a> {
+    fn of(user: &'a crate::auth::FtpUser) -> Home<'a> {
+        let real = std::fs::canonicalize(&user.home)
+            .ok()
+            .filter(|real| *real != user.home);
+        Home {
+            home: &user.home,
+            real,
+        }
+    }
+
+    /// The scope of entries in the virtual directory `dir`.
+    fn scope<'s>(&'s self, dir: &'s str) -> listing::LinkScope<'s> {
+        listing::LinkScope {
+            home: self.home,
+            real_home: self.real.as_deref(),
+            dir,
+        }
+    }
 }
 
 /// A virtual path as a path relative to the home directory handle.
