@@ -18,6 +18,8 @@
 //! - [`auth`], [`listing`], [`config`], [`service`], [`tls`], [`w3c`]: users and logins,
 //!   listing formats, typed configuration with origins, process lifecycle, FTPS, the IIS-style
 //!   command log.
+//! - [`logging`]: how log lines are written: every field value escaped in one place, so client
+//!   text cannot forge a line or drive the operator's terminal.
 //! - [`copy`]: `fxpd copy`, an FXP client that makes two FTP servers move a file between
 //!   them (KB Q247132).
 //!
@@ -32,6 +34,7 @@ pub mod control;
 pub mod copy;
 pub mod datachan;
 pub mod listing;
+pub mod logging;
 pub mod policy;
 pub mod proxy;
 pub mod server;

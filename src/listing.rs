@@ -13,8 +13,12 @@
 //!   `LIST`, `NLST` and `MLSD` (see [`is_safe_name`]). Otherwise a file named `"a\r\n226 ok"` would put
 //!   a reply-looking line into the listing and break every client's line parser.
 //! - Owner and group are always printed as `ftp`: uids and gids are not leaked.
+//! - SECURITY: a symlink target is shown only when it lies inside the user's home, and then as a
+//!   path the user can use (see [`LinkScope::visible_target`]); `passwd_link -> /etc/passwd` is
+//!   listed as `passwd_link`, and a link's size is the length of the target shown (0 when none),
+//!   so not even the length of an outside path is disclosed.
 
-use std::path::Path;
+use std::path::{Component, Path};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Datelike, Utc};
@@ -65,27 +69,103 @@ pub struct Entry {
     pub uid: u32,
     /// Group gid; kept for the caller's use but never printed.
     pub gid: u32,
-    /// Symlink target, shown by the UNIX `LIST` style as `name -> target`.
+    /// Symlink target as the user may see it (see [`LinkScope::visible_target`]), shown by the
+    /// UNIX `LIST` style as `name -> target`; `None` for other entries and for targets outside
+    /// the home.
     pub target: Option<String>,
 }
 
+/// Where listed entries live, so that a symlink target is shown only inside the home.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkScope<'a> {
+    /// The home directory on disk: the user's `/`.
+    pub home: &'a Path,
+    /// The same home with every symlink resolved, when that is a different path (a root
+    /// configured through a symlink): an absolute target may name either.
+    pub real_home: Option<&'a Path>,
+    /// The virtual directory that holds the entries (`/`, `/docs`): where a relative target
+    /// starts.
+    pub dir: &'a str,
+}
+
+impl LinkScope<'_> {
+    /// A symlink target as the user may see it, or `None` when it must not be shown.
+    ///
+    /// The target is resolved lexically, as text, never by following links on disk:
+    /// - an absolute target is shown as a virtual path (`<home>/docs/a.txt` as `/docs/a.txt`)
+    ///   when, with `.` and `..` applied, it lies in the home;
+    /// - a relative target is shown as written (`../b.txt`, usable from the link's directory)
+    ///   when applying it from [`LinkScope::dir`] never climbs above the home's `/`;
+    /// - anything else (`/etc/passwd`, `../../..`, another user's home, the server root, a
+    ///   target that is not UTF-8) is not shown. Whether the target exists does not matter.
+    pub fn visible_target(&self, target: &Path) -> Option<String> {
+        // SECURITY: an FTP user sees only its home; a target outside would disclose the server's
+        // layout (system files, other homes, the root's own path) that no command can reach.
+        let text = target.to_str().filter(|t| !t.is_empty())?;
+        if target.has_root() {
+            let target = lexical(target);
+            return [Some(self.home), self.real_home]
+                .into_iter()
+                .flatten()
+                .find_map(|home| {
+                    let rest = target.strip_prefix(lexical(home).as_slice())?;
+                    let parts: Option<Vec<&str>> = rest.iter().map(|c| c.as_os_str().to_str()).collect();
+                    Some(format!("/{}", parts?.join("/")))
+                });
+        }
+        let mut depth = self.dir.split('/').filter(|p| !p.is_empty()).count();
+        for part in target.components() {
+            match part {
+                Component::Normal(_) => depth += 1,
+                Component::CurDir => {}
+                Component::ParentDir => depth = depth.checked_sub(1)?,
+                // A drive-relative Windows path (`C:x`): not under the home's `/`.
+                Component::Prefix(_) | Component::RootDir => return None,
+            }
+        }
+        Some(text.to_owned())
+    }
+}
+
+/// The components of a path with `.` and `..` applied as text (`..` at the top stays there).
+fn lexical(path: &Path) -> Vec<Component<'_>> {
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.last(), Some(Component::Normal(_))) {
+                    out.pop();
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 impl Entry {
-    /// Builds an entry from one item of `StorageBackend::list`.
+    /// Builds an entry from one item of `StorageBackend::list`; `links` as for
+    /// [`Entry::from_metadata`].
     ///
     /// Returns `None` when the path has no final component or its name is not valid UTF-8; the
     /// caller skips such items (FTP paths in fxpd are UTF-8, RFC 2640, so the client could not name
     /// the file in a later command anyway).
-    pub fn from_fileinfo<M: Metadata>(fi: &Fileinfo<std::path::PathBuf, M>) -> Option<Entry> {
+    pub fn from_fileinfo<M: Metadata>(
+        fi: &Fileinfo<std::path::PathBuf, M>,
+        links: Option<&LinkScope<'_>>,
+    ) -> Option<Entry> {
         let name = fi.path.file_name()?.to_str()?;
-        Some(Entry::from_metadata(name, &fi.metadata))
+        Some(Entry::from_metadata(name, &fi.metadata, links))
     }
 
     /// Builds an entry named `name` from back-end metadata (e.g. for `MLST` of a single path).
     ///
     /// The mode is masked to `0o777`: `unftp-sbe-fs` returns the whole `st_mode` (file-type bits
-    /// included) and `unftp-core`'s default is `0o7755`. A non-UTF-8 symlink target is converted
-    /// lossily; it is only ever displayed.
-    pub fn from_metadata<M: Metadata>(name: &str, m: &M) -> Entry {
+    /// included) and `unftp-core`'s default is `0o7755`. A symlink's target is kept only as
+    /// [`LinkScope::visible_target`] allows (never without a scope), and its size is the length
+    /// of that target (0 without one), as `ls -l` shows a link's size.
+    pub fn from_metadata<M: Metadata>(name: &str, m: &M, links: Option<&LinkScope<'_>>) -> Entry {
         let kind = if m.is_symlink() {
             Kind::Symlink
         } else if m.is_dir() {
@@ -93,16 +173,24 @@ impl Entry {
         } else {
             Kind::File
         };
+        let target = match (kind, m.readlink(), links) {
+            (Kind::Symlink, Some(target), Some(scope)) => scope.visible_target(target),
+            _ => None,
+        };
+        let size = match kind {
+            Kind::Symlink => target.as_ref().map_or(0, |t| t.len() as u64),
+            _ => m.len(),
+        };
         Entry {
             name: name.to_owned(),
             kind,
-            size: m.len(),
+            size,
             modified: m.modified().ok(),
             mode: m.permissions().0 & PERM_MASK,
             links: m.links(),
             uid: m.uid(),
             gid: m.gid(),
-            target: m.readlink().map(|t: &Path| t.to_string_lossy().into_owned()),
+            target,
         }
     }
 }
@@ -719,7 +807,7 @@ mod tests {
                 modified: true,
             },
         };
-        let e = Entry::from_fileinfo(&fi).unwrap();
+        let e = Entry::from_fileinfo(&fi, None).unwrap();
         assert_eq!(
             (e.name.as_str(), e.kind, e.size, e.mode),
             ("report.pdf", Kind::File, 42, 0o640)
@@ -734,6 +822,7 @@ mod tests {
                 link: None,
                 modified: false,
             },
+            None,
         );
         assert_eq!((e.kind, e.modified), (Kind::Dir, None));
 
@@ -742,8 +831,25 @@ mod tests {
             link: Some(PathBuf::from("../t")),
             modified: true,
         };
-        let e = Entry::from_metadata("l", &link);
-        assert_eq!((e.kind, e.target.as_deref()), (Kind::Symlink, Some("../t")));
+        let scope = LinkScope {
+            home: Path::new("/srv/ftp/alice"),
+            real_home: None,
+            dir: "/sub",
+        };
+        let e = Entry::from_metadata("l", &link, Some(&scope));
+        assert_eq!(
+            (e.kind, e.target.as_deref(), e.size),
+            (Kind::Symlink, Some("../t"), 4)
+        );
+        // Without a scope, or outside the home: no target, and no length of one.
+        let e = Entry::from_metadata("l", &link, None);
+        assert_eq!((e.kind, e.target, e.size), (Kind::Symlink, None, 0));
+        let outside = Meta {
+            link: Some(PathBuf::from("/etc/passwd")),
+            ..link
+        };
+        let e = Entry::from_metadata("l", &outside, Some(&scope));
+        assert_eq!((e.target, e.size), (None, 0));
 
         let nameless = Fileinfo {
             path: PathBuf::from("/"),
@@ -753,7 +859,7 @@ mod tests {
                 modified: true,
             },
         };
-        assert!(Entry::from_fileinfo(&nameless).is_none());
+        assert!(Entry::from_fileinfo(&nameless, None).is_none());
     }
 
     #[cfg(unix)]
@@ -770,6 +876,53 @@ mod tests {
                 modified: true,
             },
         };
-        assert!(Entry::from_fileinfo(&fi).is_none());
+        assert!(Entry::from_fileinfo(&fi, None).is_none());
+    }
+
+    #[test]
+    fn symlink_targets_are_shown_only_inside_the_home() {
+        let scope = |dir| LinkScope {
+            home: Path::new("/srv/ftp/alice"),
+            real_home: Some(Path::new("/data/ftp/alice")),
+            dir,
+        };
+        let shown = |dir, target: &str| scope(dir).visible_target(Path::new(target));
+        // Absolute inside (either spelling of the home): a virtual path.
+        assert_eq!(
+            shown("/", "/srv/ftp/alice/docs/a.txt").as_deref(),
+            Some("/docs/a.txt")
+        );
+        assert_eq!(shown("/x", "/srv/ftp/alice").as_deref(), Some("/"));
+        assert_eq!(shown("/", "/srv/ftp/alice/./b/../c").as_deref(), Some("/c"));
+        assert_eq!(shown("/", "/data/ftp/alice/d").as_deref(), Some("/d"));
+        // Relative inside: as written.
+        assert_eq!(shown("/", "docs/a.txt").as_deref(), Some("docs/a.txt"));
+        assert_eq!(shown("/docs", "../b.txt").as_deref(), Some("../b.txt"));
+        assert_eq!(shown("/a/b", "./../../c").as_deref(), Some("./../../c"));
+        assert_eq!(shown("/", "missing").as_deref(), Some("missing"));
+        // Outside: never shown.
+        for (dir, target) in [
+            ("/", "/etc/passwd"),
+            ("/", "/"),
+            ("/", "/srv/ftp"),
+            ("/", "/srv/ftp/alice2/x"),
+            ("/", "/srv/ftp/alice/../bob/x"),
+            ("/", "/srv/ftp/alice/../../../srv/ftp/alice/../x"),
+            ("/", ".."),
+            ("/", "../alice/x"),
+            ("/docs", "../../etc"),
+            ("/a/b", "../../../x"),
+            ("/", "a/../../x"),
+            ("/", ""),
+        ] {
+            assert_eq!(shown(dir, target), None, "{target:?} from {dir}");
+        }
+        #[cfg(unix)]
+        {
+            use std::ffi::OsStr;
+            use std::os::unix::ffi::OsStrExt;
+            let not_utf8 = Path::new(OsStr::from_bytes(b"caf\xe9"));
+            assert_eq!(scope("/").visible_target(not_utf8), None);
+        }
     }
 }

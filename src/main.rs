@@ -337,13 +337,19 @@ fn init_logging(log: &config::LogConfig) {
     let level: tracing::Level = log.level.into();
     // Colours only for a terminal: journald, log files and pipes get plain text.
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(colours)
-        .with_max_level(level);
+    let builder = tracing_subscriber::fmt().with_ansi(colours).with_max_level(level);
+    // SECURITY: field values can be client text (names, paths, arguments): both formats
+    // escape them in one place (fxpd::logging), so no line can be forged and no escape
+    // sequence reaches the operator's terminal.
     match log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .with_writer(fxpd::logging::JsonSafe(std::io::stderr))
+            .json()
+            .init(),
+        LogFormat::Text => builder
+            .with_writer(std::io::stderr)
+            .fmt_fields(fxpd::logging::EscapedFields)
+            .init(),
     }
 }
 

@@ -51,6 +51,8 @@ impl Code {
     pub const PAGE_TYPE_UNKNOWN: Code = Code(551);
     pub const EXCEEDED_STORAGE: Code = Code(552);
     pub const BAD_FILENAME: Code = Code(553);
+    /// Requested action not taken: invalid REST parameter (RFC 3659 section 5).
+    pub const INVALID_RESTART: Code = Code(554);
     pub const NETWORK_PROTOCOL_NOT_SUPPORTED: Code = Code(522);
     pub const AUTH_OK: Code = Code(234);
     pub const TLS_UNAVAILABLE: Code = Code(431);

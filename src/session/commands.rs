@@ -623,11 +623,12 @@ impl Session {
                     .metadata(&login.user, &target)
                     .await
                     .map_err(|e| storage_reply(&e))?;
-                Entry::from_metadata(name, &meta)
+                let home = Home::of(&login.user);
+                Entry::from_metadata(name, &meta, Some(&home.scope(&resolve(&target, ".."))))
             }
             Storage::Object(o) => {
                 let meta = o.stat(&target).await.map_err(|e| object_reply(&e))?;
-                Entry::from_metadata(name, &meta)
+                Entry::from_metadata(name, &meta, None)
             }
         };
         Ok((target, entry))
@@ -738,7 +739,7 @@ impl Session {
             Ok(_) => return ok(Code::FILE_UNAVAILABLE, "Not a plain file."),
             Err(r) => return r,
         };
-        let mut file = match self.open_for_read(&target, 0) {
+        let mut file = match self.open_for_read(&target) {
             Ok(f) => f,
             Err(e) => return storage_reply(&e.into()),
         };
@@ -875,17 +876,23 @@ impl Session {
         let target = resolve(&self.login().cwd, arg);
         // Open, then look at what was opened (no window between a check and the open).
         let opened = self
-            .open_for_read(&target, offset)
+            .open_for_read(&target)
             .and_then(|f| f.metadata().map(|m| (f, m)));
-        let (file, meta) = match opened {
+        let (mut file, meta) = match opened {
             Ok((file, meta)) if meta.is_file() => (file, meta),
             Ok(_) => return self.send(ok(Code::FILE_UNAVAILABLE, "Not a plain file.")).await,
             Err(e) => return self.send(storage_reply(&e.into())).await,
         };
+        let size = meta.len();
+        if offset > size {
+            return self.send(restart_beyond_end(offset, size)).await;
+        }
+        if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+            return self.send(storage_reply(&e.into())).await;
+        }
         if let Some(refusal) = self.transfer_precheck() {
             return self.send(refusal).await;
         }
-        let size = meta.len();
         let job = Job::SendFile {
             file,
             left: size.saturating_sub(offset),
@@ -921,6 +928,9 @@ impl Session {
             Ok(opened) => opened,
             Err(e) => return self.send(object_reply(&e)).await,
         };
+        if offset > size {
+            return self.send(restart_beyond_end(offset, size)).await;
+        }
         if let Some(refusal) = self.transfer_precheck() {
             return self.send(refusal).await;
         }
@@ -1014,7 +1024,7 @@ impl Session {
         let verb = if append { "APPE" } else { "STOR" };
         let job = match self.receive_job(&target, offset).await {
             Ok(job) => job,
-            Err(e) => return self.send(storage_reply(&e.into())).await,
+            Err(reply) => return self.send(reply).await,
         };
         let preliminary = self.stor_opening(&target);
         tracing::debug!(command = verb, path = %target, offset, "upload");
@@ -1053,10 +1063,7 @@ impl Session {
                 .await
                 .map(Job::ReceiveObject)
                 .map_err(|e| object_reply(&e)),
-            None => self
-                .receive_job(&target, 0)
-                .await
-                .map_err(|e| storage_reply(&e.into())),
+            None => self.receive_job(&target, 0).await,
         };
         let job = match job {
             Ok(job) => job,
@@ -1066,35 +1073,48 @@ impl Session {
         self.start_transfer("STOU", target, None, preliminary, job).await
     }
 
-    /// Open a file in the home directory for a binary download, positioned at `offset`.
-    fn open_for_read(&self, target: &str, offset: u64) -> std::io::Result<std::fs::File> {
-        let mut file = self.local_dir()?.open(relative(target))?.into_std();
-        if offset > 0 {
-            file.seek(SeekFrom::Start(offset))?;
-        }
-        Ok(file)
+    /// Open a file in the home directory for reading (a download seeks to its REST offset
+    /// once the offset is checked against the size).
+    fn open_for_read(&self, target: &str) -> std::io::Result<std::fs::File> {
+        Ok(self.local_dir()?.open(relative(target))?.into_std())
     }
 
     /// The upload job: the file is opened (created) now, before the 150 reply, so a refusal
     /// comes before any data. It keeps its first `offset` bytes (REST, APPE).
-    async fn receive_job(&self, target: &str, offset: u64) -> std::io::Result<Job> {
+    async fn receive_job(&self, target: &str, offset: u64) -> Result<Job, Reply> {
+        let io = |e: std::io::Error| storage_reply(&e.into());
         let mut options = cap_std::fs::OpenOptions::new();
-        options.write(true).create(true);
-        let mut file = self
-            .local_dir()?
-            .open_with(relative(target), &options)?
-            .into_std();
-        let len = file.metadata()?.len();
+        // SECURITY: a restart offset past the end would leave a hole, a sparse file of any
+        // size (REST 1099511627776 made 1 TiB). Only an existing file at least `offset` bytes
+        // long is resumed: it is opened without `create` and measured on the opened handle,
+        // so a refusal creates, truncates and changes nothing.
+        options.write(true).create(offset == 0);
+        let opened = self
+            .local_dir()
+            .and_then(|dir| dir.open_with(relative(target), &options));
+        let mut file = match opened {
+            Ok(file) => file.into_std(),
+            Err(e) if offset > 0 && e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(restart_beyond_end(offset, 0))
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let len = file.metadata().map_err(io)?.len();
+        if offset > len {
+            return Err(restart_beyond_end(offset, len));
+        }
         if len > offset + BIG_TRUNCATE {
             // Freeing gigabytes of an overwritten file can take a while: not on this task,
             // which other sessions share a thread with.
             file = tokio::task::spawn_blocking(move || file.set_len(offset).map(|()| file))
                 .await
-                .map_err(|_| std::io::Error::other("truncating thread failed"))??;
+                .map_err(|_| std::io::Error::other("truncating thread failed"))
+                .and_then(|truncated| truncated)
+                .map_err(io)?;
         } else if len != offset {
-            file.set_len(offset)?;
+            file.set_len(offset).map_err(io)?;
         }
-        file.seek(SeekFrom::Start(offset))?;
+        file.seek(SeekFrom::Start(offset)).map_err(io)?;
         Ok(Job::ReceiveFile(file))
     }
 
@@ -1111,14 +1131,25 @@ impl Session {
             .metadata(&login.user, &target)
             .await
             .map_err(|e| storage_reply(&e))?;
+        let home = Home::of(&login.user);
         if !meta.is_dir() {
-            return Ok(vec![Entry::from_metadata(file_name(&target), &meta)]);
+            let parent = resolve(&target, "..");
+            let scope = home.scope(&parent);
+            return Ok(vec![Entry::from_metadata(
+                file_name(&target),
+                &meta,
+                Some(&scope),
+            )]);
         }
         let list = fs
             .list(&login.user, &target)
             .await
             .map_err(|e| storage_reply(&e))?;
-        let mut entries: Vec<Entry> = list.iter().filter_map(Entry::from_fileinfo).collect();
+        let scope = home.scope(&target);
+        let mut entries: Vec<Entry> = list
+            .iter()
+            .filter_map(|item| Entry::from_fileinfo(item, Some(&scope)))
+            .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }
@@ -1148,6 +1179,15 @@ impl Session {
 /// blocking thread.
 const BIG_TRUNCATE: u64 = 16 * 1024 * 1024;
 
+/// REST past the end of the file (RFC 3659 section 5 suggests 554 for an invalid restart
+/// point): refused before anything is opened for writing, created or sent.
+fn restart_beyond_end(offset: u64, size: u64) -> Reply {
+    Reply::new(
+        Code::INVALID_RESTART,
+        format!("Restart offset {offset} is beyond the end of the file (size {size})."),
+    )
+}
+
 /// A refusal as a reply: RFC 2577 suggests 504 for a refused PORT; the text carries the
 /// reason token and the setting that would allow it.
 fn refused(refusal: &Refusal) -> Reply {
@@ -1175,6 +1215,34 @@ fn open_home(
         fs: Arc::new(fs),
         dir: Arc::new(dir),
     })
+}
+
+/// A file-system home on disk, as symlink targets in listings are checked against it.
+struct Home<'a> {
+    home: &'a std::path::Path,
+    /// The home with symlinks resolved, when that is another path.
+    real: Option<std::path::PathBuf>,
+}
+
+impl<'a> Home<'a> {
+    fn of(user: &'a crate::auth::FtpUser) -> Home<'a> {
+        let real = std::fs::canonicalize(&user.home)
+            .ok()
+            .filter(|real| *real != user.home);
+        Home {
+            home: &user.home,
+            real,
+        }
+    }
+
+    /// The scope of entries in the virtual directory `dir`.
+    fn scope<'s>(&'s self, dir: &'s str) -> listing::LinkScope<'s> {
+        listing::LinkScope {
+            home: self.home,
+            real_home: self.real.as_deref(),
+            dir,
+        }
+    }
 }
 
 /// A virtual path as a path relative to the home directory handle.

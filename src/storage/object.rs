@@ -313,6 +313,7 @@ impl ObjectStore {
             return Ok(vec![Entry::from_metadata(
                 crate::session::path::file_name(path),
                 &meta,
+                None,
             )]);
         }
         let dir = self.dir_key(path)?;
@@ -331,7 +332,7 @@ impl ObjectStore {
                 break;
             }
             let meta = ObjectMeta::from_opendal(entry.metadata());
-            entries.push(Entry::from_metadata(name, &meta));
+            entries.push(Entry::from_metadata(name, &meta, None));
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
