@@ -8,10 +8,14 @@
 //! passive-port theft, so foreign addresses are refused by default and each way of allowing them is
 //! an explicit switch in [`FxpConfig`].
 //!
-//! The session asks [`Policy::approve_active`] at PORT/EPRT time, before any connect, and
-//! [`Policy::approve_passive_peer`] for every connection accepted on a passive listener. Both go
-//! through one function, `Policy::decide`. The data channel connects only to an [`Approved`]
-//! address, which nothing outside this module can make.
+//! Every command that sets up a data connection (PORT, EPRT, PASV, EPSV, CPSV; see [`DataSetup`])
+//! passes one gate, [`Policy::approve_setup`], when it arrives and before anything is bound or
+//! connected: it applies the `EPSV ALL` row and row 1, and judges a PORT/EPRT target by the whole
+//! table. Its [`Grant`] is the only way to a data plan: an [`Approved`] address to connect to, or a
+//! [`PassiveGrant`] to open a listener with. Every connection a passive listener accepts is then
+//! screened as it arrives ([`Policy::screen_passive_peer`]) and judged once more, by the settings in
+//! force then, when a transfer is about to use it ([`Policy::approve_passive_peer`]). All of them go
+//! through one function, `Policy::decide`. Nothing outside this module can make a [`Grant`].
 //!
 //! # Decision table
 //!
@@ -22,21 +26,25 @@
 //!
 //! | # | Check | Applies to | Outcome | Setting that allows it |
 //! |---|-------|------------|---------|------------------------|
-//! | 1 | client address is banned | both | refused `banned` | none (wait `fxp.ban_secs`) |
-//! | 2 | target port is 0 | PORT/EPRT | refused `privileged-port` | none |
-//! | 3 | target port < 1024 | PORT/EPRT | refused `privileged-port` | `fxp.allow_privileged_ports` |
-//! | 4 | target is not unicast (`0.0.0.0`, `::`, multicast, broadcast) | PORT/EPRT | refused `foreign-address` | none |
-//! | 5 | address is the client's own | both | **approved** | |
-//! | 6 | anonymous session | foreign | refused `anonymous-denied` | `fxp.allow_anonymous` |
-//! | 7 | user entry `fxp = "deny"` | foreign | refused `user-denied` | users file: `fxp = "allow"` |
-//! | 8 | user entry `fxp = "inherit"` and the direction's switch is off | foreign | refused `foreign-address` | `fxp.allow_foreign_port` (IIS `EnablePortAttack`) for PORT/EPRT, `fxp.allow_foreign_passive` (IIS `EnablePASVTheft`) for passive |
-//! | 9 | `fxp.peers` is non-empty and contains no block with the address | foreign | refused `peer-not-listed` | `fxp.peers` |
-//! | 10 | anything else | foreign | **approved** | |
-//! | - | PORT/EPRT/PASV after `EPSV ALL` (RFC 2428 section 4) | session | refused `epsv-all` | none |
+//! | - | PORT/EPRT/PASV/CPSV after `EPSV ALL` (RFC 2428 section 4) | setup commands | refused `epsv-all` | none |
+//! | 1 | client address is banned | setup commands and passive connections | refused `banned` | none (wait `fxp.ban_secs`) |
+//! | 2 | the connecting source address is banned | passive connections | refused `banned` | none (wait `fxp.ban_secs`) |
+//! | 3 | target port is 0 | PORT/EPRT | refused `privileged-port` | none |
+//! | 4 | target port < 1024 | PORT/EPRT | refused `privileged-port` | `fxp.allow_privileged_ports` |
+//! | 5 | target is not unicast (`0.0.0.0`, `::`, multicast, broadcast) | PORT/EPRT | refused `foreign-address` | none |
+//! | 6 | address is the client's own | both | **approved** | |
+//! | 7 | anonymous session | foreign | refused `anonymous-denied` | `fxp.allow_anonymous` |
+//! | 8 | user entry `fxp = "deny"` | foreign | refused `user-denied` | users file: `fxp = "allow"` |
+//! | 9 | user entry `fxp = "inherit"` and the direction's switch is off | foreign | refused `foreign-address` | `fxp.allow_foreign_port` (IIS `EnablePortAttack`) for PORT/EPRT, `fxp.allow_foreign_passive` (IIS `EnablePASVTheft`) for passive |
+//! | 10 | `fxp.peers` is non-empty and contains no block with the address | foreign | refused `peer-not-listed` | `fxp.peers` |
+//! | 11 | anything else | foreign | **approved** | |
 //!
-//! Precedence, in words: the per-user override replaces only the foreign-address switch (row 8).
+//! PASV, EPSV and CPSV themselves name no address: past the `EPSV ALL` row and row 1 they are
+//! granted a listener, and rows 1-2 and 6-11 judge each connection that reaches it.
+//!
+//! Precedence, in words: the per-user override replaces only the foreign-address switch (row 9).
 //! `allow` loosens it and `deny` tightens it, but neither touches the privileged-port rule, the
-//! peers list, or bans, and an anonymous session needs `fxp.allow_anonymous` as well (row 6 runs
+//! peers list, or bans, and an anonymous session needs `fxp.allow_anonymous` as well (row 7 runs
 //! first). The port rules run before the own-address check: RFC 2577 asks servers to refuse ports
 //! below 1024 even for the client's own address.
 //!
@@ -44,16 +52,24 @@
 //!
 //! With `proxy.trusted` set ([`Policy::proxy_trust`]), a connection from a trusted balancer names
 //! its real client in a PROXY protocol header ([`crate::proxy`]). That address is [`Who::peer`]
-//! for the control connection, and the source compared in [`Policy::approve_passive_peer`] for a
+//! for the control connection, and the source judged in [`Policy::screen_passive_peer`] for a
 //! data connection relayed by the balancer, so the table above holds unchanged behind it.
 //!
 //! # Refusals, logging and bans
 //!
 //! Every refusal is logged at warn level on target `fxpd::security` (`event="fxp_refused"`, with
-//! `client`, `user`, `command`, `target`, `rule`), counted by [`Reason`] for [`PolicyStats`], and
-//! counts toward a temporary ban of the client address: `fxp.ban_threshold` refusals within
-//! `fxp.ban_window_secs` ban it for `fxp.ban_secs` (`event="client_banned"`). Refusals of an
-//! already banned client do not extend the ban. Approvals are logged at debug level.
+//! `client`, `user`, `command`, `target`, `rule`, and for a passive connection its `source`),
+//! counted by [`Reason`] for [`PolicyStats`], and counts toward a temporary ban of the address that
+//! made the attempt (logged as `charged`): the client for a command it sent, the source for a
+//! connection to a passive port. A stranger who keeps connecting to other clients' passive ports
+//! thus bans itself, never the client whose port it hit. `fxp.ban_threshold` refusals within
+//! `fxp.ban_window_secs` ban an address for `fxp.ban_secs` (`event="client_banned"`). Refusals of
+//! an already banned address do not extend the ban, and two refusals charge nobody: a connection
+//! to a banned client's listener (the ban is the client's), and a held passive connection refused
+//! on its second look because the settings were tightened meanwhile (it was acceptable when it was
+//! made). A ban touches only the banned address: its new control connections, its data-setup
+//! commands and its passive connections; other addresses' sessions and transfers go on. Approvals
+//! are logged at debug level and counted once per data connection used.
 
 mod bans;
 mod cidr;
@@ -123,7 +139,7 @@ pub struct Who {
 }
 
 /// An address the policy approved for an active-mode (PORT/EPRT) connect. Only this module can
-/// construct it, so holding one proves [`Policy::approve_active`] said yes.
+/// construct it, so holding one proves [`Policy::approve_setup`] said yes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Approved(SocketAddr);
 
@@ -134,16 +150,69 @@ impl Approved {
     }
 }
 
+/// A command that sets up a data connection. These are the only commands that may make a data
+/// plan, and each of them passes [`Policy::approve_setup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataSetup {
+    /// `PORT` (RFC 959 section 4.1.2): the server is to connect to this IPv4 target.
+    Port(SocketAddr),
+    /// `EPRT` (RFC 2428 section 2): the server is to connect to this target.
+    Eprt(SocketAddr),
+    /// `PASV` (RFC 959 section 4.1.1): a listener for the client.
+    Pasv,
+    /// `EPSV` with or without a protocol number (RFC 2428 section 3); `EPSV ALL` sets up nothing.
+    Epsv,
+    /// `CPSV`: `PASV`, and fxpd is the TLS client on the data connection (FXP with TLS).
+    Cpsv,
+}
+
+impl DataSetup {
+    /// The verb, for logs and reply texts.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            DataSetup::Port(_) => "PORT",
+            DataSetup::Eprt(_) => "EPRT",
+            DataSetup::Pasv => "PASV",
+            DataSetup::Epsv => "EPSV",
+            DataSetup::Cpsv => "CPSV",
+        }
+    }
+}
+
+/// What [`Policy::approve_setup`] allows a data-setup command to make.
+#[derive(Debug)]
+pub enum Grant {
+    /// PORT/EPRT: connect to this address when the transfer starts.
+    Active(Approved),
+    /// PASV/EPSV/CPSV: open a passive listener.
+    Passive(PassiveGrant),
+}
+
+/// Permission to open a passive listener for one session. Only [`Policy::approve_setup`] makes
+/// one, and [`crate::datachan::PassiveListener::bind`] takes it, so every listener has passed the
+/// gate. It carries the identity every connection to the listener is judged for.
+#[derive(Debug)]
+pub struct PassiveGrant {
+    who: Who,
+}
+
+impl PassiveGrant {
+    /// The session the listener is for.
+    pub fn who(&self) -> &Who {
+        &self.who
+    }
+}
+
 /// Counters for STAT, since the policy was created.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyStats {
     /// PORT/EPRT targets approved.
     pub approved_active: u64,
-    /// Passive data connections approved.
+    /// Passive data connections approved for a transfer (each counted once, when it is used).
     pub approved_passive: u64,
     /// Refusals per reason: every [`Reason`], in [`Reason::ALL`] order.
     pub refused: Vec<(Reason, u64)>,
-    /// Client addresses banned right now.
+    /// Addresses banned right now.
     pub banned_addresses: usize,
 }
 
@@ -159,6 +228,30 @@ enum Direction {
     Passive,
 }
 
+/// Which look at a data address a decision is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// A PORT/EPRT target: an approval is counted.
+    Target,
+    /// A passive connection as it is accepted: an approval is not counted yet (the connection
+    /// may never be used), a refusal is charged to the source.
+    Screen,
+    /// A held passive connection about to carry data: the approval is counted; a refusal (the
+    /// settings changed since it was screened) is charged to nobody.
+    Use,
+}
+
+/// Whose attempt a refusal counts against for bans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Culprit {
+    /// The session's client: it sent the command.
+    Client,
+    /// The address that connected to a passive listener.
+    Source(IpAddr),
+    /// Nobody (see "Refusals, logging and bans" in the module docs).
+    Nobody,
+}
+
 /// The one decision point for data connections. Shared by all sessions (`Arc<Policy>`); all
 /// methods are synchronous and hold the internal lock only briefly.
 pub struct Policy {
@@ -167,7 +260,7 @@ pub struct Policy {
     cfg: RwLock<Arc<FxpConfig>>,
     /// Where "now" comes from (the real clock outside tests).
     clock: Clock,
-    /// Refusal counts and bans per client address.
+    /// Refusal counts and bans per address (the client's, or a passive connection's source).
     bans: Mutex<BanTracker>,
     /// PORT/EPRT approvals, for STAT.
     approved_active: AtomicU64,
@@ -175,7 +268,8 @@ pub struct Policy {
     approved_passive: AtomicU64,
     /// Refusals, indexed like [`Reason::ALL`], for STAT.
     refused: [AtomicU64; Reason::ALL.len()],
-    /// Where refused clients are reported for the cluster's shared ban count, when set.
+    /// Where the address each refusal is charged to is reported for the cluster's shared ban
+    /// count, when set.
     refusal_sink: OnceLock<mpsc::Sender<IpAddr>>,
     /// `proxy.trusted`: the load balancers whose PROXY headers name the client.
     proxy_trusted: RwLock<Arc<Vec<Cidr>>>,
@@ -210,7 +304,7 @@ impl Policy {
         }
     }
 
-    /// Also report every refused client address on `sink` (the cluster counts them with the
+    /// Also report the address each refusal is charged to on `sink` (the cluster counts them with the
     /// other nodes' refusals; see [`crate::cluster::share_bans`]). Reports are dropped, not
     /// waited for, when the sink is full. Only the first sink set is used.
     pub fn report_refusals_to(&self, sink: mpsc::Sender<IpAddr>) {
@@ -266,33 +360,77 @@ impl Policy {
         trusted.iter().any(|block| block.contains(normalize(peer)))
     }
 
-    /// Checks a PORT/EPRT target. Call it when the command arrives, BEFORE any connect; connect
-    /// only to [`Approved::addr`]. `command` is "PORT" or "EPRT" (for logs and the reply text).
-    pub fn approve_active(&self, who: &Who, command: &str, target: SocketAddr) -> Result<Approved, Refusal> {
+    /// The one gate for every command that sets up a data connection. Call it when the command
+    /// arrives, BEFORE anything is bound or connected; `epsv_all` says whether the session has
+    /// sent `EPSV ALL`. The [`Grant`] is what the data plan is made from: connect only to its
+    /// [`Approved::addr`], open a passive listener only with its [`PassiveGrant`].
+    pub fn approve_setup(&self, who: &Who, setup: DataSetup, epsv_all: bool) -> Result<Grant, Refusal> {
+        let command = setup.verb();
+        // SECURITY: RFC 2428 section 4, after EPSV ALL only EPSV may set up a data connection;
+        // decided here for every variant, so none can forget it.
+        if epsv_all && setup != DataSetup::Epsv {
+            return Err(self.refuse_after_epsv_all(who, command));
+        }
+        match setup {
+            DataSetup::Port(target) | DataSetup::Eprt(target) => {
+                self.approve_active(who, command, target).map(Grant::Active)
+            }
+            DataSetup::Pasv | DataSetup::Epsv | DataSetup::Cpsv => {
+                let now = (self.clock)();
+                // SECURITY: row 1, a banned client opens no passive listener either.
+                if let Some(refusal) = self.client_ban(who, command, now) {
+                    return Err(self.refused(who, None, refusal, Culprit::Client, now));
+                }
+                debug!(
+                    target: "fxpd::security",
+                    event = "passive_listener_granted",
+                    client = %normalize(who.peer),
+                    user = who.user.as_deref(),
+                    command,
+                    "passive listener granted"
+                );
+                Ok(Grant::Passive(PassiveGrant { who: who.clone() }))
+            }
+        }
+    }
+
+    /// Checks a PORT/EPRT target (through [`Policy::approve_setup`]). `command` is "PORT" or
+    /// "EPRT" (for logs and the reply text).
+    fn approve_active(&self, who: &Who, command: &str, target: SocketAddr) -> Result<Approved, Refusal> {
         let target = normalize_socket(target);
-        self.check(who, Direction::Active, command, target)
+        self.check(who, Look::Target, command, target)
             .map(|()| Approved(target))
     }
 
-    /// Checks a connection that arrived on a passive listener from `source`: may it be used as this
-    /// session's data connection? On refusal, close it without reading or writing.
-    pub fn approve_passive_peer(&self, who: &Who, source: SocketAddr) -> Result<(), Refusal> {
-        self.check(who, Direction::Passive, PASSIVE_COMMAND, normalize_socket(source))
+    /// Screens a connection that a passive listener just accepted from `source`: may it become
+    /// this session's data connection? On refusal, close it without reading or writing; the
+    /// refusal is charged to `source`, the address that connected, never to the client.
+    pub fn screen_passive_peer(&self, who: &Who, source: SocketAddr) -> Result<(), Refusal> {
+        self.check(who, Look::Screen, PASSIVE_COMMAND, normalize_socket(source))
     }
 
-    /// The refusal for PORT/EPRT/PASV after `EPSV ALL` (RFC 2428 section 4); the session decides
-    /// that, this only counts and logs it like every other refusal.
-    pub fn refuse_after_epsv_all(&self, who: &Who, command: &str) -> Refusal {
+    /// Judges a screened passive connection again, by the settings in force now, just before a
+    /// transfer uses it (a reload may have tightened the policy meanwhile). On refusal, close it
+    /// unused. Counts the approval, so each data connection used is counted once.
+    pub fn approve_passive_peer(&self, who: &Who, source: SocketAddr) -> Result<(), Refusal> {
+        self.check(who, Look::Use, PASSIVE_COMMAND, normalize_socket(source))
+    }
+
+    /// The refusal for a setup command after `EPSV ALL` (RFC 2428 section 4), counted and logged
+    /// like every other refusal.
+    fn refuse_after_epsv_all(&self, who: &Who, command: &str) -> Refusal {
         let detail = "after EPSV ALL only EPSV may set up data connections (RFC 2428 section 4)".to_owned();
         self.refused(
             who,
             None,
             Refusal::new(command, Reason::EpsvAll, None, detail),
+            Culprit::Client,
             (self.clock)(),
         )
     }
 
-    /// Whether this client address (normalised here) is banned for repeated refused attempts.
+    /// Whether this address (normalised here) is banned for repeated refused attempts, as a
+    /// client or as the source of passive connections.
     pub fn is_banned(&self, ip: IpAddr) -> bool {
         self.lock_bans().is_banned(normalize(ip), (self.clock)())
     }
@@ -311,13 +449,27 @@ impl Policy {
     }
 
     /// Decides, then does the bookkeeping for the outcome (counters, log, bans).
-    fn check(&self, who: &Who, dir: Direction, command: &str, addr: SocketAddr) -> Result<(), Refusal> {
+    fn check(&self, who: &Who, look: Look, command: &str, addr: SocketAddr) -> Result<(), Refusal> {
         let now = (self.clock)();
+        let dir = match look {
+            Look::Target => Direction::Active,
+            Look::Screen | Look::Use => Direction::Passive,
+        };
         match self.decide(who, dir, command, addr, now) {
             Ok(()) => {
-                let counter = match dir {
-                    Direction::Active => &self.approved_active,
-                    Direction::Passive => &self.approved_passive,
+                let counter = match look {
+                    Look::Target => &self.approved_active,
+                    Look::Use => &self.approved_passive,
+                    Look::Screen => {
+                        debug!(
+                            target: "fxpd::security",
+                            event = "passive_connection_screened",
+                            client = %normalize(who.peer),
+                            source = %addr,
+                            "passive connection accepted, held for the transfer"
+                        );
+                        return Ok(());
+                    }
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 debug!(
@@ -332,11 +484,31 @@ impl Policy {
                 );
                 Ok(())
             }
-            Err(refusal) => Err(self.refused(who, Some(addr), refusal, now)),
+            Err((refusal, culprit)) => {
+                // SECURITY: a held connection refused on its second look was acceptable when it
+                // was made: a change of settings is nobody's attempt.
+                let culprit = if look == Look::Use {
+                    Culprit::Nobody
+                } else {
+                    culprit
+                };
+                let source = (dir == Direction::Passive).then(|| addr.ip());
+                Err(self.bookkeeping(who, Some(addr), source, refusal, culprit, now))
+            }
         }
     }
 
-    /// The decision table of the module docs, row by row. Pure apart from reading the bans.
+    /// Row 1: the refusal for `who`'s client address if it is banned at `now`.
+    fn client_ban(&self, who: &Who, command: &str, now: Instant) -> Option<Refusal> {
+        let peer = normalize(who.peer);
+        self.lock_bans().is_banned(peer, now).then(|| {
+            let detail = format!("{peer} is temporarily banned after repeated refused data connections");
+            Refusal::new(command, Reason::Banned, None, detail)
+        })
+    }
+
+    /// The decision table of the module docs, row by row, and whose attempt a refusal counts
+    /// against. Pure apart from reading the bans.
     fn decide(
         &self,
         who: &Who,
@@ -344,21 +516,42 @@ impl Policy {
         command: &str,
         addr: SocketAddr,
         now: Instant,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), (Refusal, Culprit)> {
         let cfg = self.config();
         let peer = normalize(who.peer);
         let ip = normalize(addr.ip());
-        let refuse = |reason, setting, detail| Err(Refusal::new(command, reason, setting, detail));
+        // SECURITY: a refusal counts against the address that made the attempt: the client for
+        // PORT/EPRT (it asked), the source for a passive connection (it connected). Charging a
+        // passive refusal to the client would let anyone who reaches the passive range get any
+        // client banned.
+        let culprit = match dir {
+            Direction::Active => Culprit::Client,
+            Direction::Passive => Culprit::Source(ip),
+        };
+        let refuse = |reason, setting, detail| Err((Refusal::new(command, reason, setting, detail), culprit));
 
-        // SECURITY: row 1, a banned client gets no data connection of any kind.
-        if self.lock_bans().is_banned(peer, now) {
-            let detail = format!("{peer} is temporarily banned after repeated refused data connections");
+        // SECURITY: row 1, a banned client gets no data connection of any kind. A connection to
+        // its listener charges nobody: the ban is the client's, not the connecting host's.
+        if let Some(refusal) = self.client_ban(who, command, now) {
+            let culprit = match dir {
+                Direction::Active => Culprit::Client,
+                Direction::Passive => Culprit::Nobody,
+            };
+            return Err((refusal, culprit));
+        }
+
+        // SECURITY: row 2, a banned source gets no data connection, whichever session's listener
+        // it reaches.
+        if dir == Direction::Passive && ip != peer && self.lock_bans().is_banned(ip, now) {
+            let detail = format!(
+                "the connection from {ip} is from an address temporarily banned after repeated refused data connections"
+            );
             return refuse(Reason::Banned, None, detail);
         }
 
         if dir == Direction::Active {
             let port = addr.port();
-            // SECURITY: row 2, port 0 is never a valid data port.
+            // SECURITY: row 3, port 0 is never a valid data port.
             if port == 0 {
                 return refuse(
                     Reason::PrivilegedPort,
@@ -366,13 +559,13 @@ impl Policy {
                     "port 0 is not a valid data port".into(),
                 );
             }
-            // SECURITY: row 3, RFC 2577 section 3: no PORT/EPRT to a privileged port (mail, shells,
+            // SECURITY: row 4, RFC 2577 section 3: no PORT/EPRT to a privileged port (mail, shells,
             // ...), not even on the client's own address.
             if port < 1024 && !cfg.allow_privileged_ports {
                 let detail = format!("port {port} is below 1024");
                 return refuse(Reason::PrivilegedPort, Some(ALLOW_PRIVILEGED_PORTS), detail);
             }
-            // SECURITY: row 4, the unspecified address reaches the server itself; no setting
+            // SECURITY: row 5, the unspecified address reaches the server itself; no setting
             // (not even a peers block like 0.0.0.0/8) may allow that.
             if !is_unicast(ip) {
                 let detail = format!("{ip} is not a unicast address");
@@ -380,22 +573,22 @@ impl Policy {
             }
         }
 
-        // Row 5: the client's own address is ordinary FTP.
+        // Row 6: the client's own address is ordinary FTP.
         if ip == peer {
             return Ok(());
         }
 
-        // Rows 6-10: a foreign address, i.e. FXP.
+        // Rows 7-11: a foreign address, i.e. FXP.
         let what = match dir {
             Direction::Active => format!("{ip} is not your address ({peer})"),
             Direction::Passive => format!("the connection from {ip} is not from your address ({peer})"),
         };
-        // SECURITY: row 6, anonymous sessions need fxp.allow_anonymous, whatever else allows FXP.
+        // SECURITY: row 7, anonymous sessions need fxp.allow_anonymous, whatever else allows FXP.
         if who.anonymous && !cfg.allow_anonymous {
             let detail = format!("{what} and anonymous sessions may not use FXP");
             return refuse(Reason::AnonymousDenied, Some(ALLOW_ANONYMOUS), detail);
         }
-        // SECURITY: rows 7-8, the user's override replaces the direction's switch (deny by default).
+        // SECURITY: rows 8-9, the user's override replaces the direction's switch (deny by default).
         let (switch_on, switch) = match dir {
             Direction::Active => (cfg.allow_foreign_port, ALLOW_FOREIGN_PORT),
             Direction::Passive => (cfg.allow_foreign_passive, ALLOW_FOREIGN_PASSIVE),
@@ -408,7 +601,7 @@ impl Policy {
             FxpOverride::Inherit if !switch_on => return refuse(Reason::ForeignAddress, Some(switch), what),
             FxpOverride::Inherit | FxpOverride::Allow => {}
         }
-        // SECURITY: row 9, a non-empty peers list restricts foreign addresses for every user.
+        // SECURITY: row 10, a non-empty peers list restricts foreign addresses for every user.
         if !cfg.peers.is_empty() && !cfg.peers.iter().any(|block| block.contains(ip)) {
             let detail = format!("{ip} is not in the list of FXP peers");
             return refuse(Reason::PeerNotListed, Some(PEERS), detail);
@@ -416,38 +609,70 @@ impl Policy {
         Ok(())
     }
 
-    /// Bookkeeping for a refusal: security log, counter, ban tracking. Returns the refusal.
-    fn refused(&self, who: &Who, target: Option<SocketAddr>, refusal: Refusal, now: Instant) -> Refusal {
+    /// Bookkeeping for a refusal of a command: security log, counter, ban tracking. Returns the
+    /// refusal.
+    fn refused(
+        &self,
+        who: &Who,
+        target: Option<SocketAddr>,
+        refusal: Refusal,
+        culprit: Culprit,
+        now: Instant,
+    ) -> Refusal {
+        self.bookkeeping(who, target, None, refusal, culprit, now)
+    }
+
+    /// The `fxp_refused` security event, the counter by reason, and one refusal toward a ban of
+    /// the culprit's address. `target` is the PORT/EPRT target or the passive connection's
+    /// source socket, `source` the latter's (normalised) address.
+    fn bookkeeping(
+        &self,
+        who: &Who,
+        target: Option<SocketAddr>,
+        source: Option<IpAddr>,
+        refusal: Refusal,
+        culprit: Culprit,
+        now: Instant,
+    ) -> Refusal {
         let reason = refusal.reason;
         let peer = normalize(who.peer);
+        let charged = match culprit {
+            Culprit::Client => Some(peer),
+            Culprit::Source(ip) => Some(ip),
+            Culprit::Nobody => None,
+        };
         warn!(
             target: "fxpd::security",
             event = "fxp_refused",
             client = %peer,
+            source = source.map(tracing::field::display),
             user = who.user.as_deref(),
             command = refusal.command(),
             target = target.map(tracing::field::display),
             rule = reason.token(),
+            charged = charged.map(tracing::field::display),
             "{}",
             refusal.detail
         );
         self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
-
+        let Some(charged) = charged else {
+            return refusal;
+        };
         if let Some(sink) = self.refusal_sink.get() {
-            let _ = sink.try_send(peer);
+            let _ = sink.try_send(charged);
         }
-        // A banned client's attempts are counted and logged above; the tracker does not let them
-        // extend the ban.
-        if self.lock_bans().record(peer, now) {
+        // A banned address's attempts are counted and logged above; the tracker does not let
+        // them extend the ban.
+        if self.lock_bans().record(charged, now) {
             let cfg = self.config();
             warn!(
                 target: "fxpd::security",
                 event = "client_banned",
-                client = %peer,
+                client = %charged,
                 refusals = cfg.ban_threshold,
                 window_secs = cfg.ban_window_secs,
                 ban_secs = cfg.ban_secs,
-                "client banned after repeated refused data connections"
+                "address banned after repeated refused data connections"
             );
         }
         refusal

@@ -392,7 +392,7 @@ fn bans_after_threshold_then_expires() {
     assert!(!policy.is_banned(ip(PEER)));
     assert!(policy.approve_active(&client, "PORT", sock(PEER, 2000)).is_ok());
     let third = policy
-        .approve_passive_peer(&client, sock(LISTED, 40000))
+        .approve_active(&client, "EPRT", sock(LISTED, 40000))
         .unwrap_err();
     assert_eq!(
         third.reason,
@@ -681,4 +681,201 @@ fn proxy_trust_is_deny_by_default_and_follows_the_list() {
         !p.proxy_trust("127.0.0.10".parse().unwrap()),
         "a reload can revoke trust"
     );
+}
+
+/// A host that connects to other clients' passive ports (the address charged for it).
+const STRANGER: &str = "203.0.113.66";
+
+#[test]
+fn passive_refusals_are_charged_to_the_source_never_the_client() {
+    let (policy, _clock) = TestClock::policy(ban_config());
+    let victim = who(PEER, USER);
+    let neighbour = who("198.51.100.2", USER);
+    for _ in 0..3 {
+        let refusal = policy
+            .screen_passive_peer(&victim, sock(STRANGER, 40000))
+            .unwrap_err();
+        assert_eq!(refusal.reason, Reason::ForeignAddress);
+    }
+    assert!(policy.is_banned(ip(STRANGER)), "the stranger banned itself");
+    assert!(!policy.is_banned(ip(PEER)), "the victim is not banned");
+    assert_eq!(policy.stats().banned_addresses, 1);
+
+    // The victim keeps every kind of data connection.
+    assert!(matches!(
+        policy.approve_setup(&victim, DataSetup::Pasv, false),
+        Ok(Grant::Passive(_))
+    ));
+    assert!(policy.screen_passive_peer(&victim, sock(PEER, 40001)).is_ok());
+    assert!(policy.approve_passive_peer(&victim, sock(PEER, 40001)).is_ok());
+    assert!(policy
+        .approve_setup(&victim, DataSetup::Port(sock(PEER, 2000)), false)
+        .is_ok());
+
+    // The banned stranger gets no data connection from anyone's listener, even where FXP from
+    // it would be allowed, and its further attempts never reach the clients.
+    policy.reload(FxpConfig {
+        allow_foreign_passive: true,
+        ..ban_config()
+    });
+    for session in [&victim, &neighbour] {
+        let refusal = policy
+            .screen_passive_peer(session, sock(STRANGER, 40002))
+            .unwrap_err();
+        assert_eq!((refusal.reason, refusal.setting), (Reason::Banned, None));
+        assert!(refusal.reply_text().contains(STRANGER), "{refusal}");
+    }
+    assert!(!policy.is_banned(ip(PEER)));
+    assert!(!policy.is_banned(ip("198.51.100.2")));
+    // Its own session, if it had one, is banned like any banned client.
+    let refusal = policy
+        .approve_setup(&who(STRANGER, USER), DataSetup::Epsv, false)
+        .unwrap_err();
+    assert_eq!(refusal.reason, Reason::Banned);
+}
+
+#[test]
+fn connections_to_a_banned_clients_listener_charge_nobody() {
+    let (policy, _clock) = TestClock::policy(FxpConfig {
+        allow_foreign_passive: true,
+        ..ban_config()
+    });
+    let banned = who(PEER, USER);
+    for _ in 0..3 {
+        policy
+            .approve_active(&banned, "PORT", sock(PEER, 21))
+            .unwrap_err();
+    }
+    assert!(policy.is_banned(ip(PEER)));
+    // Its FXP partner connecting to its (earlier) listener is refused, but not counted against.
+    for _ in 0..10 {
+        let refusal = policy
+            .screen_passive_peer(&banned, sock(LISTED, 40000))
+            .unwrap_err();
+        assert_eq!(refusal.reason, Reason::Banned);
+    }
+    assert!(!policy.is_banned(ip(LISTED)));
+}
+
+#[test]
+fn a_held_connection_is_judged_again_and_counted_once() {
+    let (policy, _clock) = TestClock::policy(FxpConfig {
+        allow_foreign_passive: true,
+        ban_threshold: 1,
+        ..ban_config()
+    });
+    let client = who(PEER, USER);
+    policy.screen_passive_peer(&client, sock(PEER, 40000)).unwrap();
+    policy.screen_passive_peer(&client, sock(LISTED, 40001)).unwrap();
+    assert_eq!(policy.stats().approved_passive, 0, "screening counts no approval");
+    policy.approve_passive_peer(&client, sock(PEER, 40000)).unwrap();
+    assert_eq!(policy.stats().approved_passive, 1, "the use counts it, once");
+
+    // A reload revokes foreign passive connections between accept and use: refused (fail
+    // closed), counted as a refusal, but charged to nobody (threshold 1 would ban at once).
+    policy.reload(FxpConfig {
+        ban_threshold: 1,
+        ..ban_config()
+    });
+    let refusal = policy
+        .approve_passive_peer(&client, sock(LISTED, 40001))
+        .unwrap_err();
+    assert_eq!(refusal.reason, Reason::ForeignAddress);
+    let stats = policy.stats();
+    assert_eq!(stats.approved_passive, 1);
+    assert_eq!(stats.refused[Reason::ForeignAddress as usize].1, 1);
+    assert_eq!(stats.banned_addresses, 0);
+    assert!(!policy.is_banned(ip(LISTED)) && !policy.is_banned(ip(PEER)));
+}
+
+#[test]
+fn every_data_setup_command_passes_the_same_gate() {
+    let (policy, _clock) = TestClock::policy(ban_config());
+    let client = who(PEER, USER);
+    let all = [
+        DataSetup::Port(sock(PEER, 2000)),
+        DataSetup::Eprt(sock(PEER, 2000)),
+        DataSetup::Pasv,
+        DataSetup::Epsv,
+        DataSetup::Cpsv,
+    ];
+    for setup in all {
+        match (setup, policy.approve_setup(&client, setup, false)) {
+            (DataSetup::Port(_) | DataSetup::Eprt(_), Ok(Grant::Active(approved))) => {
+                assert_eq!(approved.addr(), sock(PEER, 2000))
+            }
+            (DataSetup::Pasv | DataSetup::Epsv | DataSetup::Cpsv, Ok(Grant::Passive(grant))) => {
+                assert_eq!(grant.who().peer, ip(PEER))
+            }
+            (setup, other) => panic!("{setup:?}: {other:?}"),
+        }
+    }
+    // After EPSV ALL only EPSV passes (RFC 2428 section 4).
+    let (policy, _clock) = TestClock::policy(FxpConfig {
+        ban_threshold: 0,
+        ..ban_config()
+    });
+    for setup in all {
+        let result = policy.approve_setup(&client, setup, true);
+        if setup == DataSetup::Epsv {
+            assert!(result.is_ok(), "EPSV after EPSV ALL");
+        } else {
+            let refusal = result.unwrap_err();
+            assert_eq!(
+                (refusal.reason, refusal.command()),
+                (Reason::EpsvAll, setup.verb())
+            );
+        }
+    }
+    // A banned client passes with none of them.
+    let (policy, _clock) = TestClock::policy(ban_config());
+    for _ in 0..3 {
+        policy.approve_setup(&client, DataSetup::Cpsv, true).unwrap_err();
+    }
+    assert!(policy.is_banned(ip(PEER)));
+    for setup in all {
+        let refusal = policy.approve_setup(&client, setup, false).unwrap_err();
+        assert_eq!(
+            (refusal.reason, refusal.command()),
+            (Reason::Banned, setup.verb())
+        );
+    }
+}
+
+#[test]
+fn passive_refusals_log_client_source_and_the_address_charged() {
+    let recorder = Recorder::default();
+    let (policy, _clock) = TestClock::policy(FxpConfig {
+        ban_threshold: 2,
+        ..FxpConfig::default()
+    });
+    let victim = who(PEER, USER);
+    tracing::subscriber::with_default(recorder.clone(), || {
+        tracing::callsite::rebuild_interest_cache();
+        for port in [40000, 40001] {
+            policy
+                .screen_passive_peer(&victim, sock(STRANGER, port))
+                .unwrap_err();
+        }
+    });
+    let refused = recorder.events("fxp_refused");
+    assert_eq!(refused.len(), 2);
+    for (key, value) in [
+        ("client", PEER),
+        ("source", STRANGER),
+        ("charged", STRANGER),
+        ("command", PASSIVE_COMMAND),
+        ("target", "203.0.113.66:40000"),
+        ("rule", "foreign-address"),
+    ] {
+        assert_eq!(
+            refused[0].get(key).map(String::as_str),
+            Some(value),
+            "{key} in {:?}",
+            refused[0]
+        );
+    }
+    let banned = recorder.events("client_banned");
+    assert_eq!(banned.len(), 1);
+    assert_eq!(banned[0]["client"], STRANGER);
 }

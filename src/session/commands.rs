@@ -11,7 +11,7 @@ use crate::control::reply::{Code, Reply};
 use crate::control::stream::ControlStream;
 use crate::datachan::PassiveListener;
 use crate::listing::{self, Entry};
-use crate::policy::{normalize, Refusal, Who};
+use crate::policy::{normalize, DataSetup, Grant, PassiveGrant, Refusal, Who};
 use crate::storage::{Backend, Storage};
 use crate::tls::TlsRequire;
 use std::io::{Seek, SeekFrom};
@@ -79,11 +79,7 @@ impl Session {
                 let method = if self.sscn_client { "CLIENT" } else { "SERVER" };
                 ok(Code::OK, format!("SSCN:{method} METHOD"))
             }
-            Command::Cpsv => {
-                let reply = self.pasv().await;
-                self.cpsv_once = reply.code == Code::PASSIVE;
-                reply
-            }
+            Command::Cpsv => self.set_up_data(DataSetup::Cpsv).await,
             Command::Allo => ok(Code::NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
             Command::ModeStream => ok(Code::OK, "MODE S command successful."),
             Command::StruFile => ok(Code::OK, "STRU F command successful."),
@@ -131,22 +127,10 @@ impl Session {
                 self.rest = offset;
                 ok(Code::PENDING_FURTHER_INFO, format!("Restarting at {offset}."))
             }
-            Command::Port(target) => {
-                self.import_cluster_ban().await;
-                self.active("PORT", SocketAddr::V4(target))
-            }
-            Command::Eprt(target) => {
-                self.import_cluster_ban().await;
-                self.active("EPRT", target)
-            }
-            Command::Pasv => {
-                self.import_cluster_ban().await;
-                self.pasv().await
-            }
-            Command::Epsv(arg) => {
-                self.import_cluster_ban().await;
-                self.epsv(arg).await
-            }
+            Command::Port(target) => self.set_up_data(DataSetup::Port(SocketAddr::V4(target))).await,
+            Command::Eprt(target) => self.set_up_data(DataSetup::Eprt(target)).await,
+            Command::Pasv => self.set_up_data(DataSetup::Pasv).await,
+            Command::Epsv(arg) => self.epsv(arg).await,
             // A REST offset holds until the next transfer command (clients send PASV between).
             Command::Retr(file) => {
                 let rest = std::mem::take(&mut self.rest);
@@ -760,100 +744,110 @@ impl Session {
         }
     }
 
-    /// A ban another node of the cluster set on this client reaches the policy before its next
-    /// data-connection decision.
-    async fn import_cluster_ban(&self) {
+    /// Every command that sets up a data connection (PORT, EPRT, PASV, EPSV, CPSV) goes through
+    /// here: the previous plan is dropped, the one gate is passed, and only its grant makes the
+    /// new plan.
+    async fn set_up_data(&mut self, setup: DataSetup) -> Reply {
+        // A new setup command replaces the previous plan whatever its outcome; a refused one
+        // leaves none (and a dropped passive listener stops accepting).
+        self.data = None;
+        self.cpsv_once = false;
+        let grant = match self.data_gate(setup).await {
+            Ok(grant) => grant,
+            Err(refusal) => return refused(&refusal),
+        };
+        match grant {
+            Grant::Active(approved) => {
+                self.data = Some(DataPlan::Active(approved));
+                ok(Code::OK, format!("{} command successful.", setup.verb()))
+            }
+            Grant::Passive(grant) => {
+                let reply = self.passive(setup, grant).await;
+                self.cpsv_once = setup == DataSetup::Cpsv && self.data.is_some();
+                reply
+            }
+        }
+    }
+
+    /// The one gate for data-setup commands: a ban another node of the cluster set on this
+    /// client reaches the policy first, then the policy decides (`EPSV ALL`, bans, the address
+    /// table for PORT/EPRT).
+    async fn data_gate(&self, setup: DataSetup) -> Result<Grant, Refusal> {
         self.shared
             .cluster
             .import_ban(&self.shared.policy, self.peer.ip())
             .await;
+        let who = &self.login().who;
+        // SECURITY: the one check point for every data-setup command, before anything is bound
+        // or connected.
+        self.shared.policy.approve_setup(who, setup, self.epsv_all)
     }
 
-    /// PORT/EPRT: the target is approved (or refused) now, before anything connects; the
-    /// connect happens when the transfer command arrives.
-    fn active(&mut self, verb: &'static str, target: SocketAddr) -> Reply {
-        let who = self.login().who.clone();
-        let decision = if self.epsv_all {
-            Err(self.shared.policy.refuse_after_epsv_all(&who, verb))
-        } else {
-            // SECURITY: the one check point for active-mode targets, before any connect.
-            self.shared.policy.approve_active(&who, verb, target)
-        };
-        match decision {
-            Ok(approved) => {
-                self.data = Some(DataPlan::Active(approved));
-                ok(Code::OK, format!("{verb} command successful."))
-            }
-            Err(refusal) => refused(&refusal),
-        }
-    }
-
-    async fn pasv(&mut self) -> Reply {
-        if self.epsv_all {
-            let who = self.login().who.clone();
-            return refused(&self.shared.policy.refuse_after_epsv_all(&who, "PASV"));
-        }
-        let announce = match (self.settings.config.passive.address, local_v4(self.local.ip())) {
-            (Some(IpAddr::V4(a)), _) | (None, Some(a)) => a,
-            _ => {
-                return ok(
-                    Code::PARAMETER_SYNTAX_ERROR,
-                    "PASV is IPv4 only; use EPSV on an IPv6 connection.",
-                )
-            }
-        };
-        match self.bind_passive().await {
-            Ok(port) => {
-                let [a, b, c, d] = announce.octets();
-                let [p1, p2] = port.to_be_bytes();
-                ok(
-                    Code::PASSIVE,
-                    format!("Entering Passive Mode ({a},{b},{c},{d},{p1},{p2})."),
-                )
-            }
-            Err(r) => r,
-        }
-    }
-
+    /// EPSV (RFC 2428 section 3): `EPSV ALL` restricts the session to EPSV from now on; any
+    /// other form sets up a passive listener for its address family.
     async fn epsv(&mut self, arg: EpsvArg) -> Reply {
         let local_is_v4 = local_v4(self.local.ip()).is_some();
         match arg {
             EpsvArg::All => {
                 self.epsv_all = true;
                 self.data = None;
-                return ok(Code::OK, "EPSV ALL command successful.");
+                ok(Code::OK, "EPSV ALL command successful.")
             }
-            EpsvArg::V4 if !local_is_v4 => {
-                return ok(
-                    Code::NETWORK_PROTOCOL_NOT_SUPPORTED,
-                    "Network protocol not supported, use (2)",
-                )
-            }
-            EpsvArg::V6 if local_is_v4 => {
-                return ok(
-                    Code::NETWORK_PROTOCOL_NOT_SUPPORTED,
-                    "Network protocol not supported, use (1)",
-                )
-            }
-            _ => {}
-        }
-        match self.bind_passive().await {
-            Ok(port) => ok(
-                Code::EXTENDED_PASSIVE,
-                format!("Entering Extended Passive Mode (|||{port}|)."),
+            EpsvArg::V4 if !local_is_v4 => ok(
+                Code::NETWORK_PROTOCOL_NOT_SUPPORTED,
+                "Network protocol not supported, use (2)",
             ),
-            Err(r) => r,
+            EpsvArg::V6 if local_is_v4 => ok(
+                Code::NETWORK_PROTOCOL_NOT_SUPPORTED,
+                "Network protocol not supported, use (1)",
+            ),
+            _ => self.set_up_data(DataSetup::Epsv).await,
         }
     }
 
-    /// Bind a passive listener on the control connection's local address.
-    async fn bind_passive(&mut self) -> Result<u16, Reply> {
-        self.data = None;
+    /// PASV/CPSV (227) or EPSV (229) after the gate: bind a listener on the control
+    /// connection's local address.
+    async fn passive(&mut self, setup: DataSetup, grant: PassiveGrant) -> Reply {
+        // PASV and CPSV announce an IPv4 address (RFC 959); EPSV only the port.
+        let announce = match (self.settings.config.passive.address, local_v4(self.local.ip())) {
+            _ if setup == DataSetup::Epsv => None,
+            (Some(IpAddr::V4(a)), _) | (None, Some(a)) => Some(a),
+            _ => {
+                return ok(
+                    Code::PARAMETER_SYNTAX_ERROR,
+                    format!("{} is IPv4 only; use EPSV on an IPv6 connection.", setup.verb()),
+                )
+            }
+        };
+        let port = match self.bind_passive(grant).await {
+            Ok(port) => port,
+            Err(reply) => return reply,
+        };
+        match announce {
+            Some(a) => {
+                let [a, b, c, d] = a.octets();
+                let [p1, p2] = port.to_be_bytes();
+                ok(
+                    Code::PASSIVE,
+                    format!("Entering Passive Mode ({a},{b},{c},{d},{p1},{p2})."),
+                )
+            }
+            None => ok(
+                Code::EXTENDED_PASSIVE,
+                format!("Entering Extended Passive Mode (|||{port}|)."),
+            ),
+        }
+    }
+
+    /// Bind a passive listener on the control connection's local address; it accepts (and
+    /// screens) from now on.
+    async fn bind_passive(&mut self, grant: PassiveGrant) -> Result<u16, Reply> {
         let ip = match local_v4(self.local.ip()) {
             Some(v4) => IpAddr::V4(v4),
             None => self.local.ip(),
         };
-        match PassiveListener::bind(ip, self.settings.config.passive.ports).await {
+        let range = self.settings.config.passive.ports;
+        match PassiveListener::bind(ip, range, grant, self.shared.policy.clone()).await {
             Ok(listener) => {
                 let port = listener.local_addr().port();
                 self.data = Some(DataPlan::Passive(listener));

@@ -5,11 +5,9 @@ use crate::control::reply::{Code, Reply};
 use crate::datachan::rate::{Limiter, Throttle};
 use crate::datachan::transfer::{receive, send, Direction, Inbound};
 use crate::datachan::{blocking, inline};
-use crate::datachan::{connect_active, DataError};
-use crate::policy::Refusal;
+use crate::datachan::{connect_active, DataError, RefusedLog};
 use crate::tls::{Tls, TlsRequire};
 use rustls::HandshakeKind;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -44,16 +42,10 @@ impl Job {
 
 /// How a transfer ended.
 pub(super) enum Outcome {
-    /// All bytes moved. `refused` lists passive connections the policy turned away first.
-    Complete {
-        bytes: u64,
-        refused: Vec<(SocketAddr, Refusal)>,
-    },
+    /// All bytes moved. `refused`: the passive connections the policy turned away meanwhile.
+    Complete { bytes: u64, refused: RefusedLog },
     /// The data connection never came about.
-    NoConnection {
-        error: DataError,
-        refused: Vec<(SocketAddr, Refusal)>,
-    },
+    NoConnection { error: DataError, refused: RefusedLog },
     /// The data connection broke.
     Network(std::io::Error),
     /// The storage back-end failed.
@@ -72,6 +64,7 @@ impl Session {
             ));
         }
         self.protection_required()
+            .or_else(|| self.protection_unavailable())
     }
 
     /// Send the preliminary reply and start `job` on the planned data connection. The
@@ -92,15 +85,16 @@ impl Session {
                 ))
                 .await;
         };
-        let Some(login) = self.logged_in() else {
+        if self.logged_in().is_none() {
             return Ok(());
-        };
+        }
         if let Some(refusal) = self.protection_required() {
             return self.send(refusal).await;
         }
-        let who = login.who.clone();
-        let protection = self.data_protection(job.receives());
-        let policy = self.shared.policy.clone();
+        let protection = match self.data_protection(job.receives()) {
+            Ok(protection) => protection,
+            Err(refusal) => return self.send(refusal).await,
+        };
         let ascii = self.transfer_type == crate::control::command::TransferType::Ascii;
         let timeout = std::time::Duration::from_secs(self.settings.config.limits.data_timeout_secs);
         let local_ip = self.local.ip();
@@ -113,17 +107,24 @@ impl Session {
         };
         self.send(preliminary).await?;
         let handle = tokio::spawn(async move {
-            let mut refused = Vec::new();
-            let connected = match plan {
-                DataPlan::Passive(listener) => {
+            // A passive listener lives (and keeps screening and closing strangers' connections)
+            // until the transfer ends; then its refusals go into the final reply.
+            let (connected, listener) = match plan {
+                DataPlan::Passive(mut listener) => {
                     let deadline = tokio::time::Instant::now() + timeout;
-                    listener.accept(&policy, &who, deadline, &mut refused).await
+                    (listener.accept(deadline).await, Some(listener))
                 }
-                DataPlan::Active(target) => connect_active(target, local_ip, timeout).await,
+                DataPlan::Active(target) => (connect_active(target, local_ip, timeout).await, None),
             };
+            let refused = move || listener.map(|l| l.refused()).unwrap_or_default();
             let stream: TcpStream = match connected {
                 Ok(s) => s,
-                Err(error) => return Outcome::NoConnection { error, refused },
+                Err(error) => {
+                    return Outcome::NoConnection {
+                        error,
+                        refused: refused(),
+                    }
+                }
             };
             let io = TransferIo {
                 ascii,
@@ -135,11 +136,19 @@ impl Session {
                 None => io.run_plain(job, stream).await,
                 Some(protection) => match protection.secure(stream, timeout).await {
                     Ok(tls) => io.run_async(job, tls, true).await,
-                    Err(error) => return Outcome::NoConnection { error, refused },
+                    Err(error) => {
+                        return Outcome::NoConnection {
+                            error,
+                            refused: refused(),
+                        }
+                    }
                 },
             };
             match result {
-                Ok(bytes) => Outcome::Complete { bytes, refused },
+                Ok(bytes) => Outcome::Complete {
+                    bytes,
+                    refused: refused(),
+                },
                 Err(outcome) => outcome,
             }
         });
@@ -184,19 +193,43 @@ impl Session {
         })
     }
 
+    /// PROT P promised TLS on every data connection, but a reload removed `[tls]` (or the
+    /// session has no TLS acceptors): the transfer is refused, never sent in clear text.
+    fn protection_unavailable(&self) -> Option<Reply> {
+        let unavailable = self.settings.tls.is_none() || self.tls_acceptors.is_none();
+        // SECURITY: fail closed. A session that negotiated PROT P never gets a clear-text data
+        // connection, whatever the configuration became since.
+        (self.prot_private && unavailable).then(tls_unavailable)
+    }
+
     /// How the next data connection is protected: `None` for clear text (PROT C), else the
     /// TLS role (client after SSCN ON or CPSV, server otherwise). `upload`: the client sends.
-    fn data_protection(&mut self, upload: bool) -> Option<Protection> {
+    /// `Err`: PROT P is in force but TLS is not available (see [`Session::protection_unavailable`]).
+    fn data_protection(&mut self, upload: bool) -> Result<Option<Protection>, Reply> {
         let client = self.sscn_client || std::mem::take(&mut self.cpsv_once);
-        let tls = self.settings.tls.clone()?;
-        let acceptor = self.tls_acceptors.as_ref()?.data(upload);
-        self.prot_private.then(|| Protection {
+        if !self.prot_private {
+            return Ok(None);
+        }
+        let (Some(tls), Some(acceptors)) = (self.settings.tls.clone(), self.tls_acceptors.as_ref()) else {
+            // SECURITY: fail closed, as in the precheck.
+            return Err(tls_unavailable());
+        };
+        Ok(Some(Protection {
             require_resumption: tls.config.require_data_resumption,
+            acceptor: acceptors.data(upload),
             tls,
-            acceptor,
             client,
-        })
+        }))
     }
+}
+
+/// The refusal of a transfer under PROT P when TLS is not available (RFC 2228: 431, a resource
+/// needed for security is unavailable).
+fn tls_unavailable() -> Reply {
+    Reply::new(
+        Code::TLS_UNAVAILABLE,
+        "Data connections are protected (PROT P) but TLS is no longer available on this server; nothing is sent in clear text.",
+    )
 }
 
 /// The TLS side of a protected data connection.
@@ -432,7 +465,7 @@ pub(super) fn final_reply(running: &Running, outcome: Result<Outcome, JoinError>
                     Code::TRANSFER_COMPLETE,
                     format!(
                         "Transfer complete; {} other connection(s) refused, first from {}: {}",
-                        refused.len(),
+                        refused.count(),
                         source.ip(),
                         refusal.reply_text()
                     ),
@@ -440,8 +473,14 @@ pub(super) fn final_reply(running: &Running, outcome: Result<Outcome, JoinError>
             }
         }
         Outcome::NoConnection { error, refused } => {
-            tracing::info!(command = verb, %error, refused = refused.len(), "no data connection");
-            match refused.first() {
+            tracing::info!(command = verb, %error, refused = refused.count(), "no data connection");
+            // The held connection itself refused names its own source; otherwise the first
+            // connection refused is the likeliest reason nothing usable arrived.
+            let refused_first = match &error {
+                DataError::Refused(source, refusal) => Some((source, &**refusal)),
+                _ => refused.first().map(|(source, refusal)| (source, refusal)),
+            };
+            match refused_first {
                 None => Reply::new(
                     Code::CANT_OPEN_DATA,
                     format!("Can't open data connection: {error}."),

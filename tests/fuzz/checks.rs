@@ -26,7 +26,7 @@ use fxpd::control::codec::{Line, LineReader};
 use fxpd::control::command::{Command, EpsvArg};
 use fxpd::control::parser::{parse, parse_eprt, parse_port, ParseError};
 use fxpd::control::reply::{Code, Reply};
-use fxpd::policy::{Cidr, FxpConfig, FxpOverride, Policy, Reason, Who};
+use fxpd::policy::{Cidr, DataSetup, FxpConfig, FxpOverride, Grant, Policy, Reason, Who};
 use fxpd::proxy::{self, Header, Step};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -713,14 +713,28 @@ pub fn policy(data: &[u8]) {
                 };
                 let target = SocketAddr::new(target_ip, port);
                 let active = op & 7 <= 2;
-                let banned = policy.is_banned(peer);
+                // A passive connection is screened as it arrives (no approval counted) or judged
+                // when it is used (approval counted).
+                let screen = op & 7 == 3;
+                // Row 1 (the client) for everything, row 2 (the connecting source) for passive.
+                let banned = policy.is_banned(peer)
+                    || (!active && canonical(target_ip) != canonical(peer) && policy.is_banned(target_ip));
                 let got = if active {
-                    let command = if op & 1 == 0 { "PORT" } else { "EPRT" };
-                    policy.approve_active(&who, command, target).map(|approved| {
+                    let setup = if op & 1 == 0 {
+                        DataSetup::Port(target)
+                    } else {
+                        DataSetup::Eprt(target)
+                    };
+                    policy.approve_setup(&who, setup, false).map(|grant| {
+                        let Grant::Active(approved) = grant else {
+                            panic!("{setup:?} granted a passive listener")
+                        };
                         let want = SocketAddr::new(canonical(target.ip()), target.port());
                         assert_eq!(approved.addr().ip(), want.ip(), "approved address");
                         assert_eq!(approved.addr().port(), want.port(), "approved port");
                     })
+                } else if screen {
+                    policy.screen_passive_peer(&who, target)
                 } else {
                     policy.approve_passive_peer(&who, target)
                 };
@@ -735,12 +749,13 @@ pub fn policy(data: &[u8]) {
                 );
                 match got {
                     Ok(()) if active => approved_active += 1,
+                    Ok(()) if screen => {}
                     Ok(()) => approved_passive += 1,
                     Err(reason) => *refused.entry(reason).or_default() += 1,
                 }
                 if got.is_ok() {
                     // The brief's invariants, independent of the row order above.
-                    assert!(!banned, "approved for a banned client");
+                    assert!(!banned, "approved for a banned client or source");
                     if active {
                         assert!(
                             target.port() >= 1024 || (cfg.allow_privileged_ports && target.port() != 0),
@@ -776,10 +791,18 @@ pub fn policy(data: &[u8]) {
                 assert_eq!(*policy.config(), cfg);
             }
             _ => {
-                let command = ["PORT", "EPRT", "PASV"][usize::from(input.u8() % 3)];
-                let refusal = policy.refuse_after_epsv_all(&who, command);
+                let own = SocketAddr::new(peer, 2000);
+                let setup = [
+                    DataSetup::Port(own),
+                    DataSetup::Eprt(own),
+                    DataSetup::Pasv,
+                    DataSetup::Cpsv,
+                ][usize::from(input.u8() % 4)];
+                let refusal = policy
+                    .approve_setup(&who, setup, true)
+                    .expect_err("only EPSV after EPSV ALL");
                 assert_eq!(refusal.reason, Reason::EpsvAll);
-                assert_eq!(refusal.command(), command);
+                assert_eq!(refusal.command(), setup.verb());
                 *refused.entry(Reason::EpsvAll).or_default() += 1;
             }
         }
