@@ -4,10 +4,12 @@
 //! policy's ban tracker), which is what the synchronous decisions read. When
 //! `cluster.redis_url` is set, each counted failure is also recorded in Redis, and a node asks
 //! Redis before a login or a data-connection command whether another node has locked the
-//! client (or the user name) out; a lock found there is copied into the local state, so the one
-//! decision point still decides. Counting in Redis is one atomic script per failure (counter
-//! with the window as its expiry; at the threshold a lock key with the lockout as its expiry),
-//! so two nodes never both miss the threshold.
+//! client out; a lock found there is copied into the local state, so the one decision point
+//! still decides. Counting in Redis is one atomic script per failure (counter with the window
+//! as its expiry; at the threshold a lock key with the lockout as its expiry), so two nodes
+//! never both miss the threshold. User names are never locked: their failures are only
+//! counted ([`Scope::LoginUser`]), and every node slows a name down by the larger of its own
+//! count and the cluster's.
 //!
 //! Redis being unreachable at start is a start-up error (fail closed: an operator who asked for
 //! shared lockouts does not silently get per-node ones). Once running, a failed or slow request
@@ -26,9 +28,11 @@ use tokio::sync::mpsc;
 /// What a shared counter counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// Failed logins per client address (its /64 for IPv6).
+    /// Failed logins per client address (its /64 for IPv6): counted, and locked at the
+    /// threshold.
     LoginClient,
-    /// Failed logins per user name.
+    /// Failed logins per user name, from any address: only counted (the count slows the name
+    /// down), never locked, so nobody can lock another user out.
     LoginUser,
     /// Refused data connections per client address (FXP auto-bans).
     DataBan,
@@ -69,6 +73,13 @@ end
 return 0
 ";
 
+/// Counts one failure and tells the count in the window. KEYS[1]: counter; ARGV[1]: window ms.
+const COUNT_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
 /// The shared-state link of this node: `None` when the cluster is off (state in memory only).
 #[derive(Default)]
 pub struct Cluster {
@@ -80,6 +91,7 @@ struct Link {
     prefix: String,
     timeout: Duration,
     record: redis::Script,
+    count: redis::Script,
     /// Seconds since the epoch of the last logged Redis error (one warning per 10 s at most).
     last_warned: AtomicU64,
 }
@@ -148,6 +160,7 @@ impl Cluster {
                 prefix: cfg.key_prefix.clone(),
                 timeout,
                 record: redis::Script::new(RECORD_SCRIPT),
+                count: redis::Script::new(COUNT_SCRIPT),
                 last_warned: AtomicU64::new(0),
             }),
         })
@@ -198,17 +211,35 @@ impl Cluster {
         started == Some(1)
     }
 
-    /// Forget the failures counted for `key` (a successful login clears its user name's count).
-    pub async fn clear(&self, scope: Scope, key: &str) {
-        let Some(link) = self.link.as_ref() else { return };
+    /// Count one failure for `key` that never locks; the failures counted within `window`
+    /// (from the first one) by every node, this one included. `None` when the cluster is off
+    /// or Redis did not answer.
+    pub async fn count_failure(&self, scope: Scope, key: &str, window: Duration) -> Option<u32> {
+        let link = self.link.as_ref()?;
         let mut conn = link.conn.clone();
-        let _ = link
+        let n = link
             .run(
-                redis::cmd("DEL")
-                    .arg(link.key(scope, "count", key))
-                    .query_async::<i64>(&mut conn),
+                link.count
+                    .key(link.key(scope, "count", key))
+                    .arg(millis(window))
+                    .invoke_async::<i64>(&mut conn),
             )
-            .await;
+            .await?;
+        Some(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The failures every node counted for `key` in its current window (0 if none).
+    pub async fn failures(&self, scope: Scope, key: &str) -> Option<u32> {
+        let link = self.link.as_ref()?;
+        let mut conn = link.conn.clone();
+        let n = link
+            .run(
+                redis::cmd("GET")
+                    .arg(link.key(scope, "count", key))
+                    .query_async::<Option<i64>>(&mut conn),
+            )
+            .await?;
+        Some(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! How a command flows through the crate:
 //!
-//! - [`server`]: binds the control listeners, accepts under session limits and spawns one
-//!   task per connection.
+//! - [`server`]: binds the control listeners, gives each connection a seat
+//!   ([`server::admission`]: a budget for connections not logged in yet, another for logged-in
+//!   sessions) and spawns one task per connection.
 //! - [`control`]: bounded command lines ([`control::codec`]), parsed into typed
 //!   [`control::command::Command`]s ([`control::parser`]); answers are
 //!   [`control::reply::Reply`] values, turned into bytes in one place.

@@ -64,26 +64,40 @@ fn failed_logins_on_one_node_lock_the_client_out_of_another() {
 }
 
 #[test]
-fn failed_logins_for_one_user_name_add_up_across_nodes() {
+fn failed_logins_for_one_user_name_add_up_across_nodes_into_a_slowdown_not_a_lockout() {
     if !require_client("redis-server") {
         return;
     }
     let mut redis = Redis::start();
-    let a = node("127.0.0.2", &redis, "");
-    let b = node("127.0.0.3", &redis, "");
-    // Two failures on A from one address, one on B from another: neither node nor address
-    // reached 3 on its own; the user name did, cluster-wide.
-    for (from, server) in [(CLIENT, &a), (CLIENT, &a), (OTHER_CLIENT, &b)] {
+    let a = node("127.0.0.2", &redis, "user_slowdown_max_ms = 1500\n");
+    let b = node("127.0.0.3", &redis, "user_slowdown_max_ms = 1500\n");
+    // Two failures on A from one address, two on B from another: neither node nor address
+    // passed 3 on its own; the user name did, cluster-wide.
+    for (from, server) in [(CLIENT, &a), (CLIENT, &a), (OTHER_CLIENT, &b), (OTHER_CLIENT, &b)] {
         let mut c = Ctrl::connect_from(from, server.addr());
         c.expect("USER alice", 331);
         c.expect("PASS wrong", 530);
     }
-    assert!(redis.pttl("test:login-user:lock:alice") > 0);
+    assert!(redis.pttl("test:login-user:count:alice") > 0);
+    assert_eq!(
+        redis.pttl("test:login-user:lock:alice"),
+        -2,
+        "a user name is never locked"
+    );
+    // From a third address alice logs in on every node, each time after the slowdown the
+    // cluster's count asks for (1 s for the first failure beyond the threshold).
+    let third = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6));
     for server in [&a, &b] {
-        let mut c = Ctrl::connect_from(OTHER_CLIENT, server.addr());
+        let mut c = Ctrl::connect_from(third, server.addr());
         c.expect("USER alice", 331);
+        let started = Instant::now();
         let r = c.cmd(&format!("PASS {PASS}"));
-        assert_eq!(r.code, 530, "alice is locked out on every node: {r}");
+        let took = started.elapsed();
+        assert_eq!(r.code, 230, "alice is never locked out: {r}");
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+            "slowed down by the shared count: {took:?}"
+        );
     }
 }
 

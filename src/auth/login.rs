@@ -1,5 +1,6 @@
-//! The login procedure a session calls for `USER`/`PASS`: lockout check, anonymous or
-//! users-file authentication, failure accounting, failure delay and security logging.
+//! The login procedure a session calls for `USER`/`PASS`: lockout check, user-name slowdown,
+//! anonymous or users-file authentication, failure accounting, a failure answer padded to a
+//! fixed time, and security logging.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -21,6 +22,10 @@ const LOG_TARGET: &str = "fxpd::security";
 
 /// Longest user name written to the log (characters).
 const MAX_LOGGED_NAME: usize = 64;
+
+/// Longest time a failed login is padded to (beyond a name's slowdown), whatever the slowest
+/// verification took.
+const MAX_FAILURE_PAD: Duration = Duration::from_secs(30);
 
 /// Anonymous login settings (the `[anonymous]` section of the configuration).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -122,15 +127,19 @@ impl Login {
         self.anonymous.enabled && is_reserved_name(user)
     }
 
-    /// Authenticates `user` with `password` from `peer`.
+    /// Authenticates `user` with `password` from `peer`. Call it the moment `PASS` arrives:
+    /// a failure is answered at a time measured from the call.
     ///
-    /// Every failure is logged, counted by the guard (except refusals during a lockout) and
-    /// answered only after the configured failure delay.
+    /// In order: the address's lockout (a locked address costs no password work), the user
+    /// name's slowdown (see [`crate::auth::LoginGuard`]), the password. Every failure is
+    /// logged, counted by the guard (except refusals during a lockout) and answered exactly
+    /// [`Login::failure_pad`] after the call began, plus the name's slowdown, so its timing
+    /// tells nothing about whether the name exists or how costly its hash is.
     pub async fn login(&self, user: &str, password: &str, peer: IpAddr) -> Result<FtpUser, LoginError> {
-        match self.attempt(user, password, peer).await {
+        let arrived = tokio::time::Instant::now();
+        let (slowed, result) = self.attempt(user, password, peer).await;
+        match result {
             Ok(ftp_user) => {
-                self.guard.record_success(user);
-                self.guard.share_success(user).await;
                 tracing::info!(
                     target: LOG_TARGET,
                     client = %peer,
@@ -142,26 +151,75 @@ impl Login {
             }
             Err(failure) => {
                 self.on_failure(user, peer, &failure).await;
-                // SECURITY: a fixed pause on every failure slows guessing on one connection.
-                tokio::time::sleep(self.guard.config().failure_delay).await;
+                // SECURITY: every failure is answered at one fixed time after PASS arrived
+                // (the pad is computed after this verification, so it covers it), which
+                // both slows guessing on one connection and hides the cost of the hash.
+                tokio::time::sleep_until(arrived + slowed + self.failure_pad()).await;
                 Err(failure.error)
             }
         }
     }
 
-    async fn attempt(&self, user: &str, password: &str, peer: IpAddr) -> Result<FtpUser, Failure> {
+    /// How long after `PASS` a failed login is answered (beyond the name's slowdown): the
+    /// larger of `limits.failed_login_delay_ms` and the slowest password verification seen
+    /// since the users file was loaded plus a quarter, at most 30 s.
+    ///
+    /// Why the slowest verification *observed*: a hash's time depends on the machine and its
+    /// load, so it is measured on real runs rather than guessed from the parameters. The
+    /// dummy hash for unknown names has the costliest parameters of the file, so the first
+    /// failure of any kind already observes the costliest hash, and every later failure for any
+    /// name (known, unknown, cheap or costly hash) is answered at the same time. The quarter
+    /// absorbs ordinary jitter; the value only grows, so a load spike makes failures slower
+    /// for everyone alike, never distinguishable. Only a verification that outlasts the pad
+    /// (it then becomes the new slowest) is answered late, once.
+    pub fn failure_pad(&self) -> Duration {
+        let slowest = self.db.slowest_verification();
+        let hash = slowest.saturating_add(slowest / 4);
+        self.guard.config().failure_delay.max(hash).min(MAX_FAILURE_PAD)
+    }
+
+    /// The checks before and with the password: the slowdown it waited, and the outcome.
+    async fn attempt(
+        &self,
+        user: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> (Duration, Result<FtpUser, Failure>) {
         // SECURITY: lockouts are checked before any password work.
-        let locked = match self.guard.check(peer, user) {
-            Ok(()) => self.guard.check_shared(peer, user).await,
+        let locked = match self.guard.check(peer) {
+            Ok(()) => self.guard.check_shared(peer).await,
             Err(retry_after) => Err(retry_after),
         };
         if let Err(retry_after) = locked {
-            return Err(Failure {
+            let failure = Failure {
                 error: LoginError::LockedOut { retry_after },
                 reason: "locked out",
                 count: Count::No,
-            });
+            };
+            return (Duration::ZERO, Err(failure));
         }
+        // SECURITY: a name guessed at from many addresses is slowed down, never locked. The
+        // wait comes before the password check, so an attacker can not learn the outcome
+        // sooner by hanging up; the right password waits too.
+        let slowed = self
+            .guard
+            .slowdown(user)
+            .max(self.guard.slowdown_shared(user).await);
+        if !slowed.is_zero() {
+            tracing::info!(
+                target: LOG_TARGET,
+                client = %peer,
+                user = ?loggable(user),
+                wait_ms = u64::try_from(slowed.as_millis()).unwrap_or(u64::MAX),
+                "login slowed down: many failed logins for this user name"
+            );
+            tokio::time::sleep(slowed).await;
+        }
+        (slowed, self.check_password(user, password, peer).await)
+    }
+
+    /// Anonymous login or a verification against the users file.
+    async fn check_password(&self, user: &str, password: &str, peer: IpAddr) -> Result<FtpUser, Failure> {
         if is_reserved_name(user) {
             return self.anonymous_login();
         }
@@ -240,7 +298,7 @@ impl Login {
         let shared = self.guard.share_failure(peer, counted_user).await;
         let new = NewLockouts {
             ip: local.ip || shared.ip,
-            user: local.user || shared.user,
+            user_slowed: local.user_slowed || shared.user_slowed,
         };
         let lockout_secs = self.guard.config().lockout.as_secs();
         if new.ip {
@@ -254,14 +312,14 @@ impl Login {
                 "too many failed logins: client locked out"
             );
         }
-        if new.user {
+        if new.user_slowed {
             tracing::warn!(
                 target: LOG_TARGET,
                 client = %peer,
                 user = ?loggable(user),
                 scope = "user",
-                lockout_secs,
-                "too many failed logins: user name locked out"
+                max_slowdown_ms = u64::try_from(self.guard.config().max_slowdown.as_millis()).unwrap_or(u64::MAX),
+                "too many failed logins for one name: user name slowed down (never locked)"
             );
         }
     }
@@ -303,6 +361,7 @@ mod tests {
             max_failures: 3,
             window: Duration::from_secs(60),
             lockout: Duration::from_secs(600),
+            max_slowdown: Duration::from_millis(300),
         }
     }
 
@@ -448,21 +507,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lockout_per_user_name() {
+    async fn a_user_name_is_slowed_down_never_locked() {
         let (_, l) = login();
-        let peers = [PEER, OTHER, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1))];
-        for p in peers {
+        // One failure from each of four addresses: one beyond the threshold for the name.
+        for last in 1..=4 {
+            let p = IpAddr::V4(Ipv4Addr::new(198, 51, 100, last));
             assert_eq!(
                 l.login("alice", "wrong", p).await,
                 Err(LoginError::BadCredentials)
             );
         }
         let fresh = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5));
-        assert!(matches!(
-            l.login("alice", "alice-pw", fresh).await,
-            Err(LoginError::LockedOut { .. })
-        ));
+        let started = Instant::now();
+        assert!(l.login("alice", "alice-pw", fresh).await.is_ok());
+        // 1 s for the first failure beyond the threshold, capped at 300 ms here.
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+        // Other names are not slowed.
+        let started = Instant::now();
         assert!(l.login("bob", "bob-pw", fresh).await.is_ok());
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_padded_to_the_slowest_verification() {
+        let (_, l) = login_with(AnonymousConfig::default(), Duration::ZERO);
+        assert_eq!(l.failure_pad(), Duration::ZERO);
+        let _ = l.login("mallory", "x", PEER).await;
+        let slowest = l.db.slowest_verification();
+        assert!(slowest > Duration::ZERO);
+        assert_eq!(l.failure_pad(), slowest + slowest / 4);
+        let (_, l) = login_with(AnonymousConfig::default(), Duration::from_secs(60));
+        assert_eq!(l.failure_pad(), Duration::from_secs(30), "capped");
     }
 
     #[tokio::test]
@@ -564,7 +647,10 @@ mod tests {
             .iter()
             .filter(|(level, _, _)| *level == tracing::Level::WARN)
             .count();
-        assert_eq!(warnings, 2, "client and user name lockouts: {events:?}");
+        assert_eq!(
+            warnings, 1,
+            "the client's lockout (names are never locked): {events:?}"
+        );
         for (_, _, fields) in &events {
             assert!(
                 !fields.contains("S3cret") && !fields.contains("alice-pw"),

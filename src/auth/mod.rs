@@ -6,7 +6,8 @@
 //!   implements unftp-core's [`Authenticator`](unftp_core::auth::Authenticator) and
 //!   [`UserDetailProvider`](unftp_core::auth::UserDetailProvider).
 //! - `password.rs`: argon2 PHC strings; plain text is never accepted.
-//! - `guard.rs`: [`LoginGuard`], failure counts and lockouts per client address and user name.
+//! - `guard.rs`: [`LoginGuard`], failure counts per client address (which lock it out) and per
+//!   user name (which slow it down, never lock it).
 //! - `login.rs`: [`Login`], what a session calls for `USER`/`PASS` (RFC 959 section 4.1.1),
 //!   including anonymous login (RFC 1635).
 //! - `admin.rs`: `fxpd user add|remove|list`.
@@ -24,6 +25,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use admin::{hash_password, read_password, user_add, user_list, user_remove, AdminError, UserSummary};
+pub(crate) use guard::ip_key;
 pub use guard::{Clock, GuardConfig, LoginGuard, ManualClock, NewLockouts, SystemClock};
 pub use login::{AnonymousConfig, Login, LoginError};
 pub use password::PasswordError;

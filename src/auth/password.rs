@@ -137,6 +137,15 @@ impl PhcHash {
         &self.0
     }
 
+    /// The work one verification takes, in KiB-passes (memory cost times iterations; the
+    /// lanes share that memory and run one after another here), for comparing hashes.
+    pub(crate) fn cost(&self) -> u64 {
+        PasswordHash::new(&self.0)
+            .ok()
+            .and_then(|parsed| Params::try_from(&parsed).ok())
+            .map_or(0, |p| u64::from(p.m_cost()) * u64::from(p.t_cost()))
+    }
+
     /// Checks `password` against this hash. CPU- and memory-heavy: call it off the async
     /// runtime (`spawn_blocking`).
     pub(crate) fn verify(&self, password: &[u8]) -> bool {
@@ -276,6 +285,15 @@ mod tests {
         let default = PhcHash::dummy_like(None);
         assert!(default.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert_eq!(default.as_str(), FALLBACK_DUMMY);
+    }
+
+    #[test]
+    fn cost_orders_hashes_by_memory_and_passes() {
+        let cheap = hash_with_params("pw", test_params()).unwrap();
+        let costly = hash_with_params("pw", Params::new(64, 3, 1, None).unwrap()).unwrap();
+        assert_eq!(cheap.cost(), 8);
+        assert_eq!(costly.cost(), 192);
+        assert_eq!(PhcHash::dummy_like(None).cost(), 19_456 * 2);
     }
 
     #[test]

@@ -21,7 +21,9 @@ use std::fmt;
 use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
@@ -490,15 +492,21 @@ struct UserRecord {
 /// The users database loaded from the users file.
 ///
 /// Implements [`Authenticator`] (argon2 verification on `spawn_blocking`, at most a few at a
-/// time; an unknown user still costs one verification against a dummy hash of the same cost
-/// so timing does not tell which names exist) and [`UserDetailProvider`] for [`FtpUser`].
+/// time; an unknown user still costs one verification against a dummy hash as costly as the
+/// costliest in the file, so timing does not tell which names exist) and [`UserDetailProvider`]
+/// for [`FtpUser`]. It also remembers the slowest verification it ran, which
+/// [`crate::auth::Login`] pads every failed login to.
 pub struct UserDb {
     users: HashMap<String, UserRecord>,
     /// The server root: homes are joined onto it, because the storage back-end wants absolute
     /// homes that start with its root.
     root: PathBuf,
-    /// Verified against when the user is unknown, to keep timing uniform.
+    /// Verified against when the user is unknown, to keep timing uniform: it has the
+    /// parameters of the costliest hash in the file.
     dummy: PhcHash,
+    /// The longest one argon2 verification took so far, in nanoseconds (the run alone, not
+    /// the wait for a slot).
+    slowest_ns: Arc<AtomicU64>,
     /// Bounds concurrent argon2 runs (each may use tens of MiB and a core).
     verify_slots: Arc<Semaphore>,
 }
@@ -542,7 +550,9 @@ impl UserDb {
     }
 
     pub(crate) fn from_entries(entries: Vec<UserEntry>, root: &Path) -> UserDb {
-        let dummy = PhcHash::dummy_like(entries.first().map(|e| &e.password));
+        // SECURITY: an unknown name costs as much as the costliest known one.
+        let costliest = entries.iter().map(|e| &e.password).max_by_key(|h| h.cost());
+        let dummy = PhcHash::dummy_like(costliest);
         let users = entries
             .into_iter()
             .map(|e| {
@@ -563,8 +573,14 @@ impl UserDb {
             users,
             root: root.to_path_buf(),
             dummy,
+            slowest_ns: Arc::new(AtomicU64::new(0)),
             verify_slots: Arc::new(Semaphore::new(slots)),
         }
+    }
+
+    /// The longest one password verification has taken since the file was loaded.
+    pub(crate) fn slowest_verification(&self) -> Duration {
+        Duration::from_nanos(self.slowest_ns.load(Ordering::Relaxed))
     }
 
     /// Runs one argon2 verification on the blocking pool.
@@ -574,9 +590,14 @@ impl UserDb {
             .await
             .map_err(|e| AuthenticationError::with_source("password verification unavailable", e))?;
         let password = password.to_owned();
+        let slowest = Arc::clone(&self.slowest_ns);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            hash.verify(password.as_bytes())
+            let started = Instant::now();
+            let matched = hash.verify(password.as_bytes());
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            slowest.fetch_max(took, Ordering::Relaxed);
+            matched
         })
         .await
         .map_err(|e| AuthenticationError::with_source("password verification failed", e))

@@ -102,6 +102,13 @@ fn defaults_are_hardened_and_valid() {
     assert!(f.peers.is_empty());
     assert_eq!(c.limits.idle_timeout_secs, 300);
     assert_eq!(c.limits.max_line_len, 8192);
+    // Connections not logged in have a budget of their own, well below the sessions', and
+    // a shorter time to log in.
+    assert_eq!(c.limits.login_timeout_secs, 30);
+    assert_eq!(c.limits.max_unauthenticated, 100);
+    assert_eq!(c.limits.max_unauthenticated_per_ip, 10);
+    assert!(c.limits.max_unauthenticated < c.limits.max_sessions);
+    assert_eq!(c.limits.user_slowdown_max_ms, 10_000);
     assert_eq!(
         c.log,
         LogConfig {
@@ -772,6 +779,36 @@ fn validation_ranges() {
     assert_eq!(
         invalid(|c| c.limits.max_login_failures = 0).key(),
         Some("limits.max_login_failures")
+    );
+    for (key, value) in [
+        ("limits.max_unauthenticated", 0),
+        ("limits.max_unauthenticated", 100_001),
+        ("limits.max_unauthenticated_per_ip", 0),
+    ] {
+        let err = invalid(|c| match key {
+            "limits.max_unauthenticated" => c.limits.max_unauthenticated = value,
+            _ => c.limits.max_unauthenticated_per_ip = value,
+        });
+        assert_eq!(err.key(), Some(key), "{key} = {value}");
+    }
+    let err = invalid(|c| c.limits.max_unauthenticated = 5);
+    assert_eq!(err.key(), Some("limits.max_unauthenticated_per_ip"));
+    assert!(
+        err.message()
+            .contains("(10) must not be above limits.max_unauthenticated (5)"),
+        "{err}"
+    );
+    // The per-address budget may exceed max_sessions_per_ip: the smaller one applies.
+    valid(|c| {
+        c.limits.max_unauthenticated = 100_000;
+        c.limits.max_unauthenticated_per_ip = 100_000;
+        c.limits.max_sessions_per_ip = 1;
+    });
+    valid(|c| c.limits.user_slowdown_max_ms = 0);
+    valid(|c| c.limits.user_slowdown_max_ms = 60_000);
+    assert_eq!(
+        invalid(|c| c.limits.user_slowdown_max_ms = 60_001).key(),
+        Some("limits.user_slowdown_max_ms")
     );
 
     assert_eq!(invalid(|c| c.listen.clear()).key(), Some("listen"));

@@ -1,12 +1,14 @@
 //! The control-channel listeners: bind, accept under limits, spawn one session task per
-//! connection, and drain on shutdown.
+//! connection, and drain on shutdown. Who may take a seat is decided in [`admission`].
+
+pub mod admission;
 
 use crate::proxy;
 use crate::session::{self, Shared};
-use std::collections::HashMap;
+use admission::{Admission, Refusal};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -15,6 +17,10 @@ use tracing::Instrument;
 
 /// Listen backlog: large enough that a burst of logins is not refused by the kernel.
 const BACKLOG: u32 = 1024;
+
+/// Most connections between accept and admission at once (PROXY header reads, refusals being
+/// written); past it new connections are refused at once.
+const MAX_ADMITTING: usize = 1024;
 
 /// Bind one control listener.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -29,44 +35,6 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Counts sessions per client address; a guard releases its slot on drop.
-#[derive(Default)]
-struct PerIp {
-    counts: Mutex<HashMap<IpAddr, usize>>,
-}
-
-struct Slot {
-    table: Arc<PerIp>,
-    ip: IpAddr,
-}
-
-impl PerIp {
-    fn acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Slot> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Slot {
-            table: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = self.table.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// A bound control listener; `implicit_tls` listeners start TLS before the greeting.
 pub struct Listener {
     /// The bound socket.
@@ -79,18 +47,16 @@ pub struct Listener {
 /// sessions to end: idle ones close at once, running transfers get `grace` to finish.
 pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duration) {
     let tracker = TaskTracker::new();
-    let per_ip = Arc::new(PerIp::default());
-    let sessions = Arc::new(tokio::sync::Semaphore::new(
-        shared.settings().config.limits.max_sessions,
-    ));
+    let admission = Arc::new(Admission::default());
+    let admitting = Arc::new(tokio::sync::Semaphore::new(MAX_ADMITTING));
     for Listener {
         socket: listener,
         implicit_tls,
     } in listeners
     {
         let shared = shared.clone();
-        let per_ip = per_ip.clone();
-        let sessions = sessions.clone();
+        let admission = admission.clone();
+        let admitting = admitting.clone();
         let inner = tracker.clone();
         tracker.spawn(async move {
             loop {
@@ -107,15 +73,15 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
                         continue;
                     }
                 };
-                // Bounds the connections being admitted (PROXY header reads included) as well
-                // as the sessions.
-                let Ok(permit) = sessions.clone().try_acquire_owned() else {
-                    tracing::warn!(client = %peer, "session limit reached");
-                    refuse(stream, "421 Too many users, try again later.\r\n").await;
+                // Bounds the connections on their way to a seat (PROXY header reads included);
+                // the seats themselves are bounded by the admission.
+                let Ok(on_the_way) = admitting.clone().try_acquire_owned() else {
+                    tracing::warn!(client = %peer, "too many connections being admitted");
+                    refuse(stream, "421 Too many connections, try again later.\r\n").await;
                     continue;
                 };
                 let shared = shared.clone();
-                let per_ip = per_ip.clone();
+                let admission = admission.clone();
                 inner.spawn(async move {
                     let Some(client) = identify(stream, peer, &shared).await else { return };
                     let Client { stream, addr, proxy } = client;
@@ -125,16 +91,24 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
                         refuse(stream, "421 Service not available: your address is temporarily banned.\r\n").await;
                         return;
                     }
-                    let Some(slot) = per_ip.acquire(ip, shared.settings().config.limits.max_sessions_per_ip) else {
-                        tracing::warn!(client = %ip, proxy = proxy.map(tracing::field::display), "per-address session limit reached");
-                        refuse(stream, "421 Too many connections from your address.\r\n").await;
-                        return;
+                    let seat = match admission.admit(ip, &shared.settings().config.limits) {
+                        Ok(seat) => seat,
+                        Err(Refusal::Address) => {
+                            tracing::warn!(client = %ip, proxy = proxy.map(tracing::field::display), "per-address limit of connections not logged in reached");
+                            refuse(stream, "421 Too many connections from your address.\r\n").await;
+                            return;
+                        }
+                        Err(Refusal::Full) => {
+                            tracing::warn!(client = %ip, proxy = proxy.map(tracing::field::display), "limit of connections not logged in reached");
+                            refuse(stream, "421 Too many connections waiting to log in, try again later.\r\n").await;
+                            return;
+                        }
                     };
+                    drop(on_the_way);
                     let span = tracing::info_span!("session", client = %addr);
-                    session::run(stream, addr, proxy, shared, implicit_tls)
+                    session::run(stream, addr, proxy, shared, implicit_tls, seat)
                         .instrument(span)
                         .await;
-                    drop((permit, slot));
                 });
             }
         });

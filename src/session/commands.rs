@@ -12,6 +12,7 @@ use crate::control::stream::ControlStream;
 use crate::datachan::PassiveListener;
 use crate::listing::{self, Entry};
 use crate::policy::{normalize, DataSetup, Grant, PassiveGrant, Refusal, Who};
+use crate::server::admission;
 use crate::storage::{Backend, Storage};
 use crate::tls::TlsRequire;
 use std::io::{Seek, SeekFrom};
@@ -321,6 +322,16 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
+        // The login is good: it now needs a logged-in seat (the waiting one is given back).
+        if let Err(refusal) = self.seat.log_in(&self.settings.config.limits) {
+            tracing::warn!(user = %user.name, ?refusal, "login refused: no logged-in session free");
+            let text = match refusal {
+                admission::Refusal::Address => "Too many sessions from your address, try again later.",
+                admission::Refusal::Full => "Too many users logged in, try again later.",
+            };
+            self.send(ok(Code::SERVICE_NOT_AVAILABLE, text)).await?;
+            return Ok(Flow::Close);
+        }
         let who = Who {
             peer: peer_ip,
             user: Some(user.name.clone()),

@@ -21,6 +21,7 @@ use crate::control::stream::ControlStream;
 use crate::datachan::rate::Limiter;
 use crate::datachan::PassiveListener;
 use crate::policy::{Approved, Policy, Who};
+use crate::server::admission::Seat;
 use crate::storage::{Storage, UploadGuard};
 use crate::tls::Tls;
 use crate::w3c::W3cLog;
@@ -154,6 +155,7 @@ fn guard_config(config: &Config) -> GuardConfig {
         max_failures: limits.max_login_failures,
         window: Duration::from_secs(limits.lockout_secs),
         lockout: Duration::from_secs(limits.lockout_secs),
+        max_slowdown: Duration::from_millis(limits.user_slowdown_max_ms),
     }
 }
 
@@ -224,6 +226,8 @@ struct Session {
     /// connections must resume a session from them.
     tls_acceptors: Option<crate::tls::SessionTls>,
     login_failures: u32,
+    /// This connection's seat: waiting until the login succeeds, then logged in.
+    seat: Seat,
     transfer_type: TransferType,
     rest: u64,
     rename_from: Option<String>,
@@ -239,13 +243,16 @@ mod transfer;
 /// instruments this future with a span naming the client.
 ///
 /// `peer` is the client: the TCP peer, or the source of a trusted load balancer's PROXY header,
-/// in which case `proxy` is the balancer's address (logged once, beside the client's).
+/// in which case `proxy` is the balancer's address (logged once, beside the client's). `seat`
+/// is the connection's waiting seat; the session moves it to a logged-in seat at login, and
+/// closes when a newcomer takes it over before that.
 pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     proxy: Option<SocketAddr>,
     shared: Arc<Shared>,
     implicit_tls: bool,
+    seat: Seat,
 ) {
     let local = match stream.local_addr() {
         Ok(a) => a,
@@ -301,6 +308,7 @@ pub async fn run(
         cpsv_once: false,
         tls_acceptors,
         login_failures: 0,
+        seat,
         transfer_type: TransferType::Ascii,
         rest: 0,
         rename_from: None,
@@ -394,7 +402,7 @@ impl Session {
                 login_deadline.min(last_activity + idle)
             };
             let transferring = self.transfer.is_some();
-            let (conn, transfer) = (&mut self.conn, &mut self.transfer);
+            let (conn, transfer, evicted) = (&mut self.conn, &mut self.transfer, self.seat.evicted());
             tokio::select! {
                 biased;
                 outcome = async { (&mut transfer.as_mut().expect("guarded").handle).await }, if transferring => {
@@ -406,6 +414,11 @@ impl Session {
                 }
                 _ = shutdown.cancelled(), if !transferring => {
                     let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Server shutting down, closing control connection.")).await;
+                    return Ok(());
+                }
+                _ = evicted.cancelled(), if !logged_in => {
+                    tracing::info!(target: "fxpd::security", "closed before login to make room for a newcomer: this address held the most connections not logged in, and this one the longest");
+                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Too many connections waiting to log in; closing the oldest.")).await;
                     return Ok(());
                 }
                 _ = tokio::time::sleep_until(deadline), if !transferring => {

@@ -356,6 +356,7 @@ class Fxpd(Server):
                 "[passive]", f'ports = "{pasv}"',
                 "[anonymous]", "enabled = false",
                 "[limits]", "max_sessions = 2000", "max_sessions_per_ip = 2000",
+                "max_unauthenticated = 2000", "max_unauthenticated_per_ip = 2000",
                 "idle_timeout_secs = 900", "shutdown_grace_secs = 2",
                 "[log]", 'level = "warn"'] + list(extra) + [""]))
         os.chmod(conf, 0o644)
