@@ -219,6 +219,9 @@ const SECURITY_DEFAULTS: &[&str] = &[
     "limits.max_sessions",
     "limits.max_sessions_per_ip",
     "limits.login_timeout_secs",
+    "limits.max_unauthenticated",
+    "limits.max_unauthenticated_per_ip",
+    "limits.user_slowdown_max_ms",
     "tls.require_data_resumption",
 ];
 
