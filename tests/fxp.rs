@@ -896,12 +896,13 @@ fn send_urgent(stream: &TcpStream, bytes: &[u8]) {
     );
 }
 
-/// A source whose FXP `RETR` cannot make progress: its PORT names B's passive port, but B never
-/// gets `STOR`, so the file (larger than all socket buffers) stays stuck. Returns the servers
-/// (keep them alive) and the third party.
+/// A source whose FXP `RETR` cannot make progress: its PORT names B's passive port, B accepts
+/// and holds the connection (it allows foreign passive connections) but never gets `STOR`, so
+/// the file (larger than all socket buffers) stays stuck. Returns the servers (keep them
+/// alive) and the third party.
 fn stuck_fxp_source() -> (Server, Server, Fxp) {
     let a = site(SITE_A, "allow_foreign_port = true");
-    let b = site(SITE_B, "");
+    let b = site(SITE_B, "allow_foreign_passive = true");
     put_random(&a, "stuck.bin", 24 * 1024 * 1024 + 1);
     let mut fxp = Fxp::login(&a, &b);
     let r = fxp.hand_off(Handoff::PasvPort);
