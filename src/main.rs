@@ -1,6 +1,6 @@
 //! The `fxpd` command: run the server, manage users, check the configuration.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use fxpd::auth::admin;
 use fxpd::config::{self, LogFormat, Overrides};
 use fxpd::policy::FxpOverride;
@@ -38,6 +38,10 @@ enum Cmd {
     /// Windows only: install, control or run fxpd as the Windows service `fxpd`.
     #[command(subcommand)]
     Service(ServiceCmd),
+    /// Print the manual page (roff, section 8) generated from these command definitions;
+    /// the Debian package installs it.
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(Subcommand)]
@@ -166,6 +170,16 @@ fn main() -> ExitCode {
         Some(Cmd::User(cmd)) => user(cmd),
         Some(Cmd::Copy(args)) => fxpd::copy::run(args),
         Some(Cmd::Service(cmd)) => service(cmd),
+        Some(Cmd::Manpage) => {
+            let man = clap_mangen::Man::new(Cli::command()).section("8");
+            match man.render(&mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fxpd: cannot write the manual page: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Cmd::Config(ConfigCmd::Check { args, json })) => match load(&args) {
             Ok(loaded) => {
                 let out = if json {
@@ -181,7 +195,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Load the configuration from every source; errors are printed to stderr.
 /// Load the configuration at start: an error is printed and becomes the exit code.
 fn load(args: &ServeArgs) -> Result<config::Loaded, ExitCode> {
     load_sources(args).map_err(|e| {

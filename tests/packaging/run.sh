@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packaging test: build the .deb, install it on this machine, check what it installed,
+# Packaging test: build the .deb, check it with lintian, install it on this machine, check what it installed,
 # verify the systemd unit, run `fxpd config check` on the installed config, then purge
 # it and check that it is gone. Needs root (CI runs as root). Prints
 # "packaging: N passed, M failed".
@@ -24,6 +24,8 @@ need=()
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v adduser >/dev/null || need+=(adduser)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v lintian >/dev/null || need+=(lintian)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -34,7 +36,11 @@ if dpkg -s fxpd >/dev/null 2>&1; then
 fi
 deb=$(bash "$repo/packaging/build-deb.sh" "${CARGO_TARGET_DIR:-$repo/target}/debian" | tail -n 1)
 echo "built $deb"
+# Debian's own package checker: no errors (warnings and notes are printed, not fatal).
+check "lintian reports no error" lintian --fail-on error --tag-display-limit 0 "$deb"
+lintian --tag-display-limit 0 "$deb" | sed 's/^/    lintian: /' || true
 check "dpkg -i installs the package" dpkg -i "$deb"
+check "manual page installed" test -s /usr/share/man/man8/fxpd.8.gz
 check "binary installed" test -x /usr/bin/fxpd
 check "unit installed" test -f /lib/systemd/system/fxpd.service
 check "config installed as a conffile" grep -qx /etc/fxpd/fxpd.toml /var/lib/dpkg/info/fxpd.conffiles
