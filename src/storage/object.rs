@@ -86,6 +86,30 @@ pub(crate) fn valid_component(part: &str) -> bool {
     !part.is_empty() && part != "." && part != ".." && !part.chars().any(char::is_control)
 }
 
+/// Why the start-up listing failed, in words an operator acts on. A 403 is nearly always the
+/// access key (a wrong secret, an unknown or disabled key) or its rights on the bucket: say so,
+/// with S3's own error code and message (never the key's secret, which S3 does not echo).
+fn start_error(e: &opendal::Error) -> String {
+    if e.kind() != OdKind::PermissionDenied {
+        return e.to_string();
+    }
+    // OpenDAL keeps S3's error document as `S3Error { code: "...", message: "...", .. }`.
+    let field = |name: &str| {
+        let text = e.message();
+        let start = text.find(&format!("{name}: \""))? + name.len() + 3;
+        let len = text[start..].find('"')?;
+        Some(text[start..start + len].to_owned())
+    };
+    let said = match (field("code"), field("message")) {
+        (Some(code), Some(message)) if !code.is_empty() => format!("{code}: {message}"),
+        _ => e.message().to_owned(),
+    };
+    format!(
+        "access denied: check the S3 credentials (storage.credentials_file, or AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY) and that the key may list the bucket; S3 said {said}"
+    )
+}
+
 /// What S3 tells about a key: a file (object) or a directory (prefix).
 #[derive(Debug, Clone)]
 pub struct ObjectMeta {
@@ -205,16 +229,10 @@ impl ObjectStore {
         let dir = self
             .dir_key("/")
             .map_err(|_| "storage.prefix is invalid".to_owned())?;
-        let mut lister = self
-            .op
-            .lister_with(&dir)
-            .limit(1)
-            .await
-            .map_err(|e| format!("storage: cannot list {}: {e}", self.origin))?;
+        let failed = |e: opendal::Error| format!("storage: cannot list {}: {}", self.origin, start_error(&e));
+        let mut lister = self.op.lister_with(&dir).limit(1).await.map_err(failed)?;
         match lister.next().await {
-            Some(Err(e)) if e.kind() != OdKind::NotFound => {
-                Err(format!("storage: cannot list {}: {e}", self.origin))
-            }
+            Some(Err(e)) if e.kind() != OdKind::NotFound => Err(failed(e)),
             _ => Ok(()),
         }
     }
