@@ -23,20 +23,26 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts moto's server with one correction to its signature check. AWS builds the canonical
-/// query string of SigV4 from the decoded parameters, each name and value URI-encoded again
-/// (so `prefix=ftp/` is signed as `prefix=ftp%2F`, whichever way the client wrote it on the
-/// wire); moto takes the raw query as if it were encoded already, and so refuses a correctly
-/// signed request that sends `/` unencoded in a query value, as OpenDAL does (moto pull
-/// request 5949, open). Here the parameters are decoded and handed to botocore, which encodes
-/// them as AWS does. Nothing else changes: the signature is still recomputed from the key's
-/// secret and compared, which [`Moto::start`] proves with a wrong secret.
+/// Starts moto's server with its SigV4 check fed the request as it came over the wire. AWS
+/// signs the query over its decoded parameters, each name and value URI-encoded again (so
+/// `prefix=ftp/` is signed as `prefix=ftp%2F`, however the client wrote it), and the path of an
+/// S3 request as sent. moto rebuilds both from its web framework's decoded and re-quoted URL,
+/// so it refuses correctly signed requests: OpenDAL's listings (`/` unencoded in a query value,
+/// moto pull request 5949, open) and any request for a key with `\`, `%` or `?` (boto3's own
+/// too). Here the query parameters are decoded for botocore to encode as AWS does, and the path
+/// is the raw request line's, either as sent (boto3 leaves `=` unencoded in keys) or in AWS's
+/// canonical form, each segment decoded and URI-encoded again (OpenDAL sends `(`, `)`, `!`, `*`,
+/// `'` unencoded and signs them encoded). Nothing else changes: the signature is recomputed from
+/// the key's secret and must equal the one sent, which [`Moto::start`] proves with a wrong
+/// secret.
 const LAUNCHER: &str = r#"
 import sys, urllib.parse
+import flask
 from moto.iam import access_control
 import moto.server
 
-_create = access_control.IAMRequestBase._create_aws_request
+Base = access_control.IAMRequestBase
+_create = Base._create_aws_request
 
 def _create_aws_request(self):
     request = _create(self)
@@ -44,10 +50,23 @@ def _create_aws_request(self):
     if url.query:
         pairs = [pair.partition("=") for pair in url.query.split("&")]
         request.params = [(urllib.parse.unquote(k), urllib.parse.unquote(v)) for k, _, v in pairs]
-        request.url = urllib.parse.urlunsplit(url._replace(query=""))
+    request.url = urllib.parse.urlunsplit(url._replace(path=self._wire_path, query=""))
     return request
 
-access_control.IAMRequestBase._create_aws_request = _create_aws_request
+def check_signature(self):
+    sent = self._get_string_between("Signature=", ",", self._headers["Authorization"])
+    raw = flask.request.environ.get("RAW_URI") or urllib.parse.urlsplit(self._path).path
+    raw = urllib.parse.urlsplit(raw).path
+    canonical = "/".join(urllib.parse.quote(urllib.parse.unquote(s), safe="-_.~")
+                         for s in raw.split("/"))
+    for path in (raw, canonical):
+        self._wire_path = path
+        if self._calculate_signature() == sent:
+            return
+    self._raise_signature_does_not_match()
+
+Base._create_aws_request = _create_aws_request
+Base.check_signature = check_signature
 moto.server.main(sys.argv[1:])
 "#;
 
@@ -104,6 +123,98 @@ elif cmd == "sha256":
 elif cmd == "put":
     s3.put_object(Bucket=bucket, Key=sys.argv[4], Body=sys.stdin.buffer.read())
 "#;
+
+/// A long-lived boto3 process for tests that look at the bucket after every step (starting
+/// python for each look would cost more than the step). One command per line, answered by
+/// lines and `END`; keys and bodies travel in hex.
+const WATCHER: &str = r#"
+import os, sys, hashlib, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id=os.environ["FXPD_S3_KEY_ID"],
+                  aws_secret_access_key=os.environ["FXPD_S3_SECRET"])
+def keys(bucket, prefix):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for o in page.get("Contents", []):
+            yield o["Key"]
+for line in sys.stdin:
+    words = line.split()
+    if words[0] == "tree":
+        # tree BUCKET: every key with the SHA-256 of its body.
+        for k in keys(words[1], ""):
+            body = s3.get_object(Bucket=words[1], Key=k)["Body"].read()
+            print(k.encode().hex(), hashlib.sha256(body).hexdigest())
+    elif words[0] == "replace":
+        # replace BUCKET PREFIX [KEY=BODY ...]: delete every key under PREFIX, then put these.
+        bucket, prefix = words[1], bytes.fromhex(words[2]).decode()
+        for k in list(keys(bucket, prefix)):
+            s3.delete_object(Bucket=bucket, Key=k)
+        for item in words[3:]:
+            k, _, body = item.partition("=")
+            s3.put_object(Bucket=bucket, Key=bytes.fromhex(k).decode(), Body=bytes.fromhex(body))
+    print("END", flush=True)
+"#;
+
+/// A running [`WATCHER`]: looks at and resets a bucket quickly, with the valid key.
+pub struct Watcher {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Watcher {
+    fn call(&mut self, line: &str) -> Vec<String> {
+        use std::io::BufRead;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            let n = self.stdout.read_line(&mut l).unwrap();
+            assert!(n > 0, "the S3 watcher died on {line:?}");
+            let l = l.trim_end();
+            if l == "END" {
+                return out;
+            }
+            out.push(l.to_owned());
+        }
+    }
+
+    /// Every key of `bucket` with the SHA-256 of its body.
+    pub fn tree(&mut self, bucket: &str) -> std::collections::BTreeMap<String, String> {
+        self.call(&format!("tree {bucket}"))
+            .into_iter()
+            .map(|l| {
+                let (k, sha) = l.split_once(' ').expect("key and hash");
+                let bytes: Vec<u8> = (0..k.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&k[i..i + 2], 16).unwrap())
+                    .collect();
+                (String::from_utf8(bytes).unwrap(), sha.to_owned())
+            })
+            .collect()
+    }
+
+    /// Delete every key under `prefix` (not empty), then put `objects`.
+    pub fn replace(&mut self, bucket: &str, prefix: &str, objects: &[(&str, &[u8])]) {
+        assert!(!prefix.is_empty());
+        let mut line = format!("replace {bucket} {}", hex(prefix.as_bytes()));
+        for (key, body) in objects {
+            line.push_str(&format!(" {}={}", hex(key.as_bytes()), hex(body)));
+        }
+        self.call(&line);
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// A moto server on a free loopback port that checks signatures, stopped on drop.
 pub struct Moto {
@@ -240,15 +351,24 @@ impl Moto {
             .collect()
     }
 
-    /// Every key in the bucket with its SHA-256, seen by S3 itself.
-    pub fn keys_and_hashes(&self, bucket: &str) -> std::collections::BTreeMap<String, String> {
-        self.keys(bucket)
-            .into_iter()
-            .map(|k| {
-                let sha = self.s3(&["sha256", bucket, &k], None).trim().to_owned();
-                (k, sha)
-            })
-            .collect()
+    /// A [`Watcher`] on this moto.
+    pub fn watcher(&self) -> Watcher {
+        let script = self.dir.path().join("watcher.py");
+        std::fs::write(&script, WATCHER).unwrap();
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(&self.endpoint)
+            .env("FXPD_S3_KEY_ID", &self.key_id)
+            .env("FXPD_S3_SECRET", &self.secret)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the S3 watcher");
+        Watcher {
+            stdin: child.stdin.take().unwrap(),
+            stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
     }
 
     /// Pending multipart uploads (ListMultipartUploads).
