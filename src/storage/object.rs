@@ -110,6 +110,59 @@ fn start_error(e: &opendal::Error) -> String {
     )
 }
 
+/// The key prefix of a user's home: `base` (the normalised `storage.prefix`: `""` or `a/b/`)
+/// followed by `home` relative to `root`, each component a valid key name, ending in `/`.
+/// An error when `home` is not under `root` or a component cannot be part of a key.
+pub fn home_prefix(base: &str, root: &Path, home: &Path) -> std::io::Result<String> {
+    let rel = home
+        .strip_prefix(root)
+        .map_err(|_| std::io::Error::other("home is outside root"))?;
+    let mut out = base.to_owned();
+    for part in rel.components() {
+        match part {
+            Component::Normal(name) => match name.to_str().filter(|n| valid_component(n)) {
+                Some(name) => {
+                    out.push_str(name);
+                    out.push('/');
+                }
+                None => return Err(std::io::Error::other("home name cannot be an object key")),
+            },
+            Component::CurDir => {}
+            _ => return Err(std::io::Error::other("home cannot be an object key")),
+        }
+    }
+    Ok(out)
+}
+
+/// The object key of a resolved virtual path (`/a/b`) under a home's key prefix `base`
+/// (`""` or `a/b/`): `base` followed by the path's components joined by `/`. The home itself
+/// (`/`) has no key (not found); a `.`, `..` or control-character component is refused (file
+/// name not allowed).
+// SECURITY: every component is checked, so a key never leaves `base`. The session resolves
+// `..` away before this; a `..` that got here anyway must not reach the HTTP client, whose URL
+// parsing removes dot segments (`ftp/alice/../bob` would be sent as `ftp/bob`).
+pub fn object_key(base: &str, path: &str) -> Result<String, ObjectError> {
+    let mut key = base.to_owned();
+    let mut any = false;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if !valid_component(part) {
+            return Err(ObjectError::Storage(StorageError::from(
+                ErrorKind::FileNameNotAllowedError,
+            )));
+        }
+        if any {
+            key.push('/');
+        }
+        key.push_str(part);
+        any = true;
+    }
+    if any {
+        Ok(key)
+    } else {
+        Err(not_found())
+    }
+}
+
 /// What S3 tells about a key: a file (object) or a directory (prefix).
 #[derive(Debug, Clone)]
 pub struct ObjectMeta {
@@ -239,52 +292,16 @@ impl ObjectStore {
 
     /// The view of a user's home: `home` relative to `root`, appended to the prefix.
     pub fn for_home(&self, root: &Path, home: &Path) -> std::io::Result<ObjectStore> {
-        let rel = home
-            .strip_prefix(root)
-            .map_err(|_| std::io::Error::other("home is outside root"))?;
-        let mut base = self.base.clone();
-        for part in rel.components() {
-            match part {
-                Component::Normal(name) => match name.to_str().filter(|n| valid_component(n)) {
-                    Some(name) => {
-                        base.push_str(name);
-                        base.push('/');
-                    }
-                    None => return Err(std::io::Error::other("home name cannot be an object key")),
-                },
-                Component::CurDir => {}
-                _ => return Err(std::io::Error::other("home cannot be an object key")),
-            }
-        }
         Ok(ObjectStore {
             op: self.op.clone(),
             origin: self.origin.clone(),
-            base,
+            base: home_prefix(&self.base, root, home)?,
         })
     }
 
     /// The object key of a resolved virtual path (`/a/b`); the home itself has none.
-    // SECURITY: every component is checked, so a key never leaves `base`.
     pub fn key(&self, path: &str) -> Result<String, ObjectError> {
-        let mut key = self.base.clone();
-        let mut any = false;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            if !valid_component(part) {
-                return Err(ObjectError::Storage(StorageError::from(
-                    ErrorKind::FileNameNotAllowedError,
-                )));
-            }
-            if any {
-                key.push('/');
-            }
-            key.push_str(part);
-            any = true;
-        }
-        if any {
-            Ok(key)
-        } else {
-            Err(not_found())
-        }
+        object_key(&self.base, path)
     }
 
     /// The key prefix of a directory (`a/b/`; the bucket's top is `/` to OpenDAL).
