@@ -7,6 +7,7 @@
 //! - The command parser never panics; `LineReader` never yields a line over its bound and
 //!   reassembles lines split at any chunk boundary, with cancellations in between.
 //! - `Reply::to_bytes` always reads back as exactly one reply.
+//! - Path resolution and S3 key building stay in the home (`checks::path_confinement`).
 //! - Every file under `tests/fuzz/corpus/<target>/` goes through the same check as the fuzz
 //!   target of that name (`tests/fuzz/checks.rs`), so `cargo test` covers the corpus without
 //!   nightly. Fuzzing itself: `bash tests/fuzz/run.sh [SECONDS]`.
@@ -174,6 +175,21 @@ proptest! {
     #[test]
     fn policy_decisions_match_the_table(data in proptest::collection::vec(any::<u8>(), 0..400)) {
         checks::policy(&data);
+    }
+
+    #[test]
+    fn paths_and_keys_stay_in_the_home(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        checks::path_confinement(&data);
+    }
+
+    #[test]
+    fn paths_resolve_like_the_model(cwd in "[a./\\\\]{0,12}", arg in "(/|\\.\\.|\\.|a|b|//|\\\\){0,10}") {
+        let mut data = vec![cwd.len() as u8 + 1, 1];
+        data.extend_from_slice(cwd.as_bytes());
+        data.push(arg.len() as u8 + 1);
+        data.push(1);
+        data.extend_from_slice(arg.as_bytes());
+        checks::path_confinement(&data);
     }
 }
 

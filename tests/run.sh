@@ -7,7 +7,8 @@
 # Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap,
 # goaccess for the W3C log, vsftpd as the foreign server fxpd copy drives, haproxy as the
 # load balancer in front of two nodes in tests/cluster.rs, redis-server for the state
-# cluster nodes share, moto[server] from PyPI as the S3 server for tests/s3.rs;
+# cluster nodes share, moto[server] from PyPI as the S3 server for tests/s3.rs and
+# tests/confinement.rs;
 # python3 is expected to be there) when any is missing, then runs every test target with
 # FXPD_EXTERNAL_CLIENTS=1, so a missing client is a test failure rather than a skip.
 # Idempotent: when everything is installed it goes straight to the tests.
@@ -33,7 +34,7 @@ if ((${#missing[@]} > 0)); then
         apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# moto (an S3-compatible server, with boto3) for tests/s3.rs, from PyPI.
+# moto (an S3-compatible server, with boto3) for tests/s3.rs and tests/confinement.rs, from PyPI.
 if ! python3 -c 'import moto.server, boto3' >/dev/null 2>&1; then
     echo "tests/run.sh: installing moto[server]" >&2
     if ! python3 -m pip --version >/dev/null 2>&1; then

@@ -6,7 +6,9 @@
 //! the parts of S3 fxpd relies on (ListObjectsV2 with pagination, multipart uploads and
 //! ListMultipartUploads, CopyObject, ranged GET), and it ships boto3, which the tests use to
 //! look at the bucket directly rather than only through fxpd. Each test starts its own moto on
-//! a free 127.0.0.1 port, creates its bucket with boto3, starts the real fxpd binary with
+//! a free 127.0.0.1 port with IAM authentication on (every request's SigV4 signature is
+//! checked against an access key moto made; `tests/common/moto.rs` proves a wrong secret is
+//! refused before each test), creates its bucket with boto3, starts the real fxpd binary with
 //! `storage.kind = "s3"` and drives it with curl and raw control/data connections; every
 //! transfer is checked by SHA-256.
 //!
@@ -14,175 +16,17 @@
 //! `FXPD_EXTERNAL_CLIENTS=1`, and then a missing python3/moto/curl is a failure.
 
 mod common;
+#[path = "common/moto.rs"]
+mod moto;
 
 use common::*;
+use moto::Moto;
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// The boto3 side: looks at the bucket without fxpd.
-const HELPER: &str = r#"
-import sys, hashlib, boto3
-endpoint, cmd, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
-s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                  aws_access_key_id="testing", aws_secret_access_key="testing")
-if cmd == "mkbucket":
-    s3.create_bucket(Bucket=bucket)
-elif cmd == "keys":
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for o in page.get("Contents", []):
-            print(o["Key"], o["Size"])
-elif cmd == "uploads":
-    r = s3.list_multipart_uploads(Bucket=bucket)
-    for u in r.get("Uploads", []):
-        print(u["Key"], u["UploadId"])
-elif cmd == "sha256":
-    body = s3.get_object(Bucket=bucket, Key=sys.argv[4])["Body"]
-    h = hashlib.sha256()
-    for chunk in iter(lambda: body.read(1 << 20), b""):
-        h.update(chunk)
-    print(h.hexdigest())
-elif cmd == "put":
-    s3.put_object(Bucket=bucket, Key=sys.argv[4], Body=sys.stdin.buffer.read())
-"#;
-
-/// The secret access key fxpd is given (moto does not check signatures): it must never
-/// appear in fxpd's output.
-const SECRET: &str = "fxpd-test-secret-7f3c9a";
-
-/// A moto server on a free loopback port, stopped on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-    dir: tempfile::TempDir,
-}
-
-impl Moto {
-    /// Start moto, or `None` when the test is gated off.
-    fn start() -> Option<Moto> {
-        if !require_clients(&["python3", "curl"]) {
-            return None;
-        }
-        let probe = Command::new("python3")
-            .args(["-c", "import moto.server, boto3"])
-            .output()
-            .expect("run python3");
-        assert!(
-            probe.status.success(),
-            "moto[server] not installed ({EXTERNAL_ENV}=1 makes it a failure; tests/run.sh installs it): {}",
-            String::from_utf8_lossy(&probe.stderr)
-        );
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start moto");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start: {}", moto.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::fs::write(moto.dir.path().join("helper.py"), HELPER).unwrap();
-        std::fs::write(
-            moto.dir.path().join("creds.toml"),
-            format!("access_key_id = \"testing\"\nsecret_access_key = \"{SECRET}\"\n"),
-        )
-        .unwrap();
-        Some(moto)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
-    }
-
-    /// Run the boto3 helper; returns stdout, asserting success.
-    fn s3(&self, args: &[&str], input: Option<&[u8]>) -> String {
-        let mut cmd = Command::new("python3");
-        cmd.arg(self.dir.path().join("helper.py"))
-            .arg(&self.endpoint)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(input) = input {
-            stdin.write_all(input).unwrap();
-        }
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "s3 helper {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn bucket(&self, name: &str) {
-        self.s3(&["mkbucket", name], None);
-    }
-
-    /// Every key in the bucket, seen by S3 itself.
-    fn keys(&self, bucket: &str) -> Vec<String> {
-        self.s3(&["keys", bucket], None)
-            .lines()
-            .map(|l| l.split(' ').next().unwrap().to_owned())
-            .collect()
-    }
-
-    /// Pending multipart uploads (ListMultipartUploads).
-    fn uploads(&self, bucket: &str) -> Vec<String> {
-        self.s3(&["uploads", bucket], None)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The `[storage]` section for fxpd.
-    fn storage_config(&self, bucket: &str) -> String {
-        format!(
-            "[storage]\nkind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"ftp\"\nallow_http = true\ncredentials_file = \"{}\"\n",
-            self.endpoint,
-            self.dir.path().join("creds.toml").display()
-        )
-    }
-
-    fn fxpd(&self, bucket: &str) -> Server {
-        self.bucket(bucket);
-        // At trace level: not even the most verbose log may show the secret.
-        Server::builder()
-            .config(&self.storage_config(bucket))
-            .config("[log]\nlevel = \"trace\"\n")
-            .user("alice", PASS, "alice", true)
-            .user("bob", PASS, "bob", true)
-            .start()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sha(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -394,7 +238,7 @@ fn names_listings_and_ranged_reads() {
     c.expect("QUIT", 221);
 
     // The secret is in no log line and not in `fxpd config check`.
-    assert!(!server.stderr().contains(SECRET));
+    assert!(!server.stderr().contains(&moto.secret));
     let check = Command::new(BIN)
         .args(["config", "check", "--config"])
         .arg(&server.config_path)
@@ -402,7 +246,7 @@ fn names_listings_and_ranged_reads() {
         .unwrap();
     let shown = String::from_utf8_lossy(&check.stdout);
     assert!(shown.contains("storage.credentials_file"), "{shown}");
-    assert!(!shown.contains(SECRET) && !String::from_utf8_lossy(&check.stderr).contains(SECRET));
+    assert!(!shown.contains(&moto.secret) && !String::from_utf8_lossy(&check.stderr).contains(&moto.secret));
 }
 
 /// Start a STOR and push `len` bytes without closing the data connection.
@@ -558,7 +402,102 @@ fn startup_fails_closed() {
         .err()
         .expect("http refused");
     assert!(err.stderr.contains("storage.allow_http"), "{}", err.stderr);
-    assert!(!err.stderr.contains(SECRET));
+    assert!(!err.stderr.contains(&moto.secret));
+}
+
+/// Wrong S3 keys stop fxpd at start, before it listens, with a message that names the bucket
+/// and the problem; the right keys (from the file or from the environment) work. moto checks
+/// every signature here (see `tests/common/moto.rs`), so this would fail for a server that
+/// sent no keys or ignored the configured ones.
+#[test]
+fn wrong_credentials_stop_the_server_at_start() {
+    let Some(moto) = Moto::start() else { return };
+    moto.bucket("keys");
+    let wrong_secret = moto.write_credentials(
+        "wrong-secret.toml",
+        &moto.key_id,
+        "wrong-secret-0123456789abcdefghijklmn",
+    );
+    let unknown_key = moto.write_credentials("unknown-key.toml", "AKIAUNKNOWN000000000", &moto.secret);
+    let from_file = |creds: &Path| Server::builder().config(&moto.storage_config_with("keys", creds));
+    let from_env = |id: &str, secret: &str| {
+        let config = moto
+            .storage_config("keys")
+            .lines()
+            .filter(|l| !l.starts_with("credentials_file"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Server::builder()
+            .config(&config)
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+    };
+    let cases = [
+        (
+            "a wrong secret in the file",
+            from_file(&wrong_secret),
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "an unknown key in the file",
+            from_file(&unknown_key),
+            "InvalidAccessKeyId",
+        ),
+        (
+            "a wrong secret in the environment",
+            from_env(&moto.key_id, "wrong-secret-0123456789abcdefghijklmn"),
+            "SignatureDoesNotMatch",
+        ),
+    ];
+    for (what, builder, code) in cases {
+        let err = builder
+            .user("alice", PASS, "alice", true)
+            .try_start()
+            .err()
+            .unwrap_or_else(|| panic!("fxpd started with {what}"));
+        assert_eq!(
+            err.status.and_then(|s| s.code()),
+            Some(1),
+            "{what}: exit status {:?}\n{}",
+            err.status,
+            err.stderr
+        );
+        assert!(
+            err.listening_lines.is_empty(),
+            "{what}: {:?}",
+            err.listening_lines
+        );
+        let last = err.stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with(&format!(
+                "fxpd: storage: cannot list bucket `keys` at {}",
+                moto.endpoint
+            )),
+            "{what}: {last}"
+        );
+        assert!(
+            last.contains("access denied: check the S3 credentials") && last.contains(code),
+            "{what}: {last}"
+        );
+        assert!(
+            !err.stderr.contains(&moto.secret),
+            "{what}: the secret was printed"
+        );
+    }
+
+    // The right keys, from the file and from the environment: fxpd starts and stores.
+    for (what, builder) in [
+        ("the file", from_file(&moto.dir.path().join("creds.toml"))),
+        ("the environment", from_env(&moto.key_id, &moto.secret)),
+    ] {
+        let server = builder.user("alice", PASS, "alice", true).start();
+        let mut c = server.login("alice", PASS);
+        c.expect("TYPE I", 200);
+        c.stor("signed.bin", what.as_bytes());
+        assert_eq!(c.retr("signed.bin"), what.as_bytes());
+        assert_eq!(moto.keys("keys"), ["ftp/alice/signed.bin"], "keys from {what}");
+        assert!(!server.stderr().contains(&moto.secret));
+    }
 }
 
 /// The async transfer path is shared with TLS and ASCII: both work on S3 too.

@@ -531,6 +531,11 @@ impl Session {
             return denied;
         }
         let target = resolve(&self.login().cwd, arg);
+        if target == "/" {
+            // `RMD ..` at the top names the home itself: refused as such on every back-end (the
+            // file system would answer 451, a local error, for removing `.`).
+            return ok(Code::FILE_UNAVAILABLE, "The home directory cannot be removed.");
+        }
         let login = self.login();
         let result = match &login.storage {
             Storage::Local { fs, .. } => if verb == "RMD" {

@@ -23,7 +23,9 @@
 
 mod object;
 
-pub use object::{ObjectError, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, UploadGuard};
+pub use object::{
+    home_prefix, object_key, ObjectError, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, UploadGuard,
+};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -171,7 +173,7 @@ fn valid_bucket(b: &str) -> bool {
 
 /// A prefix as `a/b/` (trailing slash, no leading one), `""` for none; `None` if a component is
 /// `.`, `..` or has control characters.
-pub(crate) fn normalise_prefix(prefix: &str) -> Option<String> {
+pub fn normalise_prefix(prefix: &str) -> Option<String> {
     let mut out = String::new();
     for part in prefix.split('/').filter(|p| !p.is_empty()) {
         if !object::valid_component(part) {

@@ -86,6 +86,83 @@ pub(crate) fn valid_component(part: &str) -> bool {
     !part.is_empty() && part != "." && part != ".." && !part.chars().any(char::is_control)
 }
 
+/// Why the start-up listing failed, in words an operator acts on. A 403 is nearly always the
+/// access key (a wrong secret, an unknown or disabled key) or its rights on the bucket: say so,
+/// with S3's own error code and message (never the key's secret, which S3 does not echo).
+fn start_error(e: &opendal::Error) -> String {
+    if e.kind() != OdKind::PermissionDenied {
+        return e.to_string();
+    }
+    // OpenDAL keeps S3's error document as `S3Error { code: "...", message: "...", .. }`.
+    let field = |name: &str| {
+        let text = e.message();
+        let start = text.find(&format!("{name}: \""))? + name.len() + 3;
+        let len = text[start..].find('"')?;
+        Some(text[start..start + len].to_owned())
+    };
+    let said = match (field("code"), field("message")) {
+        (Some(code), Some(message)) if !code.is_empty() => format!("{code}: {message}"),
+        _ => e.message().to_owned(),
+    };
+    format!(
+        "access denied: check the S3 credentials (storage.credentials_file, or AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY) and that the key may list the bucket; S3 said {said}"
+    )
+}
+
+/// The key prefix of a user's home: `base` (the normalised `storage.prefix`: `""` or `a/b/`)
+/// followed by `home` relative to `root`, each component a valid key name, ending in `/`.
+/// An error when `home` is not under `root` or a component cannot be part of a key.
+pub fn home_prefix(base: &str, root: &Path, home: &Path) -> std::io::Result<String> {
+    let rel = home
+        .strip_prefix(root)
+        .map_err(|_| std::io::Error::other("home is outside root"))?;
+    let mut out = base.to_owned();
+    for part in rel.components() {
+        match part {
+            Component::Normal(name) => match name.to_str().filter(|n| valid_component(n)) {
+                Some(name) => {
+                    out.push_str(name);
+                    out.push('/');
+                }
+                None => return Err(std::io::Error::other("home name cannot be an object key")),
+            },
+            Component::CurDir => {}
+            _ => return Err(std::io::Error::other("home cannot be an object key")),
+        }
+    }
+    Ok(out)
+}
+
+/// The object key of a resolved virtual path (`/a/b`) under a home's key prefix `base`
+/// (`""` or `a/b/`): `base` followed by the path's components joined by `/`. The home itself
+/// (`/`) has no key (not found); a `.`, `..` or control-character component is refused (file
+/// name not allowed).
+// SECURITY: every component is checked, so a key never leaves `base`. The session resolves
+// `..` away before this; a `..` that got here anyway must not reach the HTTP client, whose URL
+// parsing removes dot segments (`ftp/alice/../bob` would be sent as `ftp/bob`).
+pub fn object_key(base: &str, path: &str) -> Result<String, ObjectError> {
+    let mut key = base.to_owned();
+    let mut any = false;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if !valid_component(part) {
+            return Err(ObjectError::Storage(StorageError::from(
+                ErrorKind::FileNameNotAllowedError,
+            )));
+        }
+        if any {
+            key.push('/');
+        }
+        key.push_str(part);
+        any = true;
+    }
+    if any {
+        Ok(key)
+    } else {
+        Err(not_found())
+    }
+}
+
 /// What S3 tells about a key: a file (object) or a directory (prefix).
 #[derive(Debug, Clone)]
 pub struct ObjectMeta {
@@ -205,68 +282,26 @@ impl ObjectStore {
         let dir = self
             .dir_key("/")
             .map_err(|_| "storage.prefix is invalid".to_owned())?;
-        let mut lister = self
-            .op
-            .lister_with(&dir)
-            .limit(1)
-            .await
-            .map_err(|e| format!("storage: cannot list {}: {e}", self.origin))?;
+        let failed = |e: opendal::Error| format!("storage: cannot list {}: {}", self.origin, start_error(&e));
+        let mut lister = self.op.lister_with(&dir).limit(1).await.map_err(failed)?;
         match lister.next().await {
-            Some(Err(e)) if e.kind() != OdKind::NotFound => {
-                Err(format!("storage: cannot list {}: {e}", self.origin))
-            }
+            Some(Err(e)) if e.kind() != OdKind::NotFound => Err(failed(e)),
             _ => Ok(()),
         }
     }
 
     /// The view of a user's home: `home` relative to `root`, appended to the prefix.
     pub fn for_home(&self, root: &Path, home: &Path) -> std::io::Result<ObjectStore> {
-        let rel = home
-            .strip_prefix(root)
-            .map_err(|_| std::io::Error::other("home is outside root"))?;
-        let mut base = self.base.clone();
-        for part in rel.components() {
-            match part {
-                Component::Normal(name) => match name.to_str().filter(|n| valid_component(n)) {
-                    Some(name) => {
-                        base.push_str(name);
-                        base.push('/');
-                    }
-                    None => return Err(std::io::Error::other("home name cannot be an object key")),
-                },
-                Component::CurDir => {}
-                _ => return Err(std::io::Error::other("home cannot be an object key")),
-            }
-        }
         Ok(ObjectStore {
             op: self.op.clone(),
             origin: self.origin.clone(),
-            base,
+            base: home_prefix(&self.base, root, home)?,
         })
     }
 
     /// The object key of a resolved virtual path (`/a/b`); the home itself has none.
-    // SECURITY: every component is checked, so a key never leaves `base`.
     pub fn key(&self, path: &str) -> Result<String, ObjectError> {
-        let mut key = self.base.clone();
-        let mut any = false;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            if !valid_component(part) {
-                return Err(ObjectError::Storage(StorageError::from(
-                    ErrorKind::FileNameNotAllowedError,
-                )));
-            }
-            if any {
-                key.push('/');
-            }
-            key.push_str(part);
-            any = true;
-        }
-        if any {
-            Ok(key)
-        } else {
-            Err(not_found())
-        }
+        object_key(&self.base, path)
     }
 
     /// The key prefix of a directory (`a/b/`; the bucket's top is `/` to OpenDAL).

@@ -8,8 +8,9 @@
 //! function, so a plain `cargo test` exercises the corpus on stable Rust.
 //!
 //! Oracles are written from the documented behaviour (RFC 959/2428 syntax, the decision table
-//! in `src/policy/mod.rs`, the framing rules in `src/control/reply.rs` and `codec.rs`), not by
-//! calling the code under test a second time.
+//! in `src/policy/mod.rs`, the framing rules in `src/control/reply.rs` and `codec.rs`, the
+//! confinement rules in `src/session/path.rs` and `src/storage/object.rs`), not by calling the
+//! code under test a second time.
 
 #![allow(dead_code)]
 
@@ -28,6 +29,9 @@ use fxpd::control::parser::{parse, parse_eprt, parse_port, ParseError};
 use fxpd::control::reply::{Code, Reply};
 use fxpd::policy::{Cidr, DataSetup, FxpConfig, FxpOverride, Grant, Policy, Reason, Who};
 use fxpd::proxy::{self, Header, Step};
+use fxpd::session::path::resolve;
+use fxpd::storage::{home_prefix, normalise_prefix, object_key};
+use std::path::{Component, Path, PathBuf};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// A target's check: panics when an invariant breaks.
@@ -41,6 +45,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("policy", policy),
     ("reply_framing", reply_framing),
     ("proxy_header", proxy_header),
+    ("path_confinement", path_confinement),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -1016,5 +1021,208 @@ fn check_header(bytes: &[u8], header: Header) {
             (0x21, 0x21, Header::Proxied { .. }) => {}
             other => panic!("{bytes:?}: unexpected command/family/header {other:?}"),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// path_confinement
+// ---------------------------------------------------------------------------------------------
+
+/// Pieces a path argument is built from in token mode: separators, dots, backslashes, encoded
+/// dots, names, control and non-ASCII characters.
+const PATH_TOKENS: &[&str] = &[
+    "/", "..", ".", "a", "bob", "\\", "//", "..\\", "%2e%2e", "%2f", " ", "\r", "\u{1}", "é", "~", "*", "?",
+    "#",
+];
+
+/// A path argument: a length, a mode bit, then either tokens (one byte each) or raw UTF-8.
+fn path_text(input: &mut Input, max: u8) -> String {
+    let bytes = input.chunk(max);
+    match bytes.split_first() {
+        Some((mode, rest)) if mode & 1 == 0 => rest
+            .iter()
+            .map(|b| PATH_TOKENS[usize::from(*b) % PATH_TOKENS.len()])
+            .collect(),
+        Some((_, rest)) => String::from_utf8_lossy(rest).into_owned(),
+        None => String::new(),
+    }
+}
+
+/// The model of `resolve`: the argument joined to the working directory with the standard
+/// library's path rules (`Path::join`, `components`), `..` taken off a stack that never goes
+/// below the top.
+fn model_resolve(cwd: &str, arg: &str) -> String {
+    let joined: PathBuf = if arg.starts_with('/') {
+        PathBuf::from(arg)
+    } else {
+        Path::new(cwd).join(arg)
+    };
+    let mut stack: Vec<String> = Vec::new();
+    for part in joined.components() {
+        match part {
+            Component::ParentDir => {
+                stack.pop();
+            }
+            Component::Normal(name) => stack.push(name.to_str().expect("UTF-8 in").to_owned()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    format!("/{}", stack.join("/"))
+}
+
+/// What a resolved virtual path always is: absolute, no empty, `.` or `..` component, no
+/// trailing `/` except the top itself.
+fn check_resolved(path: &str, context: &str) {
+    assert!(path.starts_with('/'), "{context}: {path:?} is not absolute");
+    if path != "/" {
+        assert!(!path.ends_with('/'), "{context}: {path:?} ends in /");
+        for piece in path[1..].split('/') {
+            assert!(
+                !piece.is_empty() && piece != "." && piece != "..",
+                "{context}: {path:?} has the component {piece:?}"
+            );
+        }
+    }
+}
+
+/// A name S3 keys may hold as one component (the documented rule of `storage::object`).
+fn key_name(piece: &str) -> bool {
+    !piece.is_empty() && piece != "." && piece != ".." && !piece.chars().any(char::is_control)
+}
+
+/// The model of `normalise_prefix`: the `/`-separated names, each a key name, as `a/b/`.
+fn model_prefix(prefix: &str) -> Option<String> {
+    let names: Vec<&str> = prefix.split('/').filter(|p| !p.is_empty()).collect();
+    names
+        .iter()
+        .all(|n| key_name(n))
+        .then(|| names.iter().map(|n| format!("{n}/")).collect())
+}
+
+/// The model of `home_prefix`, on strings: the home's text after the root's and a `/`, its
+/// names (`.` skipped) appended to `base`; none when the home is not below the root or a name
+/// is `..` or cannot be a key.
+fn model_home_prefix(base: &str, root: &str, home: &str) -> Option<String> {
+    let rel = if home == root {
+        ""
+    } else {
+        home.strip_prefix(root)?.strip_prefix('/')?
+    };
+    let mut out = base.to_owned();
+    for name in rel.split('/').filter(|n| !n.is_empty() && *n != ".") {
+        if !key_name(name) {
+            return None;
+        }
+        out.push_str(name);
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// Whatever `object_key` returns stays under `base`: the rest is key names only.
+fn check_key_under(base: &str, key: &str, context: &str) {
+    let rest = key
+        .strip_prefix(base)
+        .unwrap_or_else(|| panic!("{context}: key {key:?} is not under {base:?}"));
+    for piece in rest.split('/') {
+        assert!(
+            key_name(piece),
+            "{context}: key {key:?} has the component {piece:?} under {base:?}"
+        );
+    }
+}
+
+/// Path resolution (`session::path::resolve`) and S3 key building (`storage::normalise_prefix`,
+/// `home_prefix`, `object_key`) against models: a resolved path equals the standard library's
+/// normalisation of the same join, never has a `..`, is a fixed point, and stays under any home
+/// on disk; every key starts with the home's prefix and adds key names only, whatever path it is
+/// given (resolved or raw), and equals the prefix plus the resolved path's names.
+pub fn path_confinement(data: &[u8]) {
+    let mut input = Input::new(data);
+    let cwd_arg = path_text(&mut input, 48);
+    let cwd = resolve("/", &cwd_arg);
+    assert_eq!(cwd, model_resolve("/", &cwd_arg), "resolve(\"/\", {cwd_arg:?})");
+    check_resolved(&cwd, &format!("CWD {cwd_arg:?}"));
+    let arg = path_text(&mut input, 96);
+    let path = resolve(&cwd, &arg);
+    let context = format!("resolve({cwd:?}, {arg:?})");
+    assert_eq!(path, model_resolve(&cwd, &arg), "{context}");
+    check_resolved(&path, &context);
+    assert_eq!(resolve(&cwd, &path), path, "{context}: not a fixed point");
+    assert_eq!(resolve("/", &path), path, "{context}: not absolute");
+    // On disk: the home joined with the path, `..` applied, is still the home or below it.
+    let home = Path::new("/srv/ftp/alice");
+    let mut on_disk = PathBuf::new();
+    for part in home.join(path.trim_start_matches('/')).components() {
+        match part {
+            Component::ParentDir => {
+                on_disk.pop();
+            }
+            other => on_disk.push(other),
+        }
+    }
+    assert!(
+        on_disk.starts_with(home),
+        "{context}: {} is outside {}",
+        on_disk.display(),
+        home.display()
+    );
+
+    // S3: the server's prefix, a home below the root, then keys.
+    let prefix = path_text(&mut input, 24);
+    let base = normalise_prefix(&prefix);
+    assert_eq!(base, model_prefix(&prefix), "normalise_prefix({prefix:?})");
+    let Some(base) = base else { return };
+    let home_rel = path_text(&mut input, 24);
+    let root = "/srv/ftp";
+    let home = Path::new(root).join(&home_rel);
+    let home_text = home.to_str().expect("UTF-8");
+    let home_base = home_prefix(&base, Path::new(root), &home).ok();
+    // `Path::join` with an absolute name replaces the root; `strip_prefix` works on components.
+    let cleaned: String = {
+        let mut s = String::new();
+        for part in home.components() {
+            match part {
+                Component::RootDir => s.push('/'),
+                Component::CurDir => {}
+                Component::ParentDir => s.push_str("../"),
+                Component::Normal(n) => {
+                    s.push_str(n.to_str().expect("UTF-8"));
+                    s.push('/');
+                }
+                Component::Prefix(_) => {}
+            }
+        }
+        s.trim_end_matches('/').to_owned()
+    };
+    let cleaned = if cleaned.is_empty() {
+        "/".to_owned()
+    } else {
+        cleaned
+    };
+    assert_eq!(
+        home_base,
+        model_home_prefix(&base, root, &cleaned),
+        "home_prefix({base:?}, {root:?}, {home_text:?})"
+    );
+    let Some(home_base) = home_base else { return };
+    assert!(home_base.starts_with(&base) && (home_base.is_empty() || home_base.ends_with('/')));
+
+    let names: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let want = (!names.is_empty() && names.iter().all(|n| key_name(n)))
+        .then(|| format!("{home_base}{}", names.join("/")));
+    let key = object_key(&home_base, &path).ok();
+    assert_eq!(key, want, "object_key({home_base:?}, {path:?})");
+    if let Some(key) = &key {
+        check_key_under(&home_base, key, &context);
+    }
+    // The key guard on its own: a raw, unresolved argument never makes a key outside the home.
+    let raw_names: Vec<&str> = arg.split('/').filter(|p| !p.is_empty()).collect();
+    let raw = object_key(&home_base, &arg).ok();
+    let want = (!raw_names.is_empty() && raw_names.iter().all(|n| key_name(n)))
+        .then(|| format!("{home_base}{}", raw_names.join("/")));
+    assert_eq!(raw, want, "object_key({home_base:?}, {arg:?})");
+    if let Some(raw) = &raw {
+        check_key_under(&home_base, raw, &format!("raw {arg:?}"));
     }
 }
