@@ -480,7 +480,7 @@ scenario_live() {
     # An invalid value: the reload is refused and the previous policy stays.
     reg_set "$fxpd_key" EnablePortAttack REG_SZ 1
     if wait_log 'reload refused: the configuration is invalid; the previous one stays' 6 &&
-        tr -d '\r' <"$err" | grep -Eq 'configuration error: registry value .*fxpd\\Parameters\\EnablePortAttack: invalid value `REG_SZ "1"`' &&
+        tr -d '\r' <"$err" | grep -Eq 'event="reload_refused" error="registry value .*fxpd(\\)+Parameters(\\)+EnablePortAttack: invalid value `REG_SZ \\"1\\"`' &&
         step "port refused 0"; then
         pass "live: REG_SZ EnablePortAttack -> reload refused (logged), the session is still refused: $reply"
     else
