@@ -2,7 +2,7 @@
 //! the procedure of Microsoft KB Q247132, with progress, role reversal and verification.
 //!
 //! The tool only speaks on the two control connections; the file goes straight from one
-//! server to the other. How the module is laid out:
+//! server to the other. How the crate is laid out:
 //!
 //! - [`url`]: `ftp://[user[:password]@]host[:port]/path` URLs; [`netrc`]: `.netrc` files;
 //!   [`plan`]: arguments, credentials and paths checked into a plan (usage errors, exit 2).
