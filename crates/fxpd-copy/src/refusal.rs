@@ -7,8 +7,8 @@
 //! picks the right name, and fxpd says it itself in its reply (`allowed by <setting>`), in the
 //! words of `fxpd_proto` that its server writes them with.
 
-use super::client::Role;
-use super::reply::Reply;
+use crate::client::Role;
+use crate::reply::ServerReply;
 use fxpd_proto::{setting, RefusalText};
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ pub enum ServerKind {
 
 impl ServerKind {
     /// Guesses the server from its greeting (default banners name the software).
-    pub fn from_greeting(greeting: &Reply) -> ServerKind {
+    pub fn from_greeting(greeting: &ServerReply) -> ServerKind {
         let text = greeting.text().to_ascii_lowercase();
         if text.contains("fxpd") {
             ServerKind::Fxpd
@@ -65,7 +65,7 @@ pub enum What {
 
 /// One refused arrangement: who refused what, and the server's own words.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub struct RemoteRefusal {
     /// Source or destination.
     pub role: Role,
     /// E.g. "the source 127.0.0.2:2121".
@@ -77,10 +77,10 @@ pub struct Refusal {
     /// The other server's data address involved (the PORT target, or the passive address).
     pub target: Option<SocketAddr>,
     /// The reply that refused, when there was one.
-    pub reply: Option<Reply>,
+    pub reply: Option<ServerReply>,
 }
 
-impl Refusal {
+impl RemoteRefusal {
     /// The setting that would allow what was refused on this server, if one does.
     pub fn setting(&self) -> Option<String> {
         // fxpd names the exact setting (fxp.peers, a user's override, ...) in its refusals,
@@ -151,7 +151,7 @@ impl Refusal {
     }
 }
 
-impl fmt::Display for Refusal {
+impl fmt::Display for RemoteRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
     }
@@ -161,15 +161,15 @@ impl fmt::Display for Refusal {
 mod tests {
     use super::*;
 
-    fn reply(code: u16, text: &str) -> Reply {
-        Reply {
+    fn reply(code: u16, text: &str) -> ServerReply {
+        ServerReply {
             code,
             lines: vec![format!("{code} {text}")],
         }
     }
 
-    fn refusal(what: What, kind: ServerKind, reply: Option<Reply>) -> Refusal {
-        Refusal {
+    fn refusal(what: What, kind: ServerKind, reply: Option<ServerReply>) -> RemoteRefusal {
+        RemoteRefusal {
             role: Role::Source,
             server: "the source 127.0.0.2:2121".into(),
             kind,
