@@ -21,8 +21,10 @@
 //!   command log.
 //! - [`logging`]: how log lines are written: every field value escaped in one place, so client
 //!   text cannot forge a line or drive the operator's terminal.
-//! - [`copy`]: `fxpd copy`, an FXP client that makes two FTP servers move a file between
-//!   them (KB Q247132).
+//! - `fxpd copy`, the FXP client that makes two FTP servers move a file between them
+//!   (KB Q247132), is a crate of its own (`crates/fxpd-copy`); the refusal words it reads
+//!   back from fxpd's replies are defined once in `crates/fxpd-proto`, which [`policy`] writes
+//!   them with.
 //!
 //! - [`storage`]: where files live: the local file system (through the `unftp-core`
 //!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
@@ -32,7 +34,6 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod control;
-pub mod copy;
 pub mod datachan;
 pub mod listing;
 pub mod logging;

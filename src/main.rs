@@ -34,7 +34,7 @@ enum Cmd {
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Copy a file or tree from one FTP server to another, server to server (FXP).
-    Copy(fxpd::copy::CopyArgs),
+    Copy(fxpd_copy::CopyArgs),
     /// Windows only: install, control or run fxpd as the Windows service `fxpd`.
     #[command(subcommand)]
     Service(ServiceCmd),
@@ -168,7 +168,7 @@ fn main() -> ExitCode {
         None => serve(cli.serve),
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::User(cmd)) => user(cmd),
-        Some(Cmd::Copy(args)) => fxpd::copy::run(args),
+        Some(Cmd::Copy(args)) => fxpd_copy::run(args),
         Some(Cmd::Service(cmd)) => service(cmd),
         Some(Cmd::Manpage) => {
             let man = clap_mangen::Man::new(Cli::command()).section("8");

@@ -284,7 +284,7 @@ impl TicketUse {
 /// server is named only by the address the FXP client passed in PORT/PASV, so there is no
 /// name to verify its certificate against; like other FXP-capable servers, fxpd encrypts such
 /// a connection but does not authenticate the peer (which addresses may be connected to at
-/// all is still decided by the FXP policy). `fxpd copy --insecure` uses it too.
+/// all is still decided by the FXP policy).
 #[derive(Debug)]
 pub(crate) struct PeerServerVerifier(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 

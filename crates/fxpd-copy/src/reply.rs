@@ -17,14 +17,14 @@ pub const MAX_LINES: usize = 10_000;
 
 /// One server reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub struct ServerReply {
     /// The reply code, 100-599.
     pub code: u16,
     /// Every line as received (including the `ddd-`/`ddd ` prefixes), without line ends.
     pub lines: Vec<String>,
 }
 
-impl Reply {
+impl ServerReply {
     /// The first digit: 1 preliminary, 2 completion, 3 intermediate, 4 transient, 5 permanent.
     pub fn class(&self) -> u16 {
         self.code / 100
@@ -67,7 +67,7 @@ impl Reply {
     }
 }
 
-impl fmt::Display for Reply {
+impl fmt::Display for ServerReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.code, self.text())
     }
@@ -149,21 +149,21 @@ async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<Option<Str
 }
 
 /// Reads one complete reply.
-pub async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<Reply, ReadError> {
+pub async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<ServerReply, ReadError> {
     let first = read_line(reader).await?.ok_or(ReadError::Closed)?;
     let (code, sep) = code_of(&first).ok_or_else(|| {
         ReadError::Malformed(format!("`{}` does not start with a reply code", clip(&first)))
     })?;
     let mut lines = vec![first];
     if sep != Some(b'-') {
-        return Ok(Reply { code, lines });
+        return Ok(ServerReply { code, lines });
     }
     loop {
         let line = read_line(reader).await?.ok_or(ReadError::Closed)?;
         let last = matches!(code_of(&line), Some((c, None | Some(b' '))) if c == code);
         lines.push(line);
         if last {
-            return Ok(Reply { code, lines });
+            return Ok(ServerReply { code, lines });
         }
         if lines.len() >= MAX_LINES {
             return Err(ReadError::Malformed(format!(
@@ -182,7 +182,7 @@ fn clip(s: &str) -> String {
 mod tests {
     use super::*;
 
-    async fn replies(wire: &str) -> Vec<Result<Reply, String>> {
+    async fn replies(wire: &str) -> Vec<Result<ServerReply, String>> {
         let mut r = tokio::io::BufReader::new(wire.as_bytes());
         let mut out = Vec::new();
         loop {
@@ -202,7 +202,7 @@ mod tests {
         let got =
             replies("220 ready\r\n211-Features:\r\n EPSV\r\n211-x\r\n HASH SHA-256*\r\n211 End\r\n226\n")
                 .await;
-        let r: Vec<Reply> = got.into_iter().map(Result::unwrap).collect();
+        let r: Vec<ServerReply> = got.into_iter().map(Result::unwrap).collect();
         assert_eq!(r.len(), 3, "{r:?}");
         assert_eq!((r[0].code, r[0].first_text()), (220, "ready"));
         assert_eq!(r[1].code, 211);

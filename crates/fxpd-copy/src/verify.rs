@@ -10,8 +10,8 @@
 //! A digest that a server cannot produce for this file (a negative reply) moves on to the
 //! next method; when none is left the copy is verified by size only, and says so.
 
-use super::client::{Client, ClientError};
-use super::wire;
+use crate::client::{ClientError, ControlClient};
+use crate::wire;
 use std::time::Duration;
 
 /// Preferred `HASH` algorithms, strongest first.
@@ -72,17 +72,20 @@ pub enum VerifyError {
     /// The copy differs from the original (one clause).
     Mismatch(String),
     /// A server failed while we asked.
-    Client(ClientError),
+    ControlClient(ClientError),
 }
 
 impl From<ClientError> for VerifyError {
     fn from(e: ClientError) -> Self {
-        VerifyError::Client(e)
+        VerifyError::ControlClient(e)
     }
 }
 
 /// The methods both servers offer, best first.
-pub async fn common_methods(src: &mut Client, dst: &mut Client) -> Result<Vec<Method>, ClientError> {
+pub async fn common_methods(
+    src: &mut ControlClient,
+    dst: &mut ControlClient,
+) -> Result<Vec<Method>, ClientError> {
     let (a, b) = (&src.features, &dst.features);
     let mut methods = Vec::new();
     if let Some(alg) = HASH_PREFERENCE.iter().find(|alg| {
@@ -103,7 +106,7 @@ pub async fn common_methods(src: &mut Client, dst: &mut Client) -> Result<Vec<Me
 }
 
 /// Whether `SITE HELP` mentions MD5.
-async fn site_md5(client: &mut Client) -> Result<bool, ClientError> {
+async fn site_md5(client: &mut ControlClient) -> Result<bool, ClientError> {
     let reply = client.command("SITE HELP").await?;
     Ok(reply.class() == 2
         && reply
@@ -114,8 +117,8 @@ async fn site_md5(client: &mut Client) -> Result<bool, ClientError> {
 
 /// Compares sizes, then digests with the first of `methods` both servers can produce.
 pub async fn verify(
-    src: &mut Client,
-    dst: &mut Client,
+    src: &mut ControlClient,
+    dst: &mut ControlClient,
     src_path: &str,
     dst_path: &str,
     methods: &[Method],
@@ -152,14 +155,14 @@ pub async fn verify(
 }
 
 /// SIZE, `None` when the server does not tell.
-async fn size(client: &mut Client, path: &str) -> Result<Option<u64>, ClientError> {
+async fn size(client: &mut ControlClient, path: &str) -> Result<Option<u64>, ClientError> {
     let reply = client.command(&format!("SIZE {path}")).await?;
     Ok(wire::parse_size(&reply))
 }
 
 /// The lowercase hex digest of `path` by `method`, `None` when the server cannot give it.
 async fn digest(
-    client: &mut Client,
+    client: &mut ControlClient,
     method: &Method,
     path: &str,
     size: Option<u64>,
@@ -187,7 +190,7 @@ async fn digest(
             Some(r) if r.is_preliminary() => continue,
             Some(r) => break r,
             None => {
-                return Err(client.error(super::client::ErrorKind::Timeout(format!(
+                return Err(client.error(crate::client::ErrorKind::Timeout(format!(
                     "no reply to {line} within {} s",
                     limit.as_secs()
                 ))))

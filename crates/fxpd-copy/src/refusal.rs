@@ -4,10 +4,12 @@
 //! receives PORT/EPRT naming the other server must allow a foreign PORT target, and the
 //! server that answered PASV/EPSV must accept a data connection from a foreign address.
 //! Servers name these switches differently; [`ServerKind`] (guessed from the greeting)
-//! picks the right name, and fxpd says it itself in its reply (`allowed by <setting>`).
+//! picks the right name, and fxpd says it itself in its reply (`allowed by <setting>`), in the
+//! words of `fxpd_proto` that its server writes them with.
 
-use super::client::Role;
-use super::reply::Reply;
+use crate::client::Role;
+use crate::reply::ServerReply;
+use fxpd_proto::{setting, RefusalText};
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -30,7 +32,7 @@ pub enum ServerKind {
 
 impl ServerKind {
     /// Guesses the server from its greeting (default banners name the software).
-    pub fn from_greeting(greeting: &Reply) -> ServerKind {
+    pub fn from_greeting(greeting: &ServerReply) -> ServerKind {
         let text = greeting.text().to_ascii_lowercase();
         if text.contains("fxpd") {
             ServerKind::Fxpd
@@ -63,7 +65,7 @@ pub enum What {
 
 /// One refused arrangement: who refused what, and the server's own words.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub struct RemoteRefusal {
     /// Source or destination.
     pub role: Role,
     /// E.g. "the source 127.0.0.2:2121".
@@ -75,42 +77,48 @@ pub struct Refusal {
     /// The other server's data address involved (the PORT target, or the passive address).
     pub target: Option<SocketAddr>,
     /// The reply that refused, when there was one.
-    pub reply: Option<Reply>,
+    pub reply: Option<ServerReply>,
 }
 
-impl Refusal {
+impl RemoteRefusal {
     /// The setting that would allow what was refused on this server, if one does.
     pub fn setting(&self) -> Option<String> {
-        // fxpd names the exact setting (fxp.peers, a user's override, ...) in its reply.
-        if let Some(named) = self.reply.as_ref().and_then(|r| allowed_by(&r.text())) {
-            return Some(named);
+        // fxpd names the exact setting (fxp.peers, a user's override, ...) in its refusals,
+        // or says by naming none that no setting allows it (a ban, port 0, EPSV ALL).
+        if let Some(reply) = &self.reply {
+            if let Some(refusal) = RefusalText::find(&reply.text()) {
+                return refusal.setting.map(|setting| match setting::iis_name(setting) {
+                    Some(iis) => format!("{setting} ({iis})"),
+                    None => setting.to_owned(),
+                });
+            }
         }
         if self.kind == ServerKind::Fxpd && self.reply.is_some() && self.what == What::ForeignPort {
-            // An fxpd refusal without "allowed by" (a ban, port 0): no setting allows it.
+            // An fxpd answer to PORT that is not a refusal text: no setting is known to allow it.
             return None;
         }
+        let (port, passive) = (setting::ALLOW_FOREIGN_PORT, setting::ALLOW_FOREIGN_PASSIVE);
+        let (port_iis, passive_iis) = (setting::IIS_ENABLE_PORT_ATTACK, setting::IIS_ENABLE_PASV_THEFT);
         let name = match (self.what, self.kind) {
-            (What::ForeignPort, ServerKind::Fxpd) => "fxp.allow_foreign_port = true (IIS: EnablePortAttack)",
-            (What::ForeignPort, ServerKind::Iis) => "the registry value EnablePortAttack = 1 (KB Q247132)",
-            (What::ForeignPort, ServerKind::Vsftpd) => "port_promiscuous=YES",
-            (What::ForeignPassive, ServerKind::Fxpd) => {
-                "fxp.allow_foreign_passive = true (IIS: EnablePASVTheft)"
+            (What::ForeignPort, ServerKind::Fxpd) => format!("{port} = true (IIS: {port_iis})"),
+            (What::ForeignPort, ServerKind::Iis) => format!("the registry value {port_iis} = 1 (KB Q247132)"),
+            (What::ForeignPort, ServerKind::Vsftpd) => "port_promiscuous=YES".into(),
+            (What::ForeignPassive, ServerKind::Fxpd) => format!("{passive} = true (IIS: {passive_iis})"),
+            (What::ForeignPassive, ServerKind::Iis) => {
+                format!("the registry value {passive_iis} = 1 (KB Q247132)")
             }
-            (What::ForeignPassive, ServerKind::Iis) => "the registry value EnablePASVTheft = 1 (KB Q247132)",
-            (What::ForeignPassive, ServerKind::Vsftpd) => "pasv_promiscuous=YES",
-            (What::ForeignPort | What::ForeignPassive, ServerKind::ProFtpd) => "AllowForeignAddress on",
-            (What::ForeignPort | What::ForeignPassive, ServerKind::PureFtpd) => "--allowuserfxp",
-            (What::ForeignPort, ServerKind::Unknown) => {
-                "fxp.allow_foreign_port (fxpd), EnablePortAttack (IIS), port_promiscuous (vsftpd) \
-                 or AllowForeignAddress (ProFTPD)"
-            }
-            (What::ForeignPassive, ServerKind::Unknown) => {
-                "fxp.allow_foreign_passive (fxpd), EnablePASVTheft (IIS), pasv_promiscuous (vsftpd) \
-                 or AllowForeignAddress (ProFTPD)"
-            }
+            (What::ForeignPassive, ServerKind::Vsftpd) => "pasv_promiscuous=YES".into(),
+            (What::ForeignPort | What::ForeignPassive, ServerKind::ProFtpd) => "AllowForeignAddress on".into(),
+            (What::ForeignPort | What::ForeignPassive, ServerKind::PureFtpd) => "--allowuserfxp".into(),
+            (What::ForeignPort, ServerKind::Unknown) => format!(
+                "{port} (fxpd), {port_iis} (IIS), port_promiscuous (vsftpd) or AllowForeignAddress (ProFTPD)"
+            ),
+            (What::ForeignPassive, ServerKind::Unknown) => format!(
+                "{passive} (fxpd), {passive_iis} (IIS), pasv_promiscuous (vsftpd) or AllowForeignAddress (ProFTPD)"
+            ),
             (What::Connect | What::NoPassive, _) => return None,
         };
-        Some(name.to_owned())
+        Some(name)
     }
 
     /// One clause: who refused what, the server's words, and what would allow it.
@@ -143,32 +151,25 @@ impl Refusal {
     }
 }
 
-impl fmt::Display for Refusal {
+impl fmt::Display for RemoteRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
     }
-}
-
-/// The setting after fxpd's `allowed by ` in a refusal text (without the final period).
-fn allowed_by(text: &str) -> Option<String> {
-    let start = text.find("allowed by ")? + "allowed by ".len();
-    let setting = text[start..].trim().trim_end_matches('.').trim();
-    (!setting.is_empty()).then(|| setting.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn reply(code: u16, text: &str) -> Reply {
-        Reply {
+    fn reply(code: u16, text: &str) -> ServerReply {
+        ServerReply {
             code,
             lines: vec![format!("{code} {text}")],
         }
     }
 
-    fn refusal(what: What, kind: ServerKind, reply: Option<Reply>) -> Refusal {
-        Refusal {
+    fn refusal(what: What, kind: ServerKind, reply: Option<ServerReply>) -> RemoteRefusal {
+        RemoteRefusal {
             role: Role::Source,
             server: "the source 127.0.0.2:2121".into(),
             kind,
@@ -233,6 +234,55 @@ mod tests {
             )),
         );
         assert!(banned.describe().ends_with("no setting of that server allows it"));
+    }
+
+    #[test]
+    fn fxpd_refusals_are_found_inside_longer_replies() {
+        // What fxpd answers STOR/RETR with when it turned the other server's connection away.
+        let passive = refusal(
+            What::ForeignPassive,
+            ServerKind::Fxpd,
+            Some(reply(
+                425,
+                "Can't open data connection: refused connection from 127.0.0.3: PASV-connection \
+                 refused (foreign-address): 127.0.0.3 is not your address (127.0.0.1); allowed by \
+                 fxp.allow_foreign_passive (EnablePASVTheft).",
+            )),
+        );
+        assert_eq!(
+            passive.setting().as_deref(),
+            Some("fxp.allow_foreign_passive (EnablePASVTheft)")
+        );
+        // A renamed banner does not hide fxpd's own words.
+        let user = refusal(
+            What::ForeignPort,
+            ServerKind::Unknown,
+            Some(reply(
+                504,
+                "PORT refused (user-denied): 127.0.0.3 is not your address; allowed by users file: fxp = \"allow\".",
+            )),
+        );
+        assert_eq!(user.setting().as_deref(), Some("users file: fxp = \"allow\""));
+        let banned = refusal(
+            What::ForeignPassive,
+            ServerKind::Unknown,
+            Some(reply(
+                425,
+                "Can't open data connection: refused connection from 127.0.0.3: PASV-connection \
+                 refused (banned): 127.0.0.3 is temporarily banned.",
+            )),
+        );
+        assert_eq!(banned.setting(), None);
+    }
+
+    #[test]
+    fn other_servers_words_are_not_read_as_fxpd_settings() {
+        let vs = refusal(
+            What::ForeignPort,
+            ServerKind::Vsftpd,
+            Some(reply(550, "Permission denied, not allowed by configuration.")),
+        );
+        assert_eq!(vs.setting().as_deref(), Some("port_promiscuous=YES"));
     }
 
     #[test]

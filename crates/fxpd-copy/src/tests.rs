@@ -2,11 +2,11 @@
 //! servers in `tests/copy.rs` do not produce on demand (a stalled transfer, a server that
 //! queues STAT until the transfer ends, a passive side that never gets its connection).
 
-use super::client::{Client, Role};
-use super::fxp::{self, Arrangement, FileJob, FxpError};
-use super::progress::{Mode, Progress};
-use super::refusal::What;
-use super::url::FtpUrl;
+use crate::client::{ControlClient, Role};
+use crate::fxp::{self, Arrangement, FileJob, FxpError};
+use crate::progress::{Mode, Progress};
+use crate::refusal::What;
+use crate::url::FtpUrl;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -72,8 +72,8 @@ fn common(line: &str) -> Option<Vec<Say>> {
     }
 }
 
-async fn connect(role: Role, url: &FtpUrl, timeout_ms: u64) -> Client {
-    Client::connect(role, url, Duration::from_millis(timeout_ms), false)
+async fn connect(role: Role, url: &FtpUrl, timeout_ms: u64) -> ControlClient {
+    ControlClient::connect(role, url, Duration::from_millis(timeout_ms), false)
         .await
         .expect("connect")
 }

@@ -7,7 +7,7 @@
 
 /// One `machine` (or the `default`) entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Entry {
+pub struct NetrcEntry {
     /// `None` for the `default` entry.
     pub machine: Option<String>,
     /// The `login` value.
@@ -19,24 +19,24 @@ pub struct Entry {
 /// A parsed netrc file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Netrc {
-    entries: Vec<Entry>,
+    entries: Vec<NetrcEntry>,
 }
 
 impl Netrc {
     /// Parses netrc text; unknown keywords and a keyword without its value are errors.
     pub fn parse(text: &str) -> Result<Netrc, String> {
         let mut tokens = Tokens::new(text);
-        let mut entries: Vec<Entry> = Vec::new();
+        let mut entries: Vec<NetrcEntry> = Vec::new();
         while let Some(word) = tokens.next_token()? {
             match word.as_str() {
                 "machine" => {
                     let name = tokens.value("machine")?;
-                    entries.push(Entry {
+                    entries.push(NetrcEntry {
                         machine: Some(name),
-                        ..Entry::default()
+                        ..NetrcEntry::default()
                     });
                 }
-                "default" => entries.push(Entry::default()),
+                "default" => entries.push(NetrcEntry::default()),
                 "login" | "password" | "account" => {
                     let value = tokens.value(&word)?;
                     let entry = entries
@@ -60,8 +60,8 @@ impl Netrc {
 
     /// The entry for `host`: its `machine` entry (the first whose login matches `user`, when a
     /// user is given), else the `default` entry under the same condition.
-    pub fn lookup(&self, host: &str, user: Option<&str>) -> Option<&Entry> {
-        let login_fits = |e: &&Entry| match (user, &e.login) {
+    pub fn lookup(&self, host: &str, user: Option<&str>) -> Option<&NetrcEntry> {
+        let login_fits = |e: &&NetrcEntry| match (user, &e.login) {
             (Some(u), Some(l)) => u == l,
             (Some(_), None) => true,
             (None, _) => true,

@@ -4,7 +4,7 @@
 //! The whole tree is listed before anything is copied, so copying into a directory below
 //! the source on the same server cannot feed itself. Depth and size are bounded.
 
-use super::client::{Client, ClientError};
+use crate::client::{ClientError, ControlClient};
 
 /// Deepest directory level followed.
 const MAX_DEPTH: usize = 64;
@@ -25,14 +25,14 @@ pub struct TreeEntry {
 #[derive(Debug)]
 pub enum TreeError {
     /// A server failed.
-    Client(ClientError),
+    ControlClient(ClientError),
     /// A limit was reached (one clause).
     Limit(String),
 }
 
 impl From<ClientError> for TreeError {
     fn from(e: ClientError) -> Self {
-        TreeError::Client(e)
+        TreeError::ControlClient(e)
     }
 }
 
@@ -49,7 +49,7 @@ pub fn join(dir: &str, name: &str) -> String {
 
 /// Every directory and file below `root`, parents before their contents, names sorted.
 /// Entries that are neither files nor directories (links, devices) are left out.
-pub async fn walk(src: &mut Client, root: &str) -> Result<Vec<TreeEntry>, TreeError> {
+pub async fn walk(src: &mut ControlClient, root: &str) -> Result<Vec<TreeEntry>, TreeError> {
     let mut out = Vec::new();
     // (path relative to root, depth), popped depth-first.
     let mut stack = vec![(String::new(), 0usize)];
@@ -92,7 +92,7 @@ pub async fn walk(src: &mut Client, root: &str) -> Result<Vec<TreeEntry>, TreeEr
 
 /// Makes sure `path` is a directory on `dst`: MKD, and when that fails, whether it already
 /// is one (CWD into it and back to `home`).
-pub async fn ensure_dir(dst: &mut Client, path: &str, home: &str) -> Result<(), ClientError> {
+pub async fn ensure_dir(dst: &mut ControlClient, path: &str, home: &str) -> Result<(), ClientError> {
     if path.is_empty() || path == "/" {
         return Ok(());
     }
@@ -105,7 +105,7 @@ pub async fn ensure_dir(dst: &mut Client, path: &str, home: &str) -> Result<(), 
 }
 
 /// [`ensure_dir`] for `path` and each missing parent, like `mkdir -p`.
-pub async fn ensure_dir_all(dst: &mut Client, path: &str, home: &str) -> Result<(), ClientError> {
+pub async fn ensure_dir_all(dst: &mut ControlClient, path: &str, home: &str) -> Result<(), ClientError> {
     let mut sofar = if path.starts_with('/') {
         "/".to_owned()
     } else {

@@ -11,7 +11,7 @@
 //!
 //! The KB arrangement puts the destination in passive mode and the source in active mode.
 //! When a server refuses its part (a foreign PORT target, a foreign passive connection),
-//! [`transfer`] tries the reverse roles before giving up, and reports each [`Refusal`].
+//! [`transfer`] tries the reverse roles before giving up, and reports each [`RemoteRefusal`].
 //!
 //! Every wait is bounded: replies by the client timeout, the transfer by a stall detector
 //! (no progress for the timeout: ABOR both) and, once one side has finished, by a short
@@ -19,11 +19,11 @@
 //! waits for its own data timeout). Without progress reports from either server the
 //! transfer is bounded by the servers' data timeouts.
 
-use super::client::{Client, ClientError, Role};
-use super::progress::Progress;
-use super::refusal::{Refusal, ServerKind, What};
-use super::reply::Reply;
-use super::wire;
+use crate::client::{ClientError, ControlClient, Role};
+use crate::progress::Progress;
+use crate::refusal::{RemoteRefusal, ServerKind, What};
+use crate::reply::ServerReply;
+use crate::wire;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -82,7 +82,7 @@ pub struct FileJob<'a> {
 #[derive(Debug)]
 pub enum FxpError {
     /// Both arrangements were refused: (arrangement, refusal) for each.
-    Refused(Vec<(Arrangement, Refusal)>),
+    Refused(Vec<(Arrangement, RemoteRefusal)>),
     /// Anything else, as one clause.
     Failed(String),
 }
@@ -90,8 +90,8 @@ pub enum FxpError {
 /// Moves one file; `arrangement` is tried first and, when the reverse worked instead,
 /// updated so that the next file starts with the one that works.
 pub async fn transfer(
-    src: &mut Client,
-    dst: &mut Client,
+    src: &mut ControlClient,
+    dst: &mut ControlClient,
     job: &FileJob<'_>,
     arrangement: &mut Arrangement,
     progress: &mut Progress,
@@ -125,15 +125,15 @@ pub async fn transfer(
 /// How one arrangement went.
 enum Attempt {
     Done,
-    Refused(Refusal),
+    Refused(RemoteRefusal),
     Failed(String),
 }
 
 /// [`attempt`], turning a lost or silent control connection into a failure after a
 /// best-effort ABOR on both servers.
 async fn run_attempt(
-    src: &mut Client,
-    dst: &mut Client,
+    src: &mut ControlClient,
+    dst: &mut ControlClient,
     job: &FileJob<'_>,
     arrangement: Arrangement,
     progress: &mut Progress,
@@ -150,8 +150,8 @@ async fn run_attempt(
 
 /// One arrangement, steps 1-4 of the module docs.
 async fn attempt(
-    src: &mut Client,
-    dst: &mut Client,
+    src: &mut ControlClient,
+    dst: &mut ControlClient,
     job: &FileJob<'_>,
     arrangement: Arrangement,
     progress: &mut Progress,
@@ -204,7 +204,10 @@ async fn attempt(
 
 /// REST (when resuming) and RETR/STOR. `Some((command, reply))` when the server refused
 /// instead of starting the transfer.
-async fn start(client: &mut Client, job: &FileJob<'_>) -> Result<Option<(String, Reply)>, ClientError> {
+async fn start(
+    client: &mut ControlClient,
+    job: &FileJob<'_>,
+) -> Result<Option<(String, ServerReply)>, ClientError> {
     if job.offset > 0 {
         let line = format!("REST {}", job.offset);
         let reply = client.command(&line).await?;
@@ -221,8 +224,13 @@ async fn start(client: &mut Client, job: &FileJob<'_>) -> Result<Option<(String,
 }
 
 /// A refusal by `client`.
-fn refused(client: &Client, what: What, target: Option<SocketAddr>, reply: Option<Reply>) -> Attempt {
-    Attempt::Refused(Refusal {
+fn refused(
+    client: &ControlClient,
+    what: What,
+    target: Option<SocketAddr>,
+    reply: Option<ServerReply>,
+) -> Attempt {
+    Attempt::Refused(RemoteRefusal {
         role: client.role,
         server: client.name(),
         kind: ServerKind::from_greeting(&client.greeting),
@@ -250,10 +258,10 @@ enum StatSupport {
 #[derive(Debug, Default)]
 struct Watch {
     /// The transfer's final reply (226, 425, 426, ...).
-    final_reply: Option<Reply>,
+    final_reply: Option<ServerReply>,
     /// The transfer was aborted by us (ABOR); `abort_replies` holds what came back.
     aborted: bool,
-    abort_replies: Vec<Reply>,
+    abort_replies: Vec<ServerReply>,
     stat: StatSupport,
     /// A STAT sent and not yet answered.
     stat_sent: Option<Instant>,
@@ -281,7 +289,7 @@ impl Watch {
     }
 
     /// Files one reply: a STAT answer, a STAT refusal, a preliminary reply, or the final one.
-    fn route(&mut self, reply: Reply, now: Instant) {
+    fn route(&mut self, reply: ServerReply, now: Instant) {
         let awaiting_stat = self.stat_sent.is_some() || self.owed;
         if awaiting_stat && (211..=213).contains(&reply.code) {
             self.stat_sent = None;
@@ -345,7 +353,7 @@ impl Watch {
     }
 
     /// A 425 reply among the final and the abort replies.
-    fn reply_425(&self) -> Option<&Reply> {
+    fn reply_425(&self) -> Option<&ServerReply> {
         self.final_reply
             .iter()
             .chain(&self.abort_replies)
@@ -363,8 +371,8 @@ enum End {
 
 /// Step 4: waits for both final replies, polling STAT and showing progress.
 async fn wait(
-    passive: &mut Client,
-    active: &mut Client,
+    passive: &mut ControlClient,
+    active: &mut ControlClient,
     p: &mut Watch,
     a: &mut Watch,
     job: &FileJob<'_>,
@@ -440,7 +448,7 @@ async fn wait(
 }
 
 /// ABOR on one side, keeping what it answered.
-async fn abort(client: &mut Client, w: &mut Watch) -> Result<(), ClientError> {
+async fn abort(client: &mut ControlClient, w: &mut Watch) -> Result<(), ClientError> {
     if w.done() {
         return Ok(());
     }
@@ -451,8 +459,8 @@ async fn abort(client: &mut Client, w: &mut Watch) -> Result<(), ClientError> {
 
 /// Turns the two sides' outcomes into the attempt's result.
 fn classify(
-    passive: &Client,
-    active: &Client,
+    passive: &ControlClient,
+    active: &ControlClient,
     p: &Watch,
     a: &Watch,
     end: End,
@@ -464,7 +472,7 @@ fn classify(
             d.as_secs()
         ));
     }
-    let completed = |w: &Watch| w.final_reply.as_ref().is_some_and(Reply::is_completion);
+    let completed = |w: &Watch| w.final_reply.as_ref().is_some_and(ServerReply::is_completion);
     if completed(p) && completed(a) {
         return Attempt::Done;
     }
@@ -501,15 +509,15 @@ fn classify(
 mod tests {
     use super::*;
 
-    fn reply(code: u16, text: &str) -> Reply {
-        Reply {
+    fn reply(code: u16, text: &str) -> ServerReply {
+        ServerReply {
             code,
             lines: vec![format!("{code} {text}")],
         }
     }
 
-    fn stat(bytes: u64) -> Reply {
-        Reply {
+    fn stat(bytes: u64) -> ServerReply {
+        ServerReply {
             code: 211,
             lines: vec![
                 "211-status".into(),

@@ -7,8 +7,8 @@
 //! (`FXPD_COPY_SRC_PASSWORD` / `FXPD_COPY_DST_PASSWORD`), the netrc file. The user name comes
 //! from the URL, else from the netrc entry for the host; without one the login is anonymous.
 
-use super::netrc::Netrc;
-use super::url::{FtpUrl, UrlError};
+use crate::netrc::Netrc;
+use crate::url::{FtpUrl, UrlError};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! progress in STAT replies, MLSD facts (RFC 3659 section 7) and digests
 //! (draft-bryan-ftp-hash `HASH`, the `XSHA256`/`XMD5`/`SITE MD5` extensions).
 
-use super::reply::Reply;
+use crate::reply::ServerReply;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
 /// The address in a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)` reply: the first run of
@@ -108,7 +108,7 @@ pub struct Features {
 }
 
 /// Parses a FEAT reply; anything but 211 means no features are known.
-pub fn parse_feat(reply: &Reply) -> Features {
+pub fn parse_feat(reply: &ServerReply) -> Features {
     let mut f = Features::default();
     if reply.code != 211 {
         return f;
@@ -146,7 +146,7 @@ pub fn parse_feat(reply: &Reply) -> Features {
 /// `Data connection open: STOR /f, 12345 of 99999 bytes transferred`: the number right
 /// before ` of ` or ` bytes` on a line that mentions bytes. `None` when no line does (for
 /// instance `No data connection`).
-pub fn parse_stat_progress(reply: &Reply) -> Option<u64> {
+pub fn parse_stat_progress(reply: &ServerReply) -> Option<u64> {
     reply.lines.iter().find_map(|line| {
         let lower = line.to_ascii_lowercase();
         let end = [" of ", " bytes"]
@@ -163,7 +163,7 @@ pub fn parse_stat_progress(reply: &Reply) -> Option<u64> {
 }
 
 /// The number in a `213 <size>` SIZE reply.
-pub fn parse_size(reply: &Reply) -> Option<u64> {
+pub fn parse_size(reply: &ServerReply) -> Option<u64> {
     (reply.code == 213)
         .then(|| reply.first_text().trim().parse().ok())
         .flatten()
@@ -218,7 +218,7 @@ pub fn parse_mlsd_line(line: &str) -> Option<MlsdEntry> {
 
 /// The `213 <algorithm> <range> <hex> <path>` reply to `HASH` (draft-bryan-ftp-hash
 /// section 3): the algorithm and the lowercase hex digest.
-pub fn parse_hash_reply(reply: &Reply) -> Option<(String, String)> {
+pub fn parse_hash_reply(reply: &ServerReply) -> Option<(String, String)> {
     if reply.code != 213 {
         return None;
     }
@@ -231,7 +231,7 @@ pub fn parse_hash_reply(reply: &Reply) -> Option<(String, String)> {
 
 /// The first whitespace-separated token of `reply` that is a hex digest of `len` digits
 /// (for `XSHA256`, `XMD5` and `SITE MD5` replies, whose layouts differ between servers).
-pub fn find_hex_digest(reply: &Reply, len: usize) -> Option<String> {
+pub fn find_hex_digest(reply: &ServerReply, len: usize) -> Option<String> {
     reply
         .text()
         .split(|c: char| c.is_whitespace() || c == '=' || c == '"' || c == ':')
@@ -247,8 +247,8 @@ fn is_hex(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn reply(code: u16, lines: &[&str]) -> Reply {
-        Reply {
+    fn reply(code: u16, lines: &[&str]) -> ServerReply {
+        ServerReply {
             code,
             lines: lines.iter().map(|l| l.to_string()).collect(),
         }

@@ -1,15 +1,15 @@
 //! Running a planned copy: log in to both servers, then for each file SIZE (and MDTM) on
-//! the source, the resume decision, the FXP transfer ([`super::fxp`]) and the check
-//! ([`super::verify`]); for `--recursive`, the tree walk and MKDs first ([`super::tree`]).
+//! the source, the resume decision, the FXP transfer ([`crate::fxp`]) and the check
+//! ([`crate::verify`]); for `--recursive`, the tree walk and MKDs first ([`crate::tree`]).
 
-use super::client::{Client, ClientError, ErrorKind, Role};
-use super::fxp::{self, Arrangement, FileJob, FxpError};
-use super::plan::{Endpoint, Plan};
-use super::progress::{human_bytes, Progress};
-use super::tls::TlsClient;
-use super::tree::{self, TreeError};
-use super::verify::{self, Method, VerifyError};
-use super::{wire, CopyError};
+use crate::client::{ClientError, ControlClient, ErrorKind, Role};
+use crate::fxp::{self, Arrangement, FileJob, FxpError};
+use crate::plan::{Endpoint, Plan};
+use crate::progress::{human_bytes, Progress};
+use crate::tls::TlsClient;
+use crate::tree::{self, TreeError};
+use crate::verify::{self, Method, VerifyError};
+use crate::{wire, CopyError};
 use std::time::Duration;
 
 /// How to run.
@@ -85,7 +85,7 @@ pub async fn execute(plan: &Plan, opts: &Options, progress: &mut Progress) -> Re
 }
 
 /// Connect, log in, FEAT, TYPE I (RFC 3659: SIZE and REST count bytes in image type).
-async fn open(role: Role, ep: &Endpoint, opts: &Options) -> Result<Client, CopyError> {
+async fn open(role: Role, ep: &Endpoint, opts: &Options) -> Result<ControlClient, CopyError> {
     let tls = if ep.url.tls { opts.tls.as_ref() } else { None };
     if ep.url.tls && tls.is_none() {
         return Err(CopyError::Config(format!(
@@ -93,7 +93,7 @@ async fn open(role: Role, ep: &Endpoint, opts: &Options) -> Result<Client, CopyE
             ep.url
         )));
     }
-    let mut client = Client::connect_with(role, &ep.url, opts.timeout, opts.trace, tls)
+    let mut client = ControlClient::connect_with(role, &ep.url, opts.timeout, opts.trace, tls)
         .await
         .map_err(|e| match e.kind {
             // A certificate that does not check is a configuration matter.
@@ -116,7 +116,11 @@ async fn open(role: Role, ep: &Endpoint, opts: &Options) -> Result<Client, CopyE
 /// `PBSZ 0` and `PROT P` on both, and one server made the TLS client on the data connection:
 /// `SSCN ON` on the source when it announces SSCN, else `CPSV` on the destination. When that
 /// is impossible, a usage error unless `allow_clear_data`; then `PROT C` where TLS is on.
-async fn protect(src: &mut Client, dst: &mut Client, allow_clear_data: bool) -> Result<(), CopyError> {
+async fn protect(
+    src: &mut ControlClient,
+    dst: &mut ControlClient,
+    allow_clear_data: bool,
+) -> Result<(), CopyError> {
     if !src.is_tls() && !dst.is_tls() {
         return Ok(());
     }
@@ -165,8 +169,8 @@ fn failed(e: ClientError) -> CopyError {
 
 /// The state of one copy run.
 struct Run<'a> {
-    src: &'a mut Client,
-    dst: &'a mut Client,
+    src: &'a mut ControlClient,
+    dst: &'a mut ControlClient,
     /// Digest methods both servers offer.
     methods: Vec<Method>,
     /// The arrangement to try first (the one that worked last).
@@ -215,7 +219,7 @@ impl Run<'_> {
                 VerifyError::Mismatch(why) => {
                     CopyError::Failed(format!("the copy of {display} is wrong: {why}"))
                 }
-                VerifyError::Client(e) => failed(e),
+                VerifyError::ControlClient(e) => failed(e),
             })?;
         let bytes = verified.size.or(size).unwrap_or(0);
         let verdict = if complete {
@@ -267,7 +271,7 @@ impl Run<'_> {
         }
         let home = self.dst.pwd().await.map_err(failed)?;
         let entries = tree::walk(self.src, src_root).await.map_err(|e| match e {
-            TreeError::Client(e) => failed(e),
+            TreeError::ControlClient(e) => failed(e),
             TreeError::Limit(why) => CopyError::Failed(why),
         })?;
         tree::ensure_dir_all(self.dst, dst_root, &home)
