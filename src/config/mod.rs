@@ -4,13 +4,15 @@
 //! - `mod.rs` (this file): the typed schema ([`Config`] and its sections), built-in defaults and
 //!   [`Config::validate`].
 //! - `sources.rs`: the layers (built-in defaults < config file < Windows registry < `FXPD__*`
-//!   environment variables < command-line flags), [`load`], [`Origin`] bookkeeping and
+//!   environment variables < command-line flags), [`load`], the origin of every value and
 //!   [`default_config_path`].
 //! - `registry.rs`: the registry layer: IIS-style value names ([`REGISTRY_VALUES`]) mapped to keys
 //!   through the [`RegistrySource`] trait (tested on every platform with a fake), and the real
 //!   `HKLM` reader (`cfg(windows)`).
 //! - `schema.rs`: the list of leaf keys and the TOML kind each expects, derived from the defaults;
 //!   turns environment/flag strings into typed TOML values.
+//! - `origin.rs`: [`Origin`], where a value came from (a file position, a registry value, a
+//!   variable, a flag): shown by `fxpd config show`, and at the start of every error.
 //! - `error.rs`: [`ConfigError`], which always names the setting and the source that gave it.
 //! - `render.rs`: [`render_text`] / [`render_json`], the effective configuration with origins.
 //!
@@ -29,6 +31,7 @@
 //!   relative to the current directory.
 
 mod error;
+mod origin;
 mod registry;
 mod render;
 mod schema;
@@ -44,7 +47,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use error::{ConfigError, ErrorLocation};
+pub use error::ConfigError;
+pub use origin::{Origin, Position};
 #[cfg(windows)]
 pub use registry::WindowsRegistry;
 pub use registry::{
@@ -53,8 +57,8 @@ pub use registry::{
 };
 pub use render::{render_json, render_text};
 pub use sources::{
-    default_config_path, env_vars, load, load_from, load_with_default_path, Loaded, Origin, Overrides,
-    ENV_PREFIX, QUICKSTART_TOML,
+    default_config_path, env_vars, load, load_from, load_with_default_path, Loaded, Overrides, ENV_PREFIX,
+    QUICKSTART_TOML,
 };
 
 /// The complete, typed server configuration. Build it with [`load`]; it is validated once there.

@@ -187,8 +187,11 @@ fn quickstart_is_used_when_no_file_and_no_default() {
     );
     assert!(c.anonymous.enabled && !c.anonymous.write);
     assert!(!c.fxp.allow_foreign_port && !c.fxp.allow_foreign_passive);
-    assert_eq!(loaded.origin("listen"), Some(&Origin::Embedded));
-    assert_eq!(loaded.origin("anonymous.enabled"), Some(&Origin::Embedded));
+    assert!(matches!(loaded.origin("listen"), Some(Origin::Embedded { .. })));
+    assert!(matches!(
+        loaded.origin("anonymous.enabled"),
+        Some(Origin::Embedded { .. })
+    ));
     assert_eq!(loaded.origin("limits.idle_timeout_secs"), Some(&Origin::Default));
 }
 
@@ -227,7 +230,7 @@ fn default_path_is_used_when_it_exists() {
         loaded.origin("banner"),
         Some(&Origin::File {
             path: default,
-            line: 1
+            at: Some(Position { line: 1, column: 1 })
         })
     );
 }
@@ -249,10 +252,7 @@ fn uncheckable_default_path_fails_closed_instead_of_quickstart() {
 fn missing_explicit_config_is_an_error() {
     let missing = no_default();
     let err = load_with_default_path(Some(&missing), &no_default(), &[], &Overrides::default()).unwrap_err();
-    assert!(matches!(
-        err.location(),
-        Some(ErrorLocation::File { line: None, .. })
-    ));
+    assert!(matches!(err.location(), Some(Origin::File { at: None, .. })));
     assert!(err.to_string().contains("cannot read it"), "{err}");
 }
 
@@ -418,7 +418,7 @@ fn env_overrides_file_and_flag_overrides_env() {
         loaded.origin("fxp.ban_secs"),
         Some(&Origin::File {
             path: path.clone(),
-            line: 5
+            at: Some(Position { line: 5, column: 1 })
         })
     );
     assert_eq!(loaded.file.as_deref(), Some(path.as_path()));
@@ -445,10 +445,11 @@ fn origins_cover_every_leaf_key() {
 #[test]
 fn origin_display() {
     assert_eq!(Origin::Default.to_string(), "default");
-    assert_eq!(Origin::Embedded.to_string(), "quick-start default");
+    let at = Position { line: 12, column: 3 };
+    assert_eq!(Origin::Embedded { at }.to_string(), "quick-start default");
     let file = Origin::File {
         path: PathBuf::from("/etc/fxpd/fxpd.toml"),
-        line: 12,
+        at: Some(at),
     };
     assert_eq!(file.to_string(), "file /etc/fxpd/fxpd.toml:12");
     let var = "FXPD__FXP__ALLOW_FOREIGN_PORT".to_string();
@@ -521,7 +522,7 @@ fn env_errors_name_the_variable() {
     let err = env_err(&[("FXPD__FXP__ALOW_FOREIGN_PORT", "true")]);
     assert_eq!(
         err.location(),
-        Some(&ErrorLocation::Env {
+        Some(&Origin::Env {
             var: "FXPD__FXP__ALOW_FOREIGN_PORT".into()
         })
     );
@@ -550,7 +551,7 @@ fn env_errors_name_the_variable() {
     let err = env_err(&[("FXPD__LISTEN", "127.0.0.1:21,nonsense")]);
     assert_eq!(
         err.location(),
-        Some(&ErrorLocation::Env {
+        Some(&Origin::Env {
             var: "FXPD__LISTEN".into()
         })
     );
@@ -577,7 +578,7 @@ fn env_validation_error_names_the_variable() {
     let err = env_err(&[("FXPD__BANNER", "two\r\nlines")]);
     assert_eq!(
         err.location(),
-        Some(&ErrorLocation::Env {
+        Some(&Origin::Env {
             var: "FXPD__BANNER".into()
         })
     );
@@ -620,10 +621,7 @@ fn set_flags() {
 #[test]
 fn set_flag_errors() {
     let err = set_err(&["fxp.allow_foreign_port"]);
-    assert_eq!(
-        err.location(),
-        Some(&ErrorLocation::Flag { flag: "--set".into() })
-    );
+    assert_eq!(err.location(), Some(&Origin::Flag { flag: "--set".into() }));
     assert!(err.message().contains("expected KEY=VALUE"), "{err}");
 
     let err = set_err(&["=true"]);
@@ -632,7 +630,7 @@ fn set_flag_errors() {
     let err = set_err(&["fxp.alow_foreign_port=true"]);
     assert_eq!(
         err.location(),
-        Some(&ErrorLocation::Flag {
+        Some(&Origin::Flag {
             flag: "--set fxp.alow_foreign_port".into()
         })
     );
@@ -657,7 +655,7 @@ fn set_flag_errors() {
     let err = load_text("", &[], &overrides).unwrap_err();
     assert_eq!(
         err.location(),
-        Some(&ErrorLocation::Flag {
+        Some(&Origin::Flag {
             flag: "--root".into()
         })
     );
@@ -1038,10 +1036,9 @@ fn config_error_display_without_location() {
     assert_eq!(err.location(), None);
     assert!(err.to_string().starts_with("setting `listen` must name"), "{err}");
     let path = Path::new("/etc/fxpd/fxpd.toml");
-    let located = ConfigError::unknown_key("fxp.x", &["a", "b"]).at(ErrorLocation::File {
+    let located = ConfigError::unknown_key("fxp.x", &["a", "b"]).at(Origin::File {
         path: path.to_path_buf(),
-        line: Some(4),
-        column: Some(1),
+        at: Some(Position { line: 4, column: 1 }),
     });
     assert_eq!(
         located.to_string(),
