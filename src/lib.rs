@@ -28,6 +28,7 @@
 //!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
 //!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
 
+pub mod addr;
 pub mod auth;
 pub mod cluster;
 pub mod config;

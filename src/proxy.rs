@@ -41,7 +41,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::policy::{normalize, Cidr};
+use crate::addr::{normalize, Cidr};
 
 /// How long a trusted peer has to send its whole PROXY header.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
