@@ -37,6 +37,7 @@ pub mod copy;
 pub mod datachan;
 pub mod listing;
 pub mod logging;
+pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod server;

@@ -8,7 +8,7 @@
 //! policy and the login guard.
 
 mod commands;
-pub mod path;
+pub use crate::path;
 
 use crate::auth::{FtpUser, GuardConfig, Login, LoginGuard, UserDb};
 use crate::cluster::Cluster;
