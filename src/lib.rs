@@ -16,9 +16,12 @@
 //!   the real client; the server and passive listeners read it from `proxy.trusted` peers only.
 //! - [`datachan`]: passive listeners and active connects, which only take an address the
 //!   policy approved; the byte-moving loops.
-//! - [`auth`], [`listing`], [`config`], [`service`], [`tls`], [`w3c`]: users and logins,
-//!   listing formats, typed configuration with origins, process lifecycle, FTPS, the IIS-style
-//!   command log.
+//! - [`config`]: the typed configuration, every section of the file in `config/sections/`,
+//!   with the origin of each value; the modules that act on a section import its type from there.
+//! - [`auth`], [`listing`], [`service`], [`tls`], [`w3c`]: users and logins, listing formats,
+//!   process lifecycle, FTPS, the IIS-style command log.
+//! - [`addr`], [`path`]: the vocabulary at the bottom: address normalisation and CIDR blocks;
+//!   virtual paths and the names allowed in them.
 //! - [`logging`]: how log lines are written: every field value escaped in one place, so client
 //!   text cannot forge a line or drive the operator's terminal.
 //! - [`copy`]: `fxpd copy`, an FXP client that makes two FTP servers move a file between

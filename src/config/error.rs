@@ -119,3 +119,18 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Checks that an integer setting lies in `range`; the error names the dotted key.
+pub(crate) fn check_range<T>(key: &str, value: T, min: T, max: T) -> Result<(), ConfigError>
+where
+    T: PartialOrd + fmt::Display + Copy,
+{
+    if value < min || value > max {
+        return Err(ConfigError::invalid_value(
+            key,
+            value.to_string(),
+            format!("an integer from {min} to {max}"),
+        ));
+    }
+    Ok(())
+}

@@ -28,7 +28,7 @@ use super::error::ConfigError;
 use super::origin::{Origin, Position};
 use super::registry::{self, RegistrySource};
 use super::schema::{self, schema, Kind};
-use super::Config;
+use super::sections::Config;
 
 /// The embedded quick-start file, used as the file layer when no config file is given and the
 /// default path does not exist.

@@ -72,10 +72,10 @@
 //! are logged at debug level and counted once per data connection used.
 
 mod bans;
-mod config;
 mod refusal;
 #[cfg(test)]
 mod tests;
+mod user;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -87,12 +87,13 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 pub use crate::addr::{normalize, Cidr};
+pub use crate::config::FxpConfig;
 use bans::BanTracker;
-pub use config::{FxpConfig, FxpOverride};
 pub use refusal::{Reason, Refusal};
 use refusal::{
     ALLOW_ANONYMOUS, ALLOW_FOREIGN_PASSIVE, ALLOW_FOREIGN_PORT, ALLOW_PRIVILEGED_PORTS, PEERS, USER_ALLOW,
 };
+pub use user::FxpOverride;
 
 /// The `command` used in logs and replies for a connection accepted on a PASV or EPSV listener.
 pub const PASSIVE_COMMAND: &str = "PASV-connection";
