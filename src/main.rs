@@ -203,7 +203,7 @@ fn load_sources(args: &ServeArgs) -> Result<config::Loaded, config::ConfigError>
         users_file: args.users.clone(),
         set,
     };
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let env = config::env_vars()?;
     config::load(args.config.as_deref(), &env, &overrides)
 }
 

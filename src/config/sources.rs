@@ -253,24 +253,24 @@ pub fn load_from(
 }
 
 /// Collects the `FXPD__*` variables of the process environment for [`load`]. Unlike
-/// `std::env::vars()` it does not panic on non-Unicode variables: other variables are skipped, and
-/// an `FXPD__*` variable whose value is not valid Unicode is an error.
+/// `std::env::vars()` it does not panic on variables that are not valid Unicode: other
+/// variables are skipped whatever their bytes, and an `FXPD__*` variable whose name or value is
+/// not valid Unicode is an error (fail closed: a setting is never skipped or guessed at).
 pub fn env_vars() -> Result<Vec<(String, String)>, ConfigError> {
     let mut vars = Vec::new();
     for (name, value) in std::env::vars_os() {
-        let Some(name) = name
-            .to_str()
-            .filter(|n| n.starts_with(ENV_PREFIX))
-            .map(str::to_string)
-        else {
+        let shown = name.to_string_lossy();
+        if !is_fxpd_var(&shown) {
             continue;
-        };
-        match value.into_string() {
-            Ok(value) => vars.push((name, value)),
-            Err(_) => {
-                return Err(ConfigError::new(None, "value is not valid Unicode").at(Origin::Env { var: name }))
-            }
         }
+        let not_unicode = |what: &str| {
+            ConfigError::new(None, format!("{what} is not valid Unicode")).at(Origin::Env {
+                var: shown.to_string(),
+            })
+        };
+        let name = name.to_str().ok_or_else(|| not_unicode("name"))?.to_string();
+        let value = value.into_string().map_err(|_| not_unicode("value"))?;
+        vars.push((name, value));
     }
     Ok(vars)
 }
