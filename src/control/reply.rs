@@ -86,11 +86,6 @@ impl Reply {
         Reply { code, lines }
     }
 
-    /// Whether the code says the command failed (4xx or 5xx).
-    pub fn is_error(&self) -> bool {
-        self.code.0 >= 400
-    }
-
     /// The bytes on the wire, CRLF-terminated. CR and LF inside a text line (a file name
     /// from the client, say) are replaced so a line can never end the reply early or
     /// forge another one.

@@ -117,11 +117,6 @@ impl Backend {
             Backend::Object(store) => store.check().await,
         }
     }
-
-    /// Whether `root` must be an existing local directory (only for the file system).
-    pub fn needs_local_root(&self) -> bool {
-        matches!(self, Backend::Fs)
-    }
 }
 
 /// A logged-in session's view of its home directory.
