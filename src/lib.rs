@@ -31,6 +31,8 @@
 //!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
 //!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
 
+#![warn(missing_docs)]
+
 pub mod addr;
 pub mod auth;
 pub mod cluster;
