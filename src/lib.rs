@@ -85,6 +85,7 @@ pub async fn run(
             config.root.display()
         )));
     }
+    let started = config.clone();
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
     let plain = config.listen.iter().map(|a| (*a, false));
     let implicit = config.tls.implicit_listen.iter().map(|a| (*a, true));
@@ -107,8 +108,21 @@ pub async fn run(
     let reloader = shared.clone();
     tokio::spawn(async move {
         while let Some(config) = reloads.recv().await {
+            // Compared with the start-up values: those stay in force until a restart.
+            let pending = crate::config::needs_restart(&started, &config);
+            let level = config.log.level;
             match reloader.reload(config) {
-                Ok(()) => tracing::info!(event = "config_reloaded", "configuration reloaded"),
+                Ok(()) => {
+                    logging::set_level(level);
+                    if !pending.is_empty() {
+                        tracing::warn!(
+                            event = "reload_needs_restart",
+                            settings = %pending.join(","),
+                            "these changed settings keep their start-up values until a restart"
+                        );
+                    }
+                    tracing::info!(event = "config_reloaded", "configuration reloaded");
+                }
                 Err(e) => tracing::error!(
                     event = "reload_refused",
                     error = %e,

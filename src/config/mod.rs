@@ -19,6 +19,8 @@
 //!   environment variables < command-line flags), [`load`], the origin of every value and
 //!   [`default_config_path`].
 //! - `render.rs`: [`render_text`] / [`render_json`], the effective configuration with origins.
+//! - `restart.rs`: [`RESTART_KEYS`], the settings read only at start, and [`needs_restart`],
+//!   which of them a reloaded configuration changes.
 //!
 //! # Decisions
 //! - We layer `toml::Table`s ourselves instead of using the `config` crate: that crate cannot
@@ -38,6 +40,7 @@ mod error;
 mod origin;
 mod registry;
 mod render;
+mod restart;
 mod schema;
 mod sections;
 mod sources;
@@ -53,6 +56,7 @@ pub use registry::{
     REGISTRY_VALUES, SERVICE_KEY,
 };
 pub use render::{render_json, render_text};
+pub use restart::{needs_restart, RESTART_KEYS};
 pub use sections::{
     AnonymousConfig, ClusterConfig, Config, FxpConfig, LimitsConfig, ListingStyle, LogConfig, LogFormat,
     LogLevel, PassiveConfig, PortRange, ProxyConfig, StorageConfig, StorageKind, TlsConfig, TlsRequire,
