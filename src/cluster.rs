@@ -16,8 +16,9 @@
 //! (bounded by `cluster.timeout_ms`) is logged and the node carries on with its local
 //! accounting alone, rather than refusing every login while Redis is down.
 
+use crate::addr::normalize;
 use crate::config::ClusterConfig;
-use crate::policy::{normalize, Policy};
+use crate::policy::Policy;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,9 +16,12 @@
 //!   the real client; the server and passive listeners read it from `proxy.trusted` peers only.
 //! - [`datachan`]: passive listeners and active connects, which only take an address the
 //!   policy approved; the byte-moving loops.
-//! - [`auth`], [`listing`], [`config`], [`service`], [`tls`], [`w3c`]: users and logins,
-//!   listing formats, typed configuration with origins, process lifecycle, FTPS, the IIS-style
-//!   command log.
+//! - [`config`]: the typed configuration, every section of the file in `config/sections/`,
+//!   with the origin of each value; the modules that act on a section import its type from there.
+//! - [`auth`], [`listing`], [`service`], [`tls`], [`w3c`]: users and logins, listing formats,
+//!   process lifecycle, FTPS, the IIS-style command log.
+//! - [`addr`], [`path`]: the vocabulary at the bottom: address normalisation and CIDR blocks;
+//!   virtual paths and the names allowed in them.
 //! - [`logging`]: how log lines are written: every field value escaped in one place, so client
 //!   text cannot forge a line or drive the operator's terminal.
 //! - `fxpd copy`, the FXP client that makes two FTP servers move a file between them
@@ -30,6 +33,9 @@
 //!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
 //!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
 
+#![warn(missing_docs)]
+
+pub mod addr;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -37,6 +43,7 @@ pub mod control;
 pub mod datachan;
 pub mod listing;
 pub mod logging;
+pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod server;
@@ -79,6 +86,7 @@ pub async fn run(
             config.root.display()
         )));
     }
+    let started = config.clone();
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
     let plain = config.listen.iter().map(|a| (*a, false));
     let implicit = config.tls.implicit_listen.iter().map(|a| (*a, true));
@@ -101,8 +109,21 @@ pub async fn run(
     let reloader = shared.clone();
     tokio::spawn(async move {
         while let Some(config) = reloads.recv().await {
+            // Compared with the start-up values: those stay in force until a restart.
+            let pending = crate::config::needs_restart(&started, &config);
+            let level = config.log.level;
             match reloader.reload(config) {
-                Ok(()) => tracing::info!(event = "config_reloaded", "configuration reloaded"),
+                Ok(()) => {
+                    logging::set_level(level);
+                    if !pending.is_empty() {
+                        tracing::warn!(
+                            event = "reload_needs_restart",
+                            settings = %pending.join(","),
+                            "these changed settings keep their start-up values until a restart"
+                        );
+                    }
+                    tracing::info!(event = "config_reloaded", "configuration reloaded");
+                }
                 Err(e) => tracing::error!(
                     event = "reload_refused",
                     error = %e,

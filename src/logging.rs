@@ -15,16 +15,65 @@
 //!   control character reaches the log raw.
 //! - The W3C log (`w3c.rs`) has its own field rule (spaces as `+`, controls as `?`).
 //!
+//! [`init`] installs the process's subscriber with these writers; [`set_level`] changes its
+//! level while it runs (`log.level` applies on reload).
+//!
 //! A "plain token" has no whitespace, no `"`, `\` or `=`, and no character that
 //! [`char::escape_debug`] escapes (C0, DEL and C1 controls, line and paragraph separators,
 //! bidirectional overrides and other invisible format characters).
 
 use std::fmt;
-use std::io;
+use std::io::{self, IsTerminal};
+use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, Registry};
+
+use crate::config::{LogConfig, LogFormat, LogLevel};
+
+/// Changes the level of the subscriber [`init`] installed.
+static LEVEL: OnceLock<reload::Handle<LevelFilter, Registry>> = OnceLock::new();
+
+/// Installs the process's subscriber: `log.format` on stderr at `log.level`, every field
+/// escaped. Call it once, at start.
+pub fn init(log: &LogConfig) {
+    let (level, handle) = reload::Layer::new(level_filter(log.level));
+    // Colours only for a terminal: journald, log files and pipes get plain text.
+    let colours = io::stderr().is_terminal();
+    let layer = tracing_subscriber::fmt::layer().with_ansi(colours);
+    let registry = tracing_subscriber::registry().with(level);
+    // SECURITY: field values can be client text (names, paths, arguments): both formats
+    // escape them here, so no line can be forged and no escape sequence reaches the
+    // operator's terminal.
+    match log.format {
+        LogFormat::Json => registry
+            .with(layer.with_writer(JsonSafe(io::stderr)).json())
+            .init(),
+        LogFormat::Text => registry
+            .with(layer.with_writer(io::stderr).fmt_fields(EscapedFields))
+            .init(),
+    }
+    let _ = LEVEL.set(handle);
+}
+
+/// Sets the level of the subscriber [`init`] installed (a reload's `log.level`); does nothing
+/// when there is none.
+pub fn set_level(level: LogLevel) {
+    if let Some(handle) = LEVEL.get() {
+        if let Err(e) = handle.reload(level_filter(level)) {
+            tracing::error!(error = %e, "cannot change the log level");
+        }
+    }
+}
+
+fn level_filter(level: LogLevel) -> LevelFilter {
+    LevelFilter::from_level(level.into())
+}
 
 /// The text-format field formatter: every field value escaped (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]

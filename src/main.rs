@@ -2,7 +2,7 @@
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use fxpd::auth::admin;
-use fxpd::config::{self, LogFormat, Overrides};
+use fxpd::config::{self, Overrides};
 use fxpd::policy::FxpOverride;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -216,7 +216,7 @@ fn load_sources(args: &ServeArgs) -> Result<config::Loaded, config::ConfigError>
         users_file: args.users.clone(),
         set,
     };
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let env = config::env_vars()?;
     config::load(args.config.as_deref(), &env, &overrides)
 }
 
@@ -225,7 +225,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    init_logging(&loaded.config.log);
+    fxpd::logging::init(&loaded.config.log);
     if loaded.quickstart {
         tracing::warn!(
             "quick start: no config file ({} not found); serving {} READ-ONLY to anonymous users on {} only. \
@@ -343,26 +343,6 @@ fn service(cmd: ServiceCmd) -> ExitCode {
             "fxpd: `fxpd service` is Windows-only; on Linux use the systemd unit (packaging/fxpd.service)"
         );
         ExitCode::from(2)
-    }
-}
-
-fn init_logging(log: &config::LogConfig) {
-    let level: tracing::Level = log.level.into();
-    // Colours only for a terminal: journald, log files and pipes get plain text.
-    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_ansi(colours).with_max_level(level);
-    // SECURITY: field values can be client text (names, paths, arguments): both formats
-    // escape them in one place (fxpd::logging), so no line can be forged and no escape
-    // sequence reaches the operator's terminal.
-    match log.format {
-        LogFormat::Json => builder
-            .with_writer(fxpd::logging::JsonSafe(std::io::stderr))
-            .json()
-            .init(),
-        LogFormat::Text => builder
-            .with_writer(std::io::stderr)
-            .fmt_fields(fxpd::logging::EscapedFields)
-            .init(),
     }
 }
 

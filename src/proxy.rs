@@ -38,10 +38,10 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::policy::{normalize, Cidr};
+use crate::addr::normalize;
+pub use crate::config::ProxyConfig;
 
 /// How long a trusted peer has to send its whole PROXY header.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,17 +61,6 @@ pub const MAX_V2_LEN: usize = 16 + 2048;
 const MIN_LEN: usize = 15;
 
 const V1_PREFIX: &[u8] = b"PROXY ";
-
-/// The `[proxy]` config section: which peers may send a PROXY header.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProxyConfig {
-    /// Load balancers allowed to send a PROXY protocol (v1 or v2) header, as CIDR blocks.
-    /// A connection from one of them (control, implicit FTPS or passive data) must start with
-    /// a valid header, and the header's source is the client address for every check and log;
-    /// a header from any other peer is not read as one. Default empty: PROXY protocol off.
-    pub trusted: Vec<Cidr>,
-}
 
 /// A parsed PROXY header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

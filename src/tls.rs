@@ -1,5 +1,5 @@
-//! FTPS (RFC 4217): TLS settings, the server's certificate, and the TLS roles a data
-//! connection can take.
+//! FTPS (RFC 4217): the server's certificate, loaded from the `[tls]` settings
+//! ([`TlsConfig`]), and the TLS roles a data connection can take.
 //!
 //! Explicit FTPS upgrades the control connection with `AUTH TLS`; implicit FTPS listeners
 //! (port 990 style) start TLS before the greeting. Data connections are protected after
@@ -11,81 +11,12 @@
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// When TLS is mandatory (`tls.require`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsRequire {
-    /// TLS is offered, never required.
-    #[default]
-    None,
-    /// USER/PASS only after AUTH TLS (passwords never travel in clear text).
-    Login,
-    /// Login as above, and every data connection must be protected (PROT P).
-    All,
-}
-
-/// The `[tls]` section of the configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM file with the server certificate chain. TLS is available when this and
-    /// `private_key` are set.
-    pub certificate: Option<PathBuf>,
-    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
-    pub private_key: Option<PathBuf>,
-    /// Implicit FTPS listeners: TLS starts before the greeting (port 990 style).
-    pub implicit_listen: Vec<SocketAddr>,
-    /// When TLS is mandatory: "none", "login" or "all".
-    pub require: TlsRequire,
-    /// Whether anonymous sessions are exempt from `require`.
-    pub anonymous_exempt: bool,
-    /// Protected data connections must resume the control connection's TLS session (a
-    /// third party cannot hijack a data connection). Turn off only for clients that cannot
-    /// resume sessions.
-    pub require_data_resumption: bool,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            certificate: None,
-            private_key: None,
-            implicit_listen: Vec::new(),
-            require: TlsRequire::None,
-            anonymous_exempt: true,
-            require_data_resumption: true,
-        }
-    }
-}
-
-impl TlsConfig {
-    /// Check the section on its own: both files or neither; implicit listeners and a
-    /// `require` other than none need a certificate (fail closed: a server asked to require
-    /// TLS never starts without it).
-    pub fn validate(&self) -> Result<(), String> {
-        match (&self.certificate, &self.private_key) {
-            (Some(_), None) => return Err("tls.certificate is set but tls.private_key is not".into()),
-            (None, Some(_)) => return Err("tls.private_key is set but tls.certificate is not".into()),
-            _ => {}
-        }
-        if self.certificate.is_none() {
-            if !self.implicit_listen.is_empty() {
-                return Err("tls.implicit_listen needs tls.certificate and tls.private_key".into());
-            }
-            if self.require != TlsRequire::None {
-                return Err("tls.require needs tls.certificate and tls.private_key".into());
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::config::{TlsConfig, TlsRequire};
 
 /// The loaded TLS material: the server configuration (each control connection gets its own
 /// copy, see [`Tls::session_acceptors`]) and the connector for the client role.
@@ -108,7 +39,7 @@ impl std::fmt::Debug for Tls {
 impl Tls {
     /// Load the certificate and key named in `cfg`; `Ok(None)` when TLS is not configured.
     pub fn load(cfg: &TlsConfig) -> Result<Option<Arc<Tls>>, String> {
-        cfg.validate()?;
+        cfg.validate().map_err(|e| e.to_string())?;
         let (Some(cert_path), Some(key_path)) = (&cfg.certificate, &cfg.private_key) else {
             return Ok(None);
         };
@@ -326,20 +257,6 @@ impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validation_fails_closed() {
-        let mut c = TlsConfig::default();
-        assert!(c.validate().is_ok());
-        c.require = TlsRequire::Login;
-        assert!(c.validate().unwrap_err().contains("tls.require"));
-        c.require = TlsRequire::None;
-        c.implicit_listen = vec!["127.0.0.1:990".parse().unwrap()];
-        assert!(c.validate().unwrap_err().contains("implicit_listen"));
-        c.implicit_listen.clear();
-        c.certificate = Some("/x.pem".into());
-        assert!(c.validate().unwrap_err().contains("private_key"));
-    }
 
     #[test]
     fn ticket_use_tells_spending_clients_from_reusing_ones() {

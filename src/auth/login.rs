@@ -15,6 +15,7 @@ use unftp_core::auth::{
 use super::guard::{ip_key, LoginGuard, NewLockouts};
 use super::users::{is_reserved_name, HomeError, RelHome, UserDb};
 use super::FtpUser;
+use crate::config::AnonymousConfig;
 use crate::policy::FxpOverride;
 
 /// Target of the security log events (failed logins, lockouts).
@@ -27,18 +28,7 @@ const MAX_LOGGED_NAME: usize = 64;
 /// verification took.
 const MAX_FAILURE_PAD: Duration = Duration::from_secs(30);
 
-/// Anonymous login settings (the `[anonymous]` section of the configuration).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AnonymousConfig {
-    /// Whether `anonymous` / `ftp` may log in (with any password). Default: false.
-    pub enabled: bool,
-    /// Whether anonymous sessions may write. Default: false.
-    pub write: bool,
-    /// Home directory of anonymous sessions, relative to the server root; `None` = the root.
-    pub home: Option<PathBuf>,
-}
-
+/// What the login procedure derives from `[anonymous]`.
 impl AnonymousConfig {
     /// The absolute home of anonymous sessions under `root`, or why `home` is not acceptable
     /// (absolute, `..`, NUL, ...). The configuration module can call this to validate.

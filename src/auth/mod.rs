@@ -24,10 +24,11 @@ mod users;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::config::AnonymousConfig;
 pub use admin::{hash_password, read_password, user_add, user_list, user_remove, AdminError, UserSummary};
 pub(crate) use guard::ip_key;
 pub use guard::{Clock, GuardConfig, LoginGuard, ManualClock, NewLockouts, SystemClock};
-pub use login::{AnonymousConfig, Login, LoginError};
+pub use login::{Login, LoginError};
 pub use password::PasswordError;
 pub use users::{HomeError, NameError, UserDb, UsersFileError};
 

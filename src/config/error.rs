@@ -2,71 +2,9 @@
 //! given and what was expected.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Where a bad value was given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorLocation {
-    /// A config file; line and column are 1-based and absent when the file could not be read.
-    File {
-        /// The file as given (or the default path).
-        path: PathBuf,
-        /// 1-based line, if the error has a position.
-        line: Option<usize>,
-        /// 1-based column (in characters), if the error has a position.
-        column: Option<usize>,
-    },
-    /// The embedded quick-start file (`config/quickstart.toml`).
-    Embedded {
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-    },
-    /// A Windows registry value.
-    Registry {
-        /// The key, e.g. `HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters`.
-        key: String,
-        /// The value's name, e.g. `EnablePortAttack`.
-        value: String,
-    },
-    /// An `FXPD__*` environment variable.
-    Env {
-        /// The variable's name as it was set.
-        var: String,
-    },
-    /// A command-line flag (`--listen`, `--root`, `--users`, `--set KEY`).
-    Flag {
-        /// The flag, e.g. `--set fxp.allow_foreign_port`.
-        flag: String,
-    },
-}
-
-impl fmt::Display for ErrorLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ErrorLocation::File { path, line, column } => {
-                write!(f, "config file {}", path.display())?;
-                if let Some(line) = line {
-                    write!(f, ", line {line}")?;
-                }
-                if let Some(column) = column {
-                    write!(f, ", column {column}")?;
-                }
-                Ok(())
-            }
-            ErrorLocation::Embedded { line, column } => {
-                write!(
-                    f,
-                    "embedded quick-start config (config/quickstart.toml), line {line}, column {column}"
-                )
-            }
-            ErrorLocation::Registry { key, value } => write!(f, "registry value {key}\\{value}"),
-            ErrorLocation::Env { var } => write!(f, "environment variable {var}"),
-            ErrorLocation::Flag { flag } => write!(f, "command-line flag {flag}"),
-        }
-    }
-}
+use super::origin::Origin;
 
 /// A configuration error. `Display` gives one line: the source, then what is wrong, e.g.
 /// `config file /etc/fxpd/fxpd.toml, line 4, column 1: unknown key `fxp.alow_foreign_port`
@@ -77,7 +15,7 @@ pub struct ConfigError(Box<Inner>);
 /// Boxed so that `Result<_, ConfigError>` stays one pointer wide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Inner {
-    location: Option<ErrorLocation>,
+    location: Option<Origin>,
     key: Option<String>,
     /// Another key the error depends on (cross-field rules): its source is reported when `key`
     /// was left at its default.
@@ -87,7 +25,7 @@ struct Inner {
 
 impl ConfigError {
     /// Where the bad value was given, when known.
-    pub fn location(&self) -> Option<&ErrorLocation> {
+    pub fn location(&self) -> Option<&Origin> {
         self.0.location.as_ref()
     }
 
@@ -103,11 +41,7 @@ impl ConfigError {
 
     /// The 1-based line in the config file (or embedded quick start), if the error has one.
     pub fn line(&self) -> Option<usize> {
-        match &self.0.location {
-            Some(ErrorLocation::File { line, .. }) => *line,
-            Some(ErrorLocation::Embedded { line, .. }) => Some(*line),
-            _ => None,
-        }
+        self.0.location.as_ref().and_then(Origin::line)
     }
 
     pub(crate) fn new(key: Option<&str>, message: impl Into<String>) -> Self {
@@ -145,10 +79,9 @@ impl ConfigError {
     /// The config file could not be read.
     pub(crate) fn io(path: &Path, err: &std::io::Error) -> Self {
         ConfigError(Box::new(Inner {
-            location: Some(ErrorLocation::File {
+            location: Some(Origin::File {
                 path: path.to_path_buf(),
-                line: None,
-                column: None,
+                at: None,
             }),
             key: None,
             related: None,
@@ -168,7 +101,7 @@ impl ConfigError {
     }
 
     /// Attaches the source, unless one is already known.
-    pub(crate) fn at(mut self, location: ErrorLocation) -> Self {
+    pub(crate) fn at(mut self, location: Origin) -> Self {
         if self.0.location.is_none() {
             self.0.location = Some(location);
         }
@@ -179,10 +112,25 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0.location {
-            Some(location) => write!(f, "{location}: {}", self.0.message),
+            Some(location) => write!(f, "{}: {}", location.describe(), self.0.message),
             None => f.write_str(&self.0.message),
         }
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Checks that an integer setting lies in `range`; the error names the dotted key.
+pub(crate) fn check_range<T>(key: &str, value: T, min: T, max: T) -> Result<(), ConfigError>
+where
+    T: PartialOrd + fmt::Display + Copy,
+{
+    if value < min || value > max {
+        return Err(ConfigError::invalid_value(
+            key,
+            value.to_string(),
+            format!("an integer from {min} to {max}"),
+        ));
+    }
+    Ok(())
+}

@@ -26,9 +26,9 @@ use std::fmt;
 
 use toml::Value;
 
-use super::error::{ConfigError, ErrorLocation};
+use super::error::ConfigError;
+use super::origin::Origin;
 use super::schema::{self, Kind};
-use super::sources::Origin;
 
 /// fxpd's own parameters key, under `HKEY_LOCAL_MACHINE`.
 pub const SERVICE_KEY: &str = r"SYSTEM\CurrentControlSet\Services\fxpd\Parameters";
@@ -232,16 +232,12 @@ pub(crate) fn registry_layer(
         let Some((key, raw)) = found else {
             continue;
         };
-        let location = ErrorLocation::Registry {
-            key: display_key(key),
-            value: spec.name.to_string(),
-        };
-        let value = to_toml(spec, &raw).map_err(|e| e.at(location.clone()))?;
-        schema::check_alone(spec.key, &value, &raw.to_string()).map_err(|e| e.at(location))?;
         let origin = Origin::Registry {
             key: display_key(key),
             value: spec.name.to_string(),
         };
+        let value = to_toml(spec, &raw).map_err(|e| e.at(origin.clone()))?;
+        schema::check_alone(spec.key, &value, &raw.to_string()).map_err(|e| e.at(origin.clone()))?;
         layer.insert(spec.key.to_string(), (value, origin));
     }
     Ok(layer)
@@ -257,7 +253,7 @@ fn read(
         Ok(found) => Ok(found.map(|value| (key, value))),
         // SECURITY: a value we cannot read may be stricter than what the other layers say.
         Err(e) => Err(
-            ConfigError::new(Some(spec.key), format!("cannot read it: {e}")).at(ErrorLocation::Registry {
+            ConfigError::new(Some(spec.key), format!("cannot read it: {e}")).at(Origin::Registry {
                 key: display_key(key),
                 value: spec.name.to_string(),
             }),
@@ -284,7 +280,7 @@ fn check_names(source: &dyn RegistrySource) -> Result<(), ConfigError> {
             "unknown registry value `{name}` (expected one of: {})",
             known.join(", ")
         );
-        return Err(ConfigError::new(None, message).at(ErrorLocation::Registry {
+        return Err(ConfigError::new(None, message).at(Origin::Registry {
             key: display_key(SERVICE_KEY),
             value: name,
         }));

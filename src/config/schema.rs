@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 
 use toml::{Table, Value};
 
-use super::{Config, ConfigError};
+use super::error::ConfigError;
+use super::sections::Config;
 
 /// The TOML kind a leaf key expects. Environment variables and flags give strings; the kind
 /// says how to turn them into TOML values.

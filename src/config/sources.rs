@@ -17,7 +17,6 @@
 //! [`Config::validate`] runs; a range error is reported against the source of the offending key.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -25,10 +24,11 @@ use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 use toml::{Table, Value};
 
-use super::error::{ConfigError, ErrorLocation};
+use super::error::ConfigError;
+use super::origin::{Origin, Position};
 use super::registry::{self, RegistrySource};
 use super::schema::{self, schema, Kind};
-use super::Config;
+use super::sections::Config;
 
 /// The embedded quick-start file, used as the file layer when no config file is given and the
 /// default path does not exist.
@@ -39,53 +39,6 @@ pub const ENV_PREFIX: &str = "FXPD__";
 
 /// Separator between levels in an environment variable name (`FXPD__FXP__PEERS`).
 const ENV_SEPARATOR: &str = "__";
-
-/// Where an effective value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// The built-in default.
-    Default,
-    /// The embedded quick-start file (no config file was found).
-    Embedded,
-    /// A config file, at the 1-based line of the key.
-    File {
-        /// The config file.
-        path: PathBuf,
-        /// 1-based line of the key.
-        line: usize,
-    },
-    /// A Windows registry value (fxpd's own key, or IIS's `MSFTPSVC` key for the KB Q247132
-    /// values).
-    Registry {
-        /// The key, e.g. `HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters`.
-        key: String,
-        /// The value's name, e.g. `EnablePortAttack`.
-        value: String,
-    },
-    /// An environment variable.
-    Env {
-        /// The variable's name as it was set.
-        var: String,
-    },
-    /// A command-line flag.
-    Flag {
-        /// The flag: `--listen`, `--root`, `--users` or `--set KEY`.
-        flag: String,
-    },
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::Default => f.write_str("default"),
-            Origin::Embedded => f.write_str("quick-start default"),
-            Origin::File { path, line } => write!(f, "file {}:{line}", path.display()),
-            Origin::Registry { key, value } => write!(f, "registry {key}\\{value}"),
-            Origin::Env { var } => write!(f, "env {var}"),
-            Origin::Flag { flag } => write!(f, "flag {flag}"),
-        }
-    }
-}
 
 /// Command-line overrides (the CLI parses flags into this). Flags beat every other layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -199,10 +152,9 @@ pub fn load_from(
     env: &[(String, String)],
     overrides: &Overrides,
 ) -> Result<Loaded, ConfigError> {
-    let no_position = |path: &Path| ErrorLocation::File {
+    let no_position = |path: &Path| Origin::File {
         path: path.to_path_buf(),
-        line: None,
-        column: None,
+        at: None,
     };
     let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e));
     let (text, source) = match file {
@@ -262,16 +214,10 @@ pub fn load_from(
         origins.insert(key.clone(), origin);
     }
 
-    let error_location = |key: &str, origins: &BTreeMap<String, Origin>| -> Option<ErrorLocation> {
+    let error_location = |key: &str, origins: &BTreeMap<String, Origin>| -> Option<Origin> {
         match origins.get(key)? {
             Origin::Default => None,
-            Origin::Embedded | Origin::File { .. } => Some(file_layer.location(key)),
-            Origin::Registry { key, value } => Some(ErrorLocation::Registry {
-                key: key.clone(),
-                value: value.clone(),
-            }),
-            Origin::Env { var } => Some(ErrorLocation::Env { var: var.clone() }),
-            Origin::Flag { flag } => Some(ErrorLocation::Flag { flag: flag.clone() }),
+            other => Some(other.clone()),
         }
     };
 
@@ -307,26 +253,24 @@ pub fn load_from(
 }
 
 /// Collects the `FXPD__*` variables of the process environment for [`load`]. Unlike
-/// `std::env::vars()` it does not panic on non-Unicode variables: other variables are skipped, and
-/// an `FXPD__*` variable whose value is not valid Unicode is an error.
+/// `std::env::vars()` it does not panic on variables that are not valid Unicode: other
+/// variables are skipped whatever their bytes, and an `FXPD__*` variable whose name or value is
+/// not valid Unicode is an error (fail closed: a setting is never skipped or guessed at).
 pub fn env_vars() -> Result<Vec<(String, String)>, ConfigError> {
     let mut vars = Vec::new();
     for (name, value) in std::env::vars_os() {
-        let Some(name) = name
-            .to_str()
-            .filter(|n| n.starts_with(ENV_PREFIX))
-            .map(str::to_string)
-        else {
+        let shown = name.to_string_lossy();
+        if !is_fxpd_var(&shown) {
             continue;
-        };
-        match value.into_string() {
-            Ok(value) => vars.push((name, value)),
-            Err(_) => {
-                return Err(
-                    ConfigError::new(None, "value is not valid Unicode").at(ErrorLocation::Env { var: name })
-                )
-            }
         }
+        let not_unicode = |what: &str| {
+            ConfigError::new(None, format!("{what} is not valid Unicode")).at(Origin::Env {
+                var: shown.to_string(),
+            })
+        };
+        let name = name.to_str().ok_or_else(|| not_unicode("name"))?.to_string();
+        let value = value.into_string().map_err(|_| not_unicode("value"))?;
+        vars.push((name, value));
     }
     Ok(vars)
 }
@@ -370,8 +314,8 @@ enum FileSource {
 struct FileLayer<'s> {
     source: &'s FileSource,
     leaves: BTreeMap<String, Value>,
-    /// 1-based (line, column) of each leaf key.
-    positions: BTreeMap<String, (usize, usize)>,
+    /// Where each leaf key is.
+    positions: BTreeMap<String, Position>,
 }
 
 impl<'s> FileLayer<'s> {
@@ -420,40 +364,37 @@ impl<'s> FileLayer<'s> {
         })
     }
 
+    /// Where the value of `key` came from: the file (at the key) or, with no file at all, the
+    /// built-in default.
     fn origin(&self, key: &str) -> Origin {
         match self.source {
-            FileSource::Embedded => Origin::Embedded,
             FileSource::None => Origin::Default,
-            FileSource::Path(path) => Origin::File {
-                path: path.clone(),
-                line: self.positions.get(key).map_or(0, |p| p.0),
-            },
+            source => located(source, self.positions.get(key).copied().unwrap_or(FIRST)),
         }
     }
-
-    fn location(&self, key: &str) -> ErrorLocation {
-        located(self.source, self.positions.get(key).copied().unwrap_or((1, 1)))
-    }
 }
 
-fn located(source: &FileSource, (line, column): (usize, usize)) -> ErrorLocation {
+/// The start of a file.
+const FIRST: Position = Position { line: 1, column: 1 };
+
+/// A position in the file layer's text.
+fn located(source: &FileSource, at: Position) -> Origin {
     match source {
-        FileSource::Path(path) => ErrorLocation::File {
+        FileSource::Path(path) => Origin::File {
             path: path.clone(),
-            line: Some(line),
-            column: Some(column),
+            at: Some(at),
         },
-        FileSource::Embedded | FileSource::None => ErrorLocation::Embedded { line, column },
+        FileSource::Embedded | FileSource::None => Origin::Embedded { at },
     }
 }
 
-/// 1-based (line, column in characters) of a byte offset.
-fn position(text: &str, offset: usize) -> (usize, usize) {
+/// The 1-based line and column (in characters) of a byte offset.
+fn position(text: &str, offset: usize) -> Position {
     let before = &text.as_bytes()[..offset.min(text.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-    (line, column)
+    Position { line, column }
 }
 
 /// The source text of a value, shortened to one line for an error message.
@@ -470,7 +411,7 @@ fn snippet(text: &str, span: Range<usize>) -> String {
 /// Walks a parsed document against the schema, recording each leaf key's position.
 struct Walk<'t> {
     text: &'t str,
-    positions: BTreeMap<String, (usize, usize)>,
+    positions: BTreeMap<String, Position>,
     value_spans: Vec<(String, Range<usize>)>,
 }
 
@@ -529,7 +470,7 @@ fn env_layer(env: &[(String, String)]) -> Result<Layer, ConfigError> {
         let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        let location = || ErrorLocation::Env { var: var.clone() };
+        let location = || Origin::Env { var: var.clone() };
         let parts: Vec<String> = rest.split(ENV_SEPARATOR).map(str::to_ascii_lowercase).collect();
         if parts.iter().any(String::is_empty) {
             let message = format!("malformed name: expected {ENV_PREFIX}KEY or {ENV_PREFIX}SECTION__KEY");
@@ -553,13 +494,13 @@ fn flag_layer(overrides: &Overrides) -> Result<Layer, ConfigError> {
     for entry in &overrides.set {
         let Some((key, raw)) = entry.split_once('=') else {
             let message = format!("expected KEY=VALUE (e.g. `fxp.allow_foreign_port=true`), got `{entry}`");
-            return Err(ConfigError::new(None, message).at(ErrorLocation::Flag {
+            return Err(ConfigError::new(None, message).at(Origin::Flag {
                 flag: "--set".to_string(),
             }));
         };
         let key = key.trim().to_ascii_lowercase();
         let flag = format!("--set {key}");
-        let location = || ErrorLocation::Flag { flag: flag.clone() };
+        let location = || Origin::Flag { flag: flag.clone() };
         if key.is_empty() {
             let message = format!("expected KEY=VALUE with a non-empty KEY, got `{entry}`");
             return Err(ConfigError::new(None, message).at(location()));
@@ -571,7 +512,7 @@ fn flag_layer(overrides: &Overrides) -> Result<Layer, ConfigError> {
     }
 
     let mut own_flag = |key: &str, flag: &str, value: Value, given: String| -> Result<(), ConfigError> {
-        let location = ErrorLocation::Flag {
+        let location = Origin::Flag {
             flag: flag.to_string(),
         };
         if layer.contains_key(key) {
@@ -613,7 +554,7 @@ fn flag_layer(overrides: &Overrides) -> Result<Layer, ConfigError> {
         };
         let Some(text) = path.to_str() else {
             let message = format!("path `{}` is not valid UTF-8", path.display());
-            return Err(ConfigError::new(Some(key), message).at(ErrorLocation::Flag {
+            return Err(ConfigError::new(Some(key), message).at(Origin::Flag {
                 flag: flag.to_string(),
             }));
         };

@@ -50,53 +50,87 @@ pub enum SiteArg {
 
 /// One parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub enum Command {
+    /// `USER name`.
     User(String),
+    /// `PASS password` (never logged).
     Pass(String),
+    /// `ACCT`: not needed, answered 202.
     Acct,
+    /// `CWD path` (and `XCWD`).
     Cwd(String),
+    /// `CDUP` (and `XCUP`).
     Cdup,
+    /// `PWD` (and `XPWD`).
     Pwd,
     /// LIST with an optional path (ls-style options such as `-la` removed).
     List(Option<String>),
+    /// NLST with an optional path (names only; ls-style options removed).
     Nlst(Option<String>),
+    /// MLSD with an optional directory (RFC 3659 section 7).
     Mlsd(Option<String>),
+    /// MLST with an optional path (RFC 3659 section 7).
     Mlst(Option<String>),
+    /// `RETR path`: download.
     Retr(String),
+    /// `STOR path`: upload, replacing the file.
     Stor(String),
+    /// `STOU`: upload under a unique name fxpd picks.
     Stou,
+    /// `APPE path`: upload, appending to the file.
     Appe(String),
+    /// `REST offset`: where the next RETR or STOR starts (RFC 3659 section 5).
     Rest(u64),
+    /// `DELE path`: delete a file.
     Dele(String),
+    /// `RMD path` (and `XRMD`): remove a directory.
     Rmd(String),
+    /// `MKD path` (and `XMKD`): make a directory.
     Mkd(String),
+    /// `RNFR path`: the file or directory to rename.
     Rnfr(String),
+    /// `RNTO path`: its new name.
     Rnto(String),
+    /// `SIZE path` (RFC 3659 section 4).
     Size(String),
+    /// `MDTM path`: modification time (RFC 3659 section 3).
     Mdtm(String),
+    /// `TYPE A` or `TYPE I`.
     Type(TransferType),
     /// MODE: only S (stream) is accepted by the parser.
     ModeStream,
     /// STRU: only F (file) is accepted by the parser.
     StruFile,
+    /// `SYST`.
     Syst,
+    /// `STAT`: the session's status, or with a path, its listing over the control connection.
     Stat(Option<String>),
+    /// `NOOP`.
     Noop,
+    /// `QUIT`.
     Quit,
+    /// `ABOR`: abort the running transfer.
     Abor,
+    /// `FEAT`: the extensions fxpd supports (RFC 2389).
     Feat,
+    /// `OPTS` (RFC 2389).
     Opts(OptsArg),
+    /// `HELP` with an optional verb (upper-cased).
     Help(Option<String>),
+    /// `ALLO`: ignored, answered 202.
     Allo,
+    /// `SITE` with its sub-command.
     Site(SiteArg),
     /// PORT h1,h2,h3,h4,p1,p2: an IPv4 address and port, fully parsed.
     Port(SocketAddrV4),
+    /// `PASV`: open a passive listener (IPv4 reply).
     Pasv,
     /// EPRT |proto|addr|port|: fully parsed.
     Eprt(SocketAddr),
+    /// `EPSV [1|2|ALL]`: open a passive listener, or `EPSV ALL`.
     Epsv(EpsvArg),
-    /// AUTH with its mechanism (TLS arrives with the FTPS work; refused until then).
+    /// `AUTH` with its mechanism, upper-cased (RFC 4217 section 4: `TLS`, also `TLS-C`, `SSL`,
+    /// `TLS-P`; others are refused).
     Auth(String),
     /// PBSZ: only 0 is meaningful for TLS (RFC 4217 9).
     Pbsz,

@@ -11,53 +11,97 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Code(pub u16);
 
-#[allow(missing_docs)]
+/// The named codes (RFC 959 section 4.2.2 unless noted).
 impl Code {
+    /// 110: restart marker reply.
     pub const RESTART_MARKER: Code = Code(110);
+    /// 125: data connection already open; transfer starting.
     pub const ALREADY_OPEN: Code = Code(125);
+    /// 150: about to open the data connection.
     pub const OPENING: Code = Code(150);
+    /// 200: command okay.
     pub const OK: Code = Code(200);
+    /// 202: command not implemented, superfluous here.
     pub const NOT_IMPLEMENTED_SUPERFLUOUS: Code = Code(202);
+    /// 211: system status, or FEAT.
     pub const SYSTEM_STATUS: Code = Code(211);
+    /// 212: directory status.
     pub const DIRECTORY_STATUS: Code = Code(212);
+    /// 213: file status (SIZE, MDTM, HASH, STAT of a path).
     pub const FILE_STATUS: Code = Code(213);
+    /// 214: help message.
     pub const HELP: Code = Code(214);
+    /// 215: system type (SYST).
     pub const SYSTEM_TYPE: Code = Code(215);
+    /// 220: service ready (the greeting).
     pub const READY: Code = Code(220);
+    /// 221: closing the control connection.
     pub const CLOSING: Code = Code(221);
+    /// 225: data connection open, no transfer in progress.
     pub const TRANSFER_COMPLETE_NO_TRANSFER: Code = Code(225);
+    /// 226: closing the data connection; transfer complete.
     pub const TRANSFER_COMPLETE: Code = Code(226);
+    /// 227: entering passive mode (PASV).
     pub const PASSIVE: Code = Code(227);
+    /// 229: entering extended passive mode (EPSV, RFC 2428).
     pub const EXTENDED_PASSIVE: Code = Code(229);
+    /// 230: user logged in.
     pub const LOGGED_IN: Code = Code(230);
+    /// 250: requested file action okay, completed.
     pub const FILE_ACTION_OK: Code = Code(250);
+    /// 257: path created, or the working directory (PWD).
     pub const PATH_CREATED: Code = Code(257);
+    /// 331: user name okay, need password.
     pub const NEED_PASSWORD: Code = Code(331);
+    /// 332: need account for login.
     pub const NEED_ACCOUNT: Code = Code(332);
+    /// 350: requested file action pending further information (REST, RNFR).
     pub const PENDING_FURTHER_INFO: Code = Code(350);
+    /// 421: service not available, closing the control connection.
     pub const SERVICE_NOT_AVAILABLE: Code = Code(421);
+    /// 425: can't open the data connection.
     pub const CANT_OPEN_DATA: Code = Code(425);
+    /// 426: connection closed; transfer aborted.
     pub const CONNECTION_CLOSED: Code = Code(426);
+    /// 450: file action not taken: file unavailable (busy).
     pub const FILE_UNAVAILABLE_BUSY: Code = Code(450);
+    /// 451: action aborted: local error in processing.
     pub const LOCAL_ERROR: Code = Code(451);
+    /// 452: action not taken: insufficient storage.
     pub const INSUFFICIENT_STORAGE: Code = Code(452);
+    /// 500: syntax error, command unrecognized.
     pub const SYNTAX_ERROR: Code = Code(500);
+    /// 501: syntax error in parameters or arguments.
     pub const PARAMETER_SYNTAX_ERROR: Code = Code(501);
+    /// 502: command not implemented.
     pub const NOT_IMPLEMENTED: Code = Code(502);
+    /// 503: bad sequence of commands.
     pub const BAD_SEQUENCE: Code = Code(503);
+    /// 504: command not implemented for that parameter.
     pub const PARAMETER_NOT_IMPLEMENTED: Code = Code(504);
+    /// 530: not logged in.
     pub const NOT_LOGGED_IN: Code = Code(530);
+    /// 550: action not taken: file unavailable (not found, no access).
     pub const FILE_UNAVAILABLE: Code = Code(550);
+    /// 551: action aborted: page type unknown.
     pub const PAGE_TYPE_UNKNOWN: Code = Code(551);
+    /// 552: file action aborted: exceeded storage allocation.
     pub const EXCEEDED_STORAGE: Code = Code(552);
+    /// 553: action not taken: file name not allowed.
     pub const BAD_FILENAME: Code = Code(553);
     /// Requested action not taken: invalid REST parameter (RFC 3659 section 5).
     pub const INVALID_RESTART: Code = Code(554);
+    /// 522: network protocol not supported (EPRT/EPSV, RFC 2428).
     pub const NETWORK_PROTOCOL_NOT_SUPPORTED: Code = Code(522);
+    /// 234: security data exchange complete (AUTH TLS; RFC 2228, RFC 4217).
     pub const AUTH_OK: Code = Code(234);
+    /// 431: TLS is not available (RFC 2228: need some unavailable resource for security).
     pub const TLS_UNAVAILABLE: Code = Code(431);
+    /// 521: the data connection cannot be opened with this PROT setting (RFC 4217 section 9).
     pub const PROTECTION_REQUIRED: Code = Code(521);
+    /// 534: request denied for policy reasons (RFC 2228), e.g. a refused FXP address.
     pub const POLICY_REFUSED: Code = Code(534);
+    /// 536: the PROT level is not supported (RFC 2228).
     pub const PROT_NOT_SUPPORTED: Code = Code(536);
 }
 
@@ -84,11 +128,6 @@ impl Reply {
     /// could otherwise be mistaken for the end of the reply).
     pub fn multi(code: Code, lines: Vec<String>) -> Reply {
         Reply { code, lines }
-    }
-
-    /// Whether the code says the command failed (4xx or 5xx).
-    pub fn is_error(&self) -> bool {
-        self.code.0 >= 400
     }
 
     /// The bytes on the wire, CRLF-terminated. CR and LF inside a text line (a file name

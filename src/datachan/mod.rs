@@ -106,7 +106,9 @@ impl PassiveListener {
         policy: Arc<Policy>,
     ) -> io::Result<PassiveListener> {
         let span = u32::from(range.last) - u32::from(range.first) + 1;
-        let start = random_u32() % span;
+        // SECURITY: no fallback when the OS generator fails: a predictable port is what the
+        // random start is there to prevent, so the bind fails instead.
+        let start = getrandom::u32().map_err(|e| io::Error::other(format!("no random number: {e}")))? % span;
         let mut last_err = io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted");
         for i in 0..span {
             let port = range.first + ((start + i) % span) as u16;
@@ -341,18 +343,6 @@ impl std::fmt::Display for DataError {
             }
         }
     }
-}
-
-fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    // The OS generator cannot fail on supported platforms; fall back to the clock if it does.
-    if getrandom::fill(&mut b).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        return nanos.subsec_nanos();
-    }
-    u32::from_ne_bytes(b)
 }
 
 #[cfg(test)]

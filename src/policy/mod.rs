@@ -72,11 +72,10 @@
 //! are logged at debug level and counted once per data connection used.
 
 mod bans;
-mod cidr;
-mod config;
 mod refusal;
 #[cfg(test)]
 mod tests;
+mod user;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -87,25 +86,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+pub use crate::addr::{normalize, Cidr};
+pub use crate::config::FxpConfig;
 use bans::BanTracker;
-pub use cidr::Cidr;
-pub use config::{FxpConfig, FxpOverride};
 pub use refusal::{Reason, Refusal};
 use refusal::{
     ALLOW_ANONYMOUS, ALLOW_FOREIGN_PASSIVE, ALLOW_FOREIGN_PORT, ALLOW_PRIVILEGED_PORTS, PEERS, USER_ALLOW,
 };
+pub use user::FxpOverride;
 
 /// The `command` used in logs and replies for a connection accepted on a PASV or EPSV listener.
 pub const PASSIVE_COMMAND: &str = "PASV-connection";
-
-/// Normalise an address for comparison: IPv4-mapped IPv6 (`::ffff:a.b.c.d`, RFC 4291 section
-/// 2.5.5.2) becomes IPv4; every other address is returned unchanged.
-///
-/// Deliberately not `Ipv6Addr::to_ipv4`: that would also turn the deprecated IPv4-compatible form
-/// `::a.b.c.d` into IPv4 (and `::1` into `0.0.0.1`), making two different hosts compare equal.
-pub fn normalize(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
-}
 
 /// `addr` with its IP normalised; a non-mapped IPv6 address keeps its flow info and scope id.
 fn normalize_socket(addr: SocketAddr) -> SocketAddr {

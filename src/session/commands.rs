@@ -1051,7 +1051,14 @@ impl Session {
         let object = self.object_store();
         let mut name = String::new();
         for _ in 0..16 {
-            let candidate = format!("fxpd-{:016x}", random_u64());
+            let n = match getrandom::u64() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "STOU: no random number for a unique name");
+                    break;
+                }
+            };
+            let candidate = format!("fxpd-{n:016x}");
             let taken = match &object {
                 Some(o) => o.stat(&resolve(&self.login().cwd, &candidate)).await.is_ok(),
                 None => self.stat(&candidate).is_ok(),
@@ -1310,10 +1317,4 @@ fn help() -> Reply {
     }
     lines.push("Help OK.".into());
     Reply::multi(Code::HELP, lines)
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    u64::from_ne_bytes(b)
 }

@@ -8,7 +8,7 @@
 //! policy and the login guard.
 
 mod commands;
-pub mod path;
+pub use crate::path;
 
 use crate::auth::{FtpUser, GuardConfig, Login, LoginGuard, UserDb};
 use crate::cluster::Cluster;
@@ -106,19 +106,9 @@ impl Shared {
     }
 
     /// Apply a reloaded configuration: the FXP policy changes for every session's next
-    /// decision, new logins see the new users file, root and limits. Listen addresses need a
-    /// restart. On error nothing changes.
+    /// decision, new logins see the new users file, root and limits. What was built at start
+    /// from [`crate::config::RESTART_KEYS`] stays as it is. On error nothing changes.
     pub fn reload(&self, config: Config) -> Result<(), String> {
-        let old = self.settings();
-        if old.config.listen != config.listen {
-            tracing::warn!("listen addresses changed: they take effect after a restart");
-        }
-        if old.config.cluster != config.cluster {
-            tracing::warn!("cluster settings changed: they take effect after a restart");
-        }
-        if old.config.storage != config.storage {
-            tracing::warn!("storage settings changed: they take effect after a restart");
-        }
         let settings = Settings::new(config, self.guard.clone())?;
         self.policy.reload(settings.config.fxp.clone());
         self.policy

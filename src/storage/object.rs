@@ -13,8 +13,9 @@
 //!   pending multipart upload).
 //! - Listings stream through S3's paginated ListObjectsV2 and stop at [`MAX_LIST_ENTRIES`].
 
-use super::{normalise_prefix, Credentials, StorageConfig};
+use super::{Credentials, StorageConfig};
 use crate::listing::Entry;
+use crate::path::{normalise_prefix, valid_component};
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use opendal::{EntryMode, ErrorKind as OdKind, Operator};
@@ -79,11 +80,6 @@ fn storage_error(e: opendal::Error) -> StorageError {
 
 fn not_found() -> ObjectError {
     ObjectError::Storage(StorageError::from(ErrorKind::PermanentFileNotAvailable))
-}
-
-/// A name that may be one component of an object key.
-pub(crate) fn valid_component(part: &str) -> bool {
-    !part.is_empty() && part != "." && part != ".." && !part.chars().any(char::is_control)
 }
 
 /// Why the start-up listing failed, in words an operator acts on. A 403 is nearly always the
@@ -346,7 +342,7 @@ impl ObjectStore {
         let meta = self.stat(path).await?;
         if !meta.dir {
             return Ok(vec![Entry::from_metadata(
-                crate::session::path::file_name(path),
+                crate::path::file_name(path),
                 &meta,
                 None,
             )]);
@@ -714,7 +710,7 @@ mod tests {
         }
         // Whatever the client typed, once resolved the key keeps the prefix.
         for arg in ["../../bob/secret", "/../../../x", "a/../../..", ".."] {
-            let path = crate::session::path::resolve("/sub", arg);
+            let path = crate::path::resolve("/sub", arg);
             if let Ok(key) = home.key(&path) {
                 assert!(key.starts_with("ftp/alice/"), "{arg} -> {key}");
             }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::config::schema::schema;
-use crate::config::{load_from, render_text, Loaded, Overrides};
+use crate::config::{load_from, render_text, Loaded, Overrides, Position};
 
 const FXPD: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters";
 const IIS: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\MSFTPSVC\Parameters";
@@ -122,13 +122,6 @@ fn origin(key: &str, value: &str) -> Origin {
     }
 }
 
-fn location(key: &str, value: &str) -> ErrorLocation {
-    ErrorLocation::Registry {
-        key: key.to_string(),
-        value: value.to_string(),
-    }
-}
-
 // ---------------------------------------------------------------- the table
 
 #[test]
@@ -169,7 +162,7 @@ fn origin_and_location_name_the_key_and_value() {
         r"registry HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters\EnablePortAttack"
     );
     assert_eq!(
-        location(IIS, "EnablePASVTheft").to_string(),
+        origin(IIS, "EnablePASVTheft").describe(),
         r"registry value HKLM\SYSTEM\CurrentControlSet\Services\MSFTPSVC\Parameters\EnablePASVTheft"
     );
     assert_eq!(RegValue::Sz("1".into()).to_string(), "REG_SZ \"1\"");
@@ -309,7 +302,10 @@ fn precedence_file_registry_env_flag() {
     let loaded = load_all("banner = \"hi\"\n", &fake, &[], &[]).unwrap();
     assert!(matches!(
         loaded.origin("banner"),
-        Some(Origin::File { line: 1, .. })
+        Some(Origin::File {
+            at: Some(Position { line: 1, .. }),
+            ..
+        })
     ));
     assert_eq!(loaded.origin("fxp.allow_foreign_passive"), Some(&Origin::Default));
 }
@@ -319,7 +315,7 @@ fn a_higher_layer_does_not_hide_a_bad_registry_value() {
     // Fail closed: the registry layer is checked on its own, whatever overrides it.
     let fake = Fake::new().own("EnablePortAttack", RegValue::Sz("1".into()));
     let e = load_all("", &fake, &[], &["fxp.allow_foreign_port=false"]).unwrap_err();
-    assert_eq!(e.location(), Some(&location(FXPD, "EnablePortAttack")));
+    assert_eq!(e.location(), Some(&origin(FXPD, "EnablePortAttack")));
 }
 
 // ---------------------------------------------------------------- the IIS fallback
@@ -378,7 +374,7 @@ fn only_the_kb_values_fall_back_and_unknown_iis_values_are_ignored() {
 #[test]
 fn a_bad_iis_value_is_an_error_naming_the_iis_key() {
     let e = reg_err(&Fake::new().iis("EnablePASVTheft", RegValue::Dword(2)));
-    assert_eq!(e.location(), Some(&location(IIS, "EnablePASVTheft")));
+    assert_eq!(e.location(), Some(&origin(IIS, "EnablePASVTheft")));
     assert!(
         e.to_string().contains(r"MSFTPSVC\Parameters\EnablePASVTheft"),
         "{e}"
@@ -390,7 +386,7 @@ fn a_bad_iis_value_is_an_error_naming_the_iis_key() {
 #[test]
 fn a_string_where_a_dword_is_expected_is_an_error() {
     let e = reg_err(&Fake::new().own("EnablePortAttack", RegValue::Sz("1".into())));
-    assert_eq!(e.location(), Some(&location(FXPD, "EnablePortAttack")));
+    assert_eq!(e.location(), Some(&origin(FXPD, "EnablePortAttack")));
     assert_eq!(e.key(), Some("fxp.allow_foreign_port"));
     assert_eq!(
         e.to_string(),
@@ -402,7 +398,7 @@ fn a_string_where_a_dword_is_expected_is_an_error() {
 fn a_switch_other_than_0_or_1_is_an_error() {
     for n in [2, 0xffff_ffff] {
         let e = reg_err(&Fake::new().own("EnablePASVTheft", RegValue::Dword(n)));
-        assert_eq!(e.location(), Some(&location(FXPD, "EnablePASVTheft")));
+        assert_eq!(e.location(), Some(&origin(FXPD, "EnablePASVTheft")));
         assert!(e.message().contains(&format!("REG_DWORD {n}")), "{e}");
         assert!(
             e.message().contains("expected a REG_DWORD 0 (off) or 1 (on)"),
@@ -420,7 +416,7 @@ fn other_types_are_errors_naming_the_type() {
         (0, "REG_NONE"),
     ] {
         let e = reg_err(&Fake::new().own("EnablePrivilegedPorts", RegValue::Other(ty)));
-        assert_eq!(e.location(), Some(&location(FXPD, "EnablePrivilegedPorts")));
+        assert_eq!(e.location(), Some(&origin(FXPD, "EnablePrivilegedPorts")));
         assert!(e.message().contains(name), "{e}");
     }
     let e = reg_err(&Fake::new().own("EnablePortAttack", RegValue::MultiSz(vec!["1".into()])));
@@ -441,7 +437,7 @@ fn strings_and_lists_of_the_wrong_type_are_errors() {
     ];
     for (name, value, expected) in cases {
         let e = reg_err(&Fake::new().own(name, value));
-        assert_eq!(e.location(), Some(&location(FXPD, name)));
+        assert_eq!(e.location(), Some(&origin(FXPD, name)));
         assert!(e.message().contains(expected), "{name}: {e}");
     }
 }
@@ -469,7 +465,7 @@ fn values_the_setting_rejects_are_errors_naming_the_value() {
     ];
     for (name, value, key) in cases {
         let e = reg_err(&Fake::new().own(name, value.clone()));
-        assert_eq!(e.location(), Some(&location(FXPD, name)), "{name} {value}");
+        assert_eq!(e.location(), Some(&origin(FXPD, name)), "{name} {value}");
         assert_eq!(e.key(), Some(key));
         assert!(e.to_string().contains(&format!(r"Parameters\{name}: ")), "{e}");
     }
@@ -478,7 +474,7 @@ fn values_the_setting_rejects_are_errors_naming_the_value() {
 #[test]
 fn an_unknown_value_name_is_an_error_listing_the_known_ones() {
     let e = reg_err(&Fake::new().own("EnablePortAtack", RegValue::Dword(0)));
-    assert_eq!(e.location(), Some(&location(FXPD, "EnablePortAtack")));
+    assert_eq!(e.location(), Some(&origin(FXPD, "EnablePortAtack")));
     assert!(
         e.message().contains("unknown registry value `EnablePortAtack`"),
         "{e}"
@@ -493,13 +489,13 @@ fn a_value_that_cannot_be_read_stops_the_load() {
     let mut fake = Fake::new().own("EnablePortAttack", RegValue::Dword(0));
     fake.fail = Some((SERVICE_KEY.to_string(), "EnablePortAttack".to_string()));
     let e = reg_err(&fake);
-    assert_eq!(e.location(), Some(&location(FXPD, "EnablePortAttack")));
+    assert_eq!(e.location(), Some(&origin(FXPD, "EnablePortAttack")));
     assert!(e.message().contains("cannot read it: Access is denied"), "{e}");
 
     let mut fake = Fake::new();
     fake.fail = Some((IIS_KEY.to_string(), "EnablePASVTheft".to_string()));
     let e = reg_err(&fake);
-    assert_eq!(e.location(), Some(&location(IIS, "EnablePASVTheft")));
+    assert_eq!(e.location(), Some(&origin(IIS, "EnablePASVTheft")));
 
     let mut fake = Fake::new();
     fake.fail_listing = true;

@@ -1,27 +1,11 @@
-//! The `[fxp]` config section and the per-user FXP override from the users file.
+//! The `[fxp]` section: when a data connection may use an address other than the client's.
 //!
 //! Every switch defaults to the safe value (deny), as IIS does with its registry values
 //! (Microsoft KB Q247132) and vsftpd with `port_promiscuous` / `pasv_promiscuous`.
 
 use serde::{Deserialize, Serialize};
 
-use super::Cidr;
-
-/// Per-user FXP override from the users file: `fxp = "inherit" | "allow" | "deny"`.
-///
-/// It replaces the global foreign-address switches for one user. It never bypasses
-/// `fxp.peers`, the privileged-port rule, or `fxp.allow_anonymous`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FxpOverride {
-    /// Follow `fxp.allow_foreign_port` and `fxp.allow_foreign_passive` (the default).
-    #[default]
-    Inherit,
-    /// Allow foreign addresses in both directions for this user, even if the switches are off.
-    Allow,
-    /// Never allow foreign addresses for this user, even if the switches are on.
-    Deny,
-}
+use crate::addr::Cidr;
 
 /// The `[fxp]` section of the config file: when a data connection may use an address other than
 /// the client's own (FXP, server-to-server transfer).
@@ -111,20 +95,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("host bits are set"), "{err}");
-    }
-
-    #[test]
-    fn override_spellings() {
-        for (text, want) in [
-            ("inherit", FxpOverride::Inherit),
-            ("allow", FxpOverride::Allow),
-            ("deny", FxpOverride::Deny),
-        ] {
-            let de: value::StrDeserializer<value::Error> = text.into_deserializer();
-            assert_eq!(FxpOverride::deserialize(de).unwrap(), want);
-        }
-        let de: value::StrDeserializer<value::Error> = "Allow".into_deserializer();
-        assert!(FxpOverride::deserialize(de).is_err());
-        assert_eq!(FxpOverride::default(), FxpOverride::Inherit);
     }
 }

@@ -1,9 +1,10 @@
-//! Virtual paths: what the client sees, rooted at its home directory.
+//! Virtual paths: what the client sees, rooted at its home directory, and the names that may
+//! make up a path or an object key.
 //!
 //! The session keeps its working directory as a normalised absolute path (`/`, `/pub`);
 //! every client argument is resolved against it here. `..` never climbs above `/`. The
-//! storage back-end confines paths to the home directory again (cap-std), so this is about
-//! clean names, not the security boundary.
+//! storage back-end confines paths to the home directory again (cap-std, or the home's key
+//! prefix), so this is about clean names, not the security boundary.
 
 /// Resolve `arg` (absolute or relative) against the working directory `cwd`.
 pub fn resolve(cwd: &str, arg: &str) -> String {
@@ -46,6 +47,26 @@ pub fn quote(path: &str) -> String {
     format!("\"{}\"", path.replace('"', "\"\""))
 }
 
+/// A name that may be one component of a path or an object key: not empty, not `.` or `..`,
+/// no control characters.
+pub fn valid_component(part: &str) -> bool {
+    !part.is_empty() && part != "." && part != ".." && !part.chars().any(char::is_control)
+}
+
+/// A key prefix as `a/b/` (trailing slash, no leading one), `""` for none; `None` if a component
+/// is not a [`valid_component`].
+pub fn normalise_prefix(prefix: &str) -> Option<String> {
+    let mut out = String::new();
+    for part in prefix.split('/').filter(|p| !p.is_empty()) {
+        if !valid_component(part) {
+            return None;
+        }
+        out.push_str(part);
+        out.push('/');
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +86,15 @@ mod tests {
         assert_eq!(quote("/a\"b"), "\"/a\"\"b\"");
         assert_eq!(file_name("/a/b.txt"), "b.txt");
         assert_eq!(file_name("/"), "");
+    }
+
+    #[test]
+    fn prefixes_are_normalised_and_never_climb() {
+        assert_eq!(normalise_prefix("ftp").as_deref(), Some("ftp/"));
+        assert_eq!(normalise_prefix("/a//b/").as_deref(), Some("a/b/"));
+        assert_eq!(normalise_prefix("").as_deref(), Some(""));
+        assert_eq!(normalise_prefix("a/../b"), None);
+        assert_eq!(normalise_prefix("./a"), None);
+        assert_eq!(normalise_prefix("a\nb"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! CIDR blocks for the FXP peers list (RFC 4632 for IPv4, RFC 4291 section 2.3 for IPv6).
+//! CIDR blocks for `fxp.peers` and `proxy.trusted` (RFC 4632 for IPv4, RFC 4291 section 2.3 for IPv6).
 //!
 //! Parsing is strict because a typo in an allow-list is a security problem:
 //! - the address must be a plain IPv4 or IPv6 address (no zone, no leading zeros, no spaces);
