@@ -328,12 +328,7 @@ pub async fn run(
         .await;
     if session.shared.cluster.is_shared() && session.shared.policy.is_banned(peer.ip()) {
         tracing::info!(target: "fxpd::security", client = %peer.ip(), "connection from banned address refused");
-        let _ = session
-            .send(Reply::new(
-                Code::SERVICE_NOT_AVAILABLE,
-                "Service not available: your address is temporarily banned.",
-            ))
-            .await;
+        let _ = session.send(crate::server::banned()).await;
         return;
     }
     let banner = Reply::new(Code::READY, session.settings.config.banner.clone());
