@@ -2,14 +2,14 @@
 //! asked of the policy, never made here.
 
 use super::path::{file_name, quote, resolve};
-use super::transfer::{object_reply, storage_reply, Job};
-use super::{AuthState, DataPlan, Flow, LoggedIn, Session};
+use super::transfer::{object_reply, storage_reply};
+use super::{AuthState, Flow, LoggedIn, Session};
 use crate::auth::LoginError;
 use crate::config::ListingStyle;
 use crate::control::command::{Command, EpsvArg, OptsArg, SiteArg, TransferType, VERBS};
 use crate::control::reply::{Code, Reply};
 use crate::control::stream::ControlStream;
-use crate::datachan::PassiveListener;
+use crate::datachan::{Job, PassiveListener, Plan};
 use crate::listing::{self, Entry};
 use crate::policy::{normalize, DataSetup, Grant, PassiveGrant, Refusal, Who};
 use crate::server::admission;
@@ -17,7 +17,6 @@ use crate::storage::{Backend, Storage};
 use crate::tls::TlsRequire;
 use std::io::{Seek, SeekFrom};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::SystemTime;
@@ -363,8 +362,7 @@ impl Session {
     async fn abor(&mut self) -> Io {
         self.data = None;
         if let Some(running) = self.transfer.take() {
-            running.handle.abort();
-            let _ = running.handle.await;
+            running.transfer.abort().await;
             tracing::info!(command = running.verb, path = %running.path, "transfer aborted by the client");
             let text = match &running.upload {
                 // The object upload is aborted before the reply says so.
@@ -423,7 +421,7 @@ impl Session {
         lines.push(format!("TYPE: {ty}; STRUcture: File; transfer MODE: Stream"));
         match &self.transfer {
             Some(t) => {
-                let moved = t.progress.load(Ordering::Relaxed);
+                let moved = t.transfer.moved();
                 let of = t.size.map(|s| format!(" of {s}")).unwrap_or_default();
                 lines.push(format!(
                     "Data connection open: {} {}, {moved}{of} bytes transferred",
@@ -769,7 +767,7 @@ impl Session {
         };
         match grant {
             Grant::Active(approved) => {
-                self.data = Some(DataPlan::Active(approved));
+                self.data = Some(Plan::Active(approved));
                 ok(Code::OK, format!("{} command successful.", setup.verb()))
             }
             Grant::Passive(grant) => {
@@ -861,7 +859,7 @@ impl Session {
         match PassiveListener::bind(ip, range, grant, self.shared.policy.clone()).await {
             Ok(listener) => {
                 let port = listener.local_addr().port();
-                self.data = Some(DataPlan::Passive(listener));
+                self.data = Some(Plan::Passive(listener));
                 Ok(port)
             }
             Err(e) => {

@@ -19,8 +19,8 @@ use crate::control::parser::parse;
 use crate::control::reply::{Code, Reply};
 use crate::control::stream::ControlStream;
 use crate::datachan::rate::Limiter;
-use crate::datachan::PassiveListener;
-use crate::policy::{Approved, Policy, Who};
+use crate::datachan::{Plan, Transfer};
+use crate::policy::{Policy, Who};
 use crate::server::admission::Seat;
 use crate::storage::{Storage, UploadGuard};
 use crate::tls::Tls;
@@ -30,7 +30,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -159,14 +158,6 @@ fn guard_config(config: &Config) -> GuardConfig {
     }
 }
 
-/// How the next data connection will be made (RFC 959 PASV/PORT, RFC 2428 EPSV/EPRT).
-enum DataPlan {
-    /// A listener bound by PASV/EPSV, waiting for the client.
-    Passive(PassiveListener),
-    /// An address approved by the policy at PORT/EPRT time; connected when a transfer starts.
-    Active(Approved),
-}
-
 /// Login progress.
 enum AuthState {
     Fresh,
@@ -185,11 +176,10 @@ struct LoggedIn {
 
 /// The transfer currently running in its own task.
 struct Running {
-    handle: JoinHandle<transfer::Outcome>,
+    transfer: Transfer,
     verb: &'static str,
     path: String,
     size: Option<u64>,
-    progress: Arc<AtomicU64>,
     started: Instant,
     /// An object upload: discarded (aborted) unless it completes.
     upload: Option<Arc<UploadGuard>>,
@@ -231,7 +221,7 @@ struct Session {
     transfer_type: TransferType,
     rest: u64,
     rename_from: Option<String>,
-    data: Option<DataPlan>,
+    data: Option<Plan>,
     epsv_all: bool,
     transfer: Option<Running>,
 }
@@ -336,9 +326,8 @@ pub async fn run(
         return;
     }
     let result = session.main_loop().await;
-    if let Some(running) = session.transfer.take() {
-        running.handle.abort();
-    }
+    // A transfer still running stops with the session (dropping it aborts it).
+    drop(session.transfer.take());
     match result {
         Ok(()) => tracing::info!("disconnected"),
         Err(e) => tracing::info!(error = %e, "connection lost"),
@@ -371,7 +360,7 @@ impl Session {
 
     /// Log a finished transfer with its final reply.
     fn log_transfer(&self, running: &Running) {
-        let moved = running.progress.load(std::sync::atomic::Ordering::Relaxed);
+        let moved = running.transfer.moved();
         let upload = matches!(running.verb, "STOR" | "APPE" | "STOU");
         let (sc, cs) = if upload { (0, moved) } else { (moved, 0) };
         self.log_w3c(
@@ -400,7 +389,7 @@ impl Session {
             let (conn, transfer, evicted) = (&mut self.conn, &mut self.transfer, self.seat.evicted());
             tokio::select! {
                 biased;
-                outcome = async { (&mut transfer.as_mut().expect("guarded").handle).await }, if transferring => {
+                outcome = async { (&mut transfer.as_mut().expect("guarded").transfer).await }, if transferring => {
                     let running = self.transfer.take().expect("guarded");
                     let reply = transfer::final_reply(&running, outcome);
                     self.send(reply).await?;
@@ -463,7 +452,7 @@ impl Session {
     /// Wait for the running transfer and send its final reply.
     async fn finish_transfer(&mut self) -> std::io::Result<()> {
         if let Some(mut running) = self.transfer.take() {
-            let outcome = (&mut running.handle).await;
+            let outcome = (&mut running.transfer).await;
             self.send(transfer::final_reply(&running, outcome)).await?;
             self.log_transfer(&running);
         }
