@@ -4,9 +4,9 @@
 //! reply.
 //!
 //! The path of the bytes is chosen here, once, per job and stream: on a clear-text connection
-//! a binary file goes through [`super::inline`] (small files, on this task) or
-//! [`super::blocking`] (`sendfile`/`splice` on a blocking thread); listings, ASCII mode, TLS
-//! and object storage go through the async loops of [`super::transfer`].
+//! a binary file goes through `inline` (small files, on this task) or `blocking`
+//! (`sendfile`/`splice` on a blocking thread); listings, ASCII mode, TLS and object storage
+//! go through the async loops of `transfer`.
 
 use super::blocking;
 use super::inline;

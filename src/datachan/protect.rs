@@ -104,3 +104,26 @@ impl Protection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prot_p_without_tls_fails_closed() {
+        let gone = DataTls {
+            private: true,
+            tls: None,
+            acceptors: None,
+        };
+        assert_eq!(gone.check().err(), Some(TlsUnavailable));
+        assert!(matches!(gone.protection(true, false), Err(TlsUnavailable)));
+        assert!(matches!(gone.protection(false, true), Err(TlsUnavailable)));
+        let clear = DataTls {
+            private: false,
+            ..gone
+        };
+        assert!(matches!(clear.check(), Ok(None)));
+        assert!(matches!(clear.protection(true, false), Ok(None)));
+    }
+}
