@@ -14,8 +14,9 @@
 //!   the FXP switches, bans). Handlers ask it; nobody else decides.
 //! - [`proxy`]: the PROXY protocol (v1/v2) header a trusted load balancer sends first, naming
 //!   the real client; the server and passive listeners read it from `proxy.trusted` peers only.
-//! - [`datachan`]: passive listeners and active connects, which only take an address the
-//!   policy approved; the byte-moving loops.
+//! - [`datachan`]: the whole data connection: passive listeners and active connects, which
+//!   only take an address the policy approved; TLS with its resumption check; the byte
+//!   loops; the typed outcome the session turns into the final reply.
 //! - [`config`]: the typed configuration, every section of the file in `config/sections/`,
 //!   with the origin of each value; the modules that act on a section import its type from there.
 //! - [`auth`], [`listing`], [`service`], [`tls`], [`w3c`]: users and logins, listing formats,

@@ -1,4 +1,13 @@
-//! Data connections (RFC 959 3.2, RFC 2428): passive listeners and active connects.
+//! Data connections (RFC 959 3.2, RFC 2428): everything from the moment a data connection is
+//! planned to the outcome of the transfer over it.
+//!
+//! - this file: passive listeners and active connects, and how a connection fails to come
+//!   about ([`DataError`]);
+//! - [`job`]: one transfer in a task of its own: the session hands over a [`Request`] and
+//!   gets a [`Transfer`] whose result is an [`Outcome`]; the byte path is chosen there;
+//! - [`protect`]: TLS on data connections, with the resumption check (fail closed);
+//! - `inline`, `blocking`, `transfer`: the byte loops (small files on the task, `sendfile`/
+//!   `splice` on a blocking thread, async copies with TYPE A conversion); [`rate`]: limits.
 //!
 //! A data connection comes into being only through the policy: an active connect needs an
 //! [`Approved`] address and a passive listener a [`PassiveGrant`], which only
@@ -13,10 +22,15 @@
 //! judged by the source its PROXY header names; without a valid header it is closed like a
 //! refused one.
 
-pub mod blocking;
-pub mod inline;
+mod blocking;
+mod inline;
+pub mod job;
+pub mod protect;
 pub mod rate;
-pub mod transfer;
+mod transfer;
+
+pub use job::{start, Job, Outcome, Plan, Request, Transfer};
+pub use protect::{DataTls, Protection, TlsUnavailable};
 
 use crate::config::PortRange;
 use crate::policy::{Approved, PassiveGrant, Policy, Refusal, Who};

@@ -3,6 +3,8 @@
 
 pub mod admission;
 
+use crate::control::codec::write_reply;
+use crate::control::reply::{Code, Reply};
 use crate::proxy;
 use crate::session::{self, Shared};
 use admission::{Admission, Refusal};
@@ -10,7 +12,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -77,7 +78,7 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
                 // the seats themselves are bounded by the admission.
                 let Ok(on_the_way) = admitting.clone().try_acquire_owned() else {
                     tracing::warn!(client = %peer, "too many connections being admitted");
-                    refuse(stream, "421 Too many connections, try again later.\r\n").await;
+                    refuse(stream, unavailable("Too many connections, try again later.")).await;
                     continue;
                 };
                 let shared = shared.clone();
@@ -88,19 +89,19 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
                     let ip = crate::policy::normalize(addr.ip());
                     if shared.policy.is_banned(ip) {
                         tracing::info!(target: "fxpd::security", client = %ip, proxy = proxy.map(tracing::field::display), "connection from banned address refused");
-                        refuse(stream, "421 Service not available: your address is temporarily banned.\r\n").await;
+                        refuse(stream, banned()).await;
                         return;
                     }
                     let seat = match admission.admit(ip, &shared.settings().config.limits) {
                         Ok(seat) => seat,
                         Err(Refusal::Address) => {
                             tracing::warn!(client = %ip, proxy = proxy.map(tracing::field::display), "per-address limit of connections not logged in reached");
-                            refuse(stream, "421 Too many connections from your address.\r\n").await;
+                            refuse(stream, unavailable("Too many connections from your address.")).await;
                             return;
                         }
                         Err(Refusal::Full) => {
                             tracing::warn!(client = %ip, proxy = proxy.map(tracing::field::display), "limit of connections not logged in reached");
-                            refuse(stream, "421 Too many connections waiting to log in, try again later.\r\n").await;
+                            refuse(stream, unavailable("Too many connections waiting to log in, try again later.")).await;
                             return;
                         }
                     };
@@ -161,22 +162,36 @@ async fn identify(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> O
         Ok(Ok(proxy::Header::Local)) => {
             tracing::debug!(proxy = %peer, "load balancer health check answered");
             let banner = shared.settings().config.banner.clone();
-            refuse(stream, &format!("220 {banner}\r\n")).await;
+            refuse(stream, Reply::new(Code::READY, banner)).await;
             None
         }
         Ok(Err(e)) => {
             tracing::warn!(target: "fxpd::security", proxy = %peer, error = %e, "connection from a trusted proxy without a valid PROXY header refused");
-            refuse(stream, "421 PROXY protocol header required.\r\n").await;
+            refuse(stream, unavailable("PROXY protocol header required.")).await;
             None
         }
         Err(_) => {
             tracing::warn!(target: "fxpd::security", proxy = %peer, "connection from a trusted proxy sent no PROXY header in time: refused");
-            refuse(stream, "421 PROXY protocol header required.\r\n").await;
+            refuse(stream, unavailable("PROXY protocol header required.")).await;
             None
         }
     }
 }
 
-async fn refuse(mut stream: TcpStream, reply: &str) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply.as_bytes())).await;
+/// A 421 for a connection refused before it has a session (RFC 959: the server closes the
+/// control connection after it).
+fn unavailable(text: &'static str) -> Reply {
+    Reply::new(Code::SERVICE_NOT_AVAILABLE, text)
+}
+
+/// The refusal of a client whose address is banned, here or (through the cluster) by another
+/// node: the listener and the session answer it alike.
+pub(crate) fn banned() -> Reply {
+    unavailable("Service not available: your address is temporarily banned.")
+}
+
+/// Answer a connection that gets no session with `reply` (through the one writer of replies),
+/// then close it; a peer that does not read is given two seconds.
+async fn refuse(mut stream: TcpStream, reply: Reply) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), write_reply(&mut stream, &reply)).await;
 }

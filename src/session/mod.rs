@@ -1,38 +1,60 @@
 //! One control connection: the task that owns a session's state (RFC 959 5.4 sequencing).
 //!
-//! The task reads typed commands, answers each with a [`Reply`], and runs at most one
-//! transfer at a time in a task of its own, so STAT, ABOR, NOOP and QUIT are answered while
-//! data flows (the KB Q247132 procedure polls STAT during a server-to-server transfer).
-//! Any other command that arrives during a transfer waits for the transfer's final reply.
-//! Nothing here is shared with other sessions except the read-only configuration, the
-//! policy and the login guard.
+//! The task reads typed commands, answers each with a
+//! [`Reply`](crate::control::reply::Reply), and runs at most one transfer at a time in a
+//! task of its own, so STAT, ABOR and NOOP are answered while data flows (the KB Q247132
+//! procedure polls STAT during a server-to-server transfer). Any other command that arrives
+//! during a transfer, QUIT included, waits for the transfer's final reply. Nothing here is
+//! shared with other sessions except the read-only configuration, the policy and the login
+//! guard.
+//!
+//! - this file: what every session shares ([`Shared`], [`Settings`]) and one session's state;
+//! - `task`: the task itself: greeting, the command loop, timeouts, and the one place where
+//!   a session writes replies;
+//! - `dispatch`: the login gate and one arm per verb; `answer`: what handlers return
+//!   (`Answer` or a typed `Failure`) and the one function that turns errors into replies;
+//! - handlers by concern: `login` (USER, PASS, QUIT), `security` (AUTH, PBSZ, PROT, CCC,
+//!   SSCN), `dataconn` (PORT, EPRT, PASV, EPSV, CPSV), `files` (CWD, MKD, DELE, RNFR, SIZE,
+//!   MLST, HASH...), `transfers` (RETR, STOR, APPE, STOU, LIST, NLST, MLSD, REST, ABOR),
+//!   `info` (FEAT, SYST, STAT, HELP, OPTS, TYPE, SITE);
+//! - [`path`]: virtual paths (the crate's [`crate::path`], re-exported).
+//!
+//! The data connection itself (accept or connect, TLS, the bytes, the outcome) belongs to
+//! [`crate::datachan`]; the session asks it for a transfer and maps the outcome to a reply.
 
-mod commands;
+mod answer;
+mod dataconn;
+mod dispatch;
+mod files;
+mod info;
+mod login;
 pub use crate::path;
+mod security;
+mod task;
+mod transfers;
+
+pub use task::run;
 
 use crate::auth::{FtpUser, GuardConfig, Login, LoginGuard, UserDb};
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::control::codec::{write_reply, Line, LineReader};
-use crate::control::command::{Command, TransferType};
-use crate::control::parser::parse;
-use crate::control::reply::{Code, Reply};
+use crate::control::codec::LineReader;
+use crate::control::command::TransferType;
 use crate::control::stream::ControlStream;
 use crate::datachan::rate::Limiter;
-use crate::datachan::PassiveListener;
-use crate::policy::{Approved, Policy, Who};
+use crate::datachan::{Plan, Transfer};
+use crate::policy::{Policy, Who};
 use crate::server::admission::Seat;
 use crate::storage::{Storage, UploadGuard};
-use crate::tls::Tls;
+use crate::tls::{SessionTls, Tls};
 use crate::w3c::W3cLog;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use transfers::TransferVerb;
 
 /// What every session shares: the current settings and the server-wide decision makers.
 pub struct Shared {
@@ -149,37 +171,39 @@ fn guard_config(config: &Config) -> GuardConfig {
     }
 }
 
-/// How the next data connection will be made (RFC 959 PASV/PORT, RFC 2428 EPSV/EPRT).
-enum DataPlan {
-    /// A listener bound by PASV/EPSV, waiting for the client.
-    Passive(PassiveListener),
-    /// An address approved by the policy at PORT/EPRT time; connected when a transfer starts.
-    Active(Approved),
-}
-
-/// Login progress.
+/// Login progress (RFC 959 4.1.1: USER, then PASS).
 enum AuthState {
+    /// No user named yet, or the login started over (a failed PASS, AUTH).
     Fresh,
+    /// USER was accepted; PASS must follow.
     UserGiven(String),
+    /// Logged in.
     LoggedIn(Box<LoggedIn>),
 }
 
 /// A logged-in session's identity and file system view.
 struct LoggedIn {
+    /// The account: home, write permission, TLS requirement, FXP override.
     user: FtpUser,
+    /// Who the policy judges this session's data connections for.
     who: Who,
     /// The home directory: local files or an object-key prefix.
     storage: Storage,
+    /// The working directory, a normalised virtual path (`/` is the home).
     cwd: String,
 }
 
 /// The transfer currently running in its own task.
 struct Running {
-    handle: JoinHandle<transfer::Outcome>,
-    verb: &'static str,
+    /// The transfer's task: its outcome, the bytes moved so far, abort.
+    transfer: Transfer,
+    /// The command, for logs, STAT and the final reply.
+    verb: TransferVerb,
+    /// The virtual path, for logs and STAT.
     path: String,
+    /// The size to send, when known (STAT shows "n of size").
     size: Option<u64>,
-    progress: Arc<AtomicU64>,
+    /// When the transfer started, for logs and the W3C log.
     started: Instant,
     /// An object upload: discarded (aborted) unless it completes.
     upload: Option<Arc<UploadGuard>>,
@@ -188,16 +212,24 @@ struct Running {
 /// What the main loop does after a command.
 #[derive(PartialEq, Eq)]
 enum Flow {
+    /// Read the next command.
     Continue,
+    /// Close the control connection.
     Close,
 }
 
-/// The state of one control connection, owned by its task.
+/// The state of one control connection, owned by its task. Handlers change it; only the task
+/// loop writes to the connection.
 struct Session {
+    /// The server-wide state: settings, policy, login guard, limits, storage back-end.
     shared: Arc<Shared>,
-    /// The settings for the command being handled (refreshed before each command).
+    /// The settings for the command being handled (refreshed before each command), so one
+    /// command sees one configuration even when a reload comes in meanwhile.
     settings: Arc<Settings>,
+    /// The client (or the source a trusted load balancer named): logs, STAT, the policy.
     peer: SocketAddr,
+    /// Our end of the control connection: passive listeners bind on its address, active
+    /// connects start from it, PASV announces it.
     local: SocketAddr,
     /// The control connection: lines in, replies out (plain or TLS).
     conn: LineReader<ControlStream>,
@@ -205,6 +237,7 @@ struct Session {
     id: u64,
     /// The code of the last reply sent, for the command log.
     last_code: u16,
+    /// Login progress; most commands need `LoggedIn`.
     auth: AuthState,
     /// PROT P: data connections are protected by TLS (RFC 4217 9).
     prot_private: bool,
@@ -214,269 +247,36 @@ struct Session {
     cpsv_once: bool,
     /// This control connection's own TLS acceptors (session cache), once TLS is on; data
     /// connections must resume a session from them.
-    tls_acceptors: Option<crate::tls::SessionTls>,
+    tls_acceptors: Option<SessionTls>,
+    /// Failed PASS attempts on this connection: at `limits.max_login_failures` it closes.
     login_failures: u32,
     /// This connection's seat: waiting until the login succeeds, then logged in.
     seat: Seat,
+    /// TYPE A or I: whether file transfers convert line endings.
     transfer_type: TransferType,
+    /// The REST offset for the next RETR or STOR (RFC 3659 5); 0 when none.
     rest: u64,
+    /// The path RNFR named; RNTO must come next, so every command takes it.
     rename_from: Option<String>,
-    data: Option<DataPlan>,
+    /// How the next data connection is made (PORT/EPRT/PASV/EPSV/CPSV); a transfer takes it.
+    data: Option<Plan>,
+    /// EPSV ALL was sent: the policy refuses every other data-setup command (RFC 2428 4).
     epsv_all: bool,
+    /// The transfer running now, if any (one at a time).
     transfer: Option<Running>,
 }
 
-mod transfer;
-
-/// Serve one control connection until QUIT, timeout, shutdown or disconnect. On an
-/// implicit FTPS listener (`implicit_tls`) TLS starts before the greeting. The caller
-/// instruments this future with a span naming the client.
-///
-/// `peer` is the client: the TCP peer, or the source of a trusted load balancer's PROXY header,
-/// in which case `proxy` is the balancer's address (logged once, beside the client's). `seat`
-/// is the connection's waiting seat; the session moves it to a logged-in seat at login, and
-/// closes when a newcomer takes it over before that.
-pub async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
-    proxy: Option<SocketAddr>,
-    shared: Arc<Shared>,
-    implicit_tls: bool,
-    seat: Seat,
-) {
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(_) => return,
-    };
-    // Replies must leave at once: without this Nagle holds a 226 until the client's delayed
-    // ACK of the 150 (a fixed ~40 ms stall per transfer).
-    let _ = stream.set_nodelay(true);
-    let settings = shared.settings();
-    let mut tls_acceptors = None;
-    let conn = if implicit_tls {
-        let Some(tls) = settings.tls.clone() else { return };
-        let acceptors = match tls.session_acceptors() {
-            Ok(acceptors) => acceptors,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot set up TLS for the session");
-                return;
-            }
-        };
-        let timeout = Duration::from_secs(settings.config.limits.login_timeout_secs);
-        match tokio::time::timeout(timeout, acceptors.control.accept(stream)).await {
-            Ok(Ok(s)) => {
-                tls_acceptors = Some(acceptors);
-                ControlStream::Tls(Box::new(s))
-            }
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "implicit TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::info!("implicit TLS handshake timed out");
-                return;
-            }
-        }
-    } else {
-        ControlStream::plain(stream)
-    };
-    let conn = LineReader::new(conn, settings.config.limits.max_line_len);
-    let id = shared
-        .next_session
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut session = Session {
-        shared,
-        settings,
-        peer,
-        local,
-        id,
-        conn,
-        last_code: 0,
-        auth: AuthState::Fresh,
-        prot_private: false,
-        sscn_client: false,
-        cpsv_once: false,
-        tls_acceptors,
-        login_failures: 0,
-        seat,
-        transfer_type: TransferType::Ascii,
-        rest: 0,
-        rename_from: None,
-        data: None,
-        epsv_all: false,
-        transfer: None,
-    };
-    match proxy {
-        Some(proxy) => tracing::info!(client = %peer, proxy = %proxy, "connected through a load balancer"),
-        None => tracing::info!("connected"),
-    }
-    // A ban set by another node of the cluster: refused like the listener refuses a local one.
-    session
-        .shared
-        .cluster
-        .import_ban(&session.shared.policy, peer.ip())
-        .await;
-    if session.shared.cluster.is_shared() && session.shared.policy.is_banned(peer.ip()) {
-        tracing::info!(target: "fxpd::security", client = %peer.ip(), "connection from banned address refused");
-        let _ = session
-            .send(Reply::new(
-                Code::SERVICE_NOT_AVAILABLE,
-                "Service not available: your address is temporarily banned.",
-            ))
-            .await;
-        return;
-    }
-    let banner = Reply::new(Code::READY, session.settings.config.banner.clone());
-    if session.send(banner).await.is_err() {
-        return;
-    }
-    let result = session.main_loop().await;
-    if let Some(running) = session.transfer.take() {
-        running.handle.abort();
-    }
-    match result {
-        Ok(()) => tracing::info!("disconnected"),
-        Err(e) => tracing::info!(error = %e, "connection lost"),
-    }
-}
-
 impl Session {
-    async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
-        self.last_code = reply.code.0;
-        write_reply(self.conn.get_mut(), &reply).await
-    }
-
-    /// One line in the W3C log, if it is on.
-    fn log_w3c(&self, method: &'static str, uri: Option<&str>, sc_bytes: u64, cs_bytes: u64, took: Duration) {
-        let Some(w3c) = &self.shared.w3c else { return };
-        w3c.log(crate::w3c::Entry {
-            time: std::time::SystemTime::now(),
-            client: crate::policy::normalize(self.peer.ip()),
-            user: self.logged_in().map(|l| l.user.name.clone()),
-            server: self.local,
-            method,
-            uri: uri.unwrap_or("-").to_owned(),
-            status: self.last_code,
-            sc_bytes,
-            cs_bytes,
-            took,
-            session: self.id,
-        });
-    }
-
-    /// Log a finished transfer with its final reply.
-    fn log_transfer(&self, running: &Running) {
-        let moved = running.progress.load(std::sync::atomic::Ordering::Relaxed);
-        let upload = matches!(running.verb, "STOR" | "APPE" | "STOU");
-        let (sc, cs) = if upload { (0, moved) } else { (moved, 0) };
-        self.log_w3c(
-            running.verb,
-            Some(&running.path),
-            sc,
-            cs,
-            running.started.elapsed(),
-        );
-    }
-
-    async fn main_loop(&mut self) -> std::io::Result<()> {
-        let limits = self.settings.config.limits.clone();
-        let idle = Duration::from_secs(limits.idle_timeout_secs);
-        let login_deadline = Instant::now() + Duration::from_secs(limits.login_timeout_secs);
-        let shutdown = self.shared.shutdown.clone();
-        let mut last_activity = Instant::now();
-        loop {
-            let logged_in = matches!(self.auth, AuthState::LoggedIn(_));
-            let deadline = if logged_in {
-                last_activity + idle
-            } else {
-                login_deadline.min(last_activity + idle)
-            };
-            let transferring = self.transfer.is_some();
-            let (conn, transfer, evicted) = (&mut self.conn, &mut self.transfer, self.seat.evicted());
-            tokio::select! {
-                biased;
-                outcome = async { (&mut transfer.as_mut().expect("guarded").handle).await }, if transferring => {
-                    let running = self.transfer.take().expect("guarded");
-                    let reply = transfer::final_reply(&running, outcome);
-                    self.send(reply).await?;
-                    self.log_transfer(&running);
-                    last_activity = Instant::now();
-                }
-                _ = shutdown.cancelled(), if !transferring => {
-                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Server shutting down, closing control connection.")).await;
-                    return Ok(());
-                }
-                _ = evicted.cancelled(), if !logged_in => {
-                    tracing::info!(target: "fxpd::security", "closed before login to make room for a newcomer: this address held the most connections not logged in, and this one the longest");
-                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Too many connections waiting to log in; closing the oldest.")).await;
-                    return Ok(());
-                }
-                _ = tokio::time::sleep_until(deadline), if !transferring => {
-                    let text = if logged_in { "Idle timeout, closing control connection." } else { "Login timeout, closing control connection." };
-                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, text)).await;
-                    return Ok(());
-                }
-                line = conn.next() => {
-                    last_activity = Instant::now();
-                    let line = match line? {
-                        None => return Ok(()),
-                        Some(Line::TooLong) => {
-                            self.send(Reply::new(Code::SYNTAX_ERROR, "Command line too long.")).await?;
-                            continue;
-                        }
-                        Some(Line::Command(bytes)) => bytes,
-                    };
-                    let command = match parse(&line) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            self.send(e.0).await?;
-                            continue;
-                        }
-                    };
-                    log_command(&command);
-                    self.settings = self.shared.settings();
-                    if self.transfer.is_some() && !matches!(command, Command::Stat(None) | Command::Abor | Command::Noop | Command::Quit) {
-                        // RFC 959 sequencing: other commands wait for the transfer's final reply.
-                        self.finish_transfer().await?;
-                    }
-                    let (verb, arg) = (command.verb(), command.log_arg());
-                    let started = Instant::now();
-                    let was_transferring = self.transfer.is_some();
-                    let flow = self.handle(command).await?;
-                    // A transfer that just started is logged with its final reply.
-                    if was_transferring || self.transfer.is_none() {
-                        self.log_w3c(verb, arg.as_deref(), 0, 0, started.elapsed());
-                    }
-                    if flow == Flow::Close {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Wait for the running transfer and send its final reply.
-    async fn finish_transfer(&mut self) -> std::io::Result<()> {
-        if let Some(mut running) = self.transfer.take() {
-            let outcome = (&mut running.handle).await;
-            self.send(transfer::final_reply(&running, outcome)).await?;
-            self.log_transfer(&running);
-        }
-        Ok(())
-    }
-
+    /// The logged-in state, if logged in.
     fn logged_in(&self) -> Option<&LoggedIn> {
         match &self.auth {
             AuthState::LoggedIn(l) => Some(l),
             _ => None,
         }
     }
-}
 
-fn log_command(command: &Command) {
-    match command {
-        // Never log passwords.
-        Command::Pass(_) => tracing::debug!(command = "PASS", "command"),
-        other => tracing::debug!(command = ?other, "command"),
+    /// The logged-in state; handlers past the login gate may rely on it.
+    fn login(&self) -> &LoggedIn {
+        self.logged_in().expect("login gate checked in handle()")
     }
 }

@@ -1,0 +1,388 @@
+//! One transfer from start to outcome, in a task of its own: the session hands over a
+//! [`Request`] (what to move, how the data connection is made, how it is protected) and gets
+//! a [`Transfer`], whose result is a typed [`Outcome`] that the session turns into the final
+//! reply.
+//!
+//! The path of the bytes is chosen here, once, per job and stream: on a clear-text connection
+//! a binary file goes through `inline` (small files, on this task) or `blocking`
+//! (`sendfile`/`splice` on a blocking thread); listings, ASCII mode, TLS and object storage
+//! go through the async loops of `transfer`.
+
+use super::blocking;
+use super::inline;
+use super::protect::Protection;
+use super::rate::Throttle;
+use super::transfer::{receive, send, Direction, Inbound};
+use super::{connect_active, DataError, PassiveListener, RefusedLog};
+use crate::policy::Approved;
+use crate::storage::{ObjectReader, ObjectUpload, UploadGuard};
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use unftp_core::storage::Error as StorageError;
+
+/// How the next data connection will be made (RFC 959 PASV/PORT, RFC 2428 EPSV/EPRT).
+#[derive(Debug)]
+pub enum Plan {
+    /// A listener bound by PASV/EPSV/CPSV, accepting (and screening) since it was bound.
+    Passive(PassiveListener),
+    /// An address approved by the policy at PORT/EPRT time; connected when a transfer starts.
+    Active(Approved),
+}
+
+/// What a transfer moves. Files are opened before the preliminary reply, in the user's
+/// home directory handle (cap-std), so an error is answered before any data connection.
+pub enum Job {
+    /// A listing, already CRLF-terminated: sent as it is, whatever TYPE says.
+    Listing(Vec<u8>),
+    /// Send an open file from its position; `left` bytes remain from there (known from the
+    /// stat RETR makes anyway).
+    SendFile {
+        /// The file, positioned at the first byte to send (REST).
+        file: std::fs::File,
+        /// The bytes from that position to the end.
+        left: u64,
+    },
+    /// Write the data into an open file at its position.
+    ReceiveFile(std::fs::File),
+    /// Send an object from its offset (object storage: an async, buffered copy).
+    SendObject(Box<ObjectReader>),
+    /// Stream the data into a new object; it appears only when the data connection ends
+    /// cleanly, and is discarded otherwise.
+    ReceiveObject(ObjectUpload),
+}
+
+impl Job {
+    /// Whether the client sends the data (an upload).
+    pub fn receives(&self) -> bool {
+        matches!(self, Job::ReceiveFile(_) | Job::ReceiveObject(_))
+    }
+
+    /// The handle that discards an object upload from outside the transfer (ABOR).
+    pub fn upload_guard(&self) -> Option<Arc<UploadGuard>> {
+        match self {
+            Job::ReceiveObject(upload) => Some(upload.guard()),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a transfer needs: what to move and how the data connection is made and used.
+pub struct Request {
+    /// How the data connection is made.
+    pub plan: Plan,
+    /// What moves over it.
+    pub job: Job,
+    /// `None`: clear text (PROT C); else the TLS role and its checks.
+    pub protection: Option<Protection>,
+    /// TYPE A: line endings are converted (files only; listings are sent as they are).
+    pub ascii: bool,
+    /// The data timeout: for the connection to come about and for each read and write.
+    pub timeout: Duration,
+    /// The control connection's local address: active connections are made from it.
+    pub local_ip: IpAddr,
+    /// The rate limits for this transfer's direction.
+    pub throttle: Throttle,
+}
+
+/// How a transfer ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// All bytes moved. `refused`: the passive connections the policy turned away meanwhile.
+    Complete {
+        /// The bytes moved.
+        bytes: u64,
+        /// The passive connections refused while the listener was open.
+        refused: RefusedLog,
+    },
+    /// The data connection never came about.
+    NoConnection {
+        /// Why not.
+        error: DataError,
+        /// The passive connections refused while the listener was open.
+        refused: RefusedLog,
+    },
+    /// The data connection broke.
+    Network(std::io::Error),
+    /// The storage back-end failed.
+    Storage(StorageError),
+    /// The transfer was cancelled before it ended.
+    Cancelled,
+    /// The transfer's task failed (a bug).
+    Failed,
+}
+
+/// A running transfer. Awaiting it gives its [`Outcome`]; dropping it (the session ended)
+/// stops it.
+pub struct Transfer {
+    task: JoinHandle<Outcome>,
+    /// The bytes moved so far, published by the byte loops (STAT reads it).
+    progress: Arc<AtomicU64>,
+}
+
+impl Transfer {
+    /// The bytes moved so far.
+    pub fn moved(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Stop the transfer and wait until its task is gone (its sockets and files closed; an
+    /// object upload is left to its own guard).
+    pub async fn abort(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Future for Transfer {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.task).poll(cx).map(|joined| match joined {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_cancelled() => Outcome::Cancelled,
+            Err(_) => Outcome::Failed,
+        })
+    }
+}
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Start a transfer in a task of its own.
+pub fn start(request: Request) -> Transfer {
+    let progress = Arc::new(AtomicU64::new(0));
+    let task = tokio::spawn(run(request, progress.clone()));
+    Transfer { task, progress }
+}
+
+/// The whole data connection: accept or connect, protect, move the bytes.
+async fn run(request: Request, progress: Arc<AtomicU64>) -> Outcome {
+    let Request {
+        plan,
+        job,
+        protection,
+        ascii,
+        timeout,
+        local_ip,
+        throttle,
+    } = request;
+    // A passive listener lives (and keeps screening and closing strangers' connections)
+    // until the transfer ends; then its refusals go into the final reply.
+    let (connected, listener) = match plan {
+        Plan::Passive(mut listener) => {
+            let deadline = tokio::time::Instant::now() + timeout;
+            (listener.accept(deadline).await, Some(listener))
+        }
+        Plan::Active(target) => (connect_active(target, local_ip, timeout).await, None),
+    };
+    let refused = move || listener.map(|l| l.refused()).unwrap_or_default();
+    let stream: TcpStream = match connected {
+        Ok(s) => s,
+        Err(error) => {
+            return Outcome::NoConnection {
+                error,
+                refused: refused(),
+            }
+        }
+    };
+    let io = TransferIo {
+        ascii,
+        timeout,
+        progress,
+        throttle,
+    };
+    let result = match protection {
+        None => io.run_plain(job, stream).await,
+        Some(protection) => match protection.secure(stream, timeout).await {
+            Ok(tls) => io.run_async(job, tls, true).await,
+            Err(error) => {
+                return Outcome::NoConnection {
+                    error,
+                    refused: refused(),
+                }
+            }
+        },
+    };
+    match result {
+        Ok(bytes) => Outcome::Complete {
+            bytes,
+            refused: refused(),
+        },
+        Err(outcome) => outcome,
+    }
+}
+
+/// What every transfer job needs besides its stream.
+struct TransferIo {
+    ascii: bool,
+    timeout: Duration,
+    progress: Arc<AtomicU64>,
+    /// The rate limits for this transfer's direction.
+    throttle: Throttle,
+}
+
+impl TransferIo {
+    /// Clear-text data connection: binary file transfers take the blocking fast path.
+    async fn run_plain(self, job: Job, stream: TcpStream) -> Result<u64, Outcome> {
+        let (progress, throttle) = (self.progress.clone(), self.throttle.clone());
+        let inline = throttle.is_unlimited();
+        match job {
+            Job::SendFile { file, left } if !self.ascii => {
+                if inline && left <= inline::SMALL_FILE {
+                    let mut stream = stream;
+                    return inline::send_small(&file, &mut stream, left, &progress, self.timeout)
+                        .await
+                        .map_err(Outcome::Network);
+                }
+                let mut file = file;
+                blocking_transfer(stream, self.timeout, move |sock| {
+                    blocking::send_file(&mut file, sock, &progress, &throttle)
+                })
+                .await
+            }
+            Job::ReceiveFile(mut file) if !self.ascii => {
+                let mut stream = stream;
+                let mut already = 0;
+                if inline {
+                    match inline::receive_start(&mut stream, &mut file, &progress, self.timeout).await {
+                        Ok(inline::Received::Complete(bytes)) => return Ok(bytes),
+                        Ok(inline::Received::More(bytes)) => already = bytes,
+                        Err(e) if is_network_error(&e) => return Err(Outcome::Network(e)),
+                        Err(e) => return Err(Outcome::Storage(e.into())),
+                    }
+                }
+                blocking_transfer(stream, self.timeout, move |sock| {
+                    blocking::receive_file(sock, &mut file, already, &progress, &throttle)
+                })
+                .await
+            }
+            job => self.run_async(job, stream, false).await,
+        }
+    }
+
+    /// Any stream (TLS; clear text for listings and ASCII mode): async copies.
+    async fn run_async<S>(self, job: Job, mut stream: S, tls: bool) -> Result<u64, Outcome>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let progress = &self.progress;
+        let result = match job {
+            Job::Listing(body) => send(
+                &mut std::io::Cursor::new(body),
+                &mut stream,
+                false,
+                progress,
+                &self.throttle,
+            )
+            .await
+            .map_err(Outcome::Network),
+            Job::SendFile { file, .. } => {
+                let mut file = tokio::fs::File::from_std(file);
+                send(&mut file, &mut stream, self.ascii, progress, &self.throttle)
+                    .await
+                    .map_err(Outcome::Network)
+            }
+            Job::ReceiveFile(file) => {
+                let mut file = tokio::fs::File::from_std(file);
+                let mut input = Inbound::new(&mut stream, self.ascii);
+                let received = receive(&mut input, &mut file, progress, &self.throttle)
+                    .await
+                    .map_err(|e| match e {
+                        Direction::Network(e) => Outcome::Network(e),
+                        Direction::Storage(e) => Outcome::Storage(e.into()),
+                    });
+                // The sender waits for our end of the stream too (TLS: close_notify).
+                let _ = tokio::time::timeout(self.timeout, stream.shutdown()).await;
+                received
+            }
+            Job::SendObject(mut reader) => {
+                send(&mut reader, &mut stream, self.ascii, progress, &self.throttle)
+                    .await
+                    .map_err(Outcome::Network)
+            }
+            Job::ReceiveObject(mut upload) => {
+                let mut input = Inbound::new(&mut stream, self.ascii);
+                let received = receive(&mut input, &mut upload, progress, &self.throttle).await;
+                // Commit only after the data connection ended cleanly; otherwise nothing stays.
+                let received = match received {
+                    Ok(bytes) => upload.finish().await.map(|()| bytes).map_err(Outcome::Storage),
+                    Err(e) => {
+                        upload.abort().await;
+                        Err(match e {
+                            Direction::Network(e) => Outcome::Network(e),
+                            Direction::Storage(e) => Outcome::Storage(e.into()),
+                        })
+                    }
+                };
+                let _ = tokio::time::timeout(self.timeout, stream.shutdown()).await;
+                received
+            }
+        };
+        // On TLS, read until the peer closes before dropping the socket: closing with unread
+        // bytes (session tickets, close_notify) makes the kernel send a reset that can
+        // destroy data the peer has not read yet. Clear-text peers send nothing, and some
+        // wait for the 226 before closing, so they are not waited for.
+        if tls && result.is_ok() {
+            let _ = tokio::time::timeout(self.timeout.min(DRAIN_LIMIT), drain(&mut stream)).await;
+        }
+        result
+    }
+}
+
+/// How long a finished data connection may take to close from the peer's side.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+async fn drain<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Run a transfer on a blocking thread. If this future is dropped (ABOR, session end), the
+/// kill switch shuts the socket down and the thread's next read or write fails at once.
+async fn blocking_transfer<F>(stream: TcpStream, timeout: Duration, work: F) -> Result<u64, Outcome>
+where
+    F: FnOnce(&mut std::net::TcpStream) -> std::io::Result<u64> + Send + 'static,
+{
+    let (mut sock, _kill_switch) = blocking::into_blocking(stream, timeout).map_err(Outcome::Network)?;
+    match tokio::task::spawn_blocking(move || work(&mut sock)).await {
+        Ok(result) => result.map_err(|e| {
+            if is_network_error(&e) {
+                Outcome::Network(e)
+            } else {
+                Outcome::Storage(e.into())
+            }
+        }),
+        Err(_) => Err(Outcome::Network(std::io::Error::other("transfer thread failed"))),
+    }
+}
+
+/// Whether an I/O error during a transfer came from the connection (426) rather than the
+/// file system (451/452).
+fn is_network_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset
+            | ConnectionAborted
+            | BrokenPipe
+            | TimedOut
+            | WouldBlock
+            | NotConnected
+            | UnexpectedEof
+    )
+}

@@ -1,0 +1,141 @@
+//! Logging in and out: USER, PASS and QUIT (RFC 959 4.1.1), with the TLS requirements on
+//! logins (`tls.require`, the users file's `require_tls`) and the logged-in seat.
+
+use super::answer::{say, Answer, Failure, Handled, Then};
+use super::{AuthState, LoggedIn, Session};
+use crate::auth::LoginError;
+use crate::control::reply::{Code, Reply};
+use crate::policy::{normalize, Who};
+use crate::storage::{Backend, Storage};
+use crate::tls::TlsRequire;
+use std::sync::Arc;
+use unftp_core::storage::StorageBackend;
+use unftp_sbe_fs::Filesystem;
+
+impl Session {
+    pub(super) fn user(&mut self, name: String) -> Handled {
+        if self.logged_in().is_some() {
+            return say(Code::BAD_SEQUENCE, "Already logged in.");
+        }
+        let anonymous = self.settings.login.is_anonymous_name(&name);
+        self.tls_required_for_login(anonymous)?;
+        let text = if anonymous {
+            "Anonymous access allowed, send identity (e-mail name) as password.".to_owned()
+        } else {
+            format!("Password required for {name}.")
+        };
+        self.auth = AuthState::UserGiven(name);
+        say(Code::NEED_PASSWORD, text)
+    }
+
+    /// `tls.require = login|all`: USER/PASS only on a protected control connection
+    /// (anonymous may be exempt).
+    fn tls_required_for_login(&self, anonymous: bool) -> Result<(), Failure> {
+        let tls = &self.settings.config.tls;
+        let exempt = anonymous && tls.anonymous_exempt;
+        if tls.require != TlsRequire::None && !exempt && !self.conn.get_ref().is_tls() {
+            return Err(Failure::TlsRequiredForLogin);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn pass(&mut self, password: String) -> Handled {
+        let name = match &self.auth {
+            AuthState::UserGiven(name) => name.clone(),
+            AuthState::LoggedIn(_) => return say(Code::BAD_SEQUENCE, "Already logged in."),
+            AuthState::Fresh => return say(Code::BAD_SEQUENCE, "Login with USER first."),
+        };
+        let peer_ip = normalize(self.peer.ip());
+        let result = self.settings.login.login(&name, &password, peer_ip).await;
+        drop(password);
+        let user = match result {
+            // The user's own TLS requirement (users file `require_tls`): refused like a bad
+            // password, and only after it, so it does not tell which accounts exist.
+            Ok(user) if user.require_tls && !self.conn.get_ref().is_tls() => {
+                self.auth = AuthState::Fresh;
+                tracing::info!(target: "fxpd::security", user = %user.name, "login refused: this user requires TLS");
+                return Err(Failure::TlsRequiredForLogin);
+            }
+            Ok(user) => user,
+            Err(e) => return Ok(self.login_failed(e)),
+        };
+        let storage = match open_home(&self.shared.backend, &self.settings.config.root, &user) {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::error!(user = %user.name, home = %user.home.display(), error = %e, "cannot open the home directory");
+                self.auth = AuthState::Fresh;
+                return Err(Failure::HomeUnavailable);
+            }
+        };
+        // The login is good: it now needs a logged-in seat (the waiting one is given back).
+        if let Err(refusal) = self.seat.log_in(&self.settings.config.limits) {
+            tracing::warn!(user = %user.name, ?refusal, "login refused: no logged-in session free");
+            return Err(Failure::NoSeat(refusal));
+        }
+        let who = Who {
+            peer: peer_ip,
+            user: Some(user.name.clone()),
+            anonymous: user.anonymous,
+            fxp: user.fxp,
+        };
+        tracing::info!(user = %user.name, anonymous = user.anonymous, write = user.write, "logged in");
+        let text = if user.anonymous {
+            "Anonymous user logged in.".to_owned()
+        } else {
+            format!("User {} logged in.", user.name)
+        };
+        self.auth = AuthState::LoggedIn(Box::new(LoggedIn {
+            user,
+            who,
+            storage,
+            cwd: "/".into(),
+        }));
+        say(Code::LOGGED_IN, text)
+    }
+
+    /// A failed login: 530, and after `limits.max_login_failures` of them on this connection
+    /// a 421 that closes it.
+    fn login_failed(&mut self, e: LoginError) -> Answer {
+        self.auth = AuthState::Fresh;
+        self.login_failures += 1;
+        let answer = Answer::from(Failure::Login(e));
+        if self.login_failures < self.settings.config.limits.max_login_failures {
+            return answer;
+        }
+        answer
+            .and(Reply::new(
+                Code::SERVICE_NOT_AVAILABLE,
+                "Too many failed logins, closing control connection.",
+            ))
+            .then(Then::Close)
+    }
+
+    /// QUIT. A running transfer has ended (and been answered) before this: QUIT waits for it
+    /// like any command other than STAT, ABOR and NOOP.
+    pub(super) fn quit(&self) -> Handled {
+        Ok(Answer::new(Reply::new(Code::CLOSING, "Goodbye.")).then(Then::Close))
+    }
+}
+
+/// The user's home. On the file system, twice: as the storage back-end (metadata, listings,
+/// names), confined to the home with cap-std (a home that is the root itself needs no
+/// narrowing), and as a cap-std directory handle for file contents. On object storage: the
+/// key prefix of the home.
+fn open_home(
+    backend: &Backend,
+    root: &std::path::Path,
+    user: &crate::auth::FtpUser,
+) -> std::io::Result<Storage> {
+    if let Backend::Object(store) = backend {
+        return Ok(Storage::Object(store.for_home(root, &user.home)?));
+    }
+    let mut fs = Filesystem::new(root)?;
+    if user.home != root {
+        StorageBackend::enter(&mut fs, user)?;
+    }
+    let dir = cap_std::fs::Dir::open_ambient_dir(&user.home, cap_std::ambient_authority())?;
+    Ok(Storage::Local {
+        fs: Arc::new(fs),
+        dir: Arc::new(dir),
+    })
+}

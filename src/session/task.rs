@@ -1,0 +1,283 @@
+//! The session task: TLS for implicit FTPS, the greeting, the command loop with its
+//! timeouts, and the one place where a session writes replies ([`Session::send`]). Each
+//! command's [`Answer`] is written here and what follows it is done here: closing, the TLS
+//! handshake after AUTH, starting a prepared transfer.
+
+use super::answer::{Answer, Then};
+use super::transfers::final_reply;
+use super::{AuthState, Flow, Running, Session, Shared};
+use crate::control::codec::{write_reply, Line, LineReader};
+use crate::control::command::{Command, TransferType};
+use crate::control::parser::parse;
+use crate::control::reply::{Code, Reply};
+use crate::control::stream::ControlStream;
+use crate::server::admission::Seat;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Serve one control connection until QUIT, timeout, shutdown or disconnect. On an
+/// implicit FTPS listener (`implicit_tls`) TLS starts before the greeting. The caller
+/// instruments this future with a span naming the client.
+///
+/// `peer` is the client: the TCP peer, or the source of a trusted load balancer's PROXY header,
+/// in which case `proxy` is the balancer's address (logged once, beside the client's). `seat`
+/// is the connection's waiting seat; the session moves it to a logged-in seat at login, and
+/// closes when a newcomer takes it over before that.
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    proxy: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    implicit_tls: bool,
+    seat: Seat,
+) {
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    // Replies must leave at once: without this Nagle holds a 226 until the client's delayed
+    // ACK of the 150 (a fixed ~40 ms stall per transfer).
+    let _ = stream.set_nodelay(true);
+    let settings = shared.settings();
+    let mut tls_acceptors = None;
+    let conn = if implicit_tls {
+        let Some(tls) = settings.tls.clone() else { return };
+        let acceptors = match tls.session_acceptors() {
+            Ok(acceptors) => acceptors,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up TLS for the session");
+                return;
+            }
+        };
+        let timeout = Duration::from_secs(settings.config.limits.login_timeout_secs);
+        match tokio::time::timeout(timeout, acceptors.control.accept(stream)).await {
+            Ok(Ok(s)) => {
+                tls_acceptors = Some(acceptors);
+                ControlStream::Tls(Box::new(s))
+            }
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "implicit TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!("implicit TLS handshake timed out");
+                return;
+            }
+        }
+    } else {
+        ControlStream::plain(stream)
+    };
+    let conn = LineReader::new(conn, settings.config.limits.max_line_len);
+    let id = shared
+        .next_session
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut session = Session {
+        shared,
+        settings,
+        peer,
+        local,
+        id,
+        conn,
+        last_code: 0,
+        auth: AuthState::Fresh,
+        prot_private: false,
+        sscn_client: false,
+        cpsv_once: false,
+        tls_acceptors,
+        login_failures: 0,
+        seat,
+        transfer_type: TransferType::Ascii,
+        rest: 0,
+        rename_from: None,
+        data: None,
+        epsv_all: false,
+        transfer: None,
+    };
+    match proxy {
+        Some(proxy) => tracing::info!(client = %peer, proxy = %proxy, "connected through a load balancer"),
+        None => tracing::info!("connected"),
+    }
+    // A ban set by another node of the cluster: refused like the listener refuses a local one.
+    session
+        .shared
+        .cluster
+        .import_ban(&session.shared.policy, peer.ip())
+        .await;
+    if session.shared.cluster.is_shared() && session.shared.policy.is_banned(peer.ip()) {
+        tracing::info!(target: "fxpd::security", client = %peer.ip(), "connection from banned address refused");
+        let _ = session.send(crate::server::banned()).await;
+        return;
+    }
+    let banner = Reply::new(Code::READY, session.settings.config.banner.clone());
+    if session.send(banner).await.is_err() {
+        return;
+    }
+    let result = session.main_loop().await;
+    // A transfer still running stops with the session (dropping it aborts it).
+    drop(session.transfer.take());
+    match result {
+        Ok(()) => tracing::info!("disconnected"),
+        Err(e) => tracing::info!(error = %e, "connection lost"),
+    }
+}
+
+impl Session {
+    /// Write one reply: the only place a session writes to its control connection.
+    async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
+        self.last_code = reply.code.0;
+        write_reply(self.conn.get_mut(), &reply).await
+    }
+
+    /// One line in the W3C log, if it is on.
+    fn log_w3c(&self, method: &'static str, uri: Option<&str>, sc_bytes: u64, cs_bytes: u64, took: Duration) {
+        let Some(w3c) = &self.shared.w3c else { return };
+        w3c.log(crate::w3c::Entry {
+            time: std::time::SystemTime::now(),
+            client: crate::policy::normalize(self.peer.ip()),
+            user: self.logged_in().map(|l| l.user.name.clone()),
+            server: self.local,
+            method,
+            uri: uri.unwrap_or("-").to_owned(),
+            status: self.last_code,
+            sc_bytes,
+            cs_bytes,
+            took,
+            session: self.id,
+        });
+    }
+
+    /// Log a finished transfer with its final reply.
+    fn log_transfer(&self, running: &Running) {
+        let moved = running.transfer.moved();
+        let (sc, cs) = if running.verb.uploads() {
+            (0, moved)
+        } else {
+            (moved, 0)
+        };
+        self.log_w3c(
+            running.verb.as_str(),
+            Some(&running.path),
+            sc,
+            cs,
+            running.started.elapsed(),
+        );
+    }
+
+    async fn main_loop(&mut self) -> std::io::Result<()> {
+        let limits = self.settings.config.limits.clone();
+        let idle = Duration::from_secs(limits.idle_timeout_secs);
+        let login_deadline = Instant::now() + Duration::from_secs(limits.login_timeout_secs);
+        let shutdown = self.shared.shutdown.clone();
+        let mut last_activity = Instant::now();
+        loop {
+            let logged_in = matches!(self.auth, AuthState::LoggedIn(_));
+            let deadline = if logged_in {
+                last_activity + idle
+            } else {
+                login_deadline.min(last_activity + idle)
+            };
+            let transferring = self.transfer.is_some();
+            let (conn, transfer, evicted) = (&mut self.conn, &mut self.transfer, self.seat.evicted());
+            tokio::select! {
+                biased;
+                outcome = async { (&mut transfer.as_mut().expect("guarded").transfer).await }, if transferring => {
+                    let running = self.transfer.take().expect("guarded");
+                    let reply = final_reply(&running, outcome);
+                    self.send(reply).await?;
+                    self.log_transfer(&running);
+                    last_activity = Instant::now();
+                }
+                _ = shutdown.cancelled(), if !transferring => {
+                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Server shutting down, closing control connection.")).await;
+                    return Ok(());
+                }
+                _ = evicted.cancelled(), if !logged_in => {
+                    tracing::info!(target: "fxpd::security", "closed before login to make room for a newcomer: this address held the most connections not logged in, and this one the longest");
+                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Too many connections waiting to log in; closing the oldest.")).await;
+                    return Ok(());
+                }
+                _ = tokio::time::sleep_until(deadline), if !transferring => {
+                    let text = if logged_in { "Idle timeout, closing control connection." } else { "Login timeout, closing control connection." };
+                    let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, text)).await;
+                    return Ok(());
+                }
+                line = conn.next() => {
+                    last_activity = Instant::now();
+                    let line = match line? {
+                        None => return Ok(()),
+                        Some(Line::TooLong) => {
+                            self.send(Reply::new(Code::SYNTAX_ERROR, "Command line too long.")).await?;
+                            continue;
+                        }
+                        Some(Line::Command(bytes)) => bytes,
+                    };
+                    let command = match parse(&line) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.send(e.0).await?;
+                            continue;
+                        }
+                    };
+                    log_command(&command);
+                    self.settings = self.shared.settings();
+                    if self.transfer.is_some() && !matches!(command, Command::Stat(None) | Command::Abor | Command::Noop) {
+                        // RFC 959 sequencing: other commands (QUIT too) wait for the transfer's
+                        // final reply.
+                        self.finish_transfer().await?;
+                    }
+                    let (verb, arg) = (command.verb(), command.log_arg());
+                    let started = Instant::now();
+                    let was_transferring = self.transfer.is_some();
+                    let answer = self.handle(command).await.unwrap_or_else(Answer::from);
+                    let flow = self.answer(answer).await?;
+                    // A transfer that just started is logged with its final reply.
+                    if was_transferring || self.transfer.is_none() {
+                        self.log_w3c(verb, arg.as_deref(), 0, 0, started.elapsed());
+                    }
+                    if flow == Flow::Close {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait for the running transfer and send its final reply.
+    async fn finish_transfer(&mut self) -> std::io::Result<()> {
+        if let Some(mut running) = self.transfer.take() {
+            let outcome = (&mut running.transfer).await;
+            self.send(final_reply(&running, outcome)).await?;
+            self.log_transfer(&running);
+        }
+        Ok(())
+    }
+
+    /// Write an answer's replies, then do what it says next.
+    async fn answer(&mut self, answer: Answer) -> std::io::Result<Flow> {
+        let (reply, also, then) = answer.into_parts();
+        self.send(reply).await?;
+        if let Some(also) = also {
+            self.send(also).await?;
+        }
+        Ok(match then {
+            Then::Continue => Flow::Continue,
+            Then::Close => Flow::Close,
+            Then::StartTls { acceptors, mechanism } => self.start_tls(acceptors, mechanism).await,
+            Then::Transfer(prepared) => {
+                self.transfer = Some(prepared.start());
+                Flow::Continue
+            }
+        })
+    }
+}
+
+fn log_command(command: &Command) {
+    match command {
+        // Never log passwords.
+        Command::Pass(_) => tracing::debug!(command = "PASS", "command"),
+        other => tracing::debug!(command = ?other, "command"),
+    }
+}

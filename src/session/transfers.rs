@@ -1,0 +1,493 @@
+//! Transfer commands: RETR, STOR, APPE, STOU, LIST, NLST, MLSD (RFC 959 4.1.3), REST
+//! (RFC 3659 5) and ABOR.
+//!
+//! A transfer command checks and opens everything before its preliminary reply (a refusal
+//! comes before any data connection is used, and a refused STOR never creates or truncates
+//! a file), then answers 150 with a [`Prepared`] transfer: the session loop writes the 150
+//! and hands the request to [`datachan::start`]. When the transfer ends, [`final_reply`]
+//! turns its [`Outcome`] into the 226 (or why not).
+
+use super::answer::{say, Answer, Failure, Handled, Then};
+use super::files::relative;
+use super::path::{file_name, resolve};
+use super::{Running, Session};
+use crate::control::command::TransferType;
+use crate::control::reply::{Code, Reply};
+use crate::datachan::rate::{Limiter, Throttle};
+use crate::datachan::{self, DataError, Job, Outcome, Request};
+use crate::listing;
+use crate::storage::UploadGuard;
+use std::io::{Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The transfer commands, as logs, STAT and the W3C log name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TransferVerb {
+    Retr,
+    Stor,
+    Appe,
+    Stou,
+    List,
+    Nlst,
+    Mlsd,
+}
+
+impl TransferVerb {
+    /// The verb as sent on the wire.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            TransferVerb::Retr => "RETR",
+            TransferVerb::Stor => "STOR",
+            TransferVerb::Appe => "APPE",
+            TransferVerb::Stou => "STOU",
+            TransferVerb::List => "LIST",
+            TransferVerb::Nlst => "NLST",
+            TransferVerb::Mlsd => "MLSD",
+        }
+    }
+
+    /// Whether the client sends the data.
+    pub(super) fn uploads(self) -> bool {
+        matches!(self, TransferVerb::Stor | TransferVerb::Appe | TransferVerb::Stou)
+    }
+}
+
+/// The listing formats of the data connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ListFormat {
+    /// LIST: `ls -l` or IIS (MS-DOS) style.
+    List,
+    /// NLST: names only.
+    Nlst,
+    /// MLSD (RFC 3659 7): machine-readable facts.
+    Mlsd,
+}
+
+/// A transfer checked and opened, to start once its preliminary reply is out.
+pub(super) struct Prepared {
+    /// What datachan runs.
+    request: Request,
+    verb: TransferVerb,
+    /// The virtual path, for logs and STAT.
+    path: String,
+    /// The bytes to send, when known (STAT shows "n of size").
+    size: Option<u64>,
+    /// An object upload: discarded (aborted) on ABOR.
+    upload: Option<Arc<UploadGuard>>,
+}
+
+impl Prepared {
+    /// Start the transfer in its own task.
+    pub(super) fn start(self) -> Running {
+        Running {
+            transfer: datachan::start(self.request),
+            verb: self.verb,
+            path: self.path,
+            size: self.size,
+            started: tokio::time::Instant::now(),
+            upload: self.upload,
+        }
+    }
+}
+
+/// Cutting more than this off an existing file (STOR over a large file) happens on a
+/// blocking thread.
+const BIG_TRUNCATE: u64 = 16 * 1024 * 1024;
+
+impl Session {
+    pub(super) fn rest(&mut self, offset: u64) -> Handled {
+        self.rest = offset;
+        say(Code::PENDING_FURTHER_INFO, format!("Restarting at {offset}."))
+    }
+
+    /// Whether a transfer command may go ahead at all: a data connection must have been set
+    /// up, and `tls.require = all` needs PROT P. Checked before any file is opened, so a
+    /// refused STOR never truncates or creates a file.
+    fn transfer_precheck(&self) -> Result<(), Failure> {
+        if self.data.is_none() {
+            return Err(Failure::NoDataConnection);
+        }
+        self.protection_required()?;
+        self.data_tls().check()?;
+        Ok(())
+    }
+
+    /// The preliminary reply and the transfer of `job` on the planned data connection, to be
+    /// started by the session loop once the reply is out.
+    fn prepare(
+        &mut self,
+        verb: TransferVerb,
+        path: String,
+        size: Option<u64>,
+        preliminary: Reply,
+        job: Job,
+    ) -> Handled {
+        let plan = self.data.take().ok_or(Failure::NoDataConnection)?;
+        self.protection_required()?;
+        // CPSV asks for the client role on the next data connection only.
+        let client = self.sscn_client || std::mem::take(&mut self.cpsv_once);
+        let protection = self.data_tls().protection(job.receives(), client)?;
+        let upload = job.upload_guard();
+        let request = Request {
+            plan,
+            throttle: self.throttle_for(&job),
+            job,
+            protection,
+            ascii: self.transfer_type == TransferType::Ascii,
+            timeout: std::time::Duration::from_secs(self.settings.config.limits.data_timeout_secs),
+            local_ip: self.local.ip(),
+        };
+        let prepared = Prepared {
+            request,
+            verb,
+            path,
+            size,
+            upload,
+        };
+        Ok(Answer::new(preliminary).then(Then::Transfer(prepared)))
+    }
+
+    /// The rate limits for `job`'s direction: this session's and the server's.
+    fn throttle_for(&self, job: &Job) -> Throttle {
+        let limits = &self.settings.config.limits;
+        let (session_rate, global) = if job.receives() {
+            (limits.upload_bytes_per_sec, self.shared.upload_limit.clone())
+        } else {
+            (limits.download_bytes_per_sec, self.shared.download_limit.clone())
+        };
+        Throttle::new([Limiter::new(session_rate), global])
+    }
+
+    pub(super) async fn retr(&mut self, arg: &str, offset: u64) -> Handled {
+        if let Some(o) = self.object_store() {
+            return self.retr_object(o, arg, offset).await;
+        }
+        let target = resolve(&self.login().cwd, arg);
+        // Open, then look at what was opened (no window between a check and the open).
+        let (mut file, meta) = self
+            .open_for_read(&target)
+            .and_then(|f| f.metadata().map(|m| (f, m)))?;
+        if !meta.is_file() {
+            return Err(Failure::NotAFile);
+        }
+        let size = meta.len();
+        if offset > size {
+            return Err(Failure::RestartBeyondEnd { offset, size });
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        self.transfer_precheck()?;
+        let job = Job::SendFile {
+            file,
+            left: size.saturating_sub(offset),
+        };
+        let preliminary = self.retr_opening(&target, size);
+        // One info line per transfer, when it ends ("transfer complete" or why not).
+        tracing::debug!(path = %target, size, offset, "RETR");
+        self.prepare(TransferVerb::Retr, target, Some(size), preliminary, job)
+    }
+
+    /// The 150 before a download, with the size as IIS words it.
+    fn retr_opening(&self, target: &str, size: u64) -> Reply {
+        Reply::new(
+            Code::OPENING,
+            format!(
+                "Opening {} mode data connection for {}({size} bytes).",
+                self.mode_name(),
+                file_name(target)
+            ),
+        )
+    }
+
+    /// RETR from object storage: a ranged read from `offset` (REST), copied asynchronously.
+    async fn retr_object(&mut self, o: crate::storage::ObjectStore, arg: &str, offset: u64) -> Handled {
+        let target = resolve(&self.login().cwd, arg);
+        let (reader, size) = o.open_read(&target, offset).await?;
+        if offset > size {
+            return Err(Failure::RestartBeyondEnd { offset, size });
+        }
+        self.transfer_precheck()?;
+        let preliminary = self.retr_opening(&target, size);
+        tracing::debug!(path = %target, size, offset, "RETR");
+        let job = Job::SendObject(Box::new(reader));
+        self.prepare(TransferVerb::Retr, target, Some(size), preliminary, job)
+    }
+
+    /// STOR/APPE to object storage. Objects are written whole: APPE and REST+STOR cannot
+    /// change an existing object and are refused before any data connection is used.
+    async fn stor_object(
+        &mut self,
+        o: crate::storage::ObjectStore,
+        arg: &str,
+        offset: u64,
+        append: bool,
+    ) -> Handled {
+        if append {
+            return say(
+                Code::FILE_UNAVAILABLE,
+                "APPE is not possible on object storage (objects cannot be appended to); upload the whole file with STOR.",
+            );
+        }
+        if offset > 0 {
+            return say(
+                Code::FILE_UNAVAILABLE,
+                "REST with STOR is not possible on object storage (uploads cannot be resumed); upload the whole file again.",
+            );
+        }
+        let target = resolve(&self.login().cwd, arg);
+        let upload = o.create(&target).await?;
+        let preliminary = self.stor_opening(&target);
+        tracing::debug!(command = "STOR", path = %target, "upload");
+        let job = Job::ReceiveObject(upload);
+        self.prepare(TransferVerb::Stor, target, None, preliminary, job)
+    }
+
+    /// The 150 before an upload, as IIS words it.
+    fn stor_opening(&self, target: &str) -> Reply {
+        Reply::new(
+            Code::OPENING,
+            format!(
+                "Opening {} mode data connection for {}.",
+                self.mode_name(),
+                file_name(target)
+            ),
+        )
+    }
+
+    fn mode_name(&self) -> &'static str {
+        match self.transfer_type {
+            TransferType::Ascii => "ASCII",
+            TransferType::Image => "BINARY",
+        }
+    }
+
+    pub(super) async fn stor(&mut self, arg: &str, offset: u64, append: bool) -> Handled {
+        self.require_write()?;
+        self.transfer_precheck()?;
+        if let Some(o) = self.object_store() {
+            return self.stor_object(o, arg, offset, append).await;
+        }
+        let target = resolve(&self.login().cwd, arg);
+        let offset = if append {
+            match self.stat(arg) {
+                Ok((_, m)) if m.is_file() => m.len(),
+                Ok(_) => return Err(Failure::NotAFile),
+                Err(_) => 0,
+            }
+        } else {
+            offset
+        };
+        let verb = if append {
+            TransferVerb::Appe
+        } else {
+            TransferVerb::Stor
+        };
+        let job = self.receive_job(&target, offset).await?;
+        let preliminary = self.stor_opening(&target);
+        tracing::debug!(command = verb.as_str(), path = %target, offset, "upload");
+        self.prepare(verb, target, None, preliminary, job)
+    }
+
+    pub(super) async fn stou(&mut self) -> Handled {
+        self.require_write()?;
+        self.transfer_precheck()?;
+        let object = self.object_store();
+        let mut name = String::new();
+        for _ in 0..16 {
+            let n = match getrandom::u64() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "STOU: no random number for a unique name");
+                    break;
+                }
+            };
+            let candidate = format!("fxpd-{n:016x}");
+            let taken = match &object {
+                Some(o) => o.stat(&resolve(&self.login().cwd, &candidate)).await.is_ok(),
+                None => self.stat(&candidate).is_ok(),
+            };
+            if !taken {
+                name = candidate;
+                break;
+            }
+        }
+        if name.is_empty() {
+            return say(Code::LOCAL_ERROR, "Could not find a unique file name.");
+        }
+        let target = resolve(&self.login().cwd, &name);
+        let job = match &object {
+            Some(o) => Job::ReceiveObject(o.create(&target).await?),
+            None => self.receive_job(&target, 0).await?,
+        };
+        let preliminary = Reply::new(Code::OPENING, format!("FILE: {name}"));
+        self.prepare(TransferVerb::Stou, target, None, preliminary, job)
+    }
+
+    /// The upload job: the file is opened (created) now, before the 150 reply, so a refusal
+    /// comes before any data. It keeps its first `offset` bytes (REST, APPE).
+    async fn receive_job(&self, target: &str, offset: u64) -> Result<Job, Failure> {
+        let mut options = cap_std::fs::OpenOptions::new();
+        // SECURITY: a restart offset past the end would leave a hole, a sparse file of any
+        // size (REST 1099511627776 made 1 TiB). Only an existing file at least `offset` bytes
+        // long is resumed: it is opened without `create` and measured on the opened handle,
+        // so a refusal creates, truncates and changes nothing.
+        options.write(true).create(offset == 0);
+        let opened = self
+            .local_dir()
+            .and_then(|dir| dir.open_with(relative(target), &options));
+        let mut file = match opened {
+            Ok(file) => file.into_std(),
+            Err(e) if offset > 0 && e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Failure::RestartBeyondEnd { offset, size: 0 })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata()?.len();
+        if offset > len {
+            return Err(Failure::RestartBeyondEnd { offset, size: len });
+        }
+        if len > offset + BIG_TRUNCATE {
+            // Freeing gigabytes of an overwritten file can take a while: not on this task,
+            // which other sessions share a thread with.
+            file = tokio::task::spawn_blocking(move || file.set_len(offset).map(|()| file))
+                .await
+                .map_err(|_| std::io::Error::other("truncating thread failed"))
+                .and_then(|truncated| truncated)?;
+        } else if len != offset {
+            file.set_len(offset)?;
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Job::ReceiveFile(file))
+    }
+
+    pub(super) async fn list(&mut self, format: ListFormat, arg: Option<&str>) -> Handled {
+        self.transfer_precheck()?;
+        let entries = self.entries(arg).await?;
+        let (verb, body) = match format {
+            ListFormat::Nlst => (TransferVerb::Nlst, listing::format_nlst(&entries)),
+            ListFormat::Mlsd => (
+                TransferVerb::Mlsd,
+                listing::format_mlsd(&entries, self.login().user.write),
+            ),
+            ListFormat::List => (
+                TransferVerb::List,
+                listing::format_list(&entries, self.msdos(), SystemTime::now()),
+            ),
+        };
+        let path = resolve(&self.login().cwd, arg.unwrap_or("."));
+        let preliminary = Reply::new(Code::OPENING, "Opening ASCII mode data connection for file list.");
+        let size = Some(body.len() as u64);
+        self.prepare(verb, path, size, preliminary, Job::Listing(body))
+    }
+
+    /// ABOR (RFC 959 4.1.3): a running transfer is stopped and answered with 426 before the
+    /// 226 of ABOR itself; a planned data connection is dropped.
+    pub(super) async fn abor(&mut self) -> Handled {
+        self.data = None;
+        let done = Reply::new(Code::TRANSFER_COMPLETE, "ABOR command successful.");
+        let Some(running) = self.transfer.take() else {
+            return Ok(Answer::new(done));
+        };
+        running.transfer.abort().await;
+        let verb = running.verb.as_str();
+        tracing::info!(command = verb, path = %running.path, "transfer aborted by the client");
+        let text = match &running.upload {
+            // The object upload is aborted before the reply says so.
+            Some(upload) => {
+                upload.discard().await;
+                "Connection closed; transfer aborted; upload discarded, nothing stored."
+            }
+            None => "Connection closed; transfer aborted.",
+        };
+        Ok(Answer::new(Reply::new(Code::CONNECTION_CLOSED, text)).and(done))
+    }
+}
+
+/// The final reply of a transfer (RFC 959 4.2: 226 on success, 425 when no data
+/// connection, 426 when it broke, 45x/55x for file-system errors).
+pub(super) fn final_reply(running: &Running, outcome: Outcome) -> Reply {
+    let verb = running.verb.as_str();
+    match outcome {
+        Outcome::Cancelled => Reply::new(Code::CONNECTION_CLOSED, "Connection closed; transfer aborted."),
+        Outcome::Failed => Reply::new(Code::LOCAL_ERROR, "Local error in processing."),
+        Outcome::Complete { bytes, refused } => {
+            let took_ms = running.started.elapsed().as_millis() as u64;
+            tracing::info!(command = verb, path = %running.path, bytes, took_ms, "transfer complete");
+            match refused.first() {
+                None => Reply::new(Code::TRANSFER_COMPLETE, "Transfer complete."),
+                Some((source, refusal)) => Reply::new(
+                    Code::TRANSFER_COMPLETE,
+                    format!(
+                        "Transfer complete; {} other connection(s) refused, first from {}: {}",
+                        refused.count(),
+                        source.ip(),
+                        refusal.reply_text()
+                    ),
+                ),
+            }
+        }
+        Outcome::NoConnection { error, refused } => {
+            tracing::info!(command = verb, %error, refused = refused.count(), "no data connection");
+            // The held connection itself refused names its own source; otherwise the first
+            // connection refused is the likeliest reason nothing usable arrived.
+            let refused_first = match &error {
+                DataError::Refused(source, refusal) => Some((source, &**refusal)),
+                _ => refused.first().map(|(source, refusal)| (source, refusal)),
+            };
+            match refused_first {
+                None => Reply::new(
+                    Code::CANT_OPEN_DATA,
+                    format!("Can't open data connection: {error}."),
+                ),
+                Some((source, refusal)) => Reply::new(
+                    Code::CANT_OPEN_DATA,
+                    format!(
+                        "Can't open data connection: refused connection from {}: {}",
+                        source.ip(),
+                        refusal.reply_text()
+                    ),
+                ),
+            }
+        }
+        Outcome::Network(e) => {
+            let moved = running.transfer.moved();
+            if running.upload.is_some() {
+                tracing::warn!(command = verb, path = %running.path, bytes = moved, error = %e, "upload interrupted; object discarded");
+                return Reply::new(
+                    Code::CONNECTION_CLOSED,
+                    "Connection closed; transfer aborted; upload discarded, nothing stored.",
+                );
+            }
+            if running.verb.uploads() {
+                // Documented choice: a broken upload keeps what was received, so the client
+                // can resume it with REST or APPE.
+                tracing::warn!(command = verb, path = %running.path, bytes = moved, error = %e, "upload interrupted; partial file kept");
+            } else {
+                tracing::info!(command = verb, path = %running.path, bytes = moved, error = %e, "transfer aborted by the network");
+            }
+            Reply::new(Code::CONNECTION_CLOSED, "Connection closed; transfer aborted.")
+        }
+        Outcome::Storage(e) if running.upload.is_some() => {
+            tracing::warn!(command = verb, path = %running.path, error = %e, "upload failed in storage; object discarded");
+            let code = Failure::Storage(e).reply().code;
+            Reply::new(code, "Upload failed in storage; nothing stored.")
+        }
+        Outcome::Storage(e) => {
+            tracing::warn!(command = verb, error = %e, "transfer failed in storage");
+            Failure::Storage(e).reply()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TransferVerb;
+
+    #[test]
+    fn only_stor_appe_and_stou_upload() {
+        use TransferVerb::*;
+        for verb in [Retr, Stor, Appe, Stou, List, Nlst, Mlsd] {
+            assert_eq!(verb.uploads(), matches!(verb.as_str(), "STOR" | "APPE" | "STOU"));
+        }
+    }
+}
