@@ -18,16 +18,9 @@
 mod common;
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 
 use common::*;
 
@@ -324,175 +317,6 @@ fn a_held_connection_is_judged_again_after_a_reload() {
 // 9. Every data-connection path fails closed
 // ---------------------------------------------------------------------------------------------
 
-/// A self-signed certificate for `localhost` as PEM files.
-struct Cert {
-    _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    der: Vec<u8>,
-}
-
-impl Cert {
-    fn new() -> Cert {
-        let dir = tempfile::Builder::new()
-            .prefix("fxpd-adversary-cert-")
-            .tempdir()
-            .unwrap();
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let cert = dir.path().join("cert.pem");
-        let key = dir.path().join("key.pem");
-        fs::write(&cert, ck.cert.pem()).unwrap();
-        fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
-        Cert {
-            der: ck.cert.der().to_vec(),
-            _dir: dir,
-            cert,
-            key,
-        }
-    }
-}
-
-/// Accepts exactly the test's certificate (signatures are still verified).
-#[derive(Debug)]
-struct Pinned {
-    der: Vec<u8>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.der.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the test's certificate".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A control connection protected with `AUTH TLS`.
-struct Ftps {
-    reader: BufReader<StreamOwned<ClientConnection, TcpStream>>,
-}
-
-impl Ftps {
-    /// Connects from [`CLIENT`], reads 220, `AUTH TLS` (234) and completes the handshake.
-    fn connect(addr: SocketAddr, cert: &Cert) -> Ftps {
-        let mut tcp = try_connect_from(CLIENT, addr, Duration::from_secs(10)).unwrap();
-        assert_eq!(plain_reply(&mut tcp).0, 220);
-        tcp.write_all(b"AUTH TLS\r\n").unwrap();
-        let (code, text) = plain_reply(&mut tcp);
-        assert_eq!(code, 234, "AUTH TLS: {text}");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                der: cert.der.clone(),
-                provider,
-            }))
-            .with_no_client_auth();
-        let conn =
-            ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap();
-        let mut tls = StreamOwned::new(conn, tcp);
-        while tls.conn.is_handshaking() {
-            tls.conn
-                .complete_io(&mut tls.sock)
-                .unwrap_or_else(|e| panic!("TLS handshake after AUTH TLS: {e}"));
-        }
-        Ftps {
-            reader: BufReader::new(tls),
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> Reply {
-        let tls = self.reader.get_mut();
-        tls.write_all(format!("{line}\r\n").as_bytes())
-            .and_then(|()| tls.flush())
-            .unwrap_or_else(|e| panic!("sending {line:?}: {e}"));
-        self.read_reply()
-    }
-
-    fn expect(&mut self, line: &str, code: u16) -> Reply {
-        let r = self.cmd(line);
-        assert_eq!(r.code, code, "{line:?} -> expected {code}, got: {r}");
-        r
-    }
-
-    fn read_reply(&mut self) -> Reply {
-        let mut lines = Vec::new();
-        loop {
-            let mut buf = String::new();
-            let n = self
-                .reader
-                .read_line(&mut buf)
-                .unwrap_or_else(|e| panic!("reading a reply: {e}"));
-            assert!(n > 0, "control connection closed");
-            let line = buf.trim_end().to_owned();
-            let done = line.len() >= 4 && line.as_bytes()[3] == b' ';
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        let code = lines[0][..3].parse().unwrap();
-        Reply { code, lines }
-    }
-}
-
-/// One reply line read byte by byte from a clear-text connection (nothing read beyond it).
-fn plain_reply(tcp: &mut TcpStream) -> (u16, String) {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while !line.ends_with(b"\n") {
-        assert_eq!(tcp.read(&mut byte).unwrap(), 1, "control connection closed");
-        line.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-    (text[..3].parse().unwrap(), text)
-}
-
 /// (a) A session that negotiated PROT P, after a reload removed `[tls]`: transfers are refused
 /// (431, before any file is opened) and not a byte goes out in clear text.
 #[test]
@@ -505,7 +329,8 @@ fn prot_p_never_falls_back_to_clear_text_after_tls_is_removed() {
     ));
     let secret = b"SECRET-CONTENT-NEVER-IN-CLEAR-TEXT\n".repeat(1000);
     write_file(&s.home("alice").join("secret.txt"), &secret);
-    let mut c = Ftps::connect(s.addr(), &cert);
+    let mut c = Ctrl::connect_from(CLIENT, s.addr());
+    c.auth_tls(&client_config(&cert, true));
     c.expect("USER alice", 331);
     c.expect(&format!("PASS {PASS}"), 230);
     c.expect("PBSZ 0", 200);

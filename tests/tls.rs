@@ -16,7 +16,7 @@
 mod common;
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -25,17 +25,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{
-    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12ClientSessionValue,
-    Tls13ClientSessionValue,
+    ClientSessionMemoryCache, ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, NamedGroup, SignatureScheme,
-    StreamOwned,
-};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, NamedGroup};
 
 use common::*;
 
@@ -51,54 +45,12 @@ const BIG: usize = 5 * 1024 * 1024 + 4321;
 const DATA_TIMEOUT_SECS: u64 = 10;
 /// How long a test waits for the final reply of a transfer.
 const FINAL_REPLY_WITHIN: Duration = Duration::from_secs(120);
-/// The name the test's TLS client sends (SNI) and the name in the generated certificates.
-const TLS_NAME: &str = "localhost";
+/// The load balancer in front of the implicit listener in the PROXY test.
+const BALANCER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
 
 // ---------------------------------------------------------------------------------------------
 // Certificates and servers
 // ---------------------------------------------------------------------------------------------
-
-/// A self-signed certificate for `localhost` and its key, as PEM files in their own tempdir.
-struct Cert {
-    _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    /// DER of the certificate: the test client accepts exactly this certificate.
-    der: Vec<u8>,
-}
-
-impl Cert {
-    fn new() -> Cert {
-        let dir = tempfile::Builder::new()
-            .prefix("fxpd-tls-cert-")
-            .tempdir()
-            .expect("tempdir");
-        let ck = rcgen::generate_simple_self_signed(vec![TLS_NAME.into()]).expect("rcgen");
-        let cert = dir.path().join("cert.pem");
-        let key = dir.path().join("key.pem");
-        fs::write(&cert, ck.cert.pem()).unwrap();
-        fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
-        Cert {
-            der: ck.cert.der().to_vec(),
-            _dir: dir,
-            cert,
-            key,
-        }
-    }
-
-    /// The `[tls]` table naming this certificate, with `extra` keys (e.g. `require = "login"`).
-    fn tls_table(&self, extra: &str) -> String {
-        format!(
-            "[tls]\ncertificate = {}\nprivate_key = {}\n{extra}\n",
-            toml_str(&self.cert),
-            toml_str(&self.key)
-        )
-    }
-}
-
-fn toml_str(p: &Path) -> String {
-    toml::Value::String(p.to_str().expect("UTF-8 temp path").to_owned()).to_string()
-}
 
 /// The config of one TLS site: listen on `ip`, a short data timeout, `[tls]` with `tls_extra`,
 /// and `tables` (other tables, e.g. `"[fxp]\nallow_foreign_port = true"`).
@@ -189,100 +141,18 @@ fn len_or_zero(path: &Path) -> u64 {
     fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
+/// Connects, `AUTH TLS` with `config`, logs in as alice, `PBSZ 0`, `PROT P`, `TYPE I`.
+fn protected_login(addr: SocketAddr, config: &Arc<ClientConfig>) -> Ctrl {
+    let mut c = Ctrl::connect(addr);
+    c.auth_tls(config);
+    c.login(USER, PASS);
+    c.protect_data();
+    c
+}
+
 // ---------------------------------------------------------------------------------------------
 // The test's TLS client (rustls, blocking)
 // ---------------------------------------------------------------------------------------------
-
-/// Accepts exactly the certificate the test generated (signatures are still verified).
-#[derive(Debug)]
-struct PinnedCert {
-    der: Vec<u8>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.der.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the server did not present the certificate the test configured".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A client configuration trusting `cert` only. Each configuration has its own session
-/// store: connections made with the same configuration resume each other's sessions (as an
-/// FTPS client resumes its control session on data connections) unless `resume` is false.
-fn client_config(cert: &Cert, resume: bool) -> Arc<ClientConfig> {
-    let mut config = client_config_base(cert);
-    if !resume {
-        config.resumption = Resumption::disabled();
-    }
-    Arc::new(config)
-}
-
-/// A client configuration trusting `cert` whose session store is `store`.
-fn client_config_with_store(cert: &Cert, store: Arc<dyn ClientSessionStore>) -> Arc<ClientConfig> {
-    let mut config = client_config_base(cert);
-    config.resumption = Resumption::store(store);
-    Arc::new(config)
-}
-
-fn client_config_base(cert: &Cert) -> ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert {
-            der: cert.der.clone(),
-            provider,
-        }))
-        .with_no_client_auth()
-}
 
 /// rustls' own session store, counting the TLS 1.3 tickets the client received. A rustls
 /// client spends one ticket per resumption.
@@ -336,374 +206,6 @@ impl ClientSessionStore for CountingStore {
     }
 }
 
-type TlsSock = StreamOwned<ClientConnection, TcpStream>;
-
-/// TLS client handshake on `tcp` (completed before returning).
-fn tls_connect(config: &Arc<ClientConfig>, tcp: TcpStream) -> io::Result<TlsSock> {
-    let name = ServerName::try_from(TLS_NAME).expect("server name");
-    let conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
-    let mut s = StreamOwned::new(conn, tcp);
-    while s.conn.is_handshaking() {
-        s.conn.complete_io(&mut s.sock)?;
-    }
-    Ok(s)
-}
-
-/// Whether a finished client handshake resumed an earlier session.
-fn resumed(s: &TlsSock) -> bool {
-    s.conn.handshake_kind() == Some(HandshakeKind::Resumed)
-}
-
-/// How a TLS data stream ended.
-struct Received {
-    data: Vec<u8>,
-    /// The server sent close_notify (a truncation would be detectable).
-    clean_close: bool,
-    /// The read error that ended the stream, if it was not a clean close.
-    error: Option<String>,
-}
-
-/// Reads a TLS stream to its end; never panics on a read error (a thief's read may fail).
-fn read_tls_to_end(s: &mut TlsSock, within: Duration) -> Received {
-    let deadline = Instant::now() + within;
-    let mut data = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Received {
-                data,
-                clean_close: false,
-                error: Some(format!("not finished within {within:?}")),
-            };
-        }
-        s.sock.set_read_timeout(Some(left.min(IO_TIMEOUT))).unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => {
-                return Received {
-                    data,
-                    clean_close: true,
-                    error: None,
-                }
-            }
-            Ok(n) => data.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Received {
-                    data,
-                    clean_close: false,
-                    error: Some(e.to_string()),
-                }
-            }
-        }
-    }
-}
-
-/// Writes all of `data`, sends close_notify, closes the sending direction and reads until
-/// the server closes; returns how the server closed (with or without its close_notify).
-fn write_tls_and_close(s: &mut TlsSock, data: &[u8]) -> Received {
-    s.write_all(data)
-        .unwrap_or_else(|e| panic!("writing the TLS data connection: {e}"));
-    s.conn.send_close_notify();
-    s.flush().unwrap_or_else(|e| panic!("flushing close_notify: {e}"));
-    let _ = s.sock.shutdown(Shutdown::Write);
-    // Read until the server closes: closing a socket with unread bytes in its receive buffer
-    // (the TLS 1.3 session tickets the server sent after the handshake) makes the kernel send
-    // a RST, which can destroy upload data the server has not read yet.
-    read_tls_to_end(s, Duration::from_secs(30))
-}
-
-/// A control connection's transport: clear text until `AUTH TLS`, then TLS.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsSock>),
-    /// Placeholder while the stream is being upgraded.
-    Gone,
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-            Conn::Gone => Err(io::Error::other("connection gone")),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-            Conn::Gone => Err(io::Error::other("connection gone")),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
-            Conn::Gone => Ok(()),
-        }
-    }
-}
-
-/// An FTP control connection that can be protected with TLS, plus protected data transfers
-/// whose TLS sessions resume the control connection's (same client configuration).
-struct FtpsCtrl {
-    reader: BufReader<Conn>,
-    /// A handle on the TCP socket, for timeouts.
-    tcp: TcpStream,
-    config: Arc<ClientConfig>,
-}
-
-impl FtpsCtrl {
-    fn tcp_connect(addr: SocketAddr) -> TcpStream {
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        tcp.set_nodelay(true).unwrap();
-        tcp
-    }
-
-    /// Explicit FTPS: connects in clear text and reads the 220 greeting.
-    fn connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> FtpsCtrl {
-        let tcp = Self::tcp_connect(addr);
-        let mut c = FtpsCtrl {
-            reader: BufReader::new(Conn::Plain(tcp.try_clone().unwrap())),
-            tcp,
-            config: config.clone(),
-        };
-        let g = c.read_reply();
-        assert_eq!(g.code, 220, "greeting: {g}");
-        c
-    }
-
-    /// Implicit FTPS: TLS first, then the 220 greeting over TLS.
-    fn connect_implicit(addr: SocketAddr, config: &Arc<ClientConfig>) -> FtpsCtrl {
-        let tcp = Self::tcp_connect(addr);
-        let tls = tls_connect(config, tcp.try_clone().unwrap())
-            .unwrap_or_else(|e| panic!("implicit TLS handshake with {addr}: {e}"));
-        let mut c = FtpsCtrl {
-            reader: BufReader::new(Conn::Tls(Box::new(tls))),
-            tcp,
-            config: config.clone(),
-        };
-        let g = c.read_reply();
-        assert_eq!(g.code, 220, "greeting over implicit TLS: {g}");
-        c
-    }
-
-    /// Implicit FTPS through a load balancer: connects from 127.0.0.10, writes the PROXY
-    /// `header`, then TLS, then the 220 greeting over TLS.
-    fn connect_implicit_proxied(addr: SocketAddr, config: &Arc<ClientConfig>, header: &[u8]) -> FtpsCtrl {
-        let mut tcp = connect_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)), addr);
-        tcp.write_all(header).unwrap();
-        let tls = tls_connect(config, tcp.try_clone().unwrap())
-            .unwrap_or_else(|e| panic!("implicit TLS handshake after a PROXY header with {addr}: {e}"));
-        let mut c = FtpsCtrl {
-            reader: BufReader::new(Conn::Tls(Box::new(tls))),
-            tcp,
-            config: config.clone(),
-        };
-        let g = c.read_reply();
-        assert_eq!(g.code, 220, "greeting over implicit TLS: {g}");
-        c
-    }
-
-    /// Connects, `AUTH TLS`, logs in as alice, `PBSZ 0`, `PROT P`, `TYPE I`.
-    fn protected_login(addr: SocketAddr, config: &Arc<ClientConfig>) -> FtpsCtrl {
-        let mut c = FtpsCtrl::connect(addr, config);
-        c.auth_tls();
-        c.login(USER, PASS);
-        c.protect_data();
-        c
-    }
-
-    fn is_tls(&self) -> bool {
-        matches!(self.reader.get_ref(), Conn::Tls(_))
-    }
-
-    /// `AUTH TLS` (234) and the handshake.
-    fn auth_tls(&mut self) {
-        let r = self.cmd("AUTH TLS");
-        assert_eq!(r.code, 234, "AUTH TLS -> {r}");
-        assert!(
-            self.reader.buffer().is_empty(),
-            "the server sent clear text after 234"
-        );
-        let old = std::mem::replace(&mut self.reader, BufReader::new(Conn::Gone));
-        let Conn::Plain(tcp) = old.into_inner() else {
-            panic!("AUTH TLS on a connection that is not clear text")
-        };
-        let tls =
-            tls_connect(&self.config, tcp).unwrap_or_else(|e| panic!("TLS handshake after AUTH TLS: {e}"));
-        self.reader = BufReader::new(Conn::Tls(Box::new(tls)));
-    }
-
-    /// `PBSZ 0`, `PROT P`, `TYPE I`.
-    fn protect_data(&mut self) {
-        let r = self.expect("PBSZ 0", 200);
-        assert!(r.text().contains("PBSZ=0"), "PBSZ 0 -> {r}");
-        self.expect("PROT P", 200);
-        self.expect("TYPE I", 200);
-    }
-
-    fn send(&mut self, line: &str) {
-        let conn = self.reader.get_mut();
-        conn.write_all(format!("{line}\r\n").as_bytes())
-            .and_then(|()| conn.flush())
-            .unwrap_or_else(|e| panic!("sending {line:?}: {e}"));
-    }
-
-    fn read_reply(&mut self) -> Reply {
-        self.try_read_reply()
-            .unwrap_or_else(|e| panic!("reading a reply failed: {e}"))
-    }
-
-    /// Reads one reply (multi-line aware).
-    fn try_read_reply(&mut self) -> io::Result<Reply> {
-        let first = self.read_line()?;
-        let code = reply_code(&first).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("not a reply line: {first:?}"))
-        })?;
-        let mut lines = vec![first.clone()];
-        if first.as_bytes().get(3) == Some(&b'-') {
-            let end = format!("{code} ");
-            loop {
-                let l = self.read_line()?;
-                let done = l.starts_with(&end) || l == code.to_string();
-                lines.push(l);
-                if done {
-                    break;
-                }
-            }
-        }
-        Ok(Reply { code, lines })
-    }
-
-    fn read_line(&mut self) -> io::Result<String> {
-        let mut buf = Vec::new();
-        if self.reader.read_until(b'\n', &mut buf)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "control connection closed",
-            ));
-        }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    }
-
-    /// The final reply of a running transfer, waiting up to `within`.
-    fn final_reply(&mut self, within: Duration) -> Reply {
-        self.tcp.set_read_timeout(Some(within)).unwrap();
-        let r = self
-            .try_read_reply()
-            .unwrap_or_else(|e| panic!("no final reply within {within:?}: {e}"));
-        self.tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        r
-    }
-
-    fn cmd(&mut self, line: &str) -> Reply {
-        self.send(line);
-        self.read_reply()
-    }
-
-    fn expect(&mut self, line: &str, code: u16) -> Reply {
-        let r = self.cmd(line);
-        assert_eq!(r.code, code, "{line:?} -> expected {code}, got: {r}");
-        r
-    }
-
-    fn login(&mut self, name: &str, pass: &str) {
-        let r = self.cmd(&format!("USER {name}"));
-        if r.code == 230 {
-            return;
-        }
-        assert_eq!(r.code, 331, "USER {name} -> {r}");
-        self.expect(&format!("PASS {pass}"), 230);
-    }
-
-    fn pasv(&mut self) -> SocketAddr {
-        let r = self.expect("PASV", 227);
-        parse_pasv(r.first()).unwrap_or_else(|| panic!("cannot parse PASV reply: {r}"))
-    }
-
-    /// A protected data connection to `addr` that resumes this control connection's session.
-    /// The TCP connection must be made before the transfer command, the handshake after it.
-    fn data_handshake(&self, tcp: TcpStream) -> TlsSock {
-        let s = tls_connect(&self.config, tcp)
-            .unwrap_or_else(|e| panic!("TLS handshake on the data connection: {e}"));
-        assert!(
-            resumed(&s),
-            "test client bug: the data connection did not resume the control session"
-        );
-        s
-    }
-
-    /// Passive, protected `RETR name`; asserts 150 and 226, returns the bytes.
-    fn retr(&mut self, name: &str) -> Vec<u8> {
-        let tcp = data_connect(self.pasv());
-        let r = self.cmd(&format!("RETR {name}"));
-        assert!(r.code == 150 || r.code == 125, "RETR {name} -> {r}");
-        let mut s = self.data_handshake(tcp);
-        let got = read_tls_to_end(&mut s, FINAL_REPLY_WITHIN);
-        // Close at once, as clients do: the server reads until the client has closed.
-        drop(s);
-        assert!(
-            got.clean_close,
-            "RETR {name}: the data connection ended without close_notify after {} bytes: {:?}",
-            got.data.len(),
-            got.error
-        );
-        let r = self.final_reply(FINAL_REPLY_WITHIN);
-        assert_eq!(r.code, 226, "end of RETR {name} -> {r}");
-        got.data
-    }
-
-    /// Passive, protected `STOR name`; asserts 150 and 226. Returns how the server closed
-    /// the data connection.
-    fn stor(&mut self, name: &str, data: &[u8]) -> Received {
-        let tcp = data_connect(self.pasv());
-        let r = self.cmd(&format!("STOR {name}"));
-        assert!(r.code == 150 || r.code == 125, "STOR {name} -> {r}");
-        let mut s = self.data_handshake(tcp);
-        let closed = write_tls_and_close(&mut s, data);
-        drop(s);
-        let r = self.final_reply(FINAL_REPLY_WITHIN);
-        assert_eq!(r.code, 226, "end of STOR {name} -> {r}");
-        closed
-    }
-
-    /// Passive, protected `LIST`; asserts 150 and 226, returns the text.
-    fn list(&mut self) -> String {
-        let tcp = data_connect(self.pasv());
-        let r = self.cmd("LIST");
-        assert!(r.code == 150 || r.code == 125, "LIST -> {r}");
-        let mut s = self.data_handshake(tcp);
-        let got = read_tls_to_end(&mut s, FINAL_REPLY_WITHIN);
-        drop(s);
-        assert!(got.error.is_none(), "LIST data: {:?}", got.error);
-        let r = self.final_reply(FINAL_REPLY_WITHIN);
-        assert_eq!(r.code, 226, "end of LIST -> {r}");
-        String::from_utf8_lossy(&got.data).into_owned()
-    }
-}
-
-fn reply_code(line: &str) -> Option<u16> {
-    let b = line.as_bytes();
-    if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if b.len() > 3 && b[3] != b' ' && b[3] != b'-' {
-        return None;
-    }
-    line[..3].parse().ok()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Rust client: explicit and implicit FTPS transfers
 // ---------------------------------------------------------------------------------------------
@@ -716,22 +218,22 @@ fn explicit_ftps_download_upload_and_list_with_resumption() {
     let s = tls_site(&cert, SITE_A, "", "");
     let sha = put_random(&s, "big.bin", BIG);
     let config = client_config(&cert, true);
-    let mut c = FtpsCtrl::protected_login(s.addr(), &config);
+    let mut c = protected_login(s.addr(), &config);
     assert!(c.is_tls());
 
-    let got = c.retr("big.bin");
+    let got = c.retr_protected("big.bin");
     assert_eq!(got.len(), BIG, "downloaded size");
     assert_eq!(sha256_bytes(&got), sha, "SHA-256 of the download");
 
     let up = random_bytes(BIG + 7);
-    c.stor("up.bin", &up);
+    c.stor_protected("up.bin", &up);
     assert_eq!(
         sha256_file(&file_of(&s, "up.bin")),
         sha256_bytes(&up),
         "SHA-256 of the upload on disk"
     );
 
-    let listing = c.list();
+    let listing = c.list_protected();
     assert!(
         listing.contains("big.bin") && listing.contains("up.bin"),
         "{listing}"
@@ -751,7 +253,7 @@ fn data_connection_tickets_follow_the_direction_and_the_client() {
     let s = tls_site(&cert, SITE_A, "", "");
     let store = CountingStore::new();
     let config = client_config_with_store(&cert, store.clone());
-    let mut c = FtpsCtrl::protected_login(s.addr(), &config);
+    let mut c = protected_login(s.addr(), &config);
     let from_control = store.received();
     assert!(
         from_control > 0,
@@ -759,13 +261,13 @@ fn data_connection_tickets_follow_the_direction_and_the_client() {
     );
 
     let first = random_bytes(200_000);
-    c.stor("first.bin", &first);
+    c.stor_protected("first.bin", &first);
     assert_eq!(
         store.received(),
         from_control,
         "the first upload's data connection sent session tickets"
     );
-    assert_eq!(c.retr("first.bin"), first);
+    assert_eq!(c.retr_protected("first.bin"), first);
     let after_download = store.received();
     assert!(
         after_download > from_control,
@@ -777,7 +279,7 @@ fn data_connection_tickets_follow_the_direction_and_the_client() {
     for i in 0..2 * from_control + 2 {
         let before = store.received();
         let data = random_bytes(50_000 + i);
-        c.stor(&format!("many-{i}.bin"), &data);
+        c.stor_protected(&format!("many-{i}.bin"), &data);
         assert!(
             store.received() > before,
             "upload {i} of a ticket-spending client sent no session tickets"
@@ -798,20 +300,20 @@ fn implicit_ftps_download_and_upload() {
     let sha = put_random(&site.server, "big.bin", BIG);
     let config = client_config(&cert, true);
 
-    let mut c = FtpsCtrl::connect_implicit(site.ftps, &config);
+    let mut c = Ctrl::connect_implicit(site.ftps, &config);
     // Already protected: a second AUTH is a sequence error.
     c.expect("AUTH TLS", 503);
     c.login(USER, PASS);
     c.protect_data();
-    let got = c.retr("big.bin");
+    let got = c.retr_protected("big.bin");
     assert_eq!(sha256_bytes(&got), sha, "SHA-256 of the implicit-FTPS download");
     let up = random_bytes(BIG - 99);
-    c.stor("up.bin", &up);
+    c.stor_protected("up.bin", &up);
     assert_eq!(sha256_file(&file_of(&site.server, "up.bin")), sha256_bytes(&up));
 
     // The plain listener of the same server still speaks clear text first.
-    let mut plain = FtpsCtrl::connect(site.plain, &config);
-    plain.auth_tls();
+    let mut plain = Ctrl::connect(site.plain);
+    plain.auth_tls(&config);
     plain.login(USER, PASS);
 
     // A clear-text client on the implicit port gets no greeting in clear text.
@@ -838,7 +340,7 @@ fn implicit_ftps_after_a_proxy_header() {
     let client: SocketAddr = "127.0.0.5:40000".parse().unwrap();
     let frontend: SocketAddr = "127.0.0.10:990".parse().unwrap();
     for header in [proxy_v1(client, frontend), proxy_v2(client, frontend)] {
-        let mut c = FtpsCtrl::connect_implicit_proxied(site.ftps, &config, &header);
+        let mut c = Ctrl::implicit_over(connect_from(BALANCER, site.ftps), &header, &config);
         c.login(USER, PASS);
         let r = c.cmd("STAT");
         assert!(r.text().contains("Connected to 127.0.0.5"), "{r}");
@@ -848,10 +350,10 @@ fn implicit_ftps_after_a_proxy_header() {
         assert_eq!(r.code, 200, "{r}");
     }
     // Direct clients of the same listener still work (127.0.0.1 is not trusted).
-    let mut c = FtpsCtrl::connect_implicit(site.ftps, &config);
+    let mut c = Ctrl::connect_implicit(site.ftps, &config);
     c.login(USER, PASS);
     c.protect_data();
-    assert_eq!(sha256_bytes(&c.retr("big.bin")), sha);
+    assert_eq!(sha256_bytes(&c.retr_protected("big.bin")), sha);
 }
 
 /// Both directions end with the server's close_notify (TLS 1.3, RFC 8446 6.1), so neither
@@ -863,11 +365,11 @@ fn protected_data_connections_end_with_close_notify() {
     let cert = Cert::new();
     let s = tls_site(&cert, SITE_A, "", "");
     put_random(&s, "small.bin", 100_000);
-    let mut c = FtpsCtrl::protected_login(s.addr(), &client_config(&cert, true));
+    let mut c = protected_login(s.addr(), &client_config(&cert, true));
     // retr() asserts the server's close_notify after a download.
-    assert_eq!(c.retr("small.bin").len(), 100_000);
+    assert_eq!(c.retr_protected("small.bin").len(), 100_000);
     let up = random_bytes(100_001);
-    let closed = c.stor("up.bin", &up);
+    let closed = c.stor_protected("up.bin", &up);
     assert_eq!(sha256_file(&file_of(&s, "up.bin")), sha256_bytes(&up));
     assert!(
         closed.clean_close,
@@ -886,7 +388,7 @@ fn ftps_command_replies() {
     let cert = Cert::new();
     let s = tls_site(&cert, SITE_A, "", "");
     let config = client_config(&cert, true);
-    let mut c = FtpsCtrl::connect(s.addr(), &config);
+    let mut c = Ctrl::connect(s.addr());
 
     let feat = c.expect("FEAT", 211).text();
     for f in ["AUTH TLS", "PBSZ", "PROT", "SSCN", "CPSV", "CCC"] {
@@ -900,7 +402,7 @@ fn ftps_command_replies() {
     c.expect("PROT P", 503);
     assert!(!c.is_tls());
 
-    c.auth_tls();
+    c.auth_tls(&config);
     c.expect("AUTH TLS", 503);
     c.expect("CCC", 534);
     c.expect("PROT S", 536);
@@ -987,7 +489,7 @@ fn require_login_refuses_clear_text_user_but_exempts_anonymous() {
     );
     let config = client_config(&cert, true);
 
-    let mut c = FtpsCtrl::connect(s.addr(), &config);
+    let mut c = Ctrl::connect(s.addr());
     let r = c.expect(&format!("USER {USER}"), 530);
     assert!(r.text().contains("TLS"), "530 does not mention TLS: {r}");
     // PASS without an accepted USER does not log in either.
@@ -996,7 +498,7 @@ fn require_login_refuses_clear_text_user_but_exempts_anonymous() {
     let r = c.cmd("PASV");
     assert_eq!(r.code, 530, "PASV before login -> {r}");
     // After AUTH TLS the same login works.
-    c.auth_tls();
+    c.auth_tls(&config);
     c.login(USER, PASS);
 
     // anonymous_exempt defaults to true.
@@ -1014,8 +516,8 @@ fn require_login_refuses_clear_text_user_but_exempts_anonymous() {
     let mut anon = s.ctrl();
     let r = anon.expect("USER anonymous", 530);
     assert!(r.text().contains("TLS"), "{r}");
-    let mut c = FtpsCtrl::connect(s.addr(), &config);
-    c.auth_tls();
+    let mut c = Ctrl::connect(s.addr());
+    c.auth_tls(&config);
     c.login("anonymous", "guest@example.org");
 }
 
@@ -1049,8 +551,8 @@ fn per_user_require_tls_overrides_the_server_setting() {
 
     // Over TLS the login works, but only protected data connections.
     let config = client_config(&cert, true);
-    let mut c = FtpsCtrl::connect(s.addr(), &config);
-    c.auth_tls();
+    let mut c = Ctrl::connect(s.addr());
+    c.auth_tls(&config);
     c.login("carol", PASS);
     c.expect("PBSZ 0", 200);
     c.expect("PROT C", 200);
@@ -1066,8 +568,8 @@ fn reload_replaces_the_certificate_for_the_next_handshake() {
     let old = Cert::new();
     let s = tls_site(&old, SITE_A, "", "");
     let trusts_old = client_config(&old, true);
-    let mut before = FtpsCtrl::connect(s.addr(), &trusts_old);
-    before.auth_tls();
+    let mut before = Ctrl::connect(s.addr());
+    before.auth_tls(&trusts_old);
     before.login(USER, PASS);
 
     let new = Cert::new();
@@ -1075,12 +577,12 @@ fn reload_replaces_the_certificate_for_the_next_handshake() {
     fs::copy(&new.key, &old.key).unwrap();
     s.reload().expect("the reload must be applied");
 
-    let mut after = FtpsCtrl::connect(s.addr(), &client_config(&new, true));
-    after.auth_tls();
+    let mut after = Ctrl::connect(s.addr());
+    after.auth_tls(&client_config(&new, true));
     after.login(USER, PASS);
-    let mut stale = FtpsCtrl::connect(s.addr(), &client_config(&old, true));
+    let mut stale = Ctrl::connect(s.addr());
     stale.expect("AUTH TLS", 234);
-    let tcp = stale.tcp.try_clone().unwrap();
+    let tcp = stale.stream.try_clone().unwrap();
     assert!(
         tls_connect(&trusts_old, tcp).is_err(),
         "the server still presents the old certificate after the reload"
@@ -1100,8 +602,8 @@ fn require_all_refuses_clear_data_and_allows_prot_p() {
     let r = plain.expect(&format!("USER {USER}"), 530);
     assert!(r.text().contains("TLS"), "{r}");
 
-    let mut c = FtpsCtrl::connect(s.addr(), &config);
-    c.auth_tls();
+    let mut c = Ctrl::connect(s.addr());
+    c.auth_tls(&config);
     c.login(USER, PASS);
     c.expect("PBSZ 0", 200);
     c.expect("PROT C", 200);
@@ -1133,10 +635,10 @@ fn require_all_refuses_clear_data_and_allows_prot_p() {
     let created = file_of(&s, "clear.bin").exists();
 
     c.expect("PROT P", 200);
-    assert!(c.list().contains("big.bin"));
-    assert_eq!(sha256_bytes(&c.retr("big.bin")), sha);
+    assert!(c.list_protected().contains("big.bin"));
+    assert_eq!(sha256_bytes(&c.retr_protected("big.bin")), sha);
     let up = random_bytes(777_777);
-    c.stor("up.bin", &up);
+    c.stor_protected("up.bin", &up);
     assert_eq!(sha256_file(&file_of(&s, "up.bin")), sha256_bytes(&up));
 
     assert!(
@@ -1193,7 +695,7 @@ fn hijack_without_resumption_is_refused() {
     let cert = Cert::new();
     let s = tls_site(&cert, SITE_A, "", "");
     let sha = put_random(&s, "secret.bin", BIG);
-    let mut victim = FtpsCtrl::protected_login(s.addr(), &client_config(&cert, true));
+    let mut victim = protected_login(s.addr(), &client_config(&cert, true));
 
     let data_addr = victim.pasv();
     let loot = thief(data_addr, client_config(&cert, false));
@@ -1220,7 +722,7 @@ fn hijack_without_resumption_is_refused() {
     );
 
     // The session is intact: the next transfer works.
-    assert_eq!(sha256_bytes(&victim.retr("secret.bin")), sha);
+    assert_eq!(sha256_bytes(&victim.retr_protected("secret.bin")), sha);
 }
 
 /// A thief on the victim's address who holds a TLS session of its OWN with the same server
@@ -1234,13 +736,13 @@ fn hijack_with_a_session_of_the_thiefs_own_is_refused() {
     let cert = Cert::new();
     let s = tls_site(&cert, SITE_A, "", "");
     let sha = put_random(&s, "secret.bin", BIG);
-    let mut victim = FtpsCtrl::protected_login(s.addr(), &client_config(&cert, true));
+    let mut victim = protected_login(s.addr(), &client_config(&cert, true));
 
     // The thief's own control connection: AUTH TLS, then a command so that the session
     // tickets sent after the handshake are read. Not logged in.
     let thief_config = client_config(&cert, true);
-    let mut thief_ctrl = FtpsCtrl::connect(s.addr(), &thief_config);
-    thief_ctrl.auth_tls();
+    let mut thief_ctrl = Ctrl::connect(s.addr());
+    thief_ctrl.auth_tls(&thief_config);
     thief_ctrl.expect("FEAT", 211);
 
     let data_addr = victim.pasv();
@@ -1272,33 +774,11 @@ enum DataMode {
     Active,
 }
 
-/// A client configuration trusting `cert`, speaking only `version`.
-fn client_config_version(
-    cert: &Cert,
-    resume: bool,
-    version: &'static rustls::SupportedProtocolVersion,
-) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[version])
-        .expect("protocol version")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert {
-            der: cert.der.clone(),
-            provider,
-        }))
-        .with_no_client_auth();
-    if !resume {
-        config.resumption = Resumption::disabled();
-    }
-    Arc::new(config)
-}
-
 /// One protected transfer (`STOR` when `upload` holds data, else `RETR` of `name`) whose data
 /// connection's handshake uses `data_config`: the control connection's own configuration
 /// (it resumes) or another one (it does not). Returns the final reply and the bytes read.
 fn protected_transfer(
-    c: &mut FtpsCtrl,
+    c: &mut Ctrl,
     mode: DataMode,
     name: &str,
     upload: Option<&[u8]>,
@@ -1308,24 +788,8 @@ fn protected_transfer(
     let (tcp, listener) = match mode {
         DataMode::Passive => (Some(data_connect(c.pasv())), None),
         DataMode::Active => {
-            let l = std::net::TcpListener::bind((c.tcp.local_addr().unwrap().ip(), 0)).unwrap();
-            let a = l.local_addr().unwrap();
-            let (ip, port) = match a.ip() {
-                IpAddr::V4(v4) => (v4.octets(), a.port()),
-                IpAddr::V6(_) => panic!("IPv4 only"),
-            };
-            c.expect(
-                &format!(
-                    "PORT {},{},{},{},{},{}",
-                    ip[0],
-                    ip[1],
-                    ip[2],
-                    ip[3],
-                    port >> 8,
-                    port & 0xff
-                ),
-                200,
-            );
+            let l = std::net::TcpListener::bind((c.local_addr().ip(), 0)).unwrap();
+            c.expect(&port_command(l.local_addr().unwrap()), 200);
             (None, Some(l))
         }
     };
@@ -1373,7 +837,7 @@ fn data_resumption_is_required_on_every_version_mode_and_direction() {
             let case = format!("{:?} {mode:?}", version.version);
             let config = client_config_version(&cert, true, version);
             let stranger = client_config_version(&cert, false, version);
-            let mut c = FtpsCtrl::protected_login(s.addr(), &config);
+            let mut c = protected_login(s.addr(), &config);
 
             let (r, got) = protected_transfer(&mut c, mode, "down.bin", None, &config);
             assert_eq!(r.code, 226, "{case} RETR, resumed -> {r}");
@@ -1423,7 +887,7 @@ fn upload_hijack_stores_nothing_of_the_thiefs() {
     let mine = random_bytes(150_000);
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
         let config = client_config_version(&cert, true, version);
-        let mut victim = FtpsCtrl::protected_login(s.addr(), &config);
+        let mut victim = protected_login(s.addr(), &config);
         let name = format!("victim-{:?}.bin", version.version);
         let addr = victim.pasv();
         let thief_tcp = data_connect(addr);
@@ -1441,7 +905,7 @@ fn upload_hijack_stores_nothing_of_the_thiefs() {
             "{version:?}: {theirs} bytes of the thief's were stored ({r})"
         );
         assert_eq!(r.code, 425, "{version:?}: victim's STOR after the thief -> {r}");
-        victim.stor(&name, &mine);
+        victim.stor_protected(&name, &mine);
         assert_eq!(sha256_file(&file_of(&s, &name)), sha256_bytes(&mine));
     }
 }
@@ -1464,8 +928,8 @@ enum FxpTls {
 /// Logs in to both sites with TLS and PROT P, hands B's passive address to A, and starts
 /// `RETR` on A and `STOR` on B. Returns the final replies (source, destination).
 fn tls_fxp(a: &Server, cert_a: &Cert, b: &Server, cert_b: &Cert, how: FxpTls, name: &str) -> (Reply, Reply) {
-    let mut src = FtpsCtrl::protected_login(a.addr(), &client_config(cert_a, true));
-    let mut dst = FtpsCtrl::protected_login(b.addr(), &client_config(cert_b, true));
+    let mut src = protected_login(a.addr(), &client_config(cert_a, true));
+    let mut dst = protected_login(b.addr(), &client_config(cert_b, true));
     let listening = match how {
         FxpTls::SscnOnSource => {
             let r = src.expect("SSCN ON", 200);

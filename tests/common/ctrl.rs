@@ -1,9 +1,13 @@
-//! The raw control-connection client: exact bytes out, parsed [`Reply`] values in; the
-//! PORT/EPRT/PASV/EPSV texts it writes and reads.
+//! The control-connection client, in clear text or TLS: exact bytes out, parsed [`Reply`]
+//! values in; the PORT/EPRT/PASV/EPSV texts it writes and reads. TLS (`AUTH TLS`, implicit
+//! FTPS, protected data connections) is added to [`Ctrl`] in `tls.rs`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::ClientConfig;
 
 use super::*;
 
@@ -36,12 +40,54 @@ impl std::fmt::Display for Reply {
     }
 }
 
-/// A raw control connection: exact bytes out, parsed replies in.
+/// A control connection's transport: clear text until `AUTH TLS` (or TLS from the start on an
+/// implicit FTPS listener).
+pub(super) enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsSock>),
+    /// Placeholder while the stream is being upgraded.
+    Gone,
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+            Conn::Gone => Err(io::Error::other("connection gone")),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+            Conn::Gone => Err(io::Error::other("connection gone")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+            Conn::Gone => Ok(()),
+        }
+    }
+}
+
+/// A control connection: exact bytes out, parsed replies in; clear text or TLS.
 pub struct Ctrl {
-    reader: BufReader<TcpStream>,
+    /// Replies are read here, commands written through it (clear text or TLS).
+    pub(super) reader: BufReader<Conn>,
+    /// The TCP socket under the connection, for timeouts, addresses and raw clear-text writes.
     pub stream: TcpStream,
     /// The greeting (220) read by [`Ctrl::connect`].
     pub greeting: Option<Reply>,
+    /// The TLS client configuration given to `AUTH TLS` or the implicit connect; protected
+    /// data connections use it too, so that they resume the control connection's session.
+    pub(super) tls: Option<Arc<ClientConfig>>,
 }
 
 impl Ctrl {
@@ -56,7 +102,7 @@ impl Ctrl {
     }
 
     /// Reads the greeting, which must be 220.
-    fn greeted(mut self) -> Ctrl {
+    pub(super) fn greeted(mut self) -> Ctrl {
         let g = self.read_reply();
         assert_eq!(g.code, 220, "greeting must be 220, got: {g}");
         self.greeting = Some(g);
@@ -65,12 +111,17 @@ impl Ctrl {
 
     /// Connects without reading anything.
     pub fn connect_no_greeting(addr: SocketAddr) -> Ctrl {
+        Ctrl::over(Ctrl::tcp_connect(addr), b"")
+    }
+
+    /// A TCP connection to `addr` with the harness timeouts and no Nagle delay.
+    pub(super) fn tcp_connect(addr: SocketAddr) -> TcpStream {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Ctrl::over(stream, b"")
+        stream
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -92,8 +143,9 @@ impl Ctrl {
 
     /// Sends raw bytes (the caller adds CRLF).
     pub fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream
-            .write_all(bytes)
+        let conn = self.reader.get_mut();
+        conn.write_all(bytes)
+            .and_then(|()| conn.flush())
             .unwrap_or_else(|e| panic!("write to control connection: {e}"));
     }
 
@@ -206,14 +258,25 @@ impl Ctrl {
         l
     }
 
+    /// PASV, connects, sends `line` and asserts 150 or 125; returns the data connection.
+    pub fn start_passive(&mut self, line: &str) -> TcpStream {
+        let data = self.pasv_connect();
+        let r = self.cmd(line);
+        assert!(r.code == 150 || r.code == 125, "{line} -> {r}");
+        data
+    }
+
+    /// Asserts that `r`, the final reply of the transfer started by `line`, is 226.
+    pub fn assert_transfer_end(line: &str, r: &Reply) {
+        assert_eq!(r.code, 226, "end of {line} -> {r}");
+    }
+
     /// Passive RETR of `name`: returns the bytes; asserts 150/125 then 226.
     pub fn retr(&mut self, name: &str) -> Vec<u8> {
-        let mut data = self.pasv_connect();
-        let r = self.cmd(&format!("RETR {name}"));
-        assert!(r.code == 150 || r.code == 125, "RETR {name} -> {r}");
+        let line = format!("RETR {name}");
+        let mut data = self.start_passive(&line);
         let bytes = read_to_end_deadline(&mut data, Duration::from_secs(120));
-        let r = self.read_reply();
-        assert_eq!(r.code, 226, "end of RETR {name} -> {r}");
+        Ctrl::assert_transfer_end(&line, &self.read_reply());
         bytes
     }
 
@@ -224,23 +287,18 @@ impl Ctrl {
 
     /// Passive `verb name` upload (STOR/APPE/STOU); asserts 150/125 then 226.
     pub fn upload(&mut self, verb: &str, name: &str, bytes: &[u8]) {
-        let mut data = self.pasv_connect();
-        let r = self.cmd(&format!("{verb} {name}"));
-        assert!(r.code == 150 || r.code == 125, "{verb} {name} -> {r}");
+        let line = format!("{verb} {name}");
+        let mut data = self.start_passive(&line);
         data.write_all(bytes).unwrap();
         drop(data);
-        let r = self.read_reply();
-        assert_eq!(r.code, 226, "end of {verb} {name} -> {r}");
+        Ctrl::assert_transfer_end(&line, &self.read_reply());
     }
 
     /// A passive listing command (LIST, NLST, MLSD ...) returning the text.
     pub fn listing(&mut self, line: &str) -> String {
-        let mut data = self.pasv_connect();
-        let r = self.cmd(line);
-        assert!(r.code == 150 || r.code == 125, "{line} -> {r}");
+        let mut data = self.start_passive(line);
         let bytes = read_to_end_deadline(&mut data, Duration::from_secs(60));
-        let r = self.read_reply();
-        assert_eq!(r.code, 226, "end of {line} -> {r}");
+        Ctrl::assert_transfer_end(line, &self.read_reply());
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
@@ -325,11 +383,12 @@ impl Ctrl {
     /// reads nothing.
     pub fn over(mut stream: TcpStream, preamble: &[u8]) -> Ctrl {
         stream.write_all(preamble).unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
+        let reader = BufReader::new(Conn::Plain(stream.try_clone().unwrap()));
         Ctrl {
             reader,
             stream,
             greeting: None,
+            tls: None,
         }
     }
 }

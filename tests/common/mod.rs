@@ -7,7 +7,9 @@
 //!
 //! The harness, one module per concern (all re-exported here, so `use common::*;` is enough):
 //! - `server`: [`ServerBuilder`] and [`Server`], users created through `fxpd user add`,
-//! - `ctrl`: [`Ctrl`], a raw control-connection client (exact replies, raw bytes),
+//! - `ctrl`: [`Ctrl`], the control-connection client (exact replies, raw bytes),
+//! - `tls`: certificates, pinned rustls client configurations, TLS data streams, and the TLS
+//!   half of [`Ctrl`] (`AUTH TLS`, implicit FTPS, protected transfers),
 //! - `net`: data sockets with deadlines, connects from another loopback address, PROXY headers,
 //! - `content`: random files, SHA-256 of bytes and files, trees,
 //! - `clients`: [`ftp_login`] (suppaftp), external clients behind [`require_client`], the skip
@@ -25,6 +27,7 @@ mod ctrl;
 mod net;
 mod redis;
 mod server;
+mod tls;
 
 // Each test binary uses a part of the harness: a module it does not use is no warning.
 #[allow(unused_imports)]
@@ -39,6 +42,8 @@ pub use net::*;
 pub use redis::*;
 #[allow(unused_imports)]
 pub use server::*;
+#[allow(unused_imports)]
+pub use tls::*;
 
 use std::time::Duration;
 
