@@ -95,7 +95,7 @@ pub async fn run(
     let cluster = cluster::Cluster::connect(&config.cluster)
         .await
         .map_err(StartError)?;
-    let shared = Arc::new(session::Shared::new(config, Arc::new(cluster), shutdown).map_err(StartError)?);
+    let shared = Arc::new(server::Shared::new(config, Arc::new(cluster), shutdown).map_err(StartError)?);
     // Fail closed: an object store that cannot be listed now would fail every session.
     shared.backend.check().await.map_err(StartError)?;
     cluster::share_bans(shared.cluster.clone(), shared.policy.clone());
@@ -140,6 +140,6 @@ pub async fn run(
         stopping.cancelled().await;
         service::notify(service::Status::Stopping);
     });
-    server::serve(listeners, shared, grace).await;
+    server::serve(listeners, shared, grace, session::run).await;
     Ok(())
 }
