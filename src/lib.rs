@@ -3,9 +3,10 @@
 //!
 //! How a command flows through the crate:
 //!
-//! - [`server`]: binds the control listeners, gives each connection a seat
-//!   ([`server::admission`]: a budget for connections not logged in yet, another for logged-in
-//!   sessions) and spawns one task per connection.
+//! - [`server`]: binds the control listeners, refuses banned addresses, gives each connection
+//!   a seat ([`server::admission`]: a budget for connections not logged in yet, another for
+//!   logged-in sessions) and runs the session entry point it is given in one task per
+//!   connection; [`server::state`] holds what every session shares and applies a reload.
 //! - [`control`]: bounded command lines ([`control::codec`]), parsed into typed
 //!   [`control::command::Command`]s ([`control::parser`]); answers are
 //!   [`control::reply::Reply`] values, turned into bytes in one place.
@@ -33,6 +34,18 @@
 //! - [`storage`]: where files live: the local file system (through the `unftp-core`
 //!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
 //!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
+//!
+//! Layers, bottom to top; a module imports only from layers below its own, and nothing
+//! imports [`run`] but the binary:
+//!
+//! 1. [`addr`], [`path`], [`listing`], [`control`], [`w3c`]
+//! 2. [`config`]
+//! 3. [`policy`], [`proxy`], [`tls`], [`logging`], [`storage`], [`service`]
+//! 4. [`cluster`], [`datachan`]
+//! 5. [`auth`]
+//! 6. [`server`]: listeners, admission, the shared state
+//! 7. [`session`]: what runs on an admitted connection; [`run`] hands `session::run` to
+//!    [`server::serve`]
 
 #![warn(missing_docs)]
 

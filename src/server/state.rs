@@ -150,3 +150,47 @@ fn guard_config(config: &Config) -> GuardConfig {
         max_slowdown: Duration::from_millis(limits.user_slowdown_max_ms),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load_with_default_path, Overrides};
+
+    /// The shared state of a server with the built-in configuration and no cluster.
+    fn shared() -> Shared {
+        let no_file = std::env::temp_dir()
+            .join("fxpd-state-test-no-such-dir")
+            .join("fxpd.toml");
+        let loaded = load_with_default_path(None, &no_file, &[], &Overrides::default()).unwrap();
+        Shared::new(
+            loaded.config,
+            Arc::new(Cluster::local()),
+            CancellationToken::new(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_banned_address_is_refused_with_one_421_in_either_spelling() {
+        let shared = shared();
+        let banned: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(
+            shared.refuse_banned(banned).await.is_none(),
+            "nobody is banned yet"
+        );
+        shared.policy.import_ban(banned, Duration::from_secs(60));
+        let refusal = shared.refuse_banned(banned).await.expect("banned");
+        assert_eq!(refusal.code, Code::SERVICE_NOT_AVAILABLE);
+        assert!(refusal.lines[0].contains("banned"), "{refusal:?}");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert!(
+            shared.refuse_banned(mapped).await.is_some(),
+            "IPv4-mapped spelling let in"
+        );
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(
+            shared.refuse_banned(other).await.is_none(),
+            "another address refused"
+        );
+    }
+}
