@@ -91,7 +91,7 @@ impl std::error::Error for StartError {}
 pub async fn run(
     config: config::Config,
     shutdown: CancellationToken,
-    mut reloads: tokio::sync::mpsc::Receiver<config::Config>,
+    reloads: tokio::sync::mpsc::Receiver<config::Config>,
     mut on_bound: impl FnMut(SocketAddr, bool),
 ) -> Result<(), StartError> {
     if config.storage.kind == storage::StorageKind::Fs && !config.root.is_dir() {
@@ -120,33 +120,7 @@ pub async fn run(
         on_bound(bound, implicit_tls);
         listeners.push(server::Listener { socket, implicit_tls });
     }
-    let reloader = shared.clone();
-    tokio::spawn(async move {
-        while let Some(config) = reloads.recv().await {
-            // Compared with the start-up values: those stay in force until a restart.
-            let pending = crate::config::needs_restart(&started, &config);
-            let level = config.log.level;
-            match reloader.reload(config) {
-                Ok(()) => {
-                    logging::set_level(level);
-                    if !pending.is_empty() {
-                        tracing::warn!(
-                            event = "reload_needs_restart",
-                            settings = %pending.join(","),
-                            "these changed settings keep their start-up values until a restart"
-                        );
-                    }
-                    tracing::info!(event = "config_reloaded", "configuration reloaded");
-                }
-                Err(e) => tracing::error!(
-                    event = "reload_refused",
-                    error = %e,
-                    "reload refused; the previous configuration stays"
-                ),
-            }
-            service::notify(service::Status::Ready);
-        }
-    });
+    tokio::spawn(shared.clone().follow_reloads(started, reloads));
     service::notify(service::Status::Ready);
     let stopping = shared.shutdown.clone();
     tokio::spawn(async move {

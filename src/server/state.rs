@@ -1,20 +1,24 @@
 //! What every session shares, and how a reload changes it: the settings in force (swapped as
 //! a whole), the policy, the login guard, the global rate limits, the W3C log, the cluster
 //! link, the storage back-end and the shutdown token. Built once at start by
-//! [`crate::run`]; the listener and every session hold it through an `Arc`.
+//! [`crate::run`]; the listener and every session hold it through an `Arc`, and
+//! [`Shared::follow_reloads`] applies each reloaded configuration to it.
 
 use crate::auth::{GuardConfig, Login, LoginGuard, UserDb};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::control::reply::{Code, Reply};
 use crate::datachan::rate::Limiter;
+use crate::logging;
 use crate::policy::Policy;
+use crate::service;
 use crate::tls::Tls;
 use crate::w3c::W3cLog;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// What every session shares: the current settings and the server-wide decision makers.
@@ -106,6 +110,37 @@ impl Shared {
         self.upload_limit.set_rate(limits.global_upload_bytes_per_sec);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
         Ok(())
+    }
+
+    /// Apply each configuration received on `reloads` until the channel closes (see
+    /// [`Shared::reload`]): an invalid one is logged and the old one stays; changed settings
+    /// that keep their start-up values (`started`) until a restart are named in one warning.
+    /// The service manager is told the server is ready again after each.
+    pub async fn follow_reloads(self: Arc<Self>, started: Config, mut reloads: mpsc::Receiver<Config>) {
+        while let Some(config) = reloads.recv().await {
+            // Compared with the start-up values: those stay in force until a restart.
+            let pending = crate::config::needs_restart(&started, &config);
+            let level = config.log.level;
+            match self.reload(config) {
+                Ok(()) => {
+                    logging::set_level(level);
+                    if !pending.is_empty() {
+                        tracing::warn!(
+                            event = "reload_needs_restart",
+                            settings = %pending.join(","),
+                            "these changed settings keep their start-up values until a restart"
+                        );
+                    }
+                    tracing::info!(event = "config_reloaded", "configuration reloaded");
+                }
+                Err(e) => tracing::error!(
+                    event = "reload_refused",
+                    error = %e,
+                    "reload refused; the previous configuration stays"
+                ),
+            }
+            service::notify(service::Status::Ready);
+        }
     }
 
     /// The one ban check for a new control connection from `client`, banned here or (through
