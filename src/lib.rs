@@ -3,9 +3,10 @@
 //!
 //! How a command flows through the crate:
 //!
-//! - [`server`]: binds the control listeners, gives each connection a seat
-//!   ([`server::admission`]: a budget for connections not logged in yet, another for logged-in
-//!   sessions) and spawns one task per connection.
+//! - [`server`]: binds the control listeners, refuses banned addresses, gives each connection
+//!   a seat ([`server::admission`]: a budget for connections not logged in yet, another for
+//!   logged-in sessions) and runs the session entry point it is given in one task per
+//!   connection; [`server::state`] holds what every session shares and applies a reload.
 //! - [`control`]: bounded command lines ([`control::codec`]), parsed into typed
 //!   [`control::command::Command`]s ([`control::parser`]); answers are
 //!   [`control::reply::Reply`] values, turned into bytes in one place.
@@ -33,6 +34,18 @@
 //! - [`storage`]: where files live: the local file system (through the `unftp-core`
 //!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
 //!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
+//!
+//! Layers, bottom to top; a module imports only from layers below its own, and nothing
+//! imports [`run`] but the binary:
+//!
+//! 1. [`addr`], [`path`], [`listing`], [`control`], [`w3c`]
+//! 2. [`config`]
+//! 3. [`policy`], [`proxy`], [`tls`], [`logging`], [`storage`], [`service`]
+//! 4. [`cluster`], [`datachan`]
+//! 5. [`auth`]
+//! 6. [`server`]: listeners, admission, the shared state
+//! 7. [`session`]: what runs on an admitted connection; [`run`] hands `session::run` to
+//!    [`server::serve`]
 
 #![warn(missing_docs)]
 
@@ -78,7 +91,7 @@ impl std::error::Error for StartError {}
 pub async fn run(
     config: config::Config,
     shutdown: CancellationToken,
-    mut reloads: tokio::sync::mpsc::Receiver<config::Config>,
+    reloads: tokio::sync::mpsc::Receiver<config::Config>,
     mut on_bound: impl FnMut(SocketAddr, bool),
 ) -> Result<(), StartError> {
     if config.storage.kind == storage::StorageKind::Fs && !config.root.is_dir() {
@@ -95,7 +108,7 @@ pub async fn run(
     let cluster = cluster::Cluster::connect(&config.cluster)
         .await
         .map_err(StartError)?;
-    let shared = Arc::new(session::Shared::new(config, Arc::new(cluster), shutdown).map_err(StartError)?);
+    let shared = Arc::new(server::Shared::new(config, Arc::new(cluster), shutdown).map_err(StartError)?);
     // Fail closed: an object store that cannot be listed now would fail every session.
     shared.backend.check().await.map_err(StartError)?;
     cluster::share_bans(shared.cluster.clone(), shared.policy.clone());
@@ -107,39 +120,13 @@ pub async fn run(
         on_bound(bound, implicit_tls);
         listeners.push(server::Listener { socket, implicit_tls });
     }
-    let reloader = shared.clone();
-    tokio::spawn(async move {
-        while let Some(config) = reloads.recv().await {
-            // Compared with the start-up values: those stay in force until a restart.
-            let pending = crate::config::needs_restart(&started, &config);
-            let level = config.log.level;
-            match reloader.reload(config) {
-                Ok(()) => {
-                    logging::set_level(level);
-                    if !pending.is_empty() {
-                        tracing::warn!(
-                            event = "reload_needs_restart",
-                            settings = %pending.join(","),
-                            "these changed settings keep their start-up values until a restart"
-                        );
-                    }
-                    tracing::info!(event = "config_reloaded", "configuration reloaded");
-                }
-                Err(e) => tracing::error!(
-                    event = "reload_refused",
-                    error = %e,
-                    "reload refused; the previous configuration stays"
-                ),
-            }
-            service::notify(service::Status::Ready);
-        }
-    });
+    tokio::spawn(shared.clone().follow_reloads(started, reloads));
     service::notify(service::Status::Ready);
     let stopping = shared.shutdown.clone();
     tokio::spawn(async move {
         stopping.cancelled().await;
         service::notify(service::Status::Stopping);
     });
-    server::serve(listeners, shared, grace).await;
+    server::serve(listeners, shared, grace, session::run).await;
     Ok(())
 }

@@ -1,13 +1,25 @@
-//! The control-channel listeners: bind, accept under limits, spawn one session task per
-//! connection, and drain on shutdown. Who may take a seat is decided in [`admission`].
+//! The server: the control-channel listeners and what every session shares.
+//!
+//! - this file: bind, accept under limits, settle the client (PROXY header), refuse a banned
+//!   address, hand each admitted connection to the session entry point it was given, and
+//!   drain on shutdown;
+//! - [`admission`]: who may take a seat (connections not logged in, logged-in sessions);
+//! - [`state`]: the server-wide state ([`Shared`], [`Settings`]) and its reload.
+//!
+//! The server does not know what a session is: [`crate::run`] passes `session::run` to
+//! [`serve`], so the session layer sits above this one and imports from it, never the
+//! other way round.
 
 pub mod admission;
+pub mod state;
+
+pub use state::{Settings, Shared};
 
 use crate::control::codec::write_reply;
 use crate::control::reply::{Code, Reply};
 use crate::proxy;
-use crate::session::{self, Shared};
-use admission::{Admission, Refusal};
+use admission::{Admission, Refusal, Seat};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,9 +56,28 @@ pub struct Listener {
     pub implicit_tls: bool,
 }
 
-/// Accept on every listener until `shared.shutdown` is cancelled, then wait for the
-/// sessions to end: idle ones close at once, running transfers get `grace` to finish.
-pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duration) {
+/// A control connection the listener admitted: what a session starts from.
+pub struct Admitted {
+    /// The accepted TCP connection (a PROXY header, if any, already read).
+    pub stream: TcpStream,
+    /// The client: the TCP peer, or the source a trusted load balancer's PROXY header names.
+    pub client: SocketAddr,
+    /// The load balancer's address, when the connection came through one.
+    pub proxy: Option<SocketAddr>,
+    /// Accepted on an implicit FTPS listener: TLS starts before the greeting.
+    pub implicit_tls: bool,
+    /// The connection's seat among those not logged in yet.
+    pub seat: Seat,
+}
+
+/// Accept on every listener until `shared.shutdown` is cancelled, running `session` on each
+/// admitted connection in a task of its own, then wait for the sessions to end: idle ones
+/// close at once, running transfers get `grace` to finish.
+pub async fn serve<S, F>(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duration, session: S)
+where
+    S: Fn(Arc<Shared>, Admitted) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
     let tracker = TaskTracker::new();
     let admission = Arc::new(Admission::default());
     let admitting = Arc::new(tokio::sync::Semaphore::new(MAX_ADMITTING));
@@ -59,6 +90,7 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
         let admission = admission.clone();
         let admitting = admitting.clone();
         let inner = tracker.clone();
+        let session = session.clone();
         tracker.spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -83,13 +115,16 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
                 };
                 let shared = shared.clone();
                 let admission = admission.clone();
+                let session = session.clone();
                 inner.spawn(async move {
                     let Some(client) = identify(stream, peer, &shared).await else { return };
                     let Client { stream, addr, proxy } = client;
                     let ip = crate::policy::normalize(addr.ip());
-                    if shared.policy.is_banned(ip) {
+                    // SECURITY: the one ban check for new connections, before a seat, a TLS
+                    // handshake or a greeting; a cluster ban set by another node counts too.
+                    if let Some(refusal) = shared.refuse_banned(ip).await {
                         tracing::info!(target: "fxpd::security", client = %ip, proxy = proxy.map(tracing::field::display), "connection from banned address refused");
-                        refuse(stream, banned()).await;
+                        refuse(stream, refusal).await;
                         return;
                     }
                     let seat = match admission.admit(ip, &shared.settings().config.limits) {
@@ -107,9 +142,14 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duratio
                     };
                     drop(on_the_way);
                     let span = tracing::info_span!("session", client = %addr);
-                    session::run(stream, addr, proxy, shared, implicit_tls, seat)
-                        .instrument(span)
-                        .await;
+                    let admitted = Admitted {
+                        stream,
+                        client: addr,
+                        proxy,
+                        implicit_tls,
+                        seat,
+                    };
+                    session(shared, admitted).instrument(span).await;
                 });
             }
         });
@@ -182,12 +222,6 @@ async fn identify(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> O
 /// control connection after it).
 fn unavailable(text: &'static str) -> Reply {
     Reply::new(Code::SERVICE_NOT_AVAILABLE, text)
-}
-
-/// The refusal of a client whose address is banned, here or (through the cluster) by another
-/// node: the listener and the session answer it alike.
-pub(crate) fn banned() -> Reply {
-    unavailable("Service not available: your address is temporarily banned.")
 }
 
 /// Answer a connection that gets no session with `reply` (through the one writer of replies),

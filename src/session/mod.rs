@@ -6,9 +6,9 @@
 //! procedure polls STAT during a server-to-server transfer). Any other command that arrives
 //! during a transfer, QUIT included, waits for the transfer's final reply. Nothing here is
 //! shared with other sessions except the read-only configuration, the policy and the login
-//! guard.
+//! guard, all held by the server-wide state ([`crate::server::Shared`]).
 //!
-//! - this file: what every session shares ([`Shared`], [`Settings`]) and one session's state;
+//! - this file: one session's state;
 //! - `task`: the task itself: greeting, the command loop, timeouts, and the one place where
 //!   a session writes replies;
 //! - `dispatch`: the login gate and one arm per verb; `answer`: what handlers return
@@ -35,141 +35,20 @@ mod transfers;
 
 pub use task::run;
 
-use crate::auth::{FtpUser, GuardConfig, Login, LoginGuard, UserDb};
-use crate::cluster::Cluster;
-use crate::config::Config;
+use crate::auth::FtpUser;
 use crate::control::codec::LineReader;
 use crate::control::command::TransferType;
 use crate::control::stream::ControlStream;
-use crate::datachan::rate::Limiter;
 use crate::datachan::{Plan, Transfer};
-use crate::policy::{Policy, Who};
+use crate::policy::Who;
 use crate::server::admission::Seat;
+use crate::server::{Settings, Shared};
 use crate::storage::{Storage, UploadGuard};
-use crate::tls::{SessionTls, Tls};
-use crate::w3c::W3cLog;
+use crate::tls::SessionTls;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use transfers::TransferVerb;
-
-/// What every session shares: the current settings and the server-wide decision makers.
-pub struct Shared {
-    /// The settings in force; a reload swaps in a new version as a whole.
-    current: RwLock<Arc<Settings>>,
-    /// The one place that approves data-connection addresses.
-    pub policy: Arc<Policy>,
-    /// Failed-login accounting; kept across reloads so a reload does not lift lockouts.
-    guard: Arc<LoginGuard>,
-    /// The W3C command log, when `log.w3c_dir` was set at start.
-    w3c: Option<W3cLog>,
-    /// Server-wide download rate limit (`limits.global_download_bytes_per_sec`).
-    download_limit: Arc<Limiter>,
-    /// Server-wide upload rate limit (`limits.global_upload_bytes_per_sec`).
-    upload_limit: Arc<Limiter>,
-    /// Numbers sessions for logs.
-    next_session: AtomicU64,
-    /// Lockouts and bans shared with the other nodes of a cluster (or this node alone).
-    pub cluster: Arc<Cluster>,
-    /// Cancelled when the server stops: idle sessions close, transfers are let finish.
-    pub shutdown: CancellationToken,
-    /// Where files live (`[storage]`, fixed at start).
-    pub backend: crate::storage::Backend,
-}
-
-/// One consistent version of the configuration and what is built from it.
-pub struct Settings {
-    /// The validated configuration.
-    pub config: Config,
-    /// Password checks and anonymous access, from the users file as last loaded.
-    pub login: Login,
-    /// Certificate and key as last loaded; `None` when TLS is not configured.
-    pub tls: Option<Arc<Tls>>,
-}
-
-impl Shared {
-    /// Build the shared state from a validated configuration (loads the users file);
-    /// lockouts and bans are shared with other nodes through `cluster`.
-    pub fn new(config: Config, cluster: Arc<Cluster>, shutdown: CancellationToken) -> Result<Shared, String> {
-        let policy = Arc::new(Policy::new(config.fxp.clone()));
-        policy.set_proxy_trusted(config.proxy.trusted.clone());
-        let guard = Arc::new(LoginGuard::new(guard_config(&config)).shared_through(cluster.clone()));
-        let limits = config.limits.clone();
-        let w3c = match &config.log.w3c_dir {
-            Some(dir) => Some(W3cLog::start(dir).map_err(|e| format!("log.w3c_dir {}: {e}", dir.display()))?),
-            None => None,
-        };
-        let data_timeout = Duration::from_secs(config.limits.data_timeout_secs);
-        let backend = crate::storage::Backend::new(&config.storage, data_timeout)?;
-        let settings = Settings::new(config, guard.clone())?;
-        Ok(Shared {
-            backend,
-            current: RwLock::new(Arc::new(settings)),
-            policy,
-            guard,
-            w3c,
-            download_limit: Limiter::new(limits.global_download_bytes_per_sec),
-            upload_limit: Limiter::new(limits.global_upload_bytes_per_sec),
-            next_session: AtomicU64::new(1),
-            cluster,
-            shutdown,
-        })
-    }
-
-    /// The settings in force now.
-    pub fn settings(&self) -> Arc<Settings> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Apply a reloaded configuration: the FXP policy changes for every session's next
-    /// decision, new logins see the new users file, root and limits. What was built at start
-    /// from [`crate::config::RESTART_KEYS`] stays as it is. On error nothing changes.
-    pub fn reload(&self, config: Config) -> Result<(), String> {
-        let settings = Settings::new(config, self.guard.clone())?;
-        self.policy.reload(settings.config.fxp.clone());
-        self.policy
-            .set_proxy_trusted(settings.config.proxy.trusted.clone());
-        let limits = &settings.config.limits;
-        self.download_limit.set_rate(limits.global_download_bytes_per_sec);
-        self.upload_limit.set_rate(limits.global_upload_bytes_per_sec);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
-        Ok(())
-    }
-}
-
-impl Settings {
-    fn new(config: Config, guard: Arc<LoginGuard>) -> Result<Settings, String> {
-        let users = match &config.users_file {
-            Some(path) => UserDb::load(path, &config.root).map_err(|e| e.to_string())?,
-            None => UserDb::empty(&config.root),
-        };
-        let login = Login::new(
-            Arc::new(users),
-            config.anonymous.clone(),
-            config.root.clone(),
-            guard,
-        );
-        let tls = Tls::load(&config.tls)?;
-        Ok(Settings { config, login, tls })
-    }
-}
-
-fn guard_config(config: &Config) -> GuardConfig {
-    let limits = &config.limits;
-    GuardConfig {
-        failure_delay: Duration::from_millis(limits.failed_login_delay_ms),
-        max_failures: limits.max_login_failures,
-        window: Duration::from_secs(limits.lockout_secs),
-        lockout: Duration::from_secs(limits.lockout_secs),
-        max_slowdown: Duration::from_millis(limits.user_slowdown_max_ms),
-    }
-}
 
 /// Login progress (RFC 959 4.1.1: USER, then PASS).
 enum AuthState {

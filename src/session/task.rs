@@ -11,29 +11,29 @@ use crate::control::command::{Command, TransferType};
 use crate::control::parser::parse;
 use crate::control::reply::{Code, Reply};
 use crate::control::stream::ControlStream;
-use crate::server::admission::Seat;
-use std::net::SocketAddr;
+use crate::server::Admitted;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// Serve one control connection until QUIT, timeout, shutdown or disconnect. On an
-/// implicit FTPS listener (`implicit_tls`) TLS starts before the greeting. The caller
-/// instruments this future with a span naming the client.
+/// Serve one control connection the listener admitted until QUIT, timeout, shutdown or
+/// disconnect: the session entry point [`crate::run`] gives [`crate::server::serve`]. On an
+/// implicit FTPS listener TLS starts before the greeting. The caller instruments this future
+/// with a span naming the client.
 ///
-/// `peer` is the client: the TCP peer, or the source of a trusted load balancer's PROXY header,
-/// in which case `proxy` is the balancer's address (logged once, beside the client's). `seat`
+/// The client is the TCP peer, or the source of a trusted load balancer's PROXY header, in
+/// which case `proxy` is the balancer's address (logged once, beside the client's). The seat
 /// is the connection's waiting seat; the session moves it to a logged-in seat at login, and
-/// closes when a newcomer takes it over before that.
-pub async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
-    proxy: Option<SocketAddr>,
-    shared: Arc<Shared>,
-    implicit_tls: bool,
-    seat: Seat,
-) {
+/// closes when a newcomer takes it over before that. The listener has refused banned
+/// addresses already ([`Shared::refuse_banned`]).
+pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
+    let Admitted {
+        stream,
+        client: peer,
+        proxy,
+        implicit_tls,
+        seat,
+    } = admitted;
     let local = match stream.local_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -71,9 +71,7 @@ pub async fn run(
         ControlStream::plain(stream)
     };
     let conn = LineReader::new(conn, settings.config.limits.max_line_len);
-    let id = shared
-        .next_session
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = shared.next_session_id();
     let mut session = Session {
         shared,
         settings,
@@ -99,17 +97,6 @@ pub async fn run(
     match proxy {
         Some(proxy) => tracing::info!(client = %peer, proxy = %proxy, "connected through a load balancer"),
         None => tracing::info!("connected"),
-    }
-    // A ban set by another node of the cluster: refused like the listener refuses a local one.
-    session
-        .shared
-        .cluster
-        .import_ban(&session.shared.policy, peer.ip())
-        .await;
-    if session.shared.cluster.is_shared() && session.shared.policy.is_banned(peer.ip()) {
-        tracing::info!(target: "fxpd::security", client = %peer.ip(), "connection from banned address refused");
-        let _ = session.send(crate::server::banned()).await;
-        return;
     }
     let banner = Reply::new(Code::READY, session.settings.config.banner.clone());
     if session.send(banner).await.is_err() {

@@ -99,7 +99,7 @@ fn env_lists_and_case_insensitive_names() {
     let loaded = load_text("", &vars, &Overrides::default()).unwrap();
     let c = &loaded.config;
     assert_eq!(c.listen, vec![addr("127.0.0.1:2121"), addr("[::1]:2121")]);
-    let peers: Vec<crate::policy::Cidr> = vec!["10.0.0.0/8".parse().unwrap(), "192.0.2.7".parse().unwrap()];
+    let peers: Vec<crate::addr::Cidr> = vec!["10.0.0.0/8".parse().unwrap(), "192.0.2.7".parse().unwrap()];
     assert_eq!(c.fxp.peers, peers);
     assert!(c.fxp.allow_foreign_passive);
     assert_eq!(c.passive.address, Some("203.0.113.10".parse().unwrap()));

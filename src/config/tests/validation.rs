@@ -248,7 +248,7 @@ fn s3_storage_without_bucket_or_endpoint_is_fatal_and_names_the_key() {
     assert!(e.contains("storage.endpoint"), "{e}");
     let ok = "[storage]\nkind = \"s3\"\nbucket = \"files\"\nendpoint = \"https://s3.example.net\"\nprefix = \"ftp\"\n";
     let loaded = load_text(ok, &[], &Overrides::default()).unwrap();
-    assert_eq!(loaded.config.storage.kind, crate::storage::StorageKind::S3);
+    assert_eq!(loaded.config.storage.kind, crate::config::StorageKind::S3);
     // The shown configuration has no credentials to show: they are not settings.
     assert!(!render_text(&loaded).contains("secret"));
 }

@@ -1,0 +1,231 @@
+//! What every session shares, and how a reload changes it: the settings in force (swapped as
+//! a whole), the policy, the login guard, the global rate limits, the W3C log, the cluster
+//! link, the storage back-end and the shutdown token. Built once at start by
+//! [`crate::run`]; the listener and every session hold it through an `Arc`, and
+//! [`Shared::follow_reloads`] applies each reloaded configuration to it.
+
+use crate::auth::{GuardConfig, Login, LoginGuard, UserDb};
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::control::reply::{Code, Reply};
+use crate::datachan::rate::Limiter;
+use crate::logging;
+use crate::policy::Policy;
+use crate::service;
+use crate::tls::Tls;
+use crate::w3c::W3cLog;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What every session shares: the current settings and the server-wide decision makers.
+pub struct Shared {
+    /// The settings in force; a reload swaps in a new version as a whole.
+    current: RwLock<Arc<Settings>>,
+    /// The one place that approves data-connection addresses.
+    pub policy: Arc<Policy>,
+    /// Failed-login accounting; kept across reloads so a reload does not lift lockouts.
+    guard: Arc<LoginGuard>,
+    /// The W3C command log, when `log.w3c_dir` was set at start.
+    pub w3c: Option<W3cLog>,
+    /// Server-wide download rate limit (`limits.global_download_bytes_per_sec`).
+    pub download_limit: Arc<Limiter>,
+    /// Server-wide upload rate limit (`limits.global_upload_bytes_per_sec`).
+    pub upload_limit: Arc<Limiter>,
+    /// Numbers sessions for logs.
+    next_session: AtomicU64,
+    /// Lockouts and bans shared with the other nodes of a cluster (or this node alone).
+    pub cluster: Arc<Cluster>,
+    /// Cancelled when the server stops: idle sessions close, transfers are let finish.
+    pub shutdown: CancellationToken,
+    /// Where files live (`[storage]`, fixed at start).
+    pub backend: crate::storage::Backend,
+}
+
+/// One consistent version of the configuration and what is built from it.
+pub struct Settings {
+    /// The validated configuration.
+    pub config: Config,
+    /// Password checks and anonymous access, from the users file as last loaded.
+    pub login: Login,
+    /// Certificate and key as last loaded; `None` when TLS is not configured.
+    pub tls: Option<Arc<Tls>>,
+}
+
+impl Shared {
+    /// Build the shared state from a validated configuration (loads the users file);
+    /// lockouts and bans are shared with other nodes through `cluster`.
+    pub fn new(config: Config, cluster: Arc<Cluster>, shutdown: CancellationToken) -> Result<Shared, String> {
+        let policy = Arc::new(Policy::new(config.fxp.clone()));
+        policy.set_proxy_trusted(config.proxy.trusted.clone());
+        let guard = Arc::new(LoginGuard::new(guard_config(&config)).shared_through(cluster.clone()));
+        let limits = config.limits.clone();
+        let w3c = match &config.log.w3c_dir {
+            Some(dir) => Some(W3cLog::start(dir).map_err(|e| format!("log.w3c_dir {}: {e}", dir.display()))?),
+            None => None,
+        };
+        let data_timeout = Duration::from_secs(config.limits.data_timeout_secs);
+        let backend = crate::storage::Backend::new(&config.storage, data_timeout)?;
+        let settings = Settings::new(config, guard.clone())?;
+        Ok(Shared {
+            backend,
+            current: RwLock::new(Arc::new(settings)),
+            policy,
+            guard,
+            w3c,
+            download_limit: Limiter::new(limits.global_download_bytes_per_sec),
+            upload_limit: Limiter::new(limits.global_upload_bytes_per_sec),
+            next_session: AtomicU64::new(1),
+            cluster,
+            shutdown,
+        })
+    }
+
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A new session's number for the logs.
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Apply a reloaded configuration: the FXP policy changes for every session's next
+    /// decision, new logins see the new users file, root and limits. What was built at start
+    /// from [`crate::config::RESTART_KEYS`] stays as it is. On error nothing changes.
+    pub fn reload(&self, config: Config) -> Result<(), String> {
+        let settings = Settings::new(config, self.guard.clone())?;
+        self.policy.reload(settings.config.fxp.clone());
+        self.policy
+            .set_proxy_trusted(settings.config.proxy.trusted.clone());
+        let limits = &settings.config.limits;
+        self.download_limit.set_rate(limits.global_download_bytes_per_sec);
+        self.upload_limit.set_rate(limits.global_upload_bytes_per_sec);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+        Ok(())
+    }
+
+    /// Apply each configuration received on `reloads` until the channel closes (see
+    /// [`Shared::reload`]): an invalid one is logged and the old one stays; changed settings
+    /// that keep their start-up values (`started`) until a restart are named in one warning.
+    /// The service manager is told the server is ready again after each.
+    pub async fn follow_reloads(self: Arc<Self>, started: Config, mut reloads: mpsc::Receiver<Config>) {
+        while let Some(config) = reloads.recv().await {
+            // Compared with the start-up values: those stay in force until a restart.
+            let pending = crate::config::needs_restart(&started, &config);
+            let level = config.log.level;
+            match self.reload(config) {
+                Ok(()) => {
+                    logging::set_level(level);
+                    if !pending.is_empty() {
+                        tracing::warn!(
+                            event = "reload_needs_restart",
+                            settings = %pending.join(","),
+                            "these changed settings keep their start-up values until a restart"
+                        );
+                    }
+                    tracing::info!(event = "config_reloaded", "configuration reloaded");
+                }
+                Err(e) => tracing::error!(
+                    event = "reload_refused",
+                    error = %e,
+                    "reload refused; the previous configuration stays"
+                ),
+            }
+            service::notify(service::Status::Ready);
+        }
+    }
+
+    /// The one ban check for a new control connection from `client`, banned here or (through
+    /// the cluster) by another node: a ban another node set is copied into the policy first,
+    /// then the policy's ban list decides. `Some` is the refusal to send before closing.
+    pub async fn refuse_banned(&self, client: IpAddr) -> Option<Reply> {
+        self.cluster.import_ban(&self.policy, client).await;
+        self.policy.is_banned(client).then(|| {
+            Reply::new(
+                Code::SERVICE_NOT_AVAILABLE,
+                "Service not available: your address is temporarily banned.",
+            )
+        })
+    }
+}
+
+impl Settings {
+    fn new(config: Config, guard: Arc<LoginGuard>) -> Result<Settings, String> {
+        let users = match &config.users_file {
+            Some(path) => UserDb::load(path, &config.root).map_err(|e| e.to_string())?,
+            None => UserDb::empty(&config.root),
+        };
+        let login = Login::new(
+            Arc::new(users),
+            config.anonymous.clone(),
+            config.root.clone(),
+            guard,
+        );
+        let tls = Tls::load(&config.tls)?;
+        Ok(Settings { config, login, tls })
+    }
+}
+
+/// The login guard's limits, from `[limits]`.
+fn guard_config(config: &Config) -> GuardConfig {
+    let limits = &config.limits;
+    GuardConfig {
+        failure_delay: Duration::from_millis(limits.failed_login_delay_ms),
+        max_failures: limits.max_login_failures,
+        window: Duration::from_secs(limits.lockout_secs),
+        lockout: Duration::from_secs(limits.lockout_secs),
+        max_slowdown: Duration::from_millis(limits.user_slowdown_max_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load_with_default_path, Overrides};
+
+    /// The shared state of a server with the built-in configuration and no cluster.
+    fn shared() -> Shared {
+        let no_file = std::env::temp_dir()
+            .join("fxpd-state-test-no-such-dir")
+            .join("fxpd.toml");
+        let loaded = load_with_default_path(None, &no_file, &[], &Overrides::default()).unwrap();
+        Shared::new(
+            loaded.config,
+            Arc::new(Cluster::local()),
+            CancellationToken::new(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_banned_address_is_refused_with_one_421_in_either_spelling() {
+        let shared = shared();
+        let banned: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(
+            shared.refuse_banned(banned).await.is_none(),
+            "nobody is banned yet"
+        );
+        shared.policy.import_ban(banned, Duration::from_secs(60));
+        let refusal = shared.refuse_banned(banned).await.expect("banned");
+        assert_eq!(refusal.code, Code::SERVICE_NOT_AVAILABLE);
+        assert!(refusal.lines[0].contains("banned"), "{refusal:?}");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert!(
+            shared.refuse_banned(mapped).await.is_some(),
+            "IPv4-mapped spelling let in"
+        );
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(
+            shared.refuse_banned(other).await.is_none(),
+            "another address refused"
+        );
+    }
+}
