@@ -45,7 +45,7 @@ use crate::datachan::rate::Limiter;
 use crate::datachan::{Plan, Transfer};
 use crate::policy::{Policy, Who};
 use crate::server::admission::Seat;
-use crate::storage::{Storage, UploadGuard};
+use crate::storage::{Home, UploadGuard};
 use crate::tls::{SessionTls, Tls};
 use crate::w3c::W3cLog;
 use std::net::SocketAddr;
@@ -188,7 +188,7 @@ struct LoggedIn {
     /// Who the policy judges this session's data connections for.
     who: Who,
     /// The home directory: local files or an object-key prefix.
-    storage: Storage,
+    home: Home,
     /// The working directory, a normalised virtual path (`/` is the home).
     cwd: String,
 }

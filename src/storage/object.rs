@@ -13,7 +13,7 @@
 //!   pending multipart upload).
 //! - Listings stream through S3's paginated ListObjectsV2 and stop at [`MAX_LIST_ENTRIES`].
 
-use super::{Credentials, StorageConfig};
+use super::{Credentials, Error, StorageConfig};
 use crate::listing::Entry;
 use crate::path::{normalise_prefix, valid_component};
 use bytes::{Bytes, BytesMut};
@@ -40,24 +40,9 @@ pub const MAX_LIST_ENTRIES: usize = 10_000;
 /// Bytes gathered from the data connection before they are handed to the writer.
 const STAGE: usize = 256 * 1024;
 
-/// Why an object operation did not happen.
-#[derive(Debug)]
-pub enum ObjectError {
-    /// A storage failure, mapped to a reply like the file system's.
-    Storage(StorageError),
-    /// Something object storage cannot do; the text says what (550).
-    Refused(&'static str),
-}
-
-impl From<StorageError> for ObjectError {
-    fn from(e: StorageError) -> Self {
-        ObjectError::Storage(e)
-    }
-}
-
-impl From<opendal::Error> for ObjectError {
+impl From<opendal::Error> for Error {
     fn from(e: opendal::Error) -> Self {
-        ObjectError::Storage(storage_error(e))
+        Error::Storage(storage_error(e))
     }
 }
 
@@ -78,8 +63,8 @@ fn storage_error(e: opendal::Error) -> StorageError {
     StorageError::new(kind, e)
 }
 
-fn not_found() -> ObjectError {
-    ObjectError::Storage(StorageError::from(ErrorKind::PermanentFileNotAvailable))
+fn not_found() -> Error {
+    Error::Storage(StorageError::from(ErrorKind::PermanentFileNotAvailable))
 }
 
 /// Why the start-up listing failed, in words an operator acts on. A 403 is nearly always the
@@ -137,12 +122,12 @@ pub fn home_prefix(base: &str, root: &Path, home: &Path) -> std::io::Result<Stri
 // SECURITY: every component is checked, so a key never leaves `base`. The session resolves
 // `..` away before this; a `..` that got here anyway must not reach the HTTP client, whose URL
 // parsing removes dot segments (`ftp/alice/../bob` would be sent as `ftp/bob`).
-pub fn object_key(base: &str, path: &str) -> Result<String, ObjectError> {
+pub fn object_key(base: &str, path: &str) -> Result<String, Error> {
     let mut key = base.to_owned();
     let mut any = false;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         if !valid_component(part) {
-            return Err(ObjectError::Storage(StorageError::from(
+            return Err(Error::Storage(StorageError::from(
                 ErrorKind::FileNameNotAllowedError,
             )));
         }
@@ -296,12 +281,12 @@ impl ObjectStore {
     }
 
     /// The object key of a resolved virtual path (`/a/b`); the home itself has none.
-    pub fn key(&self, path: &str) -> Result<String, ObjectError> {
+    pub fn key(&self, path: &str) -> Result<String, Error> {
         object_key(&self.base, path)
     }
 
     /// The key prefix of a directory (`a/b/`; the bucket's top is `/` to OpenDAL).
-    fn dir_key(&self, path: &str) -> Result<String, ObjectError> {
+    fn dir_key(&self, path: &str) -> Result<String, Error> {
         match self.key(path) {
             Ok(mut key) => {
                 key.push('/');
@@ -317,7 +302,7 @@ impl ObjectStore {
     }
 
     /// A file's or directory's metadata. The home itself always exists.
-    pub async fn stat(&self, path: &str) -> Result<ObjectMeta, ObjectError> {
+    pub async fn stat(&self, path: &str) -> Result<ObjectMeta, Error> {
         if path.split('/').all(str::is_empty) {
             return Ok(ObjectMeta::dir());
         }
@@ -338,7 +323,7 @@ impl ObjectStore {
 
     /// Entries for LIST/NLST/MLSD/STAT: a directory's contents sorted by name (at most
     /// [`MAX_LIST_ENTRIES`]), or the single entry when the path names a file.
-    pub async fn entries(&self, path: &str) -> Result<Vec<Entry>, ObjectError> {
+    pub async fn entries(&self, path: &str) -> Result<Vec<Entry>, Error> {
         let meta = self.stat(path).await?;
         if !meta.dir {
             return Ok(vec![Entry::from_metadata(
@@ -370,25 +355,25 @@ impl ObjectStore {
     }
 
     /// The parent of `path` must be a directory (as on a file system).
-    async fn require_parent(&self, path: &str) -> Result<(), ObjectError> {
+    async fn require_parent(&self, path: &str) -> Result<(), Error> {
         let parent = match path.rfind('/') {
             Some(0) | None => return Ok(()),
             Some(i) => &path[..i],
         };
         match self.stat(parent).await {
             Ok(m) if m.dir => Ok(()),
-            Ok(_) => Err(ObjectError::Refused("The parent is a file, not a directory.")),
+            Ok(_) => Err(Error::Refused("The parent is a file, not a directory.")),
             Err(e) => Err(e),
         }
     }
 
     /// MKD: a `name/` marker object, when nothing of that name exists yet.
-    pub async fn mkd(&self, path: &str) -> Result<(), ObjectError> {
+    pub async fn mkd(&self, path: &str) -> Result<(), Error> {
         let dir = self.dir_key(path)?;
         self.require_parent(path).await?;
         match self.stat(path).await {
-            Ok(_) => return Err(ObjectError::Refused("A file or directory of that name exists.")),
-            Err(ObjectError::Storage(e)) if e.kind() == ErrorKind::PermanentFileNotAvailable => {}
+            Ok(_) => return Err(Error::Refused("A file or directory of that name exists.")),
+            Err(Error::Storage(e)) if e.kind() == ErrorKind::PermanentFileNotAvailable => {}
             Err(e) => return Err(e),
         }
         self.op.create_dir(&dir).await?;
@@ -396,16 +381,16 @@ impl ObjectStore {
     }
 
     /// RMD: only an empty directory (its marker alone); the home cannot be removed.
-    pub async fn rmd(&self, path: &str) -> Result<(), ObjectError> {
+    pub async fn rmd(&self, path: &str) -> Result<(), Error> {
         let key = self.key(path)?;
         let dir = format!("{key}/");
         if !self.stat(path).await?.dir {
-            return Err(ObjectError::Refused("Not a directory."));
+            return Err(Error::Refused("Not a directory."));
         }
         let mut lister = self.op.lister_with(&dir).limit(2).await?;
         while let Some(entry) = lister.try_next().await? {
             if entry.path() != dir {
-                return Err(ObjectError::Storage(StorageError::from(
+                return Err(Error::Storage(StorageError::from(
                     ErrorKind::PermanentDirectoryNotEmpty,
                 )));
             }
@@ -415,10 +400,10 @@ impl ObjectStore {
     }
 
     /// DELE: a file only.
-    pub async fn del(&self, path: &str) -> Result<(), ObjectError> {
+    pub async fn del(&self, path: &str) -> Result<(), Error> {
         let key = self.key(path)?;
         if self.stat(path).await?.dir {
-            return Err(ObjectError::Refused("Is a directory: use RMD."));
+            return Err(Error::Refused("Is a directory: use RMD."));
         }
         self.op.delete(&key).await?;
         Ok(())
@@ -426,10 +411,10 @@ impl ObjectStore {
 
     /// RNFR/RNTO: a file is copied on the server, then the original deleted (objects have no
     /// rename). Directories are refused: that would be a copy of every object under them.
-    pub async fn rename(&self, from: &str, to: &str) -> Result<(), ObjectError> {
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
         let (from_key, to_key) = (self.key(from)?, self.key(to)?);
         if self.stat(from).await?.dir {
-            return Err(ObjectError::Refused(
+            return Err(Error::Refused(
                 "Renaming a directory is not supported on object storage.",
             ));
         }
@@ -438,7 +423,7 @@ impl ObjectStore {
         }
         if let Ok(m) = self.stat(to).await {
             if m.dir {
-                return Err(ObjectError::Refused("The target is a directory."));
+                return Err(Error::Refused("The target is a directory."));
             }
         }
         self.require_parent(to).await?;
@@ -449,11 +434,11 @@ impl ObjectStore {
 
     /// Open a file for a download from `offset` (REST): a ranged, streamed read. Returns the
     /// reader and the object's size.
-    pub async fn open_read(&self, path: &str, offset: u64) -> Result<(ObjectReader, u64), ObjectError> {
+    pub async fn open_read(&self, path: &str, offset: u64) -> Result<(ObjectReader, u64), Error> {
         let key = self.key(path)?;
         let meta = self.stat(path).await?;
         if meta.dir {
-            return Err(ObjectError::Refused("Not a plain file."));
+            return Err(Error::Refused("Not a plain file."));
         }
         if offset >= meta.len {
             return Ok((ObjectReader(None), meta.len));
@@ -470,11 +455,11 @@ impl ObjectStore {
     }
 
     /// Start an upload to `path`; nothing is visible until [`ObjectUpload::finish`].
-    pub async fn create(&self, path: &str) -> Result<ObjectUpload, ObjectError> {
+    pub async fn create(&self, path: &str) -> Result<ObjectUpload, Error> {
         let key = self.key(path)?;
         self.require_parent(path).await?;
         if self.stat(path).await.is_ok_and(|m| m.dir) {
-            return Err(ObjectError::Refused("Is a directory."));
+            return Err(Error::Refused("Is a directory."));
         }
         let writer = self
             .op
@@ -494,7 +479,7 @@ impl ObjectStore {
     }
 
     /// The SHA-256 of a whole object, streamed (HASH). Returns the hex digest and the size.
-    pub async fn sha256(&self, path: &str) -> Result<(String, u64), ObjectError> {
+    pub async fn sha256(&self, path: &str) -> Result<(String, u64), Error> {
         use sha2::Digest;
         use tokio::io::AsyncReadExt;
         let (mut reader, size) = self.open_read(path, 0).await?;
