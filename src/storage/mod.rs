@@ -8,6 +8,8 @@
 //!   each matching the back-end once.
 //! - `fs.rs`: the file-system home ([`FsHome`]): `unftp-sbe-fs` for metadata, listings and
 //!   names, a cap-std directory handle for file contents (plain files for sendfile/splice).
+//! - `object_io.rs`: the byte streams of object storage: ranged downloads, multipart uploads
+//!   committed whole or aborted.
 //! - `object.rs`: the S3 back-end through Apache OpenDAL ([`ObjectStore`]): object keys,
 //!   "directories" as key prefixes, ranged reads, multipart uploads that are aborted on failure.
 //!
@@ -31,12 +33,14 @@
 mod fs;
 mod home;
 mod object;
+mod object_io;
 
 pub use crate::config::{StorageConfig, StorageKind};
 pub use crate::path::normalise_prefix;
 pub use fs::FsHome;
 pub use home::{Download, FileStat, Home, Upload, WriteMode};
-pub use object::{home_prefix, object_key, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, UploadGuard};
+pub use object::{home_prefix, object_key, ObjectMeta, ObjectStore};
+pub use object_io::{ObjectReader, ObjectUpload, UploadGuard};
 
 use serde::Deserialize;
 use std::path::Path;
