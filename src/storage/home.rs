@@ -183,3 +183,111 @@ impl Home {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::FtpUser;
+    use std::io::{Read, Write};
+
+    fn fs_home(root: &std::path::Path, home: &str) -> Home {
+        let user = FtpUser {
+            name: "u".into(),
+            home: root.join(home),
+            write: true,
+            anonymous: false,
+            fxp: Default::default(),
+            require_tls: false,
+        };
+        Home::Fs(FsHome::open(root, &user).unwrap())
+    }
+
+    #[tokio::test]
+    async fn file_system_reads_and_writes_at_their_offsets() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("h")).unwrap();
+        std::fs::write(root.path().join("h/f"), b"0123456789").unwrap();
+        let home = fs_home(root.path(), "h");
+
+        let (download, size) = home.open_read("/f", 4).await.unwrap();
+        assert_eq!(size, 10);
+        let Download::File { mut file, left } = download else {
+            panic!("not a file download")
+        };
+        assert_eq!(left, 6);
+        let mut rest = String::new();
+        file.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "456789");
+
+        let (upload, offset) = home.open_write("/f", WriteMode::At(3)).await.unwrap();
+        assert_eq!(offset, 3);
+        let Upload::File(mut file) = upload else {
+            panic!("not a file upload")
+        };
+        file.write_all(b"abc").unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(root.path().join("h/f")).unwrap(), b"012abc");
+
+        let (_, offset) = home.open_write("/f", WriteMode::Append).await.unwrap();
+        assert_eq!(offset, 6);
+        let (_, offset) = home.open_write("/new", WriteMode::Append).await.unwrap();
+        assert_eq!(offset, 0);
+    }
+
+    #[tokio::test]
+    async fn file_system_refuses_offsets_past_the_end_and_changes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), b"abc").unwrap();
+        let home = fs_home(root.path(), "");
+
+        let read = home.open_read("/f", 4).await.err().unwrap();
+        assert!(
+            matches!(read, Error::RestartBeyondEnd { offset: 4, size: 3 }),
+            "{read:?}"
+        );
+        let write = home.open_write("/f", WriteMode::At(4)).await.err().unwrap();
+        assert!(
+            matches!(write, Error::RestartBeyondEnd { offset: 4, size: 3 }),
+            "{write:?}"
+        );
+        assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"abc");
+        let missing = home.open_write("/none", WriteMode::At(1)).await.err().unwrap();
+        assert!(
+            matches!(missing, Error::RestartBeyondEnd { offset: 1, size: 0 }),
+            "{missing:?}"
+        );
+        assert!(!root.path().join("none").exists());
+    }
+
+    #[tokio::test]
+    async fn file_system_directories_are_not_files() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("d")).unwrap();
+        let home = fs_home(root.path(), "");
+        assert!(home.is_dir("/d").await.unwrap());
+        assert!(!home.file_stat("/d").await.unwrap().is_file);
+        assert!(matches!(
+            home.open_read("/d", 0).await.err().unwrap(),
+            Error::NotAFile
+        ));
+        assert!(matches!(
+            home.open_write("/d", WriteMode::Append).await.err().unwrap(),
+            Error::NotAFile
+        ));
+        assert!(matches!(home.sha256("/d").await.err().unwrap(), Error::NotAFile));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn file_system_contents_stay_inside_the_home() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("h")).unwrap();
+        std::fs::write(root.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret"), root.path().join("h/link")).unwrap();
+        let home = fs_home(root.path(), "h");
+        assert!(home.open_read("/link", 0).await.is_err());
+        assert!(home.open_write("/link", WriteMode::At(0)).await.is_err());
+        assert!(home.sha256("/link").await.is_err());
+        assert_eq!(std::fs::read(root.path().join("secret")).unwrap(), b"s");
+    }
+}
