@@ -30,9 +30,10 @@
 //!   back from fxpd's replies are defined once in `crates/fxpd-proto`, which [`policy`] writes
 //!   them with.
 //!
-//! - [`storage`]: where files live: the local file system (through the `unftp-core`
-//!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
-//!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
+//! - [`storage`]: where files live: a user's [`storage::Home`] with every file operation the
+//!   session needs, on the local file system (through the `unftp-core` `StorageBackend` trait
+//!   on `unftp-sbe-fs`, plus cap-std handles for file contents) or in an S3-compatible bucket
+//!   through Apache OpenDAL (`storage.kind = "s3"`); the session never names a back-end.
 
 #![warn(missing_docs)]
 
