@@ -31,20 +31,23 @@
 //!   back from fxpd's replies are defined once in `crates/fxpd-proto`, which [`policy`] writes
 //!   them with.
 //!
-//! - [`storage`]: where files live: the local file system (through the `unftp-core`
-//!   `StorageBackend` trait on `unftp-sbe-fs`, plus cap-std handles for file contents) or an
-//!   S3-compatible bucket through Apache OpenDAL (`storage.kind = "s3"`).
+//! - [`storage`]: where files live: a user's [`storage::Home`] with every file operation the
+//!   session needs, on the local file system (through the `unftp-core` `StorageBackend` trait
+//!   on `unftp-sbe-fs`, plus cap-std handles for file contents) or in an S3-compatible bucket
+//!   through Apache OpenDAL (`storage.kind = "s3"`); the session never names a back-end.
 //!
 //! Layers, bottom to top; a module imports only from layers below its own, and nothing
 //! imports [`run`] but the binary:
 //!
 //! 1. [`addr`], [`path`], [`listing`], [`control`], [`w3c`]
 //! 2. [`config`]
-//! 3. [`policy`], [`proxy`], [`tls`], [`logging`], [`storage`], [`service`]
-//! 4. [`cluster`], [`datachan`]
+//! 3. [`policy`], [`proxy`], [`tls`], [`logging`], [`service`]
+//! 4. [`cluster`]
 //! 5. [`auth`]
-//! 6. [`server`]: listeners, admission, the shared state
-//! 7. [`session`]: what runs on an admitted connection; [`run`] hands `session::run` to
+//! 6. [`storage`]: a user's home is opened for an [`auth::FtpUser`]
+//! 7. [`datachan`]: turns an opened file or object into a transfer job
+//! 8. [`server`]: listeners, admission, the shared state
+//! 9. [`session`]: what runs on an admitted connection; [`run`] hands `session::run` to
 //!    [`server::serve`]
 
 #![warn(missing_docs)]

@@ -15,7 +15,7 @@ use super::rate::Throttle;
 use super::transfer::{receive, send, Direction, Inbound};
 use super::{connect_active, DataError, PassiveListener, RefusedLog};
 use crate::policy::Approved;
-use crate::storage::{ObjectReader, ObjectUpload, UploadGuard};
+use crate::storage::{Download, ObjectReader, ObjectUpload, Upload, UploadGuard};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -70,6 +70,24 @@ impl Job {
         match self {
             Job::ReceiveObject(upload) => Some(upload.guard()),
             _ => None,
+        }
+    }
+}
+
+impl From<Download> for Job {
+    fn from(download: Download) -> Job {
+        match download {
+            Download::File { file, left } => Job::SendFile { file, left },
+            Download::Object(reader) => Job::SendObject(reader),
+        }
+    }
+}
+
+impl From<Upload> for Job {
+    fn from(upload: Upload) -> Job {
+        match upload {
+            Upload::File(file) => Job::ReceiveFile(file),
+            Upload::Object(upload) => Job::ReceiveObject(upload),
         }
     }
 }

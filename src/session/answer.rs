@@ -13,7 +13,7 @@ use crate::control::reply::{Code, Reply};
 use crate::datachan::TlsUnavailable;
 use crate::policy::Refusal;
 use crate::server::admission;
-use crate::storage::ObjectError;
+use crate::storage;
 use crate::tls::SessionTls;
 use unftp_core::storage::{Error as StorageError, ErrorKind};
 
@@ -109,8 +109,9 @@ pub(super) enum Failure {
     NotLoggedIn,
     /// The file system (or an object store, in the same terms) failed.
     Storage(StorageError),
-    /// Object storage failed or cannot do this.
-    Object(ObjectError),
+    /// The storage back-end cannot do this (object storage: APPE, REST+STOR, renaming a
+    /// directory); the text says what.
+    Unsupported(&'static str),
     /// The password check failed.
     Login(LoginError),
     /// TLS is required before USER/PASS (`tls.require`, or the user's `require_tls`).
@@ -147,9 +148,8 @@ impl Failure {
         match self {
             Failure::NotLoggedIn => Reply::new(Code::NOT_LOGGED_IN, "Please login with USER and PASS."),
             Failure::Storage(e) => storage_reply(e),
-            Failure::Object(ObjectError::Storage(e)) => storage_reply(e),
-            // What object storage cannot do, with the reason.
-            Failure::Object(ObjectError::Refused(why)) => Reply::new(Code::FILE_UNAVAILABLE, *why),
+            // What the storage back-end cannot do, with the reason.
+            Failure::Unsupported(why) => Reply::new(Code::FILE_UNAVAILABLE, *why),
             Failure::Login(e) => Reply::new(
                 Code::NOT_LOGGED_IN,
                 match e {
@@ -239,9 +239,14 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-impl From<ObjectError> for Failure {
-    fn from(e: ObjectError) -> Failure {
-        Failure::Object(e)
+impl From<storage::Error> for Failure {
+    fn from(e: storage::Error) -> Failure {
+        match e {
+            storage::Error::Storage(e) => Failure::Storage(e),
+            storage::Error::Refused(why) => Failure::Unsupported(why),
+            storage::Error::NotAFile => Failure::NotAFile,
+            storage::Error::RestartBeyondEnd { offset, size } => Failure::RestartBeyondEnd { offset, size },
+        }
     }
 }
 
@@ -276,10 +281,10 @@ mod tests {
     fn storage_errors_map_alike_from_files_and_objects() {
         let kind = ErrorKind::PermanentDirectoryNotEmpty;
         let file = Failure::from(StorageError::from(kind)).reply();
-        let object = Failure::from(ObjectError::Storage(StorageError::from(kind))).reply();
+        let object = Failure::from(storage::Error::Storage(StorageError::from(kind))).reply();
         assert_eq!(file, object);
         assert_eq!(file.to_bytes(), b"550 The directory is not empty.\r\n");
-        let refused = Failure::from(ObjectError::Refused("Objects cannot be appended to.")).reply();
+        let refused = Failure::from(storage::Error::Refused("Objects cannot be appended to.")).reply();
         assert_eq!(refused.to_bytes(), b"550 Objects cannot be appended to.\r\n");
         let io = Failure::from(std::io::Error::from(std::io::ErrorKind::NotFound)).reply();
         assert_eq!(io.code, Code::FILE_UNAVAILABLE);

@@ -6,11 +6,7 @@ use super::{AuthState, LoggedIn, Session};
 use crate::auth::LoginError;
 use crate::control::reply::{Code, Reply};
 use crate::policy::{normalize, Who};
-use crate::storage::{Backend, Storage};
 use crate::tls::TlsRequire;
-use std::sync::Arc;
-use unftp_core::storage::StorageBackend;
-use unftp_sbe_fs::Filesystem;
 
 impl Session {
     pub(super) fn user(&mut self, name: String) -> Handled {
@@ -59,7 +55,7 @@ impl Session {
             Ok(user) => user,
             Err(e) => return Ok(self.login_failed(e)),
         };
-        let storage = match open_home(&self.shared.backend, &self.settings.config.root, &user) {
+        let home = match self.shared.backend.open_home(&self.settings.config.root, &user) {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::error!(user = %user.name, home = %user.home.display(), error = %e, "cannot open the home directory");
@@ -87,7 +83,7 @@ impl Session {
         self.auth = AuthState::LoggedIn(Box::new(LoggedIn {
             user,
             who,
-            storage,
+            home,
             cwd: "/".into(),
         }));
         say(Code::LOGGED_IN, text)
@@ -115,27 +111,4 @@ impl Session {
     pub(super) fn quit(&self) -> Handled {
         Ok(Answer::new(Reply::new(Code::CLOSING, "Goodbye.")).then(Then::Close))
     }
-}
-
-/// The user's home. On the file system, twice: as the storage back-end (metadata, listings,
-/// names), confined to the home with cap-std (a home that is the root itself needs no
-/// narrowing), and as a cap-std directory handle for file contents. On object storage: the
-/// key prefix of the home.
-fn open_home(
-    backend: &Backend,
-    root: &std::path::Path,
-    user: &crate::auth::FtpUser,
-) -> std::io::Result<Storage> {
-    if let Backend::Object(store) = backend {
-        return Ok(Storage::Object(store.for_home(root, &user.home)?));
-    }
-    let mut fs = Filesystem::new(root)?;
-    if user.home != root {
-        StorageBackend::enter(&mut fs, user)?;
-    }
-    let dir = cap_std::fs::Dir::open_ambient_dir(&user.home, cap_std::ambient_authority())?;
-    Ok(Storage::Local {
-        fs: Arc::new(fs),
-        dir: Arc::new(dir),
-    })
 }

@@ -43,7 +43,7 @@ use crate::datachan::{Plan, Transfer};
 use crate::policy::Who;
 use crate::server::admission::Seat;
 use crate::server::{Settings, Shared};
-use crate::storage::{Storage, UploadGuard};
+use crate::storage::{Home, UploadGuard};
 use crate::tls::SessionTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ struct LoggedIn {
     /// Who the policy judges this session's data connections for.
     who: Who,
     /// The home directory: local files or an object-key prefix.
-    storage: Storage,
+    home: Home,
     /// The working directory, a normalised virtual path (`/` is the home).
     cwd: String,
 }

@@ -8,7 +8,6 @@
 //! turns its [`Outcome`] into the 226 (or why not).
 
 use super::answer::{say, Answer, Failure, Handled, Then};
-use super::files::relative;
 use super::path::{file_name, resolve};
 use super::{Running, Session};
 use crate::control::command::TransferType;
@@ -16,8 +15,7 @@ use crate::control::reply::{Code, Reply};
 use crate::datachan::rate::{Limiter, Throttle};
 use crate::datachan::{self, DataError, Job, Outcome, Request};
 use crate::listing;
-use crate::storage::UploadGuard;
-use std::io::{Seek, SeekFrom};
+use crate::storage::{UploadGuard, WriteMode};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -91,10 +89,6 @@ impl Prepared {
     }
 }
 
-/// Cutting more than this off an existing file (STOR over a large file) happens on a
-/// blocking thread.
-const BIG_TRUNCATE: u64 = 16 * 1024 * 1024;
-
 impl Session {
     pub(super) fn rest(&mut self, offset: u64) -> Handled {
         self.rest = offset;
@@ -160,31 +154,20 @@ impl Session {
     }
 
     pub(super) async fn retr(&mut self, arg: &str, offset: u64) -> Handled {
-        if let Some(o) = self.object_store() {
-            return self.retr_object(o, arg, offset).await;
-        }
         let target = resolve(&self.login().cwd, arg);
-        // Open, then look at what was opened (no window between a check and the open).
-        let (mut file, meta) = self
-            .open_for_read(&target)
-            .and_then(|f| f.metadata().map(|m| (f, m)))?;
-        if !meta.is_file() {
-            return Err(Failure::NotAFile);
-        }
-        let size = meta.len();
-        if offset > size {
-            return Err(Failure::RestartBeyondEnd { offset, size });
-        }
-        file.seek(SeekFrom::Start(offset))?;
+        // Opened and checked against its size (REST) before any data connection is used.
+        let (download, size) = self.home().open_read(&target, offset).await?;
         self.transfer_precheck()?;
-        let job = Job::SendFile {
-            file,
-            left: size.saturating_sub(offset),
-        };
         let preliminary = self.retr_opening(&target, size);
         // One info line per transfer, when it ends ("transfer complete" or why not).
         tracing::debug!(path = %target, size, offset, "RETR");
-        self.prepare(TransferVerb::Retr, target, Some(size), preliminary, job)
+        self.prepare(
+            TransferVerb::Retr,
+            target,
+            Some(size),
+            preliminary,
+            Job::from(download),
+        )
     }
 
     /// The 150 before a download, with the size as IIS words it.
@@ -197,49 +180,6 @@ impl Session {
                 file_name(target)
             ),
         )
-    }
-
-    /// RETR from object storage: a ranged read from `offset` (REST), copied asynchronously.
-    async fn retr_object(&mut self, o: crate::storage::ObjectStore, arg: &str, offset: u64) -> Handled {
-        let target = resolve(&self.login().cwd, arg);
-        let (reader, size) = o.open_read(&target, offset).await?;
-        if offset > size {
-            return Err(Failure::RestartBeyondEnd { offset, size });
-        }
-        self.transfer_precheck()?;
-        let preliminary = self.retr_opening(&target, size);
-        tracing::debug!(path = %target, size, offset, "RETR");
-        let job = Job::SendObject(Box::new(reader));
-        self.prepare(TransferVerb::Retr, target, Some(size), preliminary, job)
-    }
-
-    /// STOR/APPE to object storage. Objects are written whole: APPE and REST+STOR cannot
-    /// change an existing object and are refused before any data connection is used.
-    async fn stor_object(
-        &mut self,
-        o: crate::storage::ObjectStore,
-        arg: &str,
-        offset: u64,
-        append: bool,
-    ) -> Handled {
-        if append {
-            return say(
-                Code::FILE_UNAVAILABLE,
-                "APPE is not possible on object storage (objects cannot be appended to); upload the whole file with STOR.",
-            );
-        }
-        if offset > 0 {
-            return say(
-                Code::FILE_UNAVAILABLE,
-                "REST with STOR is not possible on object storage (uploads cannot be resumed); upload the whole file again.",
-            );
-        }
-        let target = resolve(&self.login().cwd, arg);
-        let upload = o.create(&target).await?;
-        let preliminary = self.stor_opening(&target);
-        tracing::debug!(command = "STOR", path = %target, "upload");
-        let job = Job::ReceiveObject(upload);
-        self.prepare(TransferVerb::Stor, target, None, preliminary, job)
     }
 
     /// The 150 before an upload, as IIS words it.
@@ -264,34 +204,21 @@ impl Session {
     pub(super) async fn stor(&mut self, arg: &str, offset: u64, append: bool) -> Handled {
         self.require_write()?;
         self.transfer_precheck()?;
-        if let Some(o) = self.object_store() {
-            return self.stor_object(o, arg, offset, append).await;
-        }
         let target = resolve(&self.login().cwd, arg);
-        let offset = if append {
-            match self.stat(arg) {
-                Ok((_, m)) if m.is_file() => m.len(),
-                Ok(_) => return Err(Failure::NotAFile),
-                Err(_) => 0,
-            }
+        let (verb, mode) = if append {
+            (TransferVerb::Appe, WriteMode::Append)
         } else {
-            offset
+            (TransferVerb::Stor, WriteMode::At(offset))
         };
-        let verb = if append {
-            TransferVerb::Appe
-        } else {
-            TransferVerb::Stor
-        };
-        let job = self.receive_job(&target, offset).await?;
+        let (upload, offset) = self.home().open_write(&target, mode).await?;
         let preliminary = self.stor_opening(&target);
         tracing::debug!(command = verb.as_str(), path = %target, offset, "upload");
-        self.prepare(verb, target, None, preliminary, job)
+        self.prepare(verb, target, None, preliminary, Job::from(upload))
     }
 
     pub(super) async fn stou(&mut self) -> Handled {
         self.require_write()?;
         self.transfer_precheck()?;
-        let object = self.object_store();
         let mut name = String::new();
         for _ in 0..16 {
             let n = match getrandom::u64() {
@@ -302,10 +229,11 @@ impl Session {
                 }
             };
             let candidate = format!("fxpd-{n:016x}");
-            let taken = match &object {
-                Some(o) => o.stat(&resolve(&self.login().cwd, &candidate)).await.is_ok(),
-                None => self.stat(&candidate).is_ok(),
-            };
+            let taken = self
+                .home()
+                .file_stat(&resolve(&self.login().cwd, &candidate))
+                .await
+                .is_ok();
             if !taken {
                 name = candidate;
                 break;
@@ -315,49 +243,10 @@ impl Session {
             return say(Code::LOCAL_ERROR, "Could not find a unique file name.");
         }
         let target = resolve(&self.login().cwd, &name);
-        let job = match &object {
-            Some(o) => Job::ReceiveObject(o.create(&target).await?),
-            None => self.receive_job(&target, 0).await?,
-        };
+        let (upload, _) = self.home().open_write(&target, WriteMode::At(0)).await?;
+        let job = Job::from(upload);
         let preliminary = Reply::new(Code::OPENING, format!("FILE: {name}"));
         self.prepare(TransferVerb::Stou, target, None, preliminary, job)
-    }
-
-    /// The upload job: the file is opened (created) now, before the 150 reply, so a refusal
-    /// comes before any data. It keeps its first `offset` bytes (REST, APPE).
-    async fn receive_job(&self, target: &str, offset: u64) -> Result<Job, Failure> {
-        let mut options = cap_std::fs::OpenOptions::new();
-        // SECURITY: a restart offset past the end would leave a hole, a sparse file of any
-        // size (REST 1099511627776 made 1 TiB). Only an existing file at least `offset` bytes
-        // long is resumed: it is opened without `create` and measured on the opened handle,
-        // so a refusal creates, truncates and changes nothing.
-        options.write(true).create(offset == 0);
-        let opened = self
-            .local_dir()
-            .and_then(|dir| dir.open_with(relative(target), &options));
-        let mut file = match opened {
-            Ok(file) => file.into_std(),
-            Err(e) if offset > 0 && e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Failure::RestartBeyondEnd { offset, size: 0 })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let len = file.metadata()?.len();
-        if offset > len {
-            return Err(Failure::RestartBeyondEnd { offset, size: len });
-        }
-        if len > offset + BIG_TRUNCATE {
-            // Freeing gigabytes of an overwritten file can take a while: not on this task,
-            // which other sessions share a thread with.
-            file = tokio::task::spawn_blocking(move || file.set_len(offset).map(|()| file))
-                .await
-                .map_err(|_| std::io::Error::other("truncating thread failed"))
-                .and_then(|truncated| truncated)?;
-        } else if len != offset {
-            file.set_len(offset)?;
-        }
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Job::ReceiveFile(file))
     }
 
     pub(super) async fn list(&mut self, format: ListFormat, arg: Option<&str>) -> Handled {

@@ -1,14 +1,23 @@
 //! Where files live: the local file system (the default) or an S3-compatible object store.
 //!
 //! - `mod.rs` (this file): the server-wide [`Backend`] built once at start from the `[storage]`
-//!   settings ([`StorageConfig`], defined in `config`), and the per-session [`Storage`] view of
-//!   a user's home.
+//!   settings ([`StorageConfig`], defined in `config`), which opens a user's [`Home`], and the
+//!   one [`Error`] type of both back-ends.
+//! - `home.rs`: [`Home`], the per-session view of a user's home with every operation the
+//!   session needs (stat, list, mkdir, rmdir, delete, rename, open for read and write, hash),
+//!   each matching the back-end once.
+//! - `fs.rs`: the file-system home ([`FsHome`]): `unftp-sbe-fs` for metadata, listings and
+//!   names, a cap-std directory handle for file contents (plain files for sendfile/splice).
+//! - `object_io.rs`: the byte streams of object storage: ranged downloads, multipart uploads
+//!   committed whole or aborted.
 //! - `object.rs`: the S3 back-end through Apache OpenDAL ([`ObjectStore`]): object keys,
 //!   "directories" as key prefixes, ranged reads, multipart uploads that are aborted on failure.
 //!
 //! # Decisions
-//! - An enum, not a trait object: the file-system arm keeps its fast paths (cap-std handles,
-//!   sendfile on a blocking thread) untouched, and each handler matches once.
+//! - An enum, not a trait object: there are two back-ends, known at compile time; the
+//!   file-system arm hands out plain files for its fast paths (sendfile/splice on a blocking
+//!   thread) where a trait would need one stream type for both; async methods need no boxing;
+//!   and the back-end is matched once per operation, in `home.rs`, never in a handler.
 //! - Object storage is immutable: APPE and REST+STOR are refused; RNFR/RNTO of a file is a
 //!   server-side copy then a delete; renaming a directory is refused; RETR is an async,
 //!   buffered copy (no sendfile), with REST served by a ranged read.
@@ -21,17 +30,52 @@
 //!
 //! [`Config`]: crate::config::Config
 
+mod fs;
+mod home;
 mod object;
+mod object_io;
 
 pub use crate::config::{StorageConfig, StorageKind};
 pub use crate::path::normalise_prefix;
-pub use object::{
-    home_prefix, object_key, ObjectError, ObjectMeta, ObjectReader, ObjectStore, ObjectUpload, UploadGuard,
-};
+pub use fs::FsHome;
+pub use home::{Download, FileStat, Home, Upload, WriteMode};
+pub use object::{home_prefix, object_key, ObjectMeta, ObjectStore};
+pub use object_io::{ObjectReader, ObjectUpload, UploadGuard};
 
 use serde::Deserialize;
 use std::path::Path;
-use std::sync::Arc;
+use unftp_core::storage::Error as StorageError;
+
+/// Why a storage operation did not happen, on either back-end. The session maps each kind to
+/// its reply in one place.
+#[derive(Debug)]
+pub enum Error {
+    /// A storage failure, mapped to a reply by its kind (the same on both back-ends).
+    Storage(StorageError),
+    /// Something this back-end cannot do; the text says what (550).
+    Refused(&'static str),
+    /// The path names something other than a plain file.
+    NotAFile,
+    /// A REST offset past the end of the file.
+    RestartBeyondEnd {
+        /// The offset asked for.
+        offset: u64,
+        /// The file's size.
+        size: u64,
+    },
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        Error::Storage(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Storage(e.into())
+    }
+}
 
 /// The S3 access key, read at start. Its `Debug` never shows the secret.
 #[derive(Clone)]
@@ -120,20 +164,15 @@ impl Backend {
             Backend::Object(store) => store.check().await,
         }
     }
-}
 
-/// A logged-in session's view of its home directory.
-pub enum Storage {
-    /// The local file system.
-    Local {
-        /// Metadata, listings and name operations go through the storage back-end.
-        fs: Arc<unftp_sbe_fs::Filesystem>,
-        /// The same home directory as a capability handle: binary transfers open files here and
-        /// move bytes with sendfile and large buffers. cap-std keeps every path inside it.
-        dir: Arc<cap_std::fs::Dir>,
-    },
-    /// Objects under the home's key prefix.
-    Object(ObjectStore),
+    /// Open `user`'s home: on the file system the directory (confined with cap-std), on
+    /// object storage the key prefix of the home relative to `root`.
+    pub fn open_home(&self, root: &Path, user: &crate::auth::FtpUser) -> std::io::Result<Home> {
+        match self {
+            Backend::Fs => FsHome::open(root, user).map(Home::Fs),
+            Backend::Object(store) => store.for_home(root, &user.home).map(Home::Object),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,20 +13,15 @@
 //!   pending multipart upload).
 //! - Listings stream through S3's paginated ListObjectsV2 and stop at [`MAX_LIST_ENTRIES`].
 
-use super::{Credentials, StorageConfig};
+use super::object_io::{ObjectReader, ObjectUpload};
+use super::{Credentials, Error, StorageConfig};
 use crate::listing::Entry;
 use crate::path::{normalise_prefix, valid_component};
-use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use opendal::{EntryMode, ErrorKind as OdKind, Operator};
-use std::future::Future;
 use std::path::{Component, Path};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_util::io::StreamReader;
 use unftp_core::storage::{Error as StorageError, ErrorKind, Metadata};
 
 /// Multipart part size and read-ahead unit.
@@ -37,32 +32,15 @@ pub const UPLOAD_CONCURRENCY: usize = 2;
 const READ_CONCURRENCY: usize = 2;
 /// Most entries one listing returns (LIST/NLST/MLSD/STAT); the rest are left out and logged.
 pub const MAX_LIST_ENTRIES: usize = 10_000;
-/// Bytes gathered from the data connection before they are handed to the writer.
-const STAGE: usize = 256 * 1024;
 
-/// Why an object operation did not happen.
-#[derive(Debug)]
-pub enum ObjectError {
-    /// A storage failure, mapped to a reply like the file system's.
-    Storage(StorageError),
-    /// Something object storage cannot do; the text says what (550).
-    Refused(&'static str),
-}
-
-impl From<StorageError> for ObjectError {
-    fn from(e: StorageError) -> Self {
-        ObjectError::Storage(e)
-    }
-}
-
-impl From<opendal::Error> for ObjectError {
+impl From<opendal::Error> for Error {
     fn from(e: opendal::Error) -> Self {
-        ObjectError::Storage(storage_error(e))
+        Error::Storage(storage_error(e))
     }
 }
 
 /// OpenDAL's error kinds as the storage error kinds the session maps to replies.
-fn storage_error(e: opendal::Error) -> StorageError {
+pub(super) fn storage_error(e: opendal::Error) -> StorageError {
     let kind = match e.kind() {
         OdKind::NotFound | OdKind::IsADirectory | OdKind::NotADirectory => {
             ErrorKind::PermanentFileNotAvailable
@@ -78,8 +56,8 @@ fn storage_error(e: opendal::Error) -> StorageError {
     StorageError::new(kind, e)
 }
 
-fn not_found() -> ObjectError {
-    ObjectError::Storage(StorageError::from(ErrorKind::PermanentFileNotAvailable))
+fn not_found() -> Error {
+    Error::Storage(StorageError::from(ErrorKind::PermanentFileNotAvailable))
 }
 
 /// Why the start-up listing failed, in words an operator acts on. A 403 is nearly always the
@@ -137,12 +115,12 @@ pub fn home_prefix(base: &str, root: &Path, home: &Path) -> std::io::Result<Stri
 // SECURITY: every component is checked, so a key never leaves `base`. The session resolves
 // `..` away before this; a `..` that got here anyway must not reach the HTTP client, whose URL
 // parsing removes dot segments (`ftp/alice/../bob` would be sent as `ftp/bob`).
-pub fn object_key(base: &str, path: &str) -> Result<String, ObjectError> {
+pub fn object_key(base: &str, path: &str) -> Result<String, Error> {
     let mut key = base.to_owned();
     let mut any = false;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         if !valid_component(part) {
-            return Err(ObjectError::Storage(StorageError::from(
+            return Err(Error::Storage(StorageError::from(
                 ErrorKind::FileNameNotAllowedError,
             )));
         }
@@ -296,12 +274,12 @@ impl ObjectStore {
     }
 
     /// The object key of a resolved virtual path (`/a/b`); the home itself has none.
-    pub fn key(&self, path: &str) -> Result<String, ObjectError> {
+    pub fn key(&self, path: &str) -> Result<String, Error> {
         object_key(&self.base, path)
     }
 
     /// The key prefix of a directory (`a/b/`; the bucket's top is `/` to OpenDAL).
-    fn dir_key(&self, path: &str) -> Result<String, ObjectError> {
+    fn dir_key(&self, path: &str) -> Result<String, Error> {
         match self.key(path) {
             Ok(mut key) => {
                 key.push('/');
@@ -317,7 +295,7 @@ impl ObjectStore {
     }
 
     /// A file's or directory's metadata. The home itself always exists.
-    pub async fn stat(&self, path: &str) -> Result<ObjectMeta, ObjectError> {
+    pub async fn stat(&self, path: &str) -> Result<ObjectMeta, Error> {
         if path.split('/').all(str::is_empty) {
             return Ok(ObjectMeta::dir());
         }
@@ -338,7 +316,7 @@ impl ObjectStore {
 
     /// Entries for LIST/NLST/MLSD/STAT: a directory's contents sorted by name (at most
     /// [`MAX_LIST_ENTRIES`]), or the single entry when the path names a file.
-    pub async fn entries(&self, path: &str) -> Result<Vec<Entry>, ObjectError> {
+    pub async fn entries(&self, path: &str) -> Result<Vec<Entry>, Error> {
         let meta = self.stat(path).await?;
         if !meta.dir {
             return Ok(vec![Entry::from_metadata(
@@ -370,25 +348,25 @@ impl ObjectStore {
     }
 
     /// The parent of `path` must be a directory (as on a file system).
-    async fn require_parent(&self, path: &str) -> Result<(), ObjectError> {
+    async fn require_parent(&self, path: &str) -> Result<(), Error> {
         let parent = match path.rfind('/') {
             Some(0) | None => return Ok(()),
             Some(i) => &path[..i],
         };
         match self.stat(parent).await {
             Ok(m) if m.dir => Ok(()),
-            Ok(_) => Err(ObjectError::Refused("The parent is a file, not a directory.")),
+            Ok(_) => Err(Error::Refused("The parent is a file, not a directory.")),
             Err(e) => Err(e),
         }
     }
 
     /// MKD: a `name/` marker object, when nothing of that name exists yet.
-    pub async fn mkd(&self, path: &str) -> Result<(), ObjectError> {
+    pub async fn mkd(&self, path: &str) -> Result<(), Error> {
         let dir = self.dir_key(path)?;
         self.require_parent(path).await?;
         match self.stat(path).await {
-            Ok(_) => return Err(ObjectError::Refused("A file or directory of that name exists.")),
-            Err(ObjectError::Storage(e)) if e.kind() == ErrorKind::PermanentFileNotAvailable => {}
+            Ok(_) => return Err(Error::Refused("A file or directory of that name exists.")),
+            Err(Error::Storage(e)) if e.kind() == ErrorKind::PermanentFileNotAvailable => {}
             Err(e) => return Err(e),
         }
         self.op.create_dir(&dir).await?;
@@ -396,16 +374,16 @@ impl ObjectStore {
     }
 
     /// RMD: only an empty directory (its marker alone); the home cannot be removed.
-    pub async fn rmd(&self, path: &str) -> Result<(), ObjectError> {
+    pub async fn rmd(&self, path: &str) -> Result<(), Error> {
         let key = self.key(path)?;
         let dir = format!("{key}/");
         if !self.stat(path).await?.dir {
-            return Err(ObjectError::Refused("Not a directory."));
+            return Err(Error::Refused("Not a directory."));
         }
         let mut lister = self.op.lister_with(&dir).limit(2).await?;
         while let Some(entry) = lister.try_next().await? {
             if entry.path() != dir {
-                return Err(ObjectError::Storage(StorageError::from(
+                return Err(Error::Storage(StorageError::from(
                     ErrorKind::PermanentDirectoryNotEmpty,
                 )));
             }
@@ -415,10 +393,10 @@ impl ObjectStore {
     }
 
     /// DELE: a file only.
-    pub async fn del(&self, path: &str) -> Result<(), ObjectError> {
+    pub async fn del(&self, path: &str) -> Result<(), Error> {
         let key = self.key(path)?;
         if self.stat(path).await?.dir {
-            return Err(ObjectError::Refused("Is a directory: use RMD."));
+            return Err(Error::Refused("Is a directory: use RMD."));
         }
         self.op.delete(&key).await?;
         Ok(())
@@ -426,10 +404,10 @@ impl ObjectStore {
 
     /// RNFR/RNTO: a file is copied on the server, then the original deleted (objects have no
     /// rename). Directories are refused: that would be a copy of every object under them.
-    pub async fn rename(&self, from: &str, to: &str) -> Result<(), ObjectError> {
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
         let (from_key, to_key) = (self.key(from)?, self.key(to)?);
         if self.stat(from).await?.dir {
-            return Err(ObjectError::Refused(
+            return Err(Error::Refused(
                 "Renaming a directory is not supported on object storage.",
             ));
         }
@@ -438,7 +416,7 @@ impl ObjectStore {
         }
         if let Ok(m) = self.stat(to).await {
             if m.dir {
-                return Err(ObjectError::Refused("The target is a directory."));
+                return Err(Error::Refused("The target is a directory."));
             }
         }
         self.require_parent(to).await?;
@@ -449,14 +427,14 @@ impl ObjectStore {
 
     /// Open a file for a download from `offset` (REST): a ranged, streamed read. Returns the
     /// reader and the object's size.
-    pub async fn open_read(&self, path: &str, offset: u64) -> Result<(ObjectReader, u64), ObjectError> {
+    pub async fn open_read(&self, path: &str, offset: u64) -> Result<(ObjectReader, u64), Error> {
         let key = self.key(path)?;
         let meta = self.stat(path).await?;
         if meta.dir {
-            return Err(ObjectError::Refused("Not a plain file."));
+            return Err(Error::Refused("Not a plain file."));
         }
         if offset >= meta.len {
-            return Ok((ObjectReader(None), meta.len));
+            return Ok((ObjectReader::new(None), meta.len));
         }
         let stream = self
             .op
@@ -466,15 +444,15 @@ impl ObjectStore {
             .await?
             .into_bytes_stream(offset..meta.len)
             .await?;
-        Ok((ObjectReader(Some(StreamReader::new(stream))), meta.len))
+        Ok((ObjectReader::new(Some(stream)), meta.len))
     }
 
     /// Start an upload to `path`; nothing is visible until [`ObjectUpload::finish`].
-    pub async fn create(&self, path: &str) -> Result<ObjectUpload, ObjectError> {
+    pub async fn create(&self, path: &str) -> Result<ObjectUpload, Error> {
         let key = self.key(path)?;
         self.require_parent(path).await?;
         if self.stat(path).await.is_ok_and(|m| m.dir) {
-            return Err(ObjectError::Refused("Is a directory."));
+            return Err(Error::Refused("Is a directory."));
         }
         let writer = self
             .op
@@ -482,19 +460,11 @@ impl ObjectStore {
             .chunk(CHUNK)
             .concurrent(UPLOAD_CONCURRENCY)
             .await?;
-        Ok(ObjectUpload {
-            guard: Arc::new(UploadGuard {
-                writer: tokio::sync::Mutex::new(Some(writer)),
-                key,
-            }),
-            staged: BytesMut::new(),
-            pending: None,
-            done: false,
-        })
+        Ok(ObjectUpload::new(writer, key))
     }
 
     /// The SHA-256 of a whole object, streamed (HASH). Returns the hex digest and the size.
-    pub async fn sha256(&self, path: &str) -> Result<(String, u64), ObjectError> {
+    pub async fn sha256(&self, path: &str) -> Result<(String, u64), Error> {
         use sha2::Digest;
         use tokio::io::AsyncReadExt;
         let (mut reader, size) = self.open_read(path, 0).await?;
@@ -511,167 +481,6 @@ impl ObjectStore {
             hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
             size,
         ))
-    }
-}
-
-/// A download: the object's bytes from the requested offset (empty past the end).
-pub struct ObjectReader(Option<StreamReader<opendal::FuturesBytesStream, Bytes>>);
-
-impl AsyncRead for ObjectReader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match &mut self.get_mut().0 {
-            Some(reader) => Pin::new(reader).poll_read(cx, buf),
-            None => Poll::Ready(Ok(())),
-        }
-    }
-}
-
-/// The writer of an upload, shared by the transfer task and whoever must abort it.
-pub struct UploadGuard {
-    /// `None` once committed or aborted.
-    writer: tokio::sync::Mutex<Option<opendal::Writer>>,
-    key: String,
-}
-
-impl UploadGuard {
-    /// Abort the upload unless it was already committed or aborted; returns when S3 has been
-    /// told (no object, no pending multipart upload). Waits for a discard already under way.
-    pub async fn discard(&self) {
-        let mut slot = self.writer.lock().await;
-        // The writer stays in its slot until S3 has answered: a discard cancelled half-way
-        // leaves it for the next one (the transfer's drop guard) to finish.
-        if let Some(writer) = slot.as_mut() {
-            match writer.abort().await {
-                Ok(()) => tracing::info!(key = %self.key, "upload discarded: nothing stored"),
-                Err(e) => tracing::warn!(key = %self.key, error = %e, "could not abort the upload"),
-            }
-        }
-        *slot = None;
-    }
-}
-
-type WriteFuture = Pin<Box<dyn Future<Output = opendal::Result<()>> + Send>>;
-
-/// An upload as an `AsyncWrite` for the transfer loop: bytes are staged in [`STAGE`]-sized
-/// pieces and handed to the OpenDAL writer, which sends [`CHUNK`]-sized parts. Dropped without
-/// [`finish`](ObjectUpload::finish) (ABOR, lost session), it aborts the upload in the
-/// background.
-pub struct ObjectUpload {
-    guard: Arc<UploadGuard>,
-    staged: BytesMut,
-    pending: Option<WriteFuture>,
-    done: bool,
-}
-
-impl ObjectUpload {
-    /// A handle that can discard this upload from outside the transfer task.
-    pub fn guard(&self) -> Arc<UploadGuard> {
-        self.guard.clone()
-    }
-
-    fn start_write(&mut self) {
-        let bytes = self.staged.split().freeze();
-        let guard = self.guard.clone();
-        self.pending = Some(Box::pin(async move {
-            match guard.writer.lock().await.as_mut() {
-                Some(writer) => writer.write(bytes).await,
-                None => Err(opendal::Error::new(OdKind::Unexpected, "the upload has ended")),
-            }
-        }));
-    }
-
-    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if let Some(fut) = self.pending.as_mut() {
-            let result = std::task::ready!(fut.as_mut().poll(cx));
-            self.pending = None;
-            result.map_err(std::io::Error::other)?;
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// Send what is staged and commit: the object appears now, whole. On failure the upload is
-    /// aborted.
-    ///
-    /// Cancelled half-way (ABOR during the commit), the drop guard aborts the upload.
-    pub async fn finish(mut self) -> Result<(), StorageError> {
-        if let Err(e) = tokio::io::AsyncWriteExt::flush(&mut self).await {
-            self.guard.discard().await;
-            self.done = true;
-            return Err(e.into());
-        }
-        let guard = self.guard.clone();
-        let mut slot = guard.writer.lock().await;
-        let result = match slot.as_mut() {
-            None => Err(StorageError::from(ErrorKind::LocalError)),
-            Some(writer) => match writer.close().await {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    if let Err(abort) = writer.abort().await {
-                        tracing::warn!(key = %guard.key, error = %abort, "could not abort the upload");
-                    }
-                    Err(storage_error(e))
-                }
-            },
-        };
-        *slot = None;
-        self.done = true;
-        result
-    }
-
-    /// Abort the upload now and wait until S3 has been told.
-    pub async fn abort(mut self) {
-        self.pending = None;
-        self.guard.discard().await;
-        self.done = true;
-    }
-}
-
-impl Drop for ObjectUpload {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // Release the writer's lock held by a write in flight, then abort in the background.
-        self.pending = None;
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let guard = self.guard.clone();
-            runtime.spawn(async move { guard.discard().await });
-        }
-    }
-}
-
-impl AsyncWrite for ObjectUpload {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        loop {
-            std::task::ready!(this.poll_pending(cx))?;
-            if this.staged.len() >= STAGE {
-                this.start_write();
-                continue;
-            }
-            let n = buf.len().min(STAGE - this.staged.len());
-            this.staged.extend_from_slice(&buf[..n]);
-            return Poll::Ready(Ok(n));
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            std::task::ready!(this.poll_pending(cx))?;
-            if this.staged.is_empty() {
-                return Poll::Ready(Ok(()));
-            }
-            this.start_write();
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.poll_flush(cx)
     }
 }
 
