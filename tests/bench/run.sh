@@ -10,15 +10,15 @@
 #      (optional)
 #   2. builds fxpd in release (CARGO_TARGET_DIR, default /var/tmp/fxpd-target-bench), unless
 #      FXPD_BIN names a binary to use
-#   3. runs tests/bench/bench.py, which starts vsftpd on 127.0.0.1 and fxpd on 127.0.0.2,
-#      runs the workloads of issue 7 for N rounds with rotating order (STOR three times per
-#      server per round, their median), prints medians and the per-round fxpd/vsftpd
+#   3. runs the driver, the Python package tests/bench/fxpdbench/, which starts vsftpd on
+#      127.0.0.1 and fxpd on 127.0.0.2, runs the workloads of issue 7 for N rounds with
+#      rotating order (STOR three times per server per round, their median), prints medians and the per-round fxpd/vsftpd
 #      ratios, and writes results.json to the output directory.
 #      FXP moves the large file from each main server to a second one of its kind (fxpd on
 #      127.0.0.4, vsftpd on 127.0.0.5), reported beside the same server's RETR; TLS runs
 #      RETR/STOR with PROT P against a TLS-only instance of each (self-signed certificate).
 #
-# Every other flag goes to bench.py (see `bash tests/bench/run.sh --help`):
+# Every other flag goes to the driver (see `bash tests/bench/run.sh --help`):
 #   --quick            smaller sizes, 2 rounds (under 3 minutes)
 #   --rounds N         rounds (default 5; under 15 minutes with the full sizes)
 #   --only retr,stor   a subset of retr,stor,fxp,tls_retr,tls_stor,small,small_rs,conc,idle,
@@ -40,7 +40,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 for a in "$@"; do
     if [ "$a" = "-h" ] || [ "$a" = "--help" ]; then
-        exec python3 "$here/bench.py" --fxpd /dev/null --help
+        PYTHONPATH="$here" PYTHONDONTWRITEBYTECODE=1 exec python3 -m fxpdbench --fxpd /dev/null --help
     fi
 done
 
@@ -128,4 +128,5 @@ chmod 0755 "$bindir"
 rustc -O --edition 2021 -o "$bindir/ftpload" "$here/ftpload.rs"
 
 # 3. The driver (it raises its own open-files limit for the idle-session workload).
-python3 "$here/bench.py" --fxpd "$bindir/fxpd" --ftpload "$bindir/ftpload" "$@"
+PYTHONPATH="$here" PYTHONDONTWRITEBYTECODE=1 \
+    python3 -m fxpdbench --fxpd "$bindir/fxpd" --ftpload "$bindir/ftpload" "$@"
