@@ -29,8 +29,9 @@ pub struct Shared {
     pub policy: Arc<Policy>,
     /// Failed-login accounting; kept across reloads so a reload does not lift lockouts.
     guard: Arc<LoginGuard>,
-    /// The W3C command log, when `log.w3c_dir` was set at start.
-    pub w3c: Option<W3cLog>,
+    /// The W3C command log, when `log.w3c_dir` is set; a reload that changes the directory
+    /// swaps in a new writer (the old one flushes and ends once its last line is written).
+    w3c: RwLock<Option<W3cLog>>,
     /// Server-wide download rate limit (`limits.global_download_bytes_per_sec`).
     pub download_limit: Arc<Limiter>,
     /// Server-wide upload rate limit (`limits.global_upload_bytes_per_sec`).
@@ -63,10 +64,7 @@ impl Shared {
         policy.set_proxy_trusted(config.proxy.trusted.clone());
         let guard = Arc::new(LoginGuard::new(guard_config(&config)).shared_through(cluster.clone()));
         let limits = config.limits.clone();
-        let w3c = match &config.log.w3c_dir {
-            Some(dir) => Some(W3cLog::start(dir).map_err(|e| format!("log.w3c_dir {}: {e}", dir.display()))?),
-            None => None,
-        };
+        let w3c = start_w3c(config.log.w3c_dir.as_deref())?;
         let data_timeout = Duration::from_secs(config.limits.data_timeout_secs);
         let backend = crate::storage::Backend::new(&config.storage, data_timeout)?;
         let settings = Settings::new(config, guard.clone())?;
@@ -75,7 +73,7 @@ impl Shared {
             current: RwLock::new(Arc::new(settings)),
             policy,
             guard,
-            w3c,
+            w3c: RwLock::new(w3c),
             download_limit: Limiter::new(limits.global_download_bytes_per_sec),
             upload_limit: Limiter::new(limits.global_upload_bytes_per_sec),
             next_session: AtomicU64::new(1),
@@ -92,22 +90,40 @@ impl Shared {
             .clone()
     }
 
+    /// The W3C command log in force now, if it is on: each line goes to the writer in force
+    /// when it is logged.
+    pub fn w3c(&self) -> Option<W3cLog> {
+        self.w3c.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// A new session's number for the logs.
     pub fn next_session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Apply a reloaded configuration: the FXP policy changes for every session's next
-    /// decision, new logins see the new users file, root and limits. What was built at start
-    /// from [`crate::config::RESTART_KEYS`] stays as it is. On error nothing changes.
+    /// decision, new logins see the new users file, root and limits, and a changed
+    /// `log.w3c_dir` starts a new W3C log (or ends it) for the next line. What was built at
+    /// start from [`crate::config::RESTART_KEYS`] stays as it is. On error nothing changes:
+    /// a W3C directory that cannot be opened refuses the whole reload.
     pub fn reload(&self, config: Config) -> Result<(), String> {
         let settings = Settings::new(config, self.guard.clone())?;
+        // Everything that can fail comes before anything changes.
+        let new_w3c = match &settings.config.log.w3c_dir {
+            dir if *dir == self.settings().config.log.w3c_dir => None,
+            dir => Some(start_w3c(dir.as_deref())?),
+        };
         self.policy.reload(settings.config.fxp.clone());
         self.policy
             .set_proxy_trusted(settings.config.proxy.trusted.clone());
         let limits = &settings.config.limits;
         self.download_limit.set_rate(limits.global_download_bytes_per_sec);
         self.upload_limit.set_rate(limits.global_upload_bytes_per_sec);
+        if let Some(w3c) = new_w3c {
+            // The old writer (if any) drains what is queued, flushes and ends when the last
+            // handle to it drops.
+            *self.w3c.write().unwrap_or_else(PoisonError::into_inner) = w3c;
+        }
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
         Ok(())
     }
@@ -172,6 +188,12 @@ impl Settings {
         let tls = Tls::load(&config.tls)?;
         Ok(Settings { config, login, tls })
     }
+}
+
+/// The W3C log for `log.w3c_dir` (`None`: off); the directory is created if missing.
+fn start_w3c(dir: Option<&std::path::Path>) -> Result<Option<W3cLog>, String> {
+    dir.map(|dir| W3cLog::start(dir).map_err(|e| format!("log.w3c_dir {}: {e}", dir.display())))
+        .transpose()
 }
 
 /// The login guard's limits, from `[limits]`.

@@ -2,7 +2,7 @@
 //! process (systemd `Type=notify`: READY, RELOADING, STOPPING; the Windows SCM).
 //!
 //! On Windows, `fxpd service run` runs the same server as `fxpd serve` under the Service Control
-//! Manager (`windows.rs`): there the stop and shutdown controls are the stop signal, the
+//! Manager (`windows/`): there the stop and shutdown controls are the stop signal, the
 //! parameter-change control is a reload signal, and [`notify`] reports to the SCM. A change under
 //! either registry `Parameters` key is a reload signal too, for the console and the service
 //! (`regwatch.rs`).

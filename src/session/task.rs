@@ -120,7 +120,7 @@ impl Session {
 
     /// One line in the W3C log, if it is on.
     fn log_w3c(&self, method: &'static str, uri: Option<&str>, sc_bytes: u64, cs_bytes: u64, took: Duration) {
-        let Some(w3c) = &self.shared.w3c else { return };
+        let Some(w3c) = self.shared.w3c() else { return };
         w3c.log(crate::w3c::Entry {
             time: std::time::SystemTime::now(),
             client: crate::policy::normalize(self.peer.ip()),
