@@ -1,5 +1,6 @@
 //! Unit tests for the users file's parsing and the user database's lookups.
 
+use super::file::{line_col, MAX_USERS_FILE_BYTES};
 use super::*;
 use crate::auth::password::{hash_with_params, test_params};
 use unftp_core::auth::UserDetail;
