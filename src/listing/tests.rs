@@ -2,7 +2,7 @@
 
 use super::*;
 use chrono::TimeZone;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use unftp_core::storage::{ErrorKind, Permissions};
 
 fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> SystemTime {
