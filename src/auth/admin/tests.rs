@@ -1,5 +1,7 @@
 //! Unit tests for the CLI's user administration: add, remove, list and password reading.
 
+use std::fs;
+
 use super::*;
 use crate::auth::password::{test_params, PhcHash};
 use crate::auth::UserDb;
