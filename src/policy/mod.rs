@@ -72,6 +72,8 @@
 //! are logged at debug level and counted once per data connection used.
 
 mod bans;
+mod decide;
+mod record;
 mod refusal;
 #[cfg(test)]
 mod tests;
@@ -80,7 +82,7 @@ mod user;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -90,9 +92,6 @@ pub use crate::addr::{normalize, Cidr};
 pub use crate::config::FxpConfig;
 use bans::BanTracker;
 pub use refusal::{Reason, Refusal};
-use refusal::{
-    ALLOW_ANONYMOUS, ALLOW_FOREIGN_PASSIVE, ALLOW_FOREIGN_PORT, ALLOW_PRIVILEGED_PORTS, PEERS, USER_ALLOW,
-};
 pub use user::FxpOverride;
 
 /// The `command` used in logs and replies for a connection accepted on a PASV or EPSV listener.
@@ -103,15 +102,6 @@ fn normalize_socket(addr: SocketAddr) -> SocketAddr {
     match normalize(addr.ip()) {
         IpAddr::V4(v4) => SocketAddr::new(v4.into(), addr.port()),
         IpAddr::V6(_) => addr,
-    }
-}
-
-/// Whether `ip` can be a unicast host to connect to. `0.0.0.0` and `::` are refused because
-/// connecting to them reaches the server itself on common systems.
-fn is_unicast(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
-        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
     }
 }
 
@@ -437,241 +427,5 @@ impl Policy {
                 .collect(),
             banned_addresses: self.lock_bans().banned_count((self.clock)()),
         }
-    }
-
-    /// Decides, then does the bookkeeping for the outcome (counters, log, bans).
-    fn check(&self, who: &Who, look: Look, command: &str, addr: SocketAddr) -> Result<(), Refusal> {
-        let now = (self.clock)();
-        let dir = match look {
-            Look::Target => Direction::Active,
-            Look::Screen | Look::Use => Direction::Passive,
-        };
-        match self.decide(who, dir, command, addr, now) {
-            Ok(()) => {
-                let counter = match look {
-                    Look::Target => &self.approved_active,
-                    Look::Use => &self.approved_passive,
-                    Look::Screen => {
-                        debug!(
-                            target: "fxpd::security",
-                            event = "passive_connection_screened",
-                            client = %normalize(who.peer),
-                            source = %addr,
-                            "passive connection accepted, held for the transfer"
-                        );
-                        return Ok(());
-                    }
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                debug!(
-                    target: "fxpd::security",
-                    event = "data_connection_approved",
-                    client = %normalize(who.peer),
-                    user = who.user.as_deref(),
-                    command,
-                    target = %addr,
-                    foreign = normalize(addr.ip()) != normalize(who.peer),
-                    "data connection approved"
-                );
-                Ok(())
-            }
-            Err((refusal, culprit)) => {
-                // SECURITY: a held connection refused on its second look was acceptable when it
-                // was made: a change of settings is nobody's attempt.
-                let culprit = if look == Look::Use {
-                    Culprit::Nobody
-                } else {
-                    culprit
-                };
-                let source = (dir == Direction::Passive).then(|| addr.ip());
-                Err(self.bookkeeping(who, Some(addr), source, refusal, culprit, now))
-            }
-        }
-    }
-
-    /// Row 1: the refusal for `who`'s client address if it is banned at `now`.
-    fn client_ban(&self, who: &Who, command: &str, now: Instant) -> Option<Refusal> {
-        let peer = normalize(who.peer);
-        self.lock_bans().is_banned(peer, now).then(|| {
-            let detail = format!("{peer} is temporarily banned after repeated refused data connections");
-            Refusal::new(command, Reason::Banned, None, detail)
-        })
-    }
-
-    /// The decision table of the module docs, row by row, and whose attempt a refusal counts
-    /// against. Pure apart from reading the bans.
-    fn decide(
-        &self,
-        who: &Who,
-        dir: Direction,
-        command: &str,
-        addr: SocketAddr,
-        now: Instant,
-    ) -> Result<(), (Refusal, Culprit)> {
-        let cfg = self.config();
-        let peer = normalize(who.peer);
-        let ip = normalize(addr.ip());
-        // SECURITY: a refusal counts against the address that made the attempt: the client for
-        // PORT/EPRT (it asked), the source for a passive connection (it connected). Charging a
-        // passive refusal to the client would let anyone who reaches the passive range get any
-        // client banned.
-        let culprit = match dir {
-            Direction::Active => Culprit::Client,
-            Direction::Passive => Culprit::Source(ip),
-        };
-        let refuse = |reason, setting, detail| Err((Refusal::new(command, reason, setting, detail), culprit));
-
-        // SECURITY: row 1, a banned client gets no data connection of any kind. A connection to
-        // its listener charges nobody: the ban is the client's, not the connecting host's.
-        if let Some(refusal) = self.client_ban(who, command, now) {
-            let culprit = match dir {
-                Direction::Active => Culprit::Client,
-                Direction::Passive => Culprit::Nobody,
-            };
-            return Err((refusal, culprit));
-        }
-
-        // SECURITY: row 2, a banned source gets no data connection, whichever session's listener
-        // it reaches.
-        if dir == Direction::Passive && ip != peer && self.lock_bans().is_banned(ip, now) {
-            let detail = format!(
-                "the connection from {ip} is from an address temporarily banned after repeated refused data connections"
-            );
-            return refuse(Reason::Banned, None, detail);
-        }
-
-        if dir == Direction::Active {
-            let port = addr.port();
-            // SECURITY: row 3, port 0 is never a valid data port.
-            if port == 0 {
-                return refuse(
-                    Reason::PrivilegedPort,
-                    None,
-                    "port 0 is not a valid data port".into(),
-                );
-            }
-            // SECURITY: row 4, RFC 2577 section 3: no PORT/EPRT to a privileged port (mail, shells,
-            // ...), not even on the client's own address.
-            if port < 1024 && !cfg.allow_privileged_ports {
-                let detail = format!("port {port} is below 1024");
-                return refuse(Reason::PrivilegedPort, Some(ALLOW_PRIVILEGED_PORTS), detail);
-            }
-            // SECURITY: row 5, the unspecified address reaches the server itself; no setting
-            // (not even a peers block like 0.0.0.0/8) may allow that.
-            if !is_unicast(ip) {
-                let detail = format!("{ip} is not a unicast address");
-                return refuse(Reason::ForeignAddress, None, detail);
-            }
-        }
-
-        // Row 6: the client's own address is ordinary FTP.
-        if ip == peer {
-            return Ok(());
-        }
-
-        // Rows 7-11: a foreign address, i.e. FXP.
-        let what = match dir {
-            Direction::Active => format!("{ip} is not your address ({peer})"),
-            Direction::Passive => format!("the connection from {ip} is not from your address ({peer})"),
-        };
-        // SECURITY: row 7, anonymous sessions need fxp.allow_anonymous, whatever else allows FXP.
-        if who.anonymous && !cfg.allow_anonymous {
-            let detail = format!("{what} and anonymous sessions may not use FXP");
-            return refuse(Reason::AnonymousDenied, Some(ALLOW_ANONYMOUS), detail);
-        }
-        // SECURITY: rows 8-9, the user's override replaces the direction's switch (deny by default).
-        let (switch_on, switch) = match dir {
-            Direction::Active => (cfg.allow_foreign_port, ALLOW_FOREIGN_PORT),
-            Direction::Passive => (cfg.allow_foreign_passive, ALLOW_FOREIGN_PASSIVE),
-        };
-        match who.fxp {
-            FxpOverride::Deny => {
-                let detail = format!("{what} and FXP is disabled for your account");
-                return refuse(Reason::UserDenied, Some(USER_ALLOW), detail);
-            }
-            FxpOverride::Inherit if !switch_on => return refuse(Reason::ForeignAddress, Some(switch), what),
-            FxpOverride::Inherit | FxpOverride::Allow => {}
-        }
-        // SECURITY: row 10, a non-empty peers list restricts foreign addresses for every user.
-        if !cfg.peers.is_empty() && !cfg.peers.iter().any(|block| block.contains(ip)) {
-            let detail = format!("{ip} is not in the list of FXP peers");
-            return refuse(Reason::PeerNotListed, Some(PEERS), detail);
-        }
-        Ok(())
-    }
-
-    /// Bookkeeping for a refusal of a command: security log, counter, ban tracking. Returns the
-    /// refusal.
-    fn refused(
-        &self,
-        who: &Who,
-        target: Option<SocketAddr>,
-        refusal: Refusal,
-        culprit: Culprit,
-        now: Instant,
-    ) -> Refusal {
-        self.bookkeeping(who, target, None, refusal, culprit, now)
-    }
-
-    /// The `fxp_refused` security event, the counter by reason, and one refusal toward a ban of
-    /// the culprit's address. `target` is the PORT/EPRT target or the passive connection's
-    /// source socket, `source` the latter's (normalised) address.
-    fn bookkeeping(
-        &self,
-        who: &Who,
-        target: Option<SocketAddr>,
-        source: Option<IpAddr>,
-        refusal: Refusal,
-        culprit: Culprit,
-        now: Instant,
-    ) -> Refusal {
-        let reason = refusal.reason;
-        let peer = normalize(who.peer);
-        let charged = match culprit {
-            Culprit::Client => Some(peer),
-            Culprit::Source(ip) => Some(ip),
-            Culprit::Nobody => None,
-        };
-        warn!(
-            target: "fxpd::security",
-            event = "fxp_refused",
-            client = %peer,
-            source = source.map(tracing::field::display),
-            user = who.user.as_deref(),
-            command = refusal.command(),
-            target = target.map(tracing::field::display),
-            rule = reason.token(),
-            charged = charged.map(tracing::field::display),
-            "{}",
-            refusal.detail
-        );
-        self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
-        let Some(charged) = charged else {
-            return refusal;
-        };
-        if let Some(sink) = self.refusal_sink.get() {
-            let _ = sink.try_send(charged);
-        }
-        // A banned address's attempts are counted and logged above; the tracker does not let
-        // them extend the ban.
-        if self.lock_bans().record(charged, now) {
-            let cfg = self.config();
-            warn!(
-                target: "fxpd::security",
-                event = "client_banned",
-                client = %charged,
-                refusals = cfg.ban_threshold,
-                window_secs = cfg.ban_window_secs,
-                ban_secs = cfg.ban_secs,
-                "address banned after repeated refused data connections"
-            );
-        }
-        refusal
-    }
-
-    /// The ban tracker. Its state is consistent after any panic (each update is one insert), so a
-    /// poisoned lock is simply taken over rather than spreading the panic to every session.
-    fn lock_bans(&self) -> MutexGuard<'_, BanTracker> {
-        self.bans.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
