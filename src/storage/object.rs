@@ -426,14 +426,22 @@ impl ObjectStore {
     }
 
     /// Open a file for a download from `offset` (REST): a ranged, streamed read. Returns the
-    /// reader and the object's size.
+    /// reader and the object's size; an offset past the end is refused.
     pub async fn open_read(&self, path: &str, offset: u64) -> Result<(ObjectReader, u64), Error> {
         let key = self.key(path)?;
         let meta = self.stat(path).await?;
         if meta.dir {
             return Err(Error::Refused("Not a plain file."));
         }
-        if offset >= meta.len {
+        // SECURITY: a restart offset past the end is refused, as on the file system, before any
+        // ranged read is requested.
+        if offset > meta.len {
+            return Err(Error::RestartBeyondEnd {
+                offset,
+                size: meta.len,
+            });
+        }
+        if offset == meta.len {
             return Ok((ObjectReader::new(None), meta.len));
         }
         let stream = self
