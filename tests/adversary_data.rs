@@ -97,31 +97,13 @@ fn read_some(s: &mut TcpStream, n: usize) -> Vec<u8> {
     out
 }
 
-/// Waits until the server's log holds `needle` `count` times (a reload is done when it says so).
-fn wait_for_log_count(s: &Server, needle: &str, count: usize) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = s.stderr();
-        if log.matches(needle).count() >= count {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {count}x {needle:?} in the log within 20 s:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Rewrites the configuration file with `change` applied, sends SIGHUP and waits for the
-/// server's "configuration reloaded" log line.
+/// Rewrites the configuration file with `change` applied, sends SIGHUP and waits until the
+/// server says it applied the reload.
 fn reload_with(s: &Server, change: impl FnOnce(&mut toml::Table)) {
-    let before = s.stderr().matches("configuration reloaded").count();
     let mut table: toml::Table = fs::read_to_string(&s.config_path).unwrap().parse().unwrap();
     change(&mut table);
     fs::write(&s.config_path, toml::to_string(&table).unwrap()).unwrap();
-    s.signal("HUP");
-    wait_for_log_count(s, "configuration reloaded", before + 1);
+    s.reload().expect("the reload must be applied");
 }
 
 /// The security log's lines for `event` whose own `client` field is `client` (the event's first

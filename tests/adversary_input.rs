@@ -70,23 +70,6 @@ fn act_with_hostile_names(s: &Server) -> String {
     renamed
 }
 
-/// The server's stderr once `ready` holds for it (bounded wait: lines are written when the
-/// events happen, a little after the replies).
-fn log_when(s: &Server, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = s.stderr();
-        if ready(&log) {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected log lines did not appear; log:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Control characters (C0, DEL, C1) in a log line, as (column, char).
 fn controls(line: &str) -> Vec<(usize, char)> {
     line.char_indices().filter(|(_, c)| c.is_control()).collect()
@@ -97,7 +80,7 @@ fn hostile_names_land_in_the_text_log_as_one_escaped_line_each() {
     let s = Server::with_alice("");
     let renamed = act_with_hostile_names(&s);
     let names = hostile_names();
-    let log = log_when(&s, |log| {
+    let log = s.log_when(|log| {
         log.matches("transfer complete").count() >= names.len() && log.contains("login failed")
     });
 
@@ -152,7 +135,7 @@ fn hostile_names_land_in_the_json_log_as_one_parseable_line_each() {
         .start();
     let renamed = act_with_hostile_names(&s);
     let names = hostile_names();
-    let log = log_when(&s, |log| {
+    let log = s.log_when(|log| {
         log.matches("transfer complete").count() >= names.len() && log.contains("login failed")
     });
 

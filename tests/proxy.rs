@@ -61,17 +61,6 @@ fn closed_without_data(s: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-fn wait_for_log(s: &Server, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = s.stderr();
-        if log.contains(needle) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn v1_header_names_the_client_for_the_fxp_policy() {
     let s = Server::with_alice(TRUSTED);
@@ -88,7 +77,7 @@ fn v1_header_names_the_client_for_the_fxp_policy() {
         "the balancer is not the client: {r}"
     );
     c.expect("QUIT", 221);
-    let log = wait_for_log(&s, "connected through a load balancer");
+    let log = s.log_when(|log| log.contains("connected through a load balancer"));
     let line = log
         .lines()
         .find(|l| l.contains("connected through a load balancer"))
@@ -199,7 +188,7 @@ fn trusted_peer_without_a_header_is_refused() {
         took >= Duration::from_secs(4) && took < Duration::from_secs(15),
         "{took:?}"
     );
-    let log = wait_for_log(&s, "no PROXY header in time");
+    let log = s.log_when(|log| log.contains("no PROXY header in time"));
     assert!(log.contains("without a valid PROXY header"), "{log}");
     assert!(!log.contains("connected"), "no session may start:\n{log}");
 }
@@ -220,7 +209,7 @@ fn local_header_is_a_health_check_not_a_client() {
     let mut c = proxied(&s, &proxy_v1(client(5, 40000), frontend()));
     c.login("alice", PASS);
     c.expect("QUIT", 221);
-    let log = wait_for_log(&s, "disconnected");
+    let log = s.log_when(|log| log.contains("disconnected"));
     assert_eq!(
         log.matches("connected through a load balancer").count(),
         1,

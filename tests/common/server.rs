@@ -527,6 +527,23 @@ impl Server {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The server's stderr once `ready` holds for it; panics with the log after 20 s (log lines
+    /// are written when the events happen, a little after the replies).
+    pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.stderr();
+            if ready(&log) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected log lines did not appear within 20 s; log:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stdout lines other than the ones already consumed.
     pub fn drain_stdout(&self) -> Vec<String> {
         self.stdout_lines.try_iter().collect()
