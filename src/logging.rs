@@ -15,8 +15,8 @@
 //!   control character reaches the log raw.
 //! - The W3C log (`w3c.rs`) has its own field rule (spaces as `+`, controls as `?`).
 //!
-//! [`init`] installs the process's subscriber with these writers; [`set_level`] changes its
-//! level while it runs (`log.level` applies on reload).
+//! [`init`] installs the process's subscriber with these writers; [`apply`] changes its
+//! level and format while it runs (`log.level` and `log.format` apply on reload).
 //!
 //! A "plain token" has no whitespace, no `"`, `\` or `=`, and no character that
 //! [`char::escape_debug`] escapes (C0, DEL and C1 controls, line and paragraph separators,
@@ -36,37 +36,65 @@ use tracing_subscriber::{reload, Registry};
 
 use crate::config::{LogConfig, LogFormat, LogLevel};
 
-/// Changes the level of the subscriber [`init`] installed.
-static LEVEL: OnceLock<reload::Handle<LevelFilter, Registry>> = OnceLock::new();
+/// The subscriber stack below the output layer: the registry with its level filter.
+type Leveled = tracing_subscriber::layer::Layered<reload::Layer<LevelFilter, Registry>, Registry>;
+
+/// The output layer (`log.format`), boxed so a reload can swap text for JSON.
+type Output = Box<dyn tracing_subscriber::Layer<Leveled> + Send + Sync>;
+
+/// What a reload changes in the subscriber [`init`] installed: its level and its format.
+struct Handles {
+    level: reload::Handle<LevelFilter, Registry>,
+    output: reload::Handle<Output, Leveled>,
+    format: std::sync::Mutex<LogFormat>,
+}
+
+static HANDLES: OnceLock<Handles> = OnceLock::new();
 
 /// Installs the process's subscriber: `log.format` on stderr at `log.level`, every field
 /// escaped. Call it once, at start.
 pub fn init(log: &LogConfig) {
-    let (level, handle) = reload::Layer::new(level_filter(log.level));
+    let (level, level_handle) = reload::Layer::new(level_filter(log.level));
+    let (output, output_handle) = reload::Layer::new(output_layer(log.format));
+    tracing_subscriber::registry().with(level).with(output).init();
+    let _ = HANDLES.set(Handles {
+        level: level_handle,
+        output: output_handle,
+        format: std::sync::Mutex::new(log.format),
+    });
+}
+
+/// The stderr layer of one `log.format`.
+fn output_layer(format: LogFormat) -> Output {
     // Colours only for a terminal: journald, log files and pipes get plain text.
     let colours = io::stderr().is_terminal();
     let layer = tracing_subscriber::fmt::layer().with_ansi(colours);
-    let registry = tracing_subscriber::registry().with(level);
     // SECURITY: field values can be client text (names, paths, arguments): both formats
     // escape them here, so no line can be forged and no escape sequence reaches the
     // operator's terminal.
-    match log.format {
-        LogFormat::Json => registry
-            .with(layer.with_writer(JsonSafe(io::stderr)).json())
-            .init(),
-        LogFormat::Text => registry
-            .with(layer.with_writer(io::stderr).fmt_fields(EscapedFields))
-            .init(),
+    match format {
+        LogFormat::Json => Box::new(layer.with_writer(JsonSafe(io::stderr)).json()),
+        LogFormat::Text => Box::new(layer.with_writer(io::stderr).fmt_fields(EscapedFields)),
     }
-    let _ = LEVEL.set(handle);
 }
 
-/// Sets the level of the subscriber [`init`] installed (a reload's `log.level`); does nothing
-/// when there is none.
-pub fn set_level(level: LogLevel) {
-    if let Some(handle) = LEVEL.get() {
-        if let Err(e) = handle.reload(level_filter(level)) {
-            tracing::error!(error = %e, "cannot change the log level");
+/// Applies a reloaded `[log]` to the subscriber [`init`] installed: its level and, when it
+/// changed, its format. Does nothing when there is none (tests, subcommands).
+pub fn apply(log: &LogConfig) {
+    let Some(handles) = HANDLES.get() else {
+        return;
+    };
+    if let Err(e) = handles.level.reload(level_filter(log.level)) {
+        tracing::error!(error = %e, "cannot change the log level");
+    }
+    let mut format = handles
+        .format
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *format != log.format {
+        match handles.output.reload(output_layer(log.format)) {
+            Ok(()) => *format = log.format,
+            Err(e) => tracing::error!(error = %e, "cannot change the log format"),
         }
     }
 }

@@ -19,7 +19,7 @@
 mod common;
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -143,44 +143,6 @@ fn assert_never_connected(l: &TcpListener, what: &str) {
             "{what}: {} received a connection from {from}",
             l.local_addr().unwrap()
         );
-    }
-}
-
-/// A control connection from a chosen source address. Enough for greetings and logins: it reads
-/// whole replies (multi-line too) and returns their last line.
-struct BoundCtrl {
-    reader: BufReader<TcpStream>,
-    stream: TcpStream,
-}
-
-impl BoundCtrl {
-    /// Connects from `from` to `to`, without reading anything.
-    fn connect(from: IpAddr, to: SocketAddr) -> BoundCtrl {
-        let stream = connect_from(from, to);
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        BoundCtrl { reader, stream }
-    }
-
-    /// Reads one reply and returns its last line ("" on EOF).
-    fn reply(&mut self) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match self.reader.read_line(&mut line) {
-                Ok(0) => return String::new(),
-                Ok(_) => {}
-                Err(e) => panic!("reading a reply from {}: {e}", self.stream.peer_addr().unwrap()),
-            }
-            let b = line.as_bytes();
-            if b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && b[3] == b' ' {
-                return line.trim_end().to_owned();
-            }
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        self.reply()
     }
 }
 
@@ -787,30 +749,18 @@ fn repeated_refusals_ban_the_address_only() {
     assert_never_connected(&own, "PORT from a banned client");
 
     // A new control connection from the banned address is turned away at once.
-    let mut banned = BoundCtrl::connect(CLIENT, a.addr());
-    let greeting = banned.reply();
-    assert!(
-        greeting.starts_with("421"),
-        "banned address greeted with: {greeting:?}"
+    let mut banned = Ctrl::over(connect_from(CLIENT, a.addr()), b"");
+    assert_eq!(
+        banned.read_reply().code,
+        421,
+        "a banned address must be turned away"
     );
 
     // Another client address is served normally.
-    let mut other = BoundCtrl::connect(OTHER_CLIENT, a.addr());
-    let greeting = other.reply();
-    assert!(
-        greeting.starts_with("220"),
-        "other address greeted with: {greeting:?}"
-    );
-    let r = other.cmd(&format!("USER {USER}"));
-    assert!(r.starts_with("331"), "USER: {r}");
-    let r = other.cmd(&format!("PASS {PASS}"));
-    assert!(r.starts_with("230"), "PASS: {r}");
+    let mut other = Ctrl::connect_from(OTHER_CLIENT, a.addr());
+    other.login(USER, PASS);
     let (_l, other_own) = listener_on(OTHER_CLIENT);
-    let r = other.cmd(&port_command(other_own));
-    assert!(
-        r.starts_with("200"),
-        "PORT to its own address from {OTHER_CLIENT}: {r}"
-    );
+    other.expect(&port_command(other_own), 200);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 //!
 //! Settings read only at start keep their start-up values until a restart; a reload whose
 //! result changes any of them names every one in a single structured event
-//! (`event="reload_needs_restart"`, `settings="a,b,c"`). `log.level` applies at once.
+//! (`event="reload_needs_restart"`, `settings="a,b,c"`). `log.level` and `log.format` apply
+//! at once.
 
 mod common;
 
@@ -81,7 +82,6 @@ fn a_reload_names_every_changed_setting_that_needs_a_restart_in_one_event() {
             shutdown_grace_secs = 3
             max_sessions = 400
             [log]
-            format = "text"
             w3c_dir = {w3c:?}
             [cluster]
             key_prefix = "other"
@@ -98,12 +98,11 @@ fn a_reload_names_every_changed_setting_that_needs_a_restart_in_one_event() {
     assert_eq!(
         event["fields"]["settings"],
         "cluster.key_prefix,limits.failed_login_delay_ms,limits.lockout_secs,limits.max_login_failures,\
-         limits.shutdown_grace_secs,limits.user_slowdown_max_ms,listen,log.format",
+         limits.shutdown_grace_secs,limits.user_slowdown_max_ms,listen",
         "exactly the changed settings read only at start, sorted (not banner, max_sessions, fxp, \
          log.w3c_dir): {event}"
     );
-    // The rest applies at once; the format needs a restart: the log is still JSON (`events`
-    // parses every line).
+    // The rest applies at once.
     let greeting = s.ctrl().greeting.expect("a greeting");
     assert!(greeting.text().contains("reloaded at once"), "{greeting}");
     assert!(
@@ -119,6 +118,49 @@ fn a_reload_names_every_changed_setting_that_needs_a_restart_in_one_event() {
     std::fs::write(&s.config_path, &s.config_text).unwrap();
     s.reload().expect("a valid file must be applied");
     assert_eq!(restart_events(&s).len(), 2, "{}", s.stderr());
+}
+
+#[test]
+fn a_reload_switches_the_log_format_at_once() {
+    let s = Server::builder()
+        .config("[log]\nformat = \"text\"\n")
+        .user("alice", PASS, "alice", false)
+        .start();
+    let is_json = |l: &str| serde_json::from_str::<Value>(l).is_ok();
+    assert!(
+        !s.stderr().is_empty() && !s.stderr().lines().any(is_json),
+        "text format at start:\n{}",
+        s.stderr()
+    );
+    write_config(&s, "[log]\nformat = \"json\"\n");
+    s.reload().expect("a valid file must be applied");
+    let _c = s.login("alice", PASS);
+    // Text up to the switch (the SIGHUP line among it), then one JSON event per line: the
+    // reload's own first, then the session's lines.
+    let log = s.stderr();
+    let lines: Vec<&str> = log.lines().collect();
+    let switch = lines
+        .iter()
+        .position(|l| is_json(l))
+        .expect("no JSON line after the reload");
+    assert!(lines[..switch].iter().any(|l| l.contains("SIGHUP")), "{log}");
+    let events: Vec<Value> = lines[switch..]
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("text after the switch ({e}): {l}\n{log}"))
+        })
+        .collect();
+    assert_eq!(events[0]["fields"]["event"], "config_reloaded", "{log}");
+    assert!(
+        events.iter().any(|e| e["fields"]["message"] == "logged in"),
+        "the session's lines are JSON too: {log}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["fields"]["event"] == "reload_needs_restart"),
+        "log.format needs no restart: {log}"
+    );
 }
 
 #[test]

@@ -14,8 +14,6 @@ pub const RESTART_KEYS: &[&str] = &[
     // The bound control listeners.
     "listen",
     "tls.implicit_listen",
-    // The log subscriber's output format (`log.level` and `log.w3c_dir` reload).
-    "log.format",
     // The login guard, which keeps its counts across reloads.
     "limits.failed_login_delay_ms",
     "limits.max_login_failures",

@@ -136,10 +136,10 @@ impl Shared {
         while let Some(config) = reloads.recv().await {
             // Compared with the start-up values: those stay in force until a restart.
             let pending = crate::config::needs_restart(&started, &config);
-            let level = config.log.level;
+            let log = config.log.clone();
             match self.reload(config) {
                 Ok(()) => {
-                    logging::set_level(level);
+                    logging::apply(&log);
                     if !pending.is_empty() {
                         tracing::warn!(
                             event = "reload_needs_restart",
