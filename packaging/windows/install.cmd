@@ -40,7 +40,7 @@ mkdir "%DATA%"
 if errorlevel 1 goto failed
 rem SECURITY: users.toml holds password hashes: SYSTEM (the service) and Administrators only.
 icacls "%DATA%" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F >nul 2>&1
-if errorlevel 1 echo install.cmd: warning: icacls could not restrict %DATA% to SYSTEM and Administrators
+if errorlevel 1 goto no_acl
 :data_exists
 if exist "%CONFIG%" goto config_kept
 copy /y "%SRC%fxpd.toml" "%CONFIG%" >nul
@@ -103,6 +103,11 @@ echo install.cmd: %%ProgramData%% or %%ProgramFiles%% is not set
 exit /b 1
 :not_admin
 echo install.cmd: cannot write to %BIN%: run it from an elevated prompt (Run as administrator)
+exit /b 1
+:no_acl
+rem Fail closed: no users file in a folder every local user can read; the next run tries again.
+rmdir "%DATA%"
+echo install.cmd: icacls could not restrict %DATA% to SYSTEM and Administrators; nothing installed
 exit /b 1
 :failed
 echo install.cmd: the step above failed; nothing was removed. Fix it and run install.cmd again.

@@ -45,8 +45,9 @@ install_test() {
     rm -rf "$unzipped"
     python3 -m zipfile -e "$zip" "$unzipped"
     local expected listed
+    # shellcheck disable=SC2046 # one word per docs file
     expected=$(printf '%s\n' fxpd.exe fxpd.toml fxpd.example.toml install.cmd uninstall.cmd README.md LICENSE \
-        $(cd "$repo" && ls docs/*.md) | sort)
+        $(cd "$repo" && ls docs/*.md) | LC_ALL=C sort)
     listed=$(python3 -c 'import sys, zipfile; print("\n".join(sorted(zipfile.ZipFile(sys.argv[1]).namelist())))' "$zip")
     if [ "$listed" = "$expected" ] &&
         cmp -s <(tr -d '\r' <"$unzipped/fxpd.toml") "$repo/packaging/windows/fxpd.toml" &&
