@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of fxpd: bash tests/run.sh — runs every test: the cargo test suites
 # (unit, protocol, real clients, FXP, TLS, W3C, limits, properties), the Windows build
-# under Wine, the Debian package, the benchmark in quick mode, and the fuzz targets for a
+# and zip under Wine, the Debian package, the benchmark in quick mode, and the fuzz targets for a
 # bounded time.
 #
 # Installs the external FTP clients the integration tests drive (curl, lftp, wget, nmap,
@@ -83,7 +83,8 @@ cargo_suite() {
     fi
 }
 suite cargo cargo_suite
-# The Windows build under Wine: registry configuration and the Windows service.
+# The Windows build under Wine: registry configuration, the Windows service, and the Windows
+# zip (packaging/build-windows.sh) installed with its install.cmd in a fresh prefix.
 suite windows bash tests/windows/run.sh
 # The Debian package: install, check, purge (needs root).
 suite packaging "${sudo_cmd[@]}" env CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" bash tests/packaging/run.sh

@@ -32,7 +32,7 @@
 //! - Fail closed: any error anywhere returns `Err`; a partially applied configuration is never
 //!   returned. An unreadable default config file is an error, not a reason to fall back to the
 //!   quick start.
-//! - Relative `root` / `users_file` in a config file are resolved against the file's directory.
+//! - Relative `root` / `users_file` / `log.w3c_dir` in a config file are resolved against the file's directory.
 //!   The embedded quick start's `./ftproot`, and relative paths from the environment or flags, stay
 //!   relative to the current directory.
 

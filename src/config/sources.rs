@@ -275,8 +275,8 @@ pub fn env_vars() -> Result<Vec<(String, String)>, ConfigError> {
     Ok(vars)
 }
 
-/// Relative `root` / `users_file` / `storage.credentials_file` from a config file are relative
-/// to the file's directory.
+/// Relative `root` / `users_file` / `storage.credentials_file` / `log.w3c_dir` from a config
+/// file are relative to the file's directory.
 fn resolve_relative(config: &mut Config, file: &Path, origins: &BTreeMap<String, Origin>) {
     let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return;
@@ -288,6 +288,11 @@ fn resolve_relative(config: &mut Config, file: &Path, origins: &BTreeMap<String,
     if from_file("users_file") {
         if let Some(users) = config.users_file.as_mut().filter(|p| p.is_relative()) {
             *users = dir.join(&*users);
+        }
+    }
+    if from_file("log.w3c_dir") {
+        if let Some(w3c) = config.log.w3c_dir.as_mut().filter(|p| p.is_relative()) {
+            *w3c = dir.join(&*w3c);
         }
     }
     if from_file("storage.credentials_file") {

@@ -13,6 +13,12 @@ under Wine. Loopback only; every socket has a timeout.
       without a byte, and a second connection from 127.0.0.1 (the client's own) still gets the file.
   ftp_client.py passive --server HOST:PORT --file NAME --sha256 HEX
       A plain passive download (PASV) with a listing, from 127.0.0.1.
+  ftp_client.py login   --server HOST:PORT --file NAME --sha256 HEX --expect refused|accepted
+      Only logs in (as --user, anonymous by default): `refused` wants a 530 reply; prints the
+      server's greeting either way.
+  ftp_client.py upload  --server HOST:PORT --file NAME --sha256 HEX --local PATH
+      STOR of the local file PATH (whose SHA-256 is HEX) as NAME, then RETR of NAME: the
+      download must have the same hash (passive mode).
   ftp_client.py live    --server HOST:PORT --file NAME --sha256 HEX
       ONE control session (login, TYPE I) driven by commands on stdin, one per line, so that
       a test can change the server's configuration between them:
@@ -22,6 +28,7 @@ under Wine. Loopback only; every socket has a timeout.
         quit                            QUIT and exit
       Prints `ready: ...` after login, then one `ok: ...` or `FAIL: ...` line per command.
 
+Every mode logs in anonymously unless --user and --password are given.
 Prints one line (`ok: ...` or `FAIL: ...`); exit code 0 on success, 1 on failure.
 """
 
@@ -45,17 +52,60 @@ class WrongReply(Failure):
     """The reply to PORT was not the expected one (`live` tries again until its deadline)."""
 
 
+# --user and --password (main sets them); anonymous when unset.
+USER = {"user": "", "passwd": ""}
+
+
 def connect(server):
     host, port = server.rsplit(":", 1)
     ftp = ftplib.FTP(timeout=TIMEOUT)
     ftp.connect(host, int(port), timeout=TIMEOUT, source_address=(CLIENT, 0))
-    ftp.login()  # anonymous
+    ftp.login(**USER)
     ftp.voidcmd("TYPE I")
     return ftp
 
 
 def active(args):
     return foreign_port(connect(args.server), args, quit=True)
+
+
+def login(args):
+    host, port = args.server.rsplit(":", 1)
+    ftp = ftplib.FTP(timeout=TIMEOUT)
+    greeting = ftp.connect(host, int(port), timeout=TIMEOUT, source_address=(CLIENT, 0))
+    who = USER["user"] or "anonymous"
+    try:
+        reply = ftp.login(**USER)
+    except ftplib.error_perm as e:
+        reply = str(e)
+    if args.expect == "refused":
+        if not reply.startswith("530"):
+            raise Failure("login as %s: expected 530, got %r" % (who, reply))
+        ftp.close()
+        return "login as %s refused: %s; greeting %r" % (who, reply, greeting)
+    if not reply.startswith("230"):
+        raise Failure("login as %s: expected 230, got %r" % (who, reply))
+    ftp.quit()
+    return "login as %s: %s; greeting %r" % (who, reply, greeting)
+
+
+def upload(args):
+    ftp = connect(args.server)
+    ftp.set_pasv(True)
+    with open(args.local, "rb") as f:
+        stored = ftp.storbinary("STOR " + args.file, f)
+    h = hashlib.sha256()
+    size = [0]
+
+    def block(data):
+        h.update(data)
+        size[0] += len(data)
+
+    done = ftp.retrbinary("RETR " + args.file, block)
+    check(h.hexdigest(), args.sha256)
+    ftp.quit()
+    return "STOR %s: %s; RETR: %d bytes, sha256 ok, %s" % (
+        args.file, stored.split(" ")[0], size[0], done.split(" ")[0])
 
 
 def foreign_port(ftp, args, quit):
@@ -210,14 +260,19 @@ def port_until(ftp, args, expect, within):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("mode", choices=["active", "theft", "passive", "live"])
+    parser.add_argument("mode", choices=["active", "theft", "passive", "live", "login", "upload"])
     parser.add_argument("--server", required=True)
     parser.add_argument("--file", required=True)
     parser.add_argument("--sha256", required=True)
     parser.add_argument("--expect", choices=["refused", "accepted"], default="accepted")
+    parser.add_argument("--user", default="")
+    parser.add_argument("--password", default="")
+    parser.add_argument("--local", help="upload: the local file to STOR")
     args = parser.parse_args()
+    USER.update(user=args.user, passwd=args.password)
     try:
-        run = {"active": active, "theft": theft, "passive": passive, "live": live}[args.mode]
+        run = {"active": active, "theft": theft, "passive": passive, "live": live, "login": login,
+               "upload": upload}[args.mode]
         print("ok: " + run(args))
         return 0
     except (Failure, OSError, EOFError, ftplib.Error) as e:

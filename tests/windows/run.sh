@@ -22,6 +22,11 @@
 #   - fxpd as a Windows service under Wine's SCM (service.sh, sourced at the end): install,
 #     `net start`, FXP decisions from the registry with a live reload and a restart, `net stop`
 #     draining an in-flight transfer, the Event Log, uninstall.
+#   - the Windows zip (install.sh, sourced last): packaging/build-windows.sh --profile dev builds
+#     it; unzipped into a fresh prefix, install.cmd installs and starts the service with the
+#     shipped hardened config (anonymous refused, a foreign PORT refused), a user added with
+#     `fxpd.exe user add` transfers files both ways, a second install.cmd keeps the edited
+#     config, uninstall.cmd removes the service and keeps the data.
 # Loopback addresses only: the client is 127.0.0.1, the server 127.0.0.2, the foreign PORT
 # target 127.0.0.3. Every step has a timeout; the Wine processes of this script's prefix are
 # killed at the end (wineserver -k). Idempotent; on a warm machine only the tests run.
@@ -89,6 +94,8 @@ cleanup() {
         kill -TERM "$server_pid" 2>/dev/null || true
     fi
     timeout 20 wineserver -k >/dev/null 2>&1 || true
+    # install.sh's fresh prefix, if a run stopped inside it.
+    WINEPREFIX=$work/install-prefix timeout 20 wineserver -k >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 # A step that fails outside a check ends the script (set -e): say which one, also inside a
@@ -505,6 +512,10 @@ rm -f "$config_dir/fxpd.toml"
 # ---- 6. fxpd as a Windows service (install, net start/stop, reload, drain, Event Log, uninstall).
 # shellcheck source=tests/windows/service.sh
 source "$here/service.sh"
+
+# ---- 7. The Windows zip (packaging/build-windows.sh): install.cmd and uninstall.cmd in a fresh prefix.
+# shellcheck source=tests/windows/install.sh
+source "$here/install.sh"
 
 note "logs in $log; total $((SECONDS - started))s"
 echo "windows: $passed passed, $failed failed"

@@ -283,11 +283,12 @@ fn relative_paths_in_a_file_are_relative_to_the_file() {
     let dir = Scratch::new();
     let path = dir.file(
         "fxpd.toml",
-        "root = \"data\"\nusers_file = \"users.toml\"\n[anonymous]\nhome = \"pub\"\n",
+        "root = \"data\"\nusers_file = \"users.toml\"\n[anonymous]\nhome = \"pub\"\n[log]\nw3c_dir = \"logs\"\n",
     );
     let loaded = load_with_default_path(Some(&path), &no_default(), &[], &Overrides::default()).unwrap();
     assert_eq!(loaded.config.root, dir.0.join("data"));
     assert_eq!(loaded.config.users_file, Some(dir.0.join("users.toml")));
+    assert_eq!(loaded.config.log.w3c_dir, Some(dir.0.join("logs")));
     assert_eq!(
         loaded.config.anonymous.home,
         Some(PathBuf::from("pub")),
@@ -296,8 +297,12 @@ fn relative_paths_in_a_file_are_relative_to_the_file() {
 
     // Absolute paths are kept, and env paths stay relative to the cwd.
     let path = dir.file("abs.toml", "root = \"/srv/x\"\nusers_file = \"u.toml\"\n");
-    let vars = env(&[("FXPD__USERS_FILE", "rel/users.toml")]);
+    let vars = env(&[
+        ("FXPD__USERS_FILE", "rel/users.toml"),
+        ("FXPD__LOG__W3C_DIR", "rel/logs"),
+    ]);
     let loaded = load_with_default_path(Some(&path), &no_default(), &vars, &Overrides::default()).unwrap();
     assert_eq!(loaded.config.root, PathBuf::from("/srv/x"));
     assert_eq!(loaded.config.users_file, Some(PathBuf::from("rel/users.toml")));
+    assert_eq!(loaded.config.log.w3c_dir, Some(PathBuf::from("rel/logs")));
 }

@@ -18,6 +18,7 @@ use super::*;
 
 const EXAMPLE: &str = include_str!("../../../config/fxpd.example.toml");
 const PACKAGED: &str = include_str!("../../../config/fxpd.toml");
+const PACKAGED_WINDOWS: &str = include_str!("../../../packaging/windows/fxpd.toml");
 const QUICKSTART: &str = include_str!("../../../config/quickstart.toml");
 
 /// A scratch directory removed on drop (no tempfile dependency here).

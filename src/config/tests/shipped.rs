@@ -90,6 +90,57 @@ fn packaged_file_is_the_hardened_default() {
     assert!(!loaded.quickstart);
 }
 
+/// The Windows zip's `fxpd.toml` (packaging/windows) is the Debian package's with Windows paths
+/// (relative to `%ProgramData%\fxpd`, where install.cmd puts it) and a W3C log: every other
+/// value, FXP and anonymous access first, is the same, so both platforms start equally safe.
+#[test]
+fn windows_packaged_file_is_the_linux_one_with_windows_paths() {
+    let windows = load_text(PACKAGED_WINDOWS, &[], &Overrides::default()).unwrap();
+    let dir = windows
+        .file
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let c = &windows.config;
+    assert_eq!(c.root, dir.join("root"));
+    assert_eq!(c.users_file, Some(dir.join("users.toml")));
+    assert_eq!(c.log.w3c_dir, Some(dir.join("logs")));
+    assert!(!windows.quickstart);
+    // SECURITY: the switches a third party could turn against a user, spelled out.
+    assert!(!c.anonymous.enabled && !c.anonymous.write);
+    let f = &c.fxp;
+    assert!(!f.allow_foreign_port && !f.allow_foreign_passive && !f.allow_privileged_ports);
+    assert!(!f.allow_anonymous && f.peers.is_empty());
+    let linux = load_text(PACKAGED, &[], &Overrides::default()).unwrap().config;
+    let expected = Config {
+        root: c.root.clone(),
+        users_file: c.users_file.clone(),
+        log: LogConfig {
+            w3c_dir: c.log.w3c_dir.clone(),
+            ..linux.log.clone()
+        },
+        ..linux
+    };
+    assert_eq!(
+        *c, expected,
+        "only the paths and the W3C log may differ from config/fxpd.toml"
+    );
+    // Every setting the Linux file writes out, the Windows one writes out too.
+    for line in PACKAGED
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(" = "))
+    {
+        let key = line.split(" = ").next().unwrap();
+        assert!(
+            PACKAGED_WINDOWS
+                .lines()
+                .any(|l| l.starts_with(&format!("{key} = "))),
+            "packaging/windows/fxpd.toml does not write `{key}`"
+        );
+    }
+}
+
 #[test]
 fn quickstart_file_parses_and_matches_the_embedded_copy() {
     assert_eq!(QUICKSTART, QUICKSTART_TOML);
