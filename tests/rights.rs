@@ -5,6 +5,8 @@
 //! explain` and `fxpd user show`.
 
 mod common;
+#[path = "common/moto.rs"]
+mod moto;
 
 use std::fs;
 use std::io::Write;
@@ -452,6 +454,7 @@ fn group_rules_are_inherited_and_the_users_own_override_them() {
     assert!(out.contains("  /shared/keep\n"), "{out}");
     assert!(out.contains("-delete     user bob at /shared/keep"), "{out}");
     assert!(out.contains("+upload     group staff at /shared"), "{out}");
+    assert!(out.contains("max_upload_bytes: -"), "{out}");
     let out = cli_ok(&s, &["group", "list"]);
     assert!(out.contains("staff\trules=1\tmembers=bob"), "{out}");
     let o = cli(&s, &["group", "remove", "staff"]);
@@ -754,4 +757,78 @@ fn users_file_errors_name_the_line() {
     let refused = s.reload().expect_err("a missing group was applied");
     assert!(refused.contains("ghost"), "{refused}");
     s.login("bob", PASS).stor("still.txt", b"ok");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same on object storage
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn rights_and_the_size_limit_on_s3() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let bucket = "rights";
+    let s = moto.fxpd(bucket);
+    let mut c = s.login("alice", PASS);
+    c.expect("TYPE I", 200);
+    c.expect("MKD incoming", 257);
+    c.stor("pub.bin", b"public");
+    cli_ok(
+        &s,
+        &[
+            "user",
+            "set",
+            "alice",
+            "--write",
+            "false",
+            "--allow",
+            "/incoming=upload",
+            "--deny",
+            "/incoming=list,download",
+            "--max-upload-bytes",
+            "100000",
+        ],
+    );
+    s.reload().unwrap();
+    // The open session: a new object may go in, nothing else.
+    let body = random_bytes(50_000);
+    c.stor("/incoming/a.bin", &body);
+    let key = "ftp/alice/incoming/a.bin";
+    assert!(
+        moto.keys(bucket).iter().any(|k| k == key),
+        "{:?}",
+        moto.keys(bucket)
+    );
+    let r = try_upload(&mut c, "STOR", "/incoming/a.bin", b"again");
+    assert_eq!(r.first(), "550 Access is denied: no overwrite right at /.");
+    let r = try_upload(&mut c, "RETR", "/incoming/a.bin", b"");
+    assert_eq!(r.first(), "550 Access is denied: no download right at /incoming.");
+    let r = try_upload(&mut c, "NLST", "/incoming", b"");
+    assert_eq!(r.first(), "550 Access is denied: no list right at /incoming.");
+    c.expect("DELE /incoming/a.bin", 550);
+    assert_eq!(c.retr("/pub.bin"), b"public");
+    // Over the limit: 552, no object and no multipart upload left.
+    let r = try_upload(&mut c, "STOR", "/incoming/big.bin", &random_bytes(1_000_000));
+    assert_eq!(r.code, 552, "{r}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let left_over =
+        || !moto.uploads(bucket).is_empty() || moto.keys(bucket).iter().any(|k| k.ends_with("big.bin"));
+    while left_over() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the oversized upload left something"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut keys = moto.keys(bucket);
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "ftp/alice/incoming/",
+            "ftp/alice/incoming/a.bin",
+            "ftp/alice/pub.bin"
+        ]
+    );
 }

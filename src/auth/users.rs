@@ -25,7 +25,7 @@ mod file;
 mod profile;
 
 pub(crate) use account::revoked;
-pub use account::{Account, Limits};
+pub use account::{Account, LimitSources, Limits};
 pub use error::UsersFileError;
 pub(crate) use file::{
     is_reserved_name, parse_users, read_users_text, render_entry, render_group, render_users, ParsedUsers,

@@ -393,21 +393,30 @@ pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<Strin
         list(r.hidden().iter().map(|p| p.to_string()).collect())
     );
     let l = &account.limits;
-    let show = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    let show = |v: Option<String>, from: &Option<crate::rights::Source>| match (v, from) {
+        (Some(v), Some(from)) => format!("{v} ({from})"),
+        (Some(v), None) => v,
+        (None, _) => "-".to_owned(),
+    };
     let _ = writeln!(
         out,
         "max_upload_bytes: {}",
-        show(l.max_upload_bytes.map(|v| v.to_string()))
+        show(
+            l.max_upload_bytes.map(|v| v.to_string()),
+            &l.from.max_upload_bytes
+        )
     );
     let _ = writeln!(
         out,
         "max_sessions: {}",
-        show(l.max_sessions.map(|v| v.to_string()))
+        show(l.max_sessions.map(|v| v.to_string()), &l.from.max_sessions)
     );
+    let networks: Vec<String> = l.allowed_networks.iter().map(|n| n.to_string()).collect();
+    let networks = (!networks.is_empty()).then(|| networks.join(", "));
     let _ = writeln!(
         out,
         "allowed_networks: {}",
-        list(l.allowed_networks.iter().map(|n| n.to_string()).collect())
+        show(networks, &l.from.allowed_networks)
     );
     let _ = writeln!(
         out,

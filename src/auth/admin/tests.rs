@@ -326,7 +326,7 @@ fn groups_and_user_settings_keep_the_rest_of_the_file() {
     assert!(allowed);
     let shown = user_show(&file, "alice", false).unwrap();
     assert!(
-        shown.contains("max_sessions: 3") && shown.contains("expires: 2030-01-01"),
+        shown.contains("max_sessions: 3 (user alice)") && shown.contains("expires: 2030-01-01"),
         "{shown}"
     );
     assert!(user_explain(&file, "alice", "/x", "fly", false).is_err());

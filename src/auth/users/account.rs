@@ -41,6 +41,20 @@ pub struct Limits {
     pub(crate) expires: Option<Expiry>,
     /// The account may not log in.
     pub disabled: bool,
+    /// Which layer set `max_upload_bytes`, `max_sessions` and `allowed_networks` (`fxpd user
+    /// show`).
+    pub from: LimitSources,
+}
+
+/// Where each limit of an account came from (`None`: not set anywhere).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LimitSources {
+    /// The layer that set `max_upload_bytes`.
+    pub max_upload_bytes: Option<Source>,
+    /// The layer that set `max_sessions`.
+    pub max_sessions: Option<Source>,
+    /// The layer that set `allowed_networks`.
+    pub allowed_networks: Option<Source>,
 }
 
 impl Limits {
@@ -98,12 +112,15 @@ fn combine(write: bool, layers: &[(Source, Shared<'_>)]) -> Account {
         }
         if shared.max_upload_bytes.is_some() {
             limits.max_upload_bytes = shared.max_upload_bytes;
+            limits.from.max_upload_bytes = Some(source.clone());
         }
         if shared.max_sessions.is_some() {
             limits.max_sessions = shared.max_sessions;
+            limits.from.max_sessions = Some(source.clone());
         }
         if !shared.allowed_networks.is_empty() {
             limits.allowed_networks = shared.allowed_networks.to_vec();
+            limits.from.allowed_networks = Some(source.clone());
         }
     }
     Account {

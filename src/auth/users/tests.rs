@@ -294,3 +294,30 @@ fn group_errors_name_the_line() {
         assert!(err.contains("line "), "{needle}: {err}");
     }
 }
+
+/// Every users-file example in docs/users.md and the README parses (with a real hash in
+/// place of the elided one); the configuration snippets (`enabled = ...`) are left out.
+#[test]
+fn documented_examples_parse() {
+    let hash = cheap_hash("x");
+    let mut seen = 0;
+    for doc in [
+        include_str!("../../../docs/users.md"),
+        include_str!("../../../README.md"),
+    ] {
+        for block in doc.split("```toml\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            if block.contains("enabled =") || !(block.contains("[[") || block.contains("[anonymous]")) {
+                continue;
+            }
+            if block.contains("listen =") {
+                continue;
+            }
+            let text = block.replace("$argon2id$v=19$m=19456,t=2,p=1$...", &hash);
+            let parsed = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            UserDb::from_doc(parsed.doc(), Path::new("/srv"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "only {seen} examples found");
+}
