@@ -418,6 +418,20 @@ fn group_rules_are_inherited_and_the_users_own_override_them() {
     assert_eq!(fs::read(home.join("shared/keep/k.txt")).unwrap(), b"keep me");
     // ...but only for that right.
     c.stor("/shared/keep/more.txt", b"more");
+    // MLSD and MLST tell the same (RFC 3659 perm facts).
+    let list = c.listing("MLSD /shared");
+    assert!(
+        list.contains("type=dir;") && list.contains("perm=elcdfm;unix.mode="),
+        "{list}"
+    );
+    let line = list.lines().find(|l| l.ends_with(" keep")).expect("keep listed");
+    assert!(line.contains("perm=elcdfm;"), "{line}");
+    let line = list.lines().find(|l| l.ends_with(" d")).expect("d listed");
+    assert!(line.contains("perm=elcdfmp;"), "{line}");
+    let r = c.expect("MLST /shared/keep/k.txt", 250);
+    assert!(r.text().contains("perm=rafw;"), "{r}");
+    let r = c.expect("MLST /top.txt", 250);
+    assert!(r.text().contains("perm=r;"), "{r}");
     // Deny beats allow at the same path.
     let r = c.expect("MKD /shared/x", 550);
     assert_eq!(r.first(), "550 Access is denied: no mkdir right at /shared/x.");

@@ -162,7 +162,8 @@ impl Session {
             return say(Code::FILE_UNAVAILABLE, "File name cannot be shown.");
         }
         let is_dir = entry.kind == listing::Kind::Dir;
-        let facts = listing::mlsx_facts(&entry, self.login().user.write, is_dir && arg == ".");
+        let perm = super::rights::perm_fact(&self.account().rights, &target, entry.kind);
+        let facts = listing::mlsx_facts_perm(&entry, &perm, is_dir && arg == ".");
         Ok(Reply::multi(
             Code::FILE_ACTION_OK,
             vec![format!("Listing {target}"), facts, "End".into()],

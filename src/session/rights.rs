@@ -6,7 +6,8 @@ use super::answer::Failure;
 use super::Session;
 use crate::addr::normalize;
 use crate::auth::Account;
-use crate::rights::Right;
+use crate::listing::Kind;
+use crate::rights::{Right, Rights};
 use std::sync::Arc;
 
 impl Session {
@@ -41,4 +42,36 @@ impl Session {
     pub(super) fn may_name(&self, path: &str) -> Result<(), Failure> {
         self.account().rights.check_name(path).map_err(Failure::Denied)
     }
+}
+
+/// The RFC 3659 `perm` fact of an entry at `path` (section 7.5.5), from the rights: what
+/// MLSD and MLST tell a client it may do there.
+pub(super) fn perm_fact(rights: &Rights, path: &str, kind: Kind) -> String {
+    let may = |right| rights.decide(path, right).is_ok();
+    let letters: &[(char, &[Right])] = match kind {
+        Kind::File | Kind::Symlink => &[
+            ('r', &[Right::Download]),
+            ('a', &[Right::Append]),
+            ('d', &[Right::Delete]),
+            ('f', &[Right::Rename]),
+            ('w', &[Right::Overwrite]),
+        ],
+        Kind::Dir => &[
+            ('e', &[Right::List, Right::Upload]),
+            ('l', &[Right::List]),
+            ('c', &[Right::Upload]),
+            ('d', &[Right::Rmdir]),
+            ('f', &[Right::Rename]),
+            ('m', &[Right::Mkdir]),
+            ('p', &[Right::Delete]),
+        ],
+    };
+    let symlink = kind == Kind::Symlink;
+    letters
+        .iter()
+        // A link is read, deleted or renamed; it is not appended to or overwritten as such.
+        .filter(|(c, _)| !(symlink && matches!(c, 'a' | 'w')))
+        .filter(|(_, rights)| rights.iter().any(|r| may(*r)))
+        .map(|(c, _)| *c)
+        .collect()
 }

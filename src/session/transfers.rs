@@ -307,10 +307,14 @@ impl Session {
         let entries = self.entries(arg).await?;
         let (verb, body) = match format {
             ListFormat::Nlst => (TransferVerb::Nlst, listing::format_nlst(&entries)),
-            ListFormat::Mlsd => (
-                TransferVerb::Mlsd,
-                listing::format_mlsd(&entries, self.login().user.write),
-            ),
+            ListFormat::Mlsd => {
+                let dir = resolve(&self.login().cwd, arg.unwrap_or("."));
+                let rights = &self.account().rights;
+                let body = listing::format_mlsd_perm(&entries, |e| {
+                    super::rights::perm_fact(rights, &resolve(&dir, &e.name), e.kind)
+                });
+                (TransferVerb::Mlsd, body)
+            }
             ListFormat::List => (
                 TransferVerb::List,
                 listing::format_list(&entries, self.msdos(), SystemTime::now()),
