@@ -583,6 +583,20 @@ fn print_users(file: &Path, list: &[admin::UserSummary]) {
             .unwrap_or_else(|| "/".into());
         let access = if u.write { "read-write" } else { "read-only" };
         let tls = if u.require_tls { " tls=required" } else { "" };
-        println!("{:<24} home={home:<20} {access:<10} fxp={:?}{tls}", u.name, u.fxp);
+        let groups = if u.groups.is_empty() {
+            String::new()
+        } else {
+            format!(" groups={}", u.groups.join(","))
+        };
+        let expires = u
+            .expires
+            .as_deref()
+            .map(|e| format!(" expires={e}"))
+            .unwrap_or_default();
+        let disabled = if u.disabled { " disabled" } else { "" };
+        println!(
+            "{:<24} home={home:<20} {access:<10} fxp={:?}{tls}{groups}{expires}{disabled}",
+            u.name, u.fxp
+        );
     }
 }

@@ -469,6 +469,8 @@ fn group_rules_are_inherited_and_the_users_own_override_them() {
     assert!(out.contains("-delete     user bob at /shared/keep"), "{out}");
     assert!(out.contains("+upload     group staff at /shared"), "{out}");
     assert!(out.contains("max_upload_bytes: -"), "{out}");
+    let out = cli_ok(&s, &["user", "list"]);
+    assert!(out.contains("groups=staff"), "{out}");
     let out = cli_ok(&s, &["group", "list"]);
     assert!(out.contains("staff\trules=1\tmembers=bob"), "{out}");
     let o = cli(&s, &["group", "remove", "staff"]);

@@ -42,6 +42,12 @@ pub struct UserSummary {
     pub fxp: FxpOverride,
     /// Whether the user must use TLS.
     pub require_tls: bool,
+    /// The user's groups, in order.
+    pub groups: Vec<String>,
+    /// When the account stops working, as written.
+    pub expires: Option<String>,
+    /// Whether the account is disabled.
+    pub disabled: bool,
 }
 
 /// Why a user administration command failed.
@@ -353,6 +359,9 @@ pub fn user_list(file: &Path) -> Result<Vec<UserSummary>, AdminError> {
             write: e.write,
             fxp: e.fxp,
             require_tls: e.require_tls,
+            groups: e.groups.iter().map(|g| g.as_str().to_owned()).collect(),
+            expires: e.expires.as_ref().map(|x| x.as_str().to_owned()),
+            disabled: e.disabled,
         })
         .collect())
 }

@@ -153,8 +153,13 @@ impl FsHome {
         // file, even one created since the rights were checked.
         if new {
             options.write(true).create_new(true);
-            let file = self.dir.open_with(relative(path), &options)?;
-            return Ok(Upload::File(file.into_std()));
+            return match self.dir.open_with(relative(path), &options) {
+                Ok(file) => Ok(Upload::File(file.into_std())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Refused(
+                    "The file exists now; replacing it needs the overwrite right.",
+                )),
+                Err(e) => Err(e.into()),
+            };
         }
         // SECURITY: a restart offset past the end would leave a hole, a sparse file of any
         // size (REST 1099511627776 made 1 TiB). Only an existing file at least `offset` bytes

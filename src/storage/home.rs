@@ -276,7 +276,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("f"), b"keep").unwrap();
         let home = fs_home(root.path(), "");
-        assert!(home.open_write("/f", WriteMode::New).await.is_err());
+        assert!(matches!(
+            home.open_write("/f", WriteMode::New).await.err().unwrap(),
+            Error::Refused(_)
+        ));
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"keep");
         let (upload, offset) = home.open_write("/n", WriteMode::New).await.unwrap();
         assert_eq!(offset, 0);

@@ -70,7 +70,10 @@ fn add_list_remove_round_trip() {
             home: Some(PathBuf::from("alice")),
             write: true,
             fxp: FxpOverride::Allow,
-            require_tls: false
+            require_tls: false,
+            groups: Vec::new(),
+            expires: None,
+            disabled: false,
         }
     );
     assert_eq!(list[1].home, None);
