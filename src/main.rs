@@ -545,13 +545,7 @@ fn user(cmd: UserCmd) -> ExitCode {
         } => admin::user_explain(&users, &name, &path, &action, anonymous_write)
             .map(|(_, text)| println!("{text}")),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fxpd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    admin_exit(result)
 }
 
 fn group(cmd: GroupCmd) -> ExitCode {
@@ -562,6 +556,11 @@ fn group(cmd: GroupCmd) -> ExitCode {
             .map(|()| println!("group {name} removed from {}", users.display())),
         GroupCmd::List { users } => admin::group_list(&users).map(|text| print!("{text}")),
     };
+    admin_exit(result)
+}
+
+/// The exit code of an administration command; an error is printed.
+fn admin_exit(result: Result<(), admin::AdminError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
