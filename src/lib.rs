@@ -11,6 +11,8 @@
 //!   [`control::command::Command`]s ([`control::parser`]); answers are
 //!   [`control::reply::Reply`] values, turned into bytes in one place.
 //! - [`session`]: the per-connection task; it owns its state and runs one handler per verb.
+//! - [`rights`]: per-path rights (list, download, upload, overwrite...): the one decision every
+//!   file-touching command asks before it acts, with the rule that decided.
 //! - [`policy`]: every address decision (PORT/EPRT targets, passive-connection sources,
 //!   the FXP switches, bans). Handlers ask it; nobody else decides.
 //! - [`proxy`]: the PROXY protocol (v1/v2) header a trusted load balancer sends first, naming
@@ -41,7 +43,7 @@
 //!
 //! 1. [`addr`], [`path`], [`listing`], [`control`], [`w3c`]
 //! 2. [`config`]
-//! 3. [`policy`], [`proxy`], [`tls`], [`logging`], [`service`]
+//! 3. [`policy`], [`proxy`], [`tls`], [`logging`], [`service`], [`rights`]
 //! 4. [`cluster`]
 //! 5. [`auth`]
 //! 6. [`storage`]: a user's home is opened for an [`auth::FtpUser`]
@@ -63,6 +65,7 @@ pub mod logging;
 pub mod path;
 pub mod policy;
 pub mod proxy;
+pub mod rights;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -197,6 +197,25 @@ pub fn format_nlst(entries: &[Entry]) -> Vec<u8> {
 ///
 /// One space separates the facts from the name. The caller must check [`is_safe_name`] first.
 pub fn mlsx_facts(entry: &Entry, writable: bool, is_cdir: bool) -> String {
+    mlsx_facts_perm(entry, default_perm(entry.kind, writable), is_cdir)
+}
+
+/// The `perm` fact of the old all-or-nothing model: everything when `writable`, reading only
+/// otherwise (see [`mlsx_facts`]).
+pub fn default_perm(kind: Kind, writable: bool) -> &'static str {
+    match (kind, writable) {
+        (Kind::File, false) => "r",
+        (Kind::File, true) => "radfw",
+        (Kind::Dir, false) => "el",
+        (Kind::Dir, true) => "elcdfmp",
+        (Kind::Symlink, false) => "r",
+        (Kind::Symlink, true) => "rdf",
+    }
+}
+
+/// [`mlsx_facts`] with the `perm` fact given (the session derives it from the account's
+/// rights); `perm` must hold only RFC 3659 permission letters.
+pub fn mlsx_facts_perm(entry: &Entry, perm: &str, is_cdir: bool) -> String {
     let mut out = String::from("type=");
     match entry.kind {
         Kind::Dir if is_cdir || entry.name == "." => out.push_str("cdir"),
@@ -222,14 +241,6 @@ pub fn mlsx_facts(entry: &Entry, writable: bool, is_cdir: bool) -> String {
     {
         out.push_str(&t.format("modify=%Y%m%d%H%M%S;").to_string());
     }
-    let perm = match (entry.kind, writable) {
-        (Kind::File, false) => "r",
-        (Kind::File, true) => "radfw",
-        (Kind::Dir, false) => "el",
-        (Kind::Dir, true) => "elcdfmp",
-        (Kind::Symlink, false) => "r",
-        (Kind::Symlink, true) => "rdf",
-    };
     out.push_str(&format!("perm={perm};unix.mode={:04o}; ", entry.mode & PERM_MASK));
     out.push_str(&entry.name);
     out
@@ -238,9 +249,14 @@ pub fn mlsx_facts(entry: &Entry, writable: bool, is_cdir: bool) -> String {
 /// `MLSD` body: one [`mlsx_facts`] line per entry (never `cdir`), CRLF-terminated. Entries whose
 /// name contains CR or LF are skipped.
 pub fn format_mlsd(entries: &[Entry], writable: bool) -> Vec<u8> {
+    format_mlsd_perm(entries, |e| default_perm(e.kind, writable).to_owned())
+}
+
+/// [`format_mlsd`] with each entry's `perm` fact from `perm`.
+pub fn format_mlsd_perm(entries: &[Entry], perm: impl Fn(&Entry) -> String) -> Vec<u8> {
     let mut out = String::new();
     for entry in entries.iter().filter(|e| is_safe_name(&e.name)) {
-        out.push_str(&mlsx_facts(entry, writable, false));
+        out.push_str(&mlsx_facts_perm(entry, &perm(entry), false));
         out.push_str("\r\n");
     }
     out.into_bytes()

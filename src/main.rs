@@ -30,6 +30,9 @@ enum Cmd {
     /// Manage the users file.
     #[command(subcommand)]
     User(UserCmd),
+    /// Manage the groups of the users file.
+    #[command(subcommand)]
+    Group(GroupCmd),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -138,6 +141,134 @@ enum UserCmd {
         #[arg(long, value_name = "FILE")]
         users: PathBuf,
     },
+    /// Change a user's groups, rules and limits.
+    Set {
+        /// User name.
+        name: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// The user's groups, in order of precedence (comma-separated; replaces the list).
+        #[arg(long, value_name = "GROUP,...", value_delimiter = ',')]
+        groups: Option<Vec<String>>,
+        /// The last day the account works (YYYY-MM-DD, UTC) or an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
+        /// Disable (true) or enable (false) the account.
+        #[arg(long, value_name = "BOOL")]
+        disabled: Option<bool>,
+        /// The default rights: read-write (true) or read-only (false).
+        #[arg(long, value_name = "BOOL")]
+        write: Option<bool>,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Print a user's effective rights per path (and where each came from) and limits;
+    /// `anonymous` shows anonymous sessions'.
+    Show {
+        /// User name, or `anonymous`.
+        name: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// For `anonymous`: the configuration's anonymous.write is on.
+        #[arg(long)]
+        anonymous_write: bool,
+    },
+    /// Whether a user may do ACTION on PATH, and by which rule.
+    Explain {
+        /// User name, or `anonymous`.
+        name: String,
+        /// Virtual path (`/` is the user's home).
+        path: String,
+        /// list, download, upload, overwrite, append, delete, rename, mkdir or rmdir.
+        action: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// For `anonymous`: the configuration's anonymous.write is on.
+        #[arg(long)]
+        anonymous_write: bool,
+    },
+}
+
+/// Rules, request filters and limits shared by `user set` and `group add`.
+#[derive(Args)]
+struct ProfileArgs {
+    /// Add a rule that allows: PATH=RIGHT[,RIGHT...] (rights: list, download, upload,
+    /// overwrite, append, delete, rename, mkdir, rmdir, read, write, all).
+    #[arg(long, value_name = "PATH=RIGHTS")]
+    allow: Vec<String>,
+    /// Add a rule that denies: PATH=RIGHT[,RIGHT...].
+    #[arg(long, value_name = "PATH=RIGHTS")]
+    deny: Vec<String>,
+    /// Denied upload file names, e.g. '*.exe' (comma-separated; replaces the list).
+    #[arg(long, value_name = "PATTERN,...", value_delimiter = ',')]
+    deny_files: Option<Vec<String>>,
+    /// Hidden path segments, e.g. '.git' (comma-separated; replaces the list).
+    #[arg(long, value_name = "PATTERN,...", value_delimiter = ',')]
+    hidden: Option<Vec<String>>,
+    /// The largest file an upload may write (bytes).
+    #[arg(long, value_name = "BYTES")]
+    max_upload_bytes: Option<u64>,
+    /// Networks logins may come from (CIDR, comma-separated; replaces the list).
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    allowed_networks: Option<Vec<String>>,
+    /// Networks logins may not come from (CIDR, comma-separated; replaces the list).
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',')]
+    denied_networks: Option<Vec<String>>,
+    /// Most sessions logged in at once.
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<u32>,
+    /// Empty a setting first: rules, deny-files, hidden, allowed-networks, denied-networks,
+    /// max-upload-bytes, max-sessions, groups, expires (repeatable).
+    #[arg(long, value_name = "SETTING")]
+    clear: Vec<String>,
+}
+
+impl ProfileArgs {
+    fn edit(self) -> admin::ProfileEdit {
+        admin::ProfileEdit {
+            clear: self.clear,
+            allow: self.allow,
+            deny: self.deny,
+            deny_files: self.deny_files,
+            hidden: self.hidden,
+            max_upload_bytes: self.max_upload_bytes,
+            allowed_networks: self.allowed_networks,
+            denied_networks: self.denied_networks,
+            max_sessions: self.max_sessions,
+            ..admin::ProfileEdit::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    /// Add a group with rules and limits its members inherit.
+    Add {
+        /// Group name.
+        name: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Remove a group (refused while a user is in it).
+    Remove {
+        /// Group name.
+        name: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
+    /// List groups and their members.
+    List {
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -168,6 +299,7 @@ fn main() -> ExitCode {
         None => serve(cli.serve),
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::User(cmd)) => user(cmd),
+        Some(Cmd::Group(cmd)) => group(cmd),
         Some(Cmd::Copy(args)) => fxpd_copy::run(args),
         Some(Cmd::Service(cmd)) => service(cmd),
         Some(Cmd::Manpage) => {
@@ -380,7 +512,55 @@ fn user(cmd: UserCmd) -> ExitCode {
         UserCmd::Remove { name, users } => admin::user_remove(&users, &name)
             .map(|()| println!("user {name} removed from {}", users.display())),
         UserCmd::List { users } => admin::user_list(&users).map(|list| print_users(&users, &list)),
+        UserCmd::Set {
+            name,
+            users,
+            groups,
+            expires,
+            disabled,
+            write,
+            profile,
+        } => {
+            let edit = admin::ProfileEdit {
+                groups,
+                expires,
+                disabled,
+                write,
+                ..profile.edit()
+            };
+            admin::user_set(&users, &name, &edit)
+                .map(|()| println!("user {name} changed in {}", users.display()))
+        }
+        UserCmd::Show {
+            name,
+            users,
+            anonymous_write,
+        } => admin::user_show(&users, &name, anonymous_write).map(|text| print!("{text}")),
+        UserCmd::Explain {
+            name,
+            path,
+            action,
+            users,
+            anonymous_write,
+        } => admin::user_explain(&users, &name, &path, &action, anonymous_write)
+            .map(|(_, text)| println!("{text}")),
     };
+    admin_exit(result)
+}
+
+fn group(cmd: GroupCmd) -> ExitCode {
+    let result = match cmd {
+        GroupCmd::Add { name, users, profile } => admin::group_add(&users, &name, &profile.edit())
+            .map(|()| println!("group {name} added to {}", users.display())),
+        GroupCmd::Remove { name, users } => admin::group_remove(&users, &name)
+            .map(|()| println!("group {name} removed from {}", users.display())),
+        GroupCmd::List { users } => admin::group_list(&users).map(|text| print!("{text}")),
+    };
+    admin_exit(result)
+}
+
+/// The exit code of an administration command; an error is printed.
+fn admin_exit(result: Result<(), admin::AdminError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -402,6 +582,20 @@ fn print_users(file: &Path, list: &[admin::UserSummary]) {
             .unwrap_or_else(|| "/".into());
         let access = if u.write { "read-write" } else { "read-only" };
         let tls = if u.require_tls { " tls=required" } else { "" };
-        println!("{:<24} home={home:<20} {access:<10} fxp={:?}{tls}", u.name, u.fxp);
+        let groups = if u.groups.is_empty() {
+            String::new()
+        } else {
+            format!(" groups={}", u.groups.join(","))
+        };
+        let expires = u
+            .expires
+            .as_deref()
+            .map(|e| format!(" expires={e}"))
+            .unwrap_or_default();
+        let disabled = if u.disabled { " disabled" } else { "" };
+        println!(
+            "{:<24} home={home:<20} {access:<10} fxp={:?}{tls}{groups}{expires}{disabled}",
+            u.name, u.fxp
+        );
     }
 }

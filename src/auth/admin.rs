@@ -1,4 +1,5 @@
-//! User administration for the CLI: `fxpd user add|remove|list --users FILE`.
+//! User administration for the CLI: `fxpd user add|remove|list|set|show|explain --users FILE`
+//! and `fxpd group add|remove|list --users FILE` (in `rights.rs`).
 //!
 //! Changes are written atomically (a temporary file in the same directory, then a rename),
 //! keep the file's mode and owner, and leave every other entry, and the comments around
@@ -12,12 +13,15 @@ use argon2::Params;
 
 use super::password::{check_new_password, hash_with_params, PasswordError, MAX_PASSWORD_LEN};
 use super::users::{
-    parse_users, read_users_text, render_entry, HomeError, NameError, RelHome, UserEntry, UserName,
+    parse_users, read_users_text, render_entry, HomeError, NameError, RelHome, UserEntry, UserName, UsersDoc,
     UsersFileError,
 };
 use crate::policy::FxpOverride;
 
 mod rewrite;
+mod rights;
+
+pub use rights::{group_add, group_list, group_remove, user_explain, user_set, user_show, ProfileEdit};
 
 use rewrite::{checked_or_rendered, entry_region, read_existing, resolve_target, write_atomic};
 
@@ -38,6 +42,12 @@ pub struct UserSummary {
     pub fxp: FxpOverride,
     /// Whether the user must use TLS.
     pub require_tls: bool,
+    /// The user's groups, in order.
+    pub groups: Vec<String>,
+    /// When the account stops working, as written.
+    pub expires: Option<String>,
+    /// Whether the account is disabled.
+    pub disabled: bool,
 }
 
 /// Why a user administration command failed.
@@ -88,6 +98,8 @@ pub enum AdminError {
     ReadPassword(io::Error),
     /// Hashing failed.
     Hash(String),
+    /// A value given on the command line is not acceptable (a rule, pattern, network, group).
+    Invalid(String),
 }
 
 impl fmt::Display for AdminError {
@@ -115,6 +127,7 @@ impl fmt::Display for AdminError {
             AdminError::PasswordMismatch => f.write_str("the two passwords do not match"),
             AdminError::ReadPassword(e) => write!(f, "can not read the password: {e}"),
             AdminError::Hash(e) => write!(f, "can not hash the password: {e}"),
+            AdminError::Invalid(e) => f.write_str(e),
         }
     }
 }
@@ -260,11 +273,25 @@ fn add_entry(
         write,
         fxp,
         require_tls,
+        groups: Vec::new(),
+        expires: None,
+        disabled: false,
+        rules: Vec::new(),
+        deny_files: Vec::new(),
+        hidden: Vec::new(),
+        max_upload_bytes: None,
+        allowed_networks: Vec::new(),
+        denied_networks: Vec::new(),
+        max_sessions: None,
     };
     let rendered = render_entry(&entry).map_err(|e| AdminError::Hash(e.to_string()))?;
 
     let (text, metadata, mut expected) = match existing {
-        None => (format!("{NEW_FILE_HEADER}\n{rendered}"), None, Vec::new()),
+        None => (
+            format!("{NEW_FILE_HEADER}\n{rendered}"),
+            None,
+            UsersDoc::default(),
+        ),
         Some(current) => {
             let mut text = current.text;
             if !text.is_empty() && !text.ends_with('\n') {
@@ -274,11 +301,10 @@ fn add_entry(
                 text.push('\n');
             }
             text.push_str(&rendered);
-            let expected: Vec<UserEntry> = current.parsed.entries().cloned().collect();
-            (text, Some(current.metadata), expected)
+            (text, Some(current.metadata), current.parsed.doc())
         }
     };
-    expected.push(entry);
+    expected.user.push(entry);
     let text = checked_or_rendered(text, &expected, file)?;
     write_atomic(&target, &text, metadata.as_ref())
 }
@@ -301,13 +327,8 @@ pub fn user_remove(file: &Path, name: &str) -> Result<(), AdminError> {
         .entries()
         .position(|e| e.name.as_str() == name)
         .ok_or_else(unknown)?;
-    let expected: Vec<UserEntry> = current
-        .parsed
-        .entries()
-        .enumerate()
-        .filter(|&(i, _)| i != index)
-        .map(|(_, e)| e.clone())
-        .collect();
+    let mut expected = current.parsed.doc();
+    expected.user.remove(index);
     let text = match entry_region(&current.text, &current.parsed, index) {
         Some(region) => {
             let mut text = String::with_capacity(current.text.len());
@@ -338,6 +359,9 @@ pub fn user_list(file: &Path) -> Result<Vec<UserSummary>, AdminError> {
             write: e.write,
             fxp: e.fxp,
             require_tls: e.require_tls,
+            groups: e.groups.iter().map(|g| g.as_str().to_owned()).collect(),
+            expires: e.expires.as_ref().map(|x| x.as_str().to_owned()),
+            disabled: e.disabled,
         })
         .collect())
 }

@@ -13,7 +13,7 @@ use unftp_core::auth::{
 };
 
 use super::guard::{ip_key, LoginGuard, NewLockouts};
-use super::users::{is_reserved_name, HomeError, RelHome, UserDb};
+use super::users::{is_reserved_name, revoked, Account, HomeError, RelHome, UserDb};
 use super::FtpUser;
 use crate::config::AnonymousConfig;
 use crate::policy::FxpOverride;
@@ -80,6 +80,9 @@ pub struct Login {
     /// Absolute home of anonymous sessions, or why the configured one is refused (then
     /// anonymous logins fail closed).
     anonymous_home: Result<PathBuf, HomeError>,
+    /// Anonymous sessions' rights and limits: `anonymous.write` as the default, the users
+    /// file's `[anonymous]` and `[everyone]` tables.
+    anonymous_account: Arc<Account>,
     guard: Arc<LoginGuard>,
 }
 
@@ -103,12 +106,38 @@ impl Login {
     /// `root` (the same path the storage back-end is rooted at), throttled by `guard`.
     pub fn new(db: Arc<UserDb>, anonymous: AnonymousConfig, root: PathBuf, guard: Arc<LoginGuard>) -> Login {
         let anonymous_home = anonymous.home_path(&root);
+        let anonymous_account = Arc::new(db.anonymous_account(anonymous.write));
         Login {
             db,
             anonymous,
             anonymous_home,
+            anonymous_account,
             guard,
         }
+    }
+
+    /// The rights and limits in force now for a session of `user` from `peer`: looked up
+    /// again for every command, so a reload changes them for open sessions too.
+    ///
+    /// SECURITY: an account removed, disabled, expired or shut out of `peer`'s network since
+    /// the login, or anonymous access switched off, may do nothing (fail closed).
+    pub fn account(&self, user: &FtpUser, peer: IpAddr) -> Arc<Account> {
+        let account = if user.anonymous {
+            self.anonymous
+                .enabled
+                .then(|| Arc::clone(&self.anonymous_account))
+        } else {
+            self.db.account(&user.name)
+        };
+        match account {
+            Some(a) if a.limits.refusal(peer, chrono::Utc::now()).is_none() => a,
+            _ => Arc::new(revoked()),
+        }
+    }
+
+    /// The users database this login checks against.
+    pub fn users(&self) -> &UserDb {
+        &self.db
     }
 
     /// Whether `user` would be accepted as an anonymous login (anonymous is enabled and the
@@ -205,7 +234,33 @@ impl Login {
             );
             tokio::time::sleep(slowed).await;
         }
-        (slowed, self.check_password(user, password, peer).await)
+        let result = self.check_password(user, password, peer).await;
+        (slowed, result.and_then(|u| self.check_limits(u, peer)))
+    }
+
+    /// After a good password: the account's disabled flag, expiry and networks.
+    ///
+    /// SECURITY: checked only once the password is right, and refused exactly like a bad
+    /// password (same reply, same time), so neither a guesser nor a scanner learns which
+    /// accounts exist or are disabled; the log says which it was.
+    fn check_limits(&self, user: FtpUser, peer: IpAddr) -> Result<FtpUser, Failure> {
+        let account = if user.anonymous {
+            Some(Arc::clone(&self.anonymous_account))
+        } else {
+            self.db.account(&user.name)
+        };
+        let refusal = match account {
+            Some(a) => a.limits.refusal(peer, chrono::Utc::now()),
+            None => Some("account removed"),
+        };
+        match refusal {
+            None => Ok(user),
+            Some(reason) => Err(Failure {
+                error: LoginError::BadCredentials,
+                reason,
+                count: Count::IpOnly,
+            }),
+        }
     }
 
     /// Anonymous login or a verification against the users file.

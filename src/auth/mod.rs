@@ -10,7 +10,11 @@
 //!   user name (which slow it down, never lock it).
 //! - `login.rs`: [`Login`], what a session calls for `USER`/`PASS` (RFC 959 section 4.1.1),
 //!   including anonymous login (RFC 1635).
-//! - `admin.rs`: `fxpd user add|remove|list`.
+//! - `admin.rs`: `fxpd user add|remove|list|set|show|explain` and `fxpd group add|remove|list`.
+//!
+//! The users file also holds groups, the `[anonymous]` and `[everyone]` tables and each
+//! account's rules and limits; [`UserDb::account`] and [`Login::account`] give an account's
+//! effective [`Account`] (its [`crate::rights::Rights`] and [`Limits`]).
 //!
 //! Failed logins are logged at info and lockouts at warn, with target `fxpd::security`.
 //! Passwords and hashes are never logged.
@@ -30,7 +34,7 @@ pub(crate) use guard::ip_key;
 pub use guard::{Clock, GuardConfig, LoginGuard, ManualClock, NewLockouts, SystemClock};
 pub use login::{Login, LoginError};
 pub use password::PasswordError;
-pub use users::{HomeError, NameError, UserDb, UsersFileError};
+pub use users::{Account, HomeError, LimitSources, Limits, NameError, UserDb, UsersFileError};
 
 /// An authenticated session identity.
 #[derive(Debug, Clone, PartialEq, Eq)]

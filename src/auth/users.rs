@@ -19,13 +19,20 @@ use super::password::{PhcHash, MAX_PASSWORD_LEN};
 use super::FtpUser;
 use crate::policy::FxpOverride;
 
+mod account;
+mod error;
 mod file;
+mod profile;
 
+pub(crate) use account::revoked;
+pub use account::{Account, LimitSources, Limits};
+pub use error::UsersFileError;
 pub(crate) use file::{
-    is_reserved_name, parse_users, read_users_text, render_entry, render_users, ParsedUsers, RelHome,
-    UserEntry, UserName,
+    is_reserved_name, parse_users, read_users_text, render_entry, render_group, render_users, ParsedUsers,
+    RelHome, UserEntry, UserName, UsersDoc,
 };
-pub use file::{HomeError, NameError, UsersFileError};
+pub use file::{HomeError, NameError};
+pub(crate) use profile::{AnonymousEntry, EveryoneEntry, Expiry, GroupEntry, GroupName, SharedMut};
 
 /// What the database keeps per account.
 struct UserRecord {
@@ -34,6 +41,8 @@ struct UserRecord {
     fxp: FxpOverride,
     require_tls: bool,
     hash: PhcHash,
+    /// Rights and limits, resolved from the user's groups and `[everyone]` at load.
+    account: Arc<Account>,
 }
 
 /// The users database loaded from the users file.
@@ -45,6 +54,10 @@ struct UserRecord {
 /// [`crate::auth::Login`] pads every failed login to.
 pub struct UserDb {
     users: HashMap<String, UserRecord>,
+    /// The `[anonymous]` table (anonymous sessions' rules and limits).
+    anonymous: AnonymousEntry,
+    /// The `[everyone]` table (rules and filters for every account).
+    everyone: EveryoneEntry,
     /// The server root: homes are joined onto it, because the storage back-end wants absolute
     /// homes that start with its root.
     root: PathBuf,
@@ -75,15 +88,22 @@ impl UserDb {
     pub fn load(path: &Path, root: &Path) -> Result<UserDb, UsersFileError> {
         let text = read_users_text(path)?;
         let parsed = parse_users(&text, path)?;
-        Ok(UserDb::from_entries(
-            parsed.entries.into_iter().map(|(_, e)| e).collect(),
-            root,
-        ))
+        Ok(UserDb::from_doc(parsed.doc(), root))
     }
 
     /// A database with no users (anonymous-only servers).
     pub fn empty(root: &Path) -> UserDb {
-        UserDb::from_entries(Vec::new(), root)
+        UserDb::from_doc(UsersDoc::default(), root)
+    }
+
+    /// The rights and limits of user `name`, if it exists.
+    pub fn account(&self, name: &str) -> Option<Arc<Account>> {
+        self.users.get(name).map(|r| Arc::clone(&r.account))
+    }
+
+    /// The rights and limits of anonymous sessions, `write` being `anonymous.write`.
+    pub fn anonymous_account(&self, write: bool) -> Account {
+        account::anonymous_account(write, &self.anonymous, &self.everyone)
     }
 
     /// Number of users.
@@ -96,14 +116,22 @@ impl UserDb {
         self.users.is_empty()
     }
 
-    pub(crate) fn from_entries(entries: Vec<UserEntry>, root: &Path) -> UserDb {
+    pub(crate) fn from_doc(doc: UsersDoc, root: &Path) -> UserDb {
+        let UsersDoc {
+            everyone,
+            anonymous,
+            group,
+            user: entries,
+        } = doc;
         // SECURITY: an unknown name costs as much as the costliest known one.
         let costliest = entries.iter().map(|e| &e.password).max_by_key(|h| h.cost());
         let dummy = PhcHash::dummy_like(costliest);
         let users = entries
             .into_iter()
             .map(|e| {
+                let account = Arc::new(account::user_account(&e, &group, &everyone));
                 let record = UserRecord {
+                    account,
                     home: e.home,
                     write: e.write,
                     fxp: e.fxp,
@@ -118,6 +146,8 @@ impl UserDb {
             .clamp(1, 8);
         UserDb {
             users,
+            anonymous,
+            everyone,
             root: root.to_path_buf(),
             dummy,
             slowest_ns: Arc::new(AtomicU64::new(0)),

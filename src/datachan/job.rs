@@ -108,6 +108,9 @@ pub struct Request {
     pub local_ip: IpAddr,
     /// The rate limits for this transfer's direction.
     pub throttle: Throttle,
+    /// An upload: the most bytes it may write (`max_upload_bytes` less the offset); past it
+    /// the transfer stops with [`Outcome::TooLarge`].
+    pub max_bytes: Option<u64>,
 }
 
 /// How a transfer ended.
@@ -131,6 +134,9 @@ pub enum Outcome {
     Network(std::io::Error),
     /// The storage back-end failed.
     Storage(StorageError),
+    /// An upload crossed its size limit and was stopped (an object upload is discarded; the
+    /// session removes a partial file).
+    TooLarge,
     /// The transfer was cancelled before it ended.
     Cancelled,
     /// The transfer's task failed (a bug).
@@ -194,6 +200,7 @@ async fn run(request: Request, progress: Arc<AtomicU64>) -> Outcome {
         timeout,
         local_ip,
         throttle,
+        max_bytes,
     } = request;
     // A passive listener lives (and keeps screening and closing strangers' connections)
     // until the transfer ends; then its refusals go into the final reply.
@@ -219,6 +226,7 @@ async fn run(request: Request, progress: Arc<AtomicU64>) -> Outcome {
         timeout,
         progress,
         throttle,
+        max_bytes,
     };
     let result = match protection {
         None => io.run_plain(job, stream).await,
@@ -248,6 +256,17 @@ struct TransferIo {
     progress: Arc<AtomicU64>,
     /// The rate limits for this transfer's direction.
     throttle: Throttle,
+    /// An upload's size limit: counted in the async loop, so the fast paths are skipped.
+    max_bytes: Option<u64>,
+}
+
+/// A failed copy as an outcome.
+fn copy_failed(e: Direction) -> Outcome {
+    match e {
+        Direction::Network(e) => Outcome::Network(e),
+        Direction::Storage(e) => Outcome::Storage(e.into()),
+        Direction::TooLarge => Outcome::TooLarge,
+    }
 }
 
 impl TransferIo {
@@ -255,6 +274,10 @@ impl TransferIo {
     async fn run_plain(self, job: Job, stream: TcpStream) -> Result<u64, Outcome> {
         let (progress, throttle) = (self.progress.clone(), self.throttle.clone());
         let inline = throttle.is_unlimited();
+        if self.max_bytes.is_some() && job.receives() {
+            // A size limit is counted in the async loop.
+            return self.run_async(job, stream, false).await;
+        }
         match job {
             Job::SendFile { file, left } if !self.ascii => {
                 if inline && left <= inline::SMALL_FILE {
@@ -314,12 +337,9 @@ impl TransferIo {
             Job::ReceiveFile(file) => {
                 let mut file = tokio::fs::File::from_std(file);
                 let mut input = Inbound::new(&mut stream, self.ascii);
-                let received = receive(&mut input, &mut file, progress, &self.throttle)
+                let received = receive(&mut input, &mut file, progress, &self.throttle, self.max_bytes)
                     .await
-                    .map_err(|e| match e {
-                        Direction::Network(e) => Outcome::Network(e),
-                        Direction::Storage(e) => Outcome::Storage(e.into()),
-                    });
+                    .map_err(copy_failed);
                 // The sender waits for our end of the stream too (TLS: close_notify).
                 let _ = tokio::time::timeout(self.timeout, stream.shutdown()).await;
                 received
@@ -331,16 +351,14 @@ impl TransferIo {
             }
             Job::ReceiveObject(mut upload) => {
                 let mut input = Inbound::new(&mut stream, self.ascii);
-                let received = receive(&mut input, &mut upload, progress, &self.throttle).await;
+                let received =
+                    receive(&mut input, &mut upload, progress, &self.throttle, self.max_bytes).await;
                 // Commit only after the data connection ended cleanly; otherwise nothing stays.
                 let received = match received {
                     Ok(bytes) => upload.finish().await.map(|()| bytes).map_err(Outcome::Storage),
                     Err(e) => {
                         upload.abort().await;
-                        Err(match e {
-                            Direction::Network(e) => Outcome::Network(e),
-                            Direction::Storage(e) => Outcome::Storage(e.into()),
-                        })
+                        Err(copy_failed(e))
                     }
                 };
                 let _ = tokio::time::timeout(self.timeout, stream.shutdown()).await;

@@ -67,6 +67,9 @@ pub enum Direction {
     Network(std::io::Error),
     /// Writing to the file.
     Storage(std::io::Error),
+    /// The client sent more than the upload may write (`max_upload_bytes`); the chunk that
+    /// crossed the limit was not written.
+    TooLarge,
 }
 
 /// Copy the data connection `src` into `dst` until the peer closes (binary mode over TLS,
@@ -76,6 +79,7 @@ pub async fn receive<R, W>(
     dst: &mut W,
     progress: &AtomicU64,
     throttle: &Throttle,
+    limit: Option<u64>,
 ) -> Result<u64, Direction>
 where
     R: AsyncRead + Unpin + ?Sized,
@@ -87,6 +91,10 @@ where
         let n = src.read(&mut buf).await.map_err(Direction::Network)?;
         if n == 0 {
             break;
+        }
+        // SECURITY: nothing past the limit reaches storage.
+        if limit.is_some_and(|max| total + n as u64 > max) {
+            return Err(Direction::TooLarge);
         }
         dst.write_all(&buf[..n]).await.map_err(Direction::Storage)?;
         total += n as u64;

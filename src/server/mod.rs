@@ -4,7 +4,8 @@
 //!   address, hand each admitted connection to the session entry point it was given, and
 //!   drain on shutdown;
 //! - [`admission`]: who may take a seat (connections not logged in, logged-in sessions);
-//! - [`state`]: the server-wide state ([`Shared`], [`Settings`]) and its reload.
+//! - [`state`]: the server-wide state ([`Shared`], [`Settings`]) and its reload;
+//! - [`user_sessions`]: sessions logged in per account (the users file's `max_sessions`).
 //!
 //! The server does not know what a session is: [`crate::run`] passes `session::run` to
 //! [`serve`], so the session layer sits above this one and imports from it, never the
@@ -12,6 +13,7 @@
 
 pub mod admission;
 pub mod state;
+pub mod user_sessions;
 
 pub use state::{Settings, Shared};
 

@@ -44,6 +44,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Where files live (`[storage]`, fixed at start).
     pub backend: crate::storage::Backend,
+    /// Sessions logged in per account (`max_sessions`), kept across reloads.
+    pub user_sessions: Arc<super::user_sessions::UserSessions>,
 }
 
 /// One consistent version of the configuration and what is built from it.
@@ -79,6 +81,7 @@ impl Shared {
             next_session: AtomicU64::new(1),
             cluster,
             shutdown,
+            user_sessions: Arc::default(),
         })
     }
 

@@ -12,6 +12,7 @@ use crate::auth::LoginError;
 use crate::control::reply::{Code, Reply};
 use crate::datachan::TlsUnavailable;
 use crate::policy::Refusal;
+use crate::rights::Denied;
 use crate::server::admission;
 use crate::storage;
 use crate::tls::SessionTls;
@@ -122,8 +123,15 @@ pub(super) enum Failure {
     NoSeat(admission::Refusal),
     /// The policy refused a data-connection setup.
     Refused(Refusal),
-    /// A write command from a read-only account.
-    ReadOnly,
+    /// The account's rights refuse the command on its path.
+    Denied(Denied),
+    /// The login was good but the account has `max_sessions` sessions already.
+    TooManySessions,
+    /// The upload would make a file larger than the account's `max_upload_bytes`.
+    UploadTooLarge {
+        /// The limit.
+        max: u64,
+    },
     /// The path names something other than a plain file.
     NotAFile,
     /// A REST offset past the end of the file.
@@ -176,7 +184,15 @@ impl Failure {
             // RFC 2577 suggests 504 for a refused PORT; the text carries the reason token and
             // the setting that would allow it.
             Failure::Refused(refusal) => Reply::new(Code::PARAMETER_NOT_IMPLEMENTED, refusal.reply_text()),
-            Failure::ReadOnly => Reply::new(Code::FILE_UNAVAILABLE, "Access is denied: read-only account."),
+            Failure::Denied(denied) => denied_reply(denied),
+            Failure::TooManySessions => Reply::new(
+                Code::NOT_LOGGED_IN,
+                "User cannot log in: this account has too many sessions open.",
+            ),
+            Failure::UploadTooLarge { max } => Reply::new(
+                Code::EXCEEDED_STORAGE,
+                format!("Upload too large: files may have at most {max} bytes."),
+            ),
             Failure::NotAFile => Reply::new(Code::FILE_UNAVAILABLE, "Not a plain file."),
             // RFC 3659 section 5 suggests 554 for an invalid restart point: refused before
             // anything is opened for writing, created or sent.
@@ -197,6 +213,30 @@ impl Failure {
                 "Data connections are protected (PROT P) but TLS is no longer available on this server; nothing is sent in clear text.",
             ),
         }
+    }
+}
+
+/// A refusal by the rights: 550 naming the missing right and the rule's path, 553 for a
+/// denied file name, and a hidden path answered as one that does not exist.
+fn denied_reply(denied: &Denied) -> Reply {
+    match denied {
+        Denied::Missing { right, rule_path, .. } => Reply::new(
+            Code::FILE_UNAVAILABLE,
+            format!("Access is denied: no {right} right at {rule_path}."),
+        ),
+        // SECURITY: the same words as a missing file, so a hidden name is not confirmed.
+        Denied::Hidden => Reply::new(
+            Code::FILE_UNAVAILABLE,
+            "The system cannot find the file specified.",
+        ),
+        Denied::FileName { pattern } => Reply::new(
+            Code::BAD_FILENAME,
+            format!("File name not allowed: it matches {pattern}."),
+        ),
+        Denied::NoAccount => Reply::new(
+            Code::NOT_LOGGED_IN,
+            "Access is denied: this account is no longer valid.",
+        ),
     }
 }
 
@@ -275,6 +315,27 @@ mod tests {
         let (reply, _, then) = Answer::from(Failure::NotAFile).into_parts();
         assert_eq!(reply, Reply::new(Code::FILE_UNAVAILABLE, "Not a plain file."));
         assert!(matches!(then, Then::Continue));
+    }
+
+    #[test]
+    fn refusals_by_the_rights_name_the_right_and_the_rule() {
+        use crate::rights::Right;
+        let missing = Failure::Denied(Denied::Missing {
+            right: Right::Download,
+            rule_path: "/incoming".into(),
+            source: None,
+        });
+        assert_eq!(
+            missing.reply().to_bytes(),
+            b"550 Access is denied: no download right at /incoming.\r\n"
+        );
+        let name = Failure::Denied(Denied::FileName {
+            pattern: "*.exe".into(),
+        });
+        assert_eq!(name.reply().code, Code::BAD_FILENAME);
+        let hidden = Failure::Denied(Denied::Hidden).reply();
+        let missing_file = Failure::from(StorageError::from(ErrorKind::PermanentFileNotAvailable)).reply();
+        assert_eq!(hidden, missing_file);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::path::{file_name, quote, resolve};
 use super::{AuthState, Session};
 use crate::control::reply::{Code, Reply};
 use crate::listing::{self, Entry};
+use crate::rights::Right;
 use crate::storage::Home;
 
 /// What DELE and RMD remove.
@@ -40,6 +41,7 @@ impl Session {
 
     pub(super) async fn cwd(&mut self, arg: &str) -> Handled {
         let target = resolve(&self.login().cwd, arg);
+        self.may_enter(&target)?;
         match self.home().is_dir(&target).await.ok() {
             Some(true) => {
                 if let AuthState::LoggedIn(l) = &mut self.auth {
@@ -55,17 +57,9 @@ impl Session {
         }
     }
 
-    /// Refuses write commands of a read-only account.
-    pub(super) fn require_write(&self) -> Result<(), Failure> {
-        if !self.login().user.write {
-            return Err(Failure::ReadOnly);
-        }
-        Ok(())
-    }
-
     pub(super) async fn mkd(&mut self, arg: &str) -> Handled {
-        self.require_write()?;
         let target = resolve(&self.login().cwd, arg);
+        self.may(&target, Right::Mkdir)?;
         self.home().mkdir(&target).await?;
         say(
             Code::PATH_CREATED,
@@ -75,8 +69,12 @@ impl Session {
 
     /// DELE (a file) and RMD (an empty directory), answered with 250 on success.
     pub(super) async fn remove(&mut self, what: Removal, arg: &str) -> Handled {
-        self.require_write()?;
         let target = resolve(&self.login().cwd, arg);
+        let right = match what {
+            Removal::File => Right::Delete,
+            Removal::Directory => Right::Rmdir,
+        };
+        self.may(&target, right)?;
         if target == "/" {
             // `RMD ..` at the top names the home itself: refused as such on every back-end (the
             // file system would answer 451, a local error, for removing `.`).
@@ -92,8 +90,8 @@ impl Session {
     }
 
     pub(super) async fn rnfr(&mut self, arg: &str) -> Handled {
-        self.require_write()?;
         let from = resolve(&self.login().cwd, arg);
+        self.may(&from, Right::Rename)?;
         self.home().is_dir(&from).await?;
         self.rename_from = Some(from);
         say(
@@ -106,8 +104,15 @@ impl Session {
         let Some(from) = from else {
             return say(Code::BAD_SEQUENCE, "Bad sequence of commands: RNFR first.");
         };
-        self.require_write()?;
         let to = resolve(&self.login().cwd, arg);
+        // Checked again: a reload may have changed the rights since RNFR.
+        self.may(&from, Right::Rename)?;
+        self.may(&to, Right::Rename)?;
+        self.may_name(&to)?;
+        // Renaming onto an existing file replaces it.
+        if self.home().file_stat(&to).await.is_ok() {
+            self.may(&to, Right::Overwrite)?;
+        }
         self.home().rename(&from, &to).await?;
         tracing::info!(from = %from, to = %to, "renamed");
         say(Code::FILE_ACTION_OK, "RNTO command successful.")
@@ -121,13 +126,17 @@ impl Session {
     /// The MLST entry of a path (named `/` for the home itself).
     async fn file_meta(&self, arg: &str) -> Result<(String, Entry), Failure> {
         let target = resolve(&self.login().cwd, arg);
+        self.may(&target, Right::List)?;
         let name = if target == "/" { "/" } else { file_name(&target) };
         let entry = self.home().entry(&target, name).await?;
         Ok((target, entry))
     }
 
+    /// SIZE and MDTM tell metadata, as a listing does: the `list` right.
     pub(super) async fn size(&self, arg: &str) -> Handled {
-        let stat = self.home().file_stat(&resolve(&self.login().cwd, arg)).await?;
+        let target = resolve(&self.login().cwd, arg);
+        self.may(&target, Right::List)?;
+        let stat = self.home().file_stat(&target).await?;
         match stat.is_file {
             true => say(Code::FILE_STATUS, stat.len.to_string()),
             false => Err(Failure::NotAFile),
@@ -135,11 +144,9 @@ impl Session {
     }
 
     pub(super) async fn mdtm(&self, arg: &str) -> Handled {
-        let modified = self
-            .home()
-            .file_stat(&resolve(&self.login().cwd, arg))
-            .await?
-            .modified?;
+        let target = resolve(&self.login().cwd, arg);
+        self.may(&target, Right::List)?;
+        let modified = self.home().file_stat(&target).await?.modified?;
         say(
             Code::FILE_STATUS,
             chrono::DateTime::<chrono::Utc>::from(modified)
@@ -155,7 +162,8 @@ impl Session {
             return say(Code::FILE_UNAVAILABLE, "File name cannot be shown.");
         }
         let is_dir = entry.kind == listing::Kind::Dir;
-        let facts = listing::mlsx_facts(&entry, self.login().user.write, is_dir && arg == ".");
+        let perm = super::rights::perm_fact(&self.account().rights, &target, entry.kind);
+        let facts = listing::mlsx_facts_perm(&entry, &perm, is_dir && arg == ".");
         Ok(Reply::multi(
             Code::FILE_ACTION_OK,
             vec![format!("Listing {target}"), facts, "End".into()],
@@ -165,16 +173,23 @@ impl Session {
 
     /// HASH (draft-bryan-ftp-hash): the SHA-256 of a whole file, streamed through the hash
     /// (on a blocking thread on the file system). Reply: `213 SHA-256 0-<size> <hex> <path>`.
+    /// HASH reads the whole file: the `download` right.
     pub(super) async fn hash(&self, arg: &str) -> Handled {
         let target = resolve(&self.login().cwd, arg);
+        self.may(&target, Right::Download)?;
         let (hex, size) = self.home().sha256(&target).await?;
         say(Code::FILE_STATUS, format!("SHA-256 0-{size} {hex} {target}"))
     }
 
     /// Directory entries for LIST/NLST/MLSD/STAT: a directory's contents sorted by name,
     /// or the single entry when the path names a file.
+    /// The `list` right on the path; hidden names are left out.
     pub(super) async fn entries(&self, arg: Option<&str>) -> Result<Vec<Entry>, Failure> {
         let target = resolve(&self.login().cwd, arg.unwrap_or("."));
-        Ok(self.home().entries(&target).await?)
+        self.may(&target, Right::List)?;
+        let mut entries = self.home().entries(&target).await?;
+        let account = self.account();
+        entries.retain(|e| !account.rights.hides(&e.name));
+        Ok(entries)
     }
 }

@@ -55,6 +55,13 @@ impl Session {
             Ok(user) => user,
             Err(e) => return Ok(self.login_failed(e)),
         };
+        // The account's `max_sessions` (anonymous sessions share one count).
+        let max_sessions = self.settings.login.account(&user, peer_ip).limits.max_sessions;
+        let Some(user_seat) = self.shared.user_sessions.take(&user.name, max_sessions) else {
+            self.auth = AuthState::Fresh;
+            tracing::info!(target: "fxpd::security", user = %user.name, max_sessions = ?max_sessions, "login refused: the account has its most sessions open");
+            return Err(Failure::TooManySessions);
+        };
         let home = match self.shared.backend.open_home(&self.settings.config.root, &user) {
             Ok(opened) => opened,
             Err(e) => {
@@ -85,6 +92,7 @@ impl Session {
             who,
             home,
             cwd: "/".into(),
+            _user_seat: user_seat,
         }));
         say(Code::LOGGED_IN, text)
     }

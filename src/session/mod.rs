@@ -17,6 +17,7 @@
 //!   SSCN), `dataconn` (PORT, EPRT, PASV, EPSV, CPSV), `files` (CWD, MKD, DELE, RNFR, SIZE,
 //!   MLST, HASH...), `transfers` (RETR, STOR, APPE, STOU, LIST, NLST, MLSD, REST, ABOR),
 //!   `info` (FEAT, SYST, STAT, HELP, OPTS, TYPE, SITE);
+//! - `rights`: the one rights check every file-touching handler makes ([`crate::rights`]);
 //! - [`path`]: virtual paths (the crate's [`crate::path`], re-exported).
 //!
 //! The data connection itself (accept or connect, TLS, the bytes, the outcome) belongs to
@@ -29,6 +30,7 @@ mod files;
 mod info;
 mod login;
 pub use crate::path;
+mod rights;
 mod security;
 mod task;
 mod transfers;
@@ -70,6 +72,8 @@ struct LoggedIn {
     home: Home,
     /// The working directory, a normalised virtual path (`/` is the home).
     cwd: String,
+    /// This session's place in its account's `max_sessions`, given back when it ends.
+    _user_seat: crate::server::user_sessions::UserSeat,
 }
 
 /// The transfer currently running in its own task.
@@ -86,6 +90,8 @@ struct Running {
     started: Instant,
     /// An object upload: discarded (aborted) unless it completes.
     upload: Option<Arc<UploadGuard>>,
+    /// A file upload stopped at its size limit is cut back to this many bytes (0: removed).
+    keep_on_overflow: Option<u64>,
 }
 
 /// What the main loop does after a command.

@@ -11,6 +11,7 @@ use crate::control::command::{Command, TransferType};
 use crate::control::parser::parse;
 use crate::control::reply::{Code, Reply};
 use crate::control::stream::ControlStream;
+use crate::datachan::Outcome;
 use crate::server::Admitted;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,7 +173,11 @@ impl Session {
                 biased;
                 outcome = async { (&mut transfer.as_mut().expect("guarded").transfer).await }, if transferring => {
                     let running = self.transfer.take().expect("guarded");
+                    let overflow = matches!(outcome, Outcome::TooLarge);
                     let reply = final_reply(&running, outcome);
+                    if overflow {
+                        self.discard_overflow(&running).await;
+                    }
                     self.send(reply).await?;
                     self.log_transfer(&running);
                     last_activity = Instant::now();
@@ -232,11 +237,29 @@ impl Session {
         }
     }
 
+    /// An upload stopped at its size limit: its file is cut back to what it held before (or
+    /// removed), before the 552 goes out.
+    async fn discard_overflow(&self, running: &Running) {
+        let Some(keep) = running.keep_on_overflow else {
+            return;
+        };
+        if let Some(l) = self.logged_in() {
+            if let Err(e) = l.home.discard_upload(&running.path, keep).await {
+                tracing::error!(path = %running.path, error = ?e, "cannot remove the rest of an upload stopped at its size limit");
+            }
+        }
+    }
+
     /// Wait for the running transfer and send its final reply.
     async fn finish_transfer(&mut self) -> std::io::Result<()> {
         if let Some(mut running) = self.transfer.take() {
             let outcome = (&mut running.transfer).await;
-            self.send(final_reply(&running, outcome)).await?;
+            let overflow = matches!(outcome, Outcome::TooLarge);
+            let reply = final_reply(&running, outcome);
+            if overflow {
+                self.discard_overflow(&running).await;
+            }
+            self.send(reply).await?;
             self.log_transfer(&running);
         }
         Ok(())

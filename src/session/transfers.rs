@@ -15,6 +15,7 @@ use crate::control::reply::{Code, Reply};
 use crate::datachan::rate::{Limiter, Throttle};
 use crate::datachan::{self, DataError, Job, Outcome, Request};
 use crate::listing;
+use crate::rights::Right;
 use crate::storage::{UploadGuard, WriteMode};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -73,6 +74,8 @@ pub(super) struct Prepared {
     size: Option<u64>,
     /// An object upload: discarded (aborted) on ABOR.
     upload: Option<Arc<UploadGuard>>,
+    /// A file upload stopped at its size limit is cut back to this many bytes (0: removed).
+    keep_on_overflow: Option<u64>,
 }
 
 impl Prepared {
@@ -85,6 +88,7 @@ impl Prepared {
             size: self.size,
             started: tokio::time::Instant::now(),
             upload: self.upload,
+            keep_on_overflow: self.keep_on_overflow,
         }
     }
 }
@@ -108,7 +112,8 @@ impl Session {
     }
 
     /// The preliminary reply and the transfer of `job` on the planned data connection, to be
-    /// started by the session loop once the reply is out.
+    /// started by the session loop once the reply is out. `limit`: an upload's byte limit
+    /// and what its file is cut back to when it is crossed.
     fn prepare(
         &mut self,
         verb: TransferVerb,
@@ -116,6 +121,7 @@ impl Session {
         size: Option<u64>,
         preliminary: Reply,
         job: Job,
+        limit: Option<UploadLimit>,
     ) -> Handled {
         let plan = self.data.take().ok_or(Failure::NoDataConnection)?;
         self.protection_required()?;
@@ -131,6 +137,7 @@ impl Session {
             ascii: self.transfer_type == TransferType::Ascii,
             timeout: std::time::Duration::from_secs(self.settings.config.limits.data_timeout_secs),
             local_ip: self.local.ip(),
+            max_bytes: limit.map(|l| l.max_bytes),
         };
         let prepared = Prepared {
             request,
@@ -138,6 +145,7 @@ impl Session {
             path,
             size,
             upload,
+            keep_on_overflow: limit.map(|l| l.keep),
         };
         Ok(Answer::new(preliminary).then(Then::Transfer(prepared)))
     }
@@ -155,6 +163,7 @@ impl Session {
 
     pub(super) async fn retr(&mut self, arg: &str, offset: u64) -> Handled {
         let target = resolve(&self.login().cwd, arg);
+        self.may(&target, Right::Download)?;
         // Opened and checked against its size (REST) before any data connection is used.
         let (download, size) = self.home().open_read(&target, offset).await?;
         self.transfer_precheck()?;
@@ -167,6 +176,7 @@ impl Session {
             Some(size),
             preliminary,
             Job::from(download),
+            None,
         )
     }
 
@@ -201,23 +211,62 @@ impl Session {
         }
     }
 
+    /// Which right an upload needs, and how its file is opened: STOR of a new file is
+    /// `upload` (opened exclusively), over an existing one `overwrite`; APPE to an existing
+    /// file, and STOR after REST, are `append`; APPE of a missing file creates it (`upload`).
+    /// Also returns where the upload starts writing.
+    async fn upload_right(&self, target: &str, offset: u64, append: bool) -> (Right, WriteMode, u64) {
+        let existing = self.home().file_stat(target).await.ok();
+        match (append, offset, existing) {
+            (true, _, Some(stat)) => (Right::Append, WriteMode::Append, stat.len),
+            (true, _, None) => (Right::Upload, WriteMode::Append, 0),
+            (false, 0, Some(_)) => (Right::Overwrite, WriteMode::At(0), 0),
+            (false, 0, None) => (Right::Upload, WriteMode::New, 0),
+            (false, offset, _) => (Right::Append, WriteMode::At(offset), offset),
+        }
+    }
+
+    /// The byte limit of an upload that writes from `offset`: refused before any data when
+    /// the offset is already at the limit.
+    fn upload_limit(&self, offset: u64) -> Result<Option<UploadLimit>, Failure> {
+        let Some(max) = self.account().limits.max_upload_bytes else {
+            return Ok(None);
+        };
+        if offset > max {
+            return Err(Failure::UploadTooLarge { max });
+        }
+        Ok(Some(UploadLimit {
+            max_bytes: max - offset,
+            keep: offset,
+        }))
+    }
+
     pub(super) async fn stor(&mut self, arg: &str, offset: u64, append: bool) -> Handled {
-        self.require_write()?;
-        self.transfer_precheck()?;
         let target = resolve(&self.login().cwd, arg);
-        let (verb, mode) = if append {
-            (TransferVerb::Appe, WriteMode::Append)
+        let (right, mode, start) = self.upload_right(&target, offset, append).await;
+        self.may(&target, right)?;
+        self.transfer_precheck()?;
+        let limit = self.upload_limit(start)?;
+        let verb = if append {
+            TransferVerb::Appe
         } else {
-            (TransferVerb::Stor, WriteMode::At(offset))
+            TransferVerb::Stor
         };
         let (upload, offset) = self.home().open_write(&target, mode).await?;
+        // The file may have grown since the stat (APPE): keep what it held when opened.
+        let limit = limit.map(|l| UploadLimit {
+            max_bytes: l.max_bytes.saturating_sub(offset.saturating_sub(start)),
+            keep: offset,
+        });
         let preliminary = self.stor_opening(&target);
         tracing::debug!(command = verb.as_str(), path = %target, offset, "upload");
-        self.prepare(verb, target, None, preliminary, Job::from(upload))
+        self.prepare(verb, target, None, preliminary, Job::from(upload), limit)
     }
 
     pub(super) async fn stou(&mut self) -> Handled {
-        self.require_write()?;
+        // The directory must take new files; the name is checked again once chosen.
+        let dir = self.login().cwd.clone();
+        self.may(&resolve(&dir, "fxpd-0000000000000000"), Right::Upload)?;
         self.transfer_precheck()?;
         let mut name = String::new();
         for _ in 0..16 {
@@ -243,21 +292,29 @@ impl Session {
             return say(Code::LOCAL_ERROR, "Could not find a unique file name.");
         }
         let target = resolve(&self.login().cwd, &name);
-        let (upload, _) = self.home().open_write(&target, WriteMode::At(0)).await?;
+        self.may(&target, Right::Upload)?;
+        let limit = self.upload_limit(0)?;
+        let (upload, _) = self.home().open_write(&target, WriteMode::New).await?;
         let job = Job::from(upload);
         let preliminary = Reply::new(Code::OPENING, format!("FILE: {name}"));
-        self.prepare(TransferVerb::Stou, target, None, preliminary, job)
+        self.prepare(TransferVerb::Stou, target, None, preliminary, job, limit)
     }
 
     pub(super) async fn list(&mut self, format: ListFormat, arg: Option<&str>) -> Handled {
+        // The rights first, as for every transfer command (entries() asks again).
+        self.may(&resolve(&self.login().cwd, arg.unwrap_or(".")), Right::List)?;
         self.transfer_precheck()?;
         let entries = self.entries(arg).await?;
         let (verb, body) = match format {
             ListFormat::Nlst => (TransferVerb::Nlst, listing::format_nlst(&entries)),
-            ListFormat::Mlsd => (
-                TransferVerb::Mlsd,
-                listing::format_mlsd(&entries, self.login().user.write),
-            ),
+            ListFormat::Mlsd => {
+                let dir = resolve(&self.login().cwd, arg.unwrap_or("."));
+                let rights = &self.account().rights;
+                let body = listing::format_mlsd_perm(&entries, |e| {
+                    super::rights::perm_fact(rights, &resolve(&dir, &e.name), e.kind)
+                });
+                (TransferVerb::Mlsd, body)
+            }
             ListFormat::List => (
                 TransferVerb::List,
                 listing::format_list(&entries, self.msdos(), SystemTime::now()),
@@ -266,7 +323,7 @@ impl Session {
         let path = resolve(&self.login().cwd, arg.unwrap_or("."));
         let preliminary = Reply::new(Code::OPENING, "Opening ASCII mode data connection for file list.");
         let size = Some(body.len() as u64);
-        self.prepare(verb, path, size, preliminary, Job::Listing(body))
+        self.prepare(verb, path, size, preliminary, Job::Listing(body), None)
     }
 
     /// ABOR (RFC 959 4.1.3): a running transfer is stopped and answered with 426 before the
@@ -290,6 +347,15 @@ impl Session {
         };
         Ok(Answer::new(Reply::new(Code::CONNECTION_CLOSED, text)).and(done))
     }
+}
+
+/// An upload's size limit.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct UploadLimit {
+    /// The most bytes this upload may write.
+    max_bytes: u64,
+    /// What the file is cut back to when the limit is crossed (its size before; 0: removed).
+    keep: u64,
 }
 
 /// The final reply of a transfer (RFC 959 4.2: 226 on success, 425 when no data
@@ -355,6 +421,13 @@ pub(super) fn final_reply(running: &Running, outcome: Outcome) -> Reply {
                 tracing::info!(command = verb, path = %running.path, bytes = moved, error = %e, "transfer aborted by the network");
             }
             Reply::new(Code::CONNECTION_CLOSED, "Connection closed; transfer aborted.")
+        }
+        Outcome::TooLarge => {
+            tracing::warn!(command = verb, path = %running.path, bytes = running.transfer.moved(), "upload stopped at the account's size limit; partial data removed");
+            Reply::new(
+                Code::EXCEEDED_STORAGE,
+                "Upload too large: stopped at the account's size limit; nothing of it was kept.",
+            )
         }
         Outcome::Storage(e) if running.upload.is_some() => {
             tracing::warn!(command = verb, path = %running.path, error = %e, "upload failed in storage; object discarded");

@@ -147,8 +147,20 @@ impl FsHome {
 
     /// The upload file: opened (created) now, before the 150 reply, so a refusal comes before
     /// any data. It keeps its first `offset` bytes (REST, APPE).
-    pub(super) async fn open_write(&self, path: &str, offset: u64) -> Result<Upload, Error> {
+    pub(super) async fn open_write(&self, path: &str, offset: u64, new: bool) -> Result<Upload, Error> {
         let mut options = cap_std::fs::OpenOptions::new();
+        // SECURITY: `new` (an upload without the overwrite right) never opens an existing
+        // file, even one created since the rights were checked.
+        if new {
+            options.write(true).create_new(true);
+            return match self.dir.open_with(relative(path), &options) {
+                Ok(file) => Ok(Upload::File(file.into_std())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Refused(
+                    "The file exists now; replacing it needs the overwrite right.",
+                )),
+                Err(e) => Err(e.into()),
+            };
+        }
         // SECURITY: a restart offset past the end would leave a hole, a sparse file of any
         // size (REST 1099511627776 made 1 TiB). Only an existing file at least `offset` bytes
         // long is resumed: it is opened without `create` and measured on the opened handle,
@@ -177,6 +189,19 @@ impl FsHome {
         }
         file.seek(SeekFrom::Start(offset))?;
         Ok(Upload::File(file))
+    }
+
+    /// Undoes an upload stopped at its size limit: the file is cut back to `keep` bytes
+    /// (what it held before a resumed upload), or removed when the upload began it.
+    pub(super) async fn discard_upload(&self, path: &str, keep: u64) -> Result<(), Error> {
+        if keep == 0 {
+            return self.delete(path).await;
+        }
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.write(true);
+        let file = self.dir.open_with(relative(path), &options)?;
+        file.set_len(keep)?;
+        Ok(())
     }
 
     /// The SHA-256 of a whole file, computed on a blocking thread. Returns the hex digest

@@ -53,6 +53,9 @@ pub enum Upload {
 /// How an upload treats an existing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
+    /// STOR/STOU of a file that must not exist yet (the account may upload but not
+    /// overwrite): on the file system the file is created exclusively.
+    New,
     /// STOR/STOU: keep the first `offset` bytes (REST), replace the rest (0: a new file).
     At(u64),
     /// APPE: add to the end.
@@ -160,14 +163,26 @@ impl Home {
                 let offset = match mode {
                     WriteMode::Append => fs.append_offset(path)?,
                     WriteMode::At(offset) => offset,
+                    WriteMode::New => 0,
                 };
-                Ok((fs.open_write(path, offset).await?, offset))
+                let new = mode == WriteMode::New;
+                Ok((fs.open_write(path, offset, new).await?, offset))
             }
             Home::Object(o) => match mode {
                 WriteMode::Append => Err(Error::Refused(NO_APPEND)),
                 WriteMode::At(offset) if offset > 0 => Err(Error::Refused(NO_RESUME)),
-                WriteMode::At(_) => Ok((Upload::Object(o.create(path).await?), 0)),
+                // Object storage has no exclusive create: the rights were checked on a stat.
+                WriteMode::At(_) | WriteMode::New => Ok((Upload::Object(o.create(path).await?), 0)),
             },
+        }
+    }
+
+    /// Undoes an upload stopped at its size limit: a file is cut back to `keep` bytes, or
+    /// removed when the upload began it (`keep` 0); an object upload was already discarded.
+    pub async fn discard_upload(&self, path: &str, keep: u64) -> Result<(), Error> {
+        match self {
+            Home::Fs(fs) => fs.discard_upload(path, keep).await,
+            Home::Object(_) => Ok(()),
         }
     }
 
@@ -254,6 +269,27 @@ mod tests {
             "{missing:?}"
         );
         assert!(!root.path().join("none").exists());
+    }
+
+    #[tokio::test]
+    async fn a_new_file_is_never_an_existing_one_and_overflow_is_undone() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), b"keep").unwrap();
+        let home = fs_home(root.path(), "");
+        assert!(matches!(
+            home.open_write("/f", WriteMode::New).await.err().unwrap(),
+            Error::Refused(_)
+        ));
+        assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"keep");
+        let (upload, offset) = home.open_write("/n", WriteMode::New).await.unwrap();
+        assert_eq!(offset, 0);
+        drop(upload);
+        assert!(root.path().join("n").exists());
+        home.discard_upload("/n", 0).await.unwrap();
+        assert!(!root.path().join("n").exists());
+        std::fs::write(root.path().join("f"), b"keep-and-more").unwrap();
+        home.discard_upload("/f", 4).await.unwrap();
+        assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"keep");
     }
 
     #[tokio::test]

@@ -94,6 +94,8 @@ pub struct ServerBuilder {
     config_in_file: bool,
     /// Environment variables set for the process (after the `FXPD_*` ones are cleared).
     envs: Vec<(String, std::ffi::OsString)>,
+    /// TOML appended to the users file after the users are added (groups, `[anonymous]`...).
+    users_toml: String,
 }
 
 impl ServerBuilder {
@@ -114,6 +116,14 @@ impl ServerBuilder {
     /// A user created with the CLI before the server starts.
     pub fn user(mut self, name: &str, pass: &str, home: &str, write: bool) -> Self {
         self.users.push(user(name, pass, home, write));
+        self
+    }
+
+    /// TOML appended to the users file once the users are added: `[[group]]` tables,
+    /// `[anonymous]`, `[everyone]`. (`[[user.rules]]` there would belong to the last user.)
+    pub fn users_toml(mut self, text: &str) -> Self {
+        self.users_toml.push('\n');
+        self.users_toml.push_str(text);
         self
     }
 
@@ -186,6 +196,11 @@ impl ServerBuilder {
         }
         if !users_file.exists() {
             fs::write(&users_file, "").unwrap();
+        }
+        if !self.users_toml.is_empty() {
+            let mut text = fs::read_to_string(&users_file).unwrap();
+            text.push_str(&self.users_toml);
+            fs::write(&users_file, text).unwrap();
         }
 
         let mut table = toml::Table::new();
@@ -388,6 +403,7 @@ impl Server {
             expected_listeners: None,
             config_in_file: true,
             envs: Vec::new(),
+            users_toml: String::new(),
         }
     }
 

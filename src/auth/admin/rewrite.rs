@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::super::users::{
-    parse_users, read_users_text, render_users, ParsedUsers, UserEntry, UsersFileError,
+    parse_users, read_users_text, render_users, ParsedUsers, UsersDoc, UsersFileError,
 };
 use super::{AdminError, NEW_FILE_HEADER};
 
@@ -61,16 +61,37 @@ pub(super) fn entry_region(text: &str, parsed: &ParsedUsers, index: usize) -> Op
         let span = parsed.entries.get(i)?.0.clone();
         text.get(span.clone())?.starts_with("[[").then_some(span.start)
     };
-    let start = attached_start(text, header(index)?);
+    let at = header(index)?;
+    let start = attached_start(text, at);
     let end = match parsed.entries.get(index + 1) {
         Some(_) => attached_start(text, header(index + 1)?),
         None => text.len(),
     };
+    // A `[[group]]`, `[anonymous]` or `[everyone]` table after the entry is not part of it.
+    let body_from = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+    let end = next_foreign_table(text, body_from, end, "user");
     (start <= end).then_some(start..end)
 }
 
+/// The start (with its attached comments) of the first table header in `text[from..end]`
+/// that does not belong to the `kind` entry above it (`[[user.rules]]` does), or `end`.
+pub(super) fn next_foreign_table(text: &str, from: usize, end: usize, kind: &str) -> usize {
+    let own = format!("[[{kind}.");
+    let own_table = format!("[{kind}.");
+    let mut at = from;
+    while at < end {
+        let line_end = text[at..end].find('\n').map_or(end, |i| at + i + 1);
+        let line = text[at..line_end].trim_start();
+        if line.starts_with('[') && !line.starts_with(&own) && !line.starts_with(&own_table) {
+            return attached_start(text, at + (text[at..line_end].len() - line.len()));
+        }
+        at = line_end;
+    }
+    end
+}
+
 /// Moves `at` back to the start of its line and over the comment lines right above it.
-pub(super) fn attached_start(text: &str, at: usize) -> usize {
+pub(crate) fn attached_start(text: &str, at: usize) -> usize {
     let line_start = |end: usize| text[..end].rfind('\n').map_or(0, |i| i + 1);
     let mut start = line_start(at);
     if !text[start..at].trim().is_empty() {
@@ -91,11 +112,11 @@ pub(super) fn attached_start(text: &str, at: usize) -> usize {
 /// comments but is always right).
 pub(super) fn checked_or_rendered(
     text: String,
-    expected: &[UserEntry],
+    expected: &UsersDoc,
     file: &Path,
 ) -> Result<String, AdminError> {
     if let Ok(parsed) = parse_users(&text, file) {
-        if parsed.entries().eq(expected.iter()) {
+        if parsed.doc() == *expected {
             return Ok(text);
         }
     }
@@ -103,7 +124,7 @@ pub(super) fn checked_or_rendered(
     let text = format!("{NEW_FILE_HEADER}\n{rendered}");
     // The rendered form must parse back; if not, refuse rather than write a broken file.
     match parse_users(&text, file) {
-        Ok(parsed) if parsed.entries().eq(expected.iter()) => Ok(text),
+        Ok(parsed) if parsed.doc() == *expected => Ok(text),
         Ok(_) => Err(AdminError::Write {
             path: file.to_path_buf(),
             source: io::Error::other("the rewritten users file does not read back the same"),

@@ -70,7 +70,10 @@ fn add_list_remove_round_trip() {
             home: Some(PathBuf::from("alice")),
             write: true,
             fxp: FxpOverride::Allow,
-            require_tls: false
+            require_tls: false,
+            groups: Vec::new(),
+            expires: None,
+            disabled: false,
         }
     );
     assert_eq!(list[1].home, None);
@@ -285,4 +288,90 @@ fn user_hash(file: &Path) -> String {
     let parsed = parse_users(&text, file).unwrap();
     let entry = parsed.entries().next().unwrap();
     entry.password.as_str().to_owned()
+}
+
+#[test]
+fn groups_and_user_settings_keep_the_rest_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.toml");
+    add(&file, "alice", None, false, FxpOverride::Inherit).unwrap();
+    add(&file, "bob", None, true, FxpOverride::Inherit).unwrap();
+    let mut text = fs::read_to_string(&file).unwrap();
+    text.push_str(
+        "\n# the drop box\n[anonymous]\nrules = [{ path = \"/incoming\", allow = [\"upload\"] }]\n",
+    );
+    fs::write(&file, &text).unwrap();
+    let edit = ProfileEdit {
+        allow: vec!["/shared=write".into()],
+        deny_files: Some(vec!["*.exe".into()]),
+        ..ProfileEdit::default()
+    };
+    group_add(&file, "staff", &edit).unwrap();
+    assert!(
+        group_add(&file, "staff", &edit).is_err(),
+        "a second group of one name"
+    );
+    let edit = ProfileEdit {
+        groups: Some(vec!["staff".into()]),
+        deny: vec!["/shared/keep=delete".into()],
+        max_sessions: Some(3),
+        expires: Some("2030-01-01".into()),
+        ..ProfileEdit::default()
+    };
+    user_set(&file, "alice", &edit).unwrap();
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(text.contains("# the drop box\n[anonymous]"), "{text}");
+    let (allowed, why) = user_explain(&file, "alice", "/shared/keep/x", "delete", false).unwrap();
+    assert!(!allowed && why.contains("user alice rule"), "{why}");
+    let (allowed, why) = user_explain(&file, "alice", "/shared/x", "upload", false).unwrap();
+    assert!(allowed && why.contains("group staff rule at /shared"), "{why}");
+    let (allowed, _) = user_explain(&file, "anonymous", "/incoming/f", "upload", false).unwrap();
+    assert!(allowed);
+    let shown = user_show(&file, "alice", false).unwrap();
+    assert!(
+        shown.contains("max_sessions: 3 (user alice)") && shown.contains("expires: 2030-01-01"),
+        "{shown}"
+    );
+    assert!(user_explain(&file, "alice", "/x", "fly", false).is_err());
+    assert!(user_explain(&file, "alice", "x", "list", false).is_err());
+
+    // A group with members stays; without members it goes, and the rest of the file stays.
+    assert!(group_remove(&file, "staff").is_err());
+    user_set(
+        &file,
+        "alice",
+        &ProfileEdit {
+            clear: vec!["groups".into(), "rules".into()],
+            ..ProfileEdit::default()
+        },
+    )
+    .unwrap();
+    group_remove(&file, "staff").unwrap();
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains("staff") && text.contains("# the drop box"),
+        "{text}"
+    );
+    assert_eq!(names(&file), ["alice", "bob"]);
+    assert!(group_list(&file).unwrap().is_empty());
+    // Bad values change nothing.
+    let before = fs::read_to_string(&file).unwrap();
+    for edit in [
+        ProfileEdit {
+            allow: vec!["/a/../b=list".into()],
+            ..ProfileEdit::default()
+        },
+        ProfileEdit {
+            groups: Some(vec!["ghost".into()]),
+            ..ProfileEdit::default()
+        },
+        ProfileEdit {
+            allowed_networks: Some(vec!["10.0.0.1/8".into()]),
+            ..ProfileEdit::default()
+        },
+    ] {
+        assert!(user_set(&file, "alice", &edit).is_err(), "{edit:?}");
+    }
+    assert_eq!(fs::read_to_string(&file).unwrap(), before);
+    assert!(leftovers(dir.path()).is_empty());
 }

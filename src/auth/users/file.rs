@@ -17,12 +17,19 @@
 //! column but never quote the file's text, which could contain a password.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use super::super::password::PhcHash;
+use super::error::UsersFileError;
+use super::profile::{
+    with_shared_fields, AnonymousEntry, EveryoneEntry, Expiry, GroupEntry, GroupName, Shared, SharedMut,
+    MAX_GROUPS,
+};
+use crate::addr::Cidr;
 use crate::policy::FxpOverride;
+use crate::rights::{Pattern, RuleSpec};
 
 /// Largest users file accepted (bytes).
 pub(crate) const MAX_USERS_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -240,28 +247,46 @@ pub(crate) struct InvalidValue<E> {
     reason: E,
 }
 
+impl<E> InvalidValue<E> {
+    /// A refused `value` and why.
+    pub(crate) fn new(value: String, reason: E) -> InvalidValue<E> {
+        InvalidValue { value, reason }
+    }
+}
+
 impl<E: fmt::Display> fmt::Display for InvalidValue<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}: {}", self.value, self.reason)
     }
 }
 
-/// One `[[user]]` table, every field already parsed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct UserEntry {
-    pub(crate) name: UserName,
-    pub(crate) password: PhcHash,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) home: Option<RelHome>,
-    #[serde(default)]
-    pub(crate) write: bool,
-    #[serde(default)]
-    pub(crate) fxp: FxpOverride,
-    /// This user must use TLS for the login and every data connection, whatever
-    /// `tls.require` says (a per-user override that can only tighten the server setting).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(crate) require_tls: bool,
+with_shared_fields! {
+    /// One `[[user]]` table, every field already parsed.
+    UserEntry {
+        name: UserName,
+        password: PhcHash,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        home: Option<RelHome>,
+        /// The default rights: `false` is read-only everywhere (`list`, `download` on `/`),
+        /// `true` every right on `/`. Rules override it.
+        #[serde(default)]
+        write: bool,
+        #[serde(default)]
+        fxp: FxpOverride,
+        /// This user must use TLS for the login and every data connection, whatever
+        /// `tls.require` says (a per-user override that can only tighten the server setting).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        require_tls: bool,
+        /// The groups whose rules and limits this user inherits, in order of precedence.
+        #[serde(default, deserialize_with = "super::profile::bounded_groups", skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<GroupName>,
+        /// When the account stops working.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<Expiry>,
+        /// A disabled account cannot log in.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        disabled: bool,
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -269,120 +294,53 @@ pub(crate) struct UserEntry {
 struct UsersFileDe {
     #[serde(default)]
     user: Vec<toml::Spanned<UserEntry>>,
+    #[serde(default)]
+    group: Vec<toml::Spanned<GroupEntry>>,
+    #[serde(default)]
+    anonymous: Option<AnonymousEntry>,
+    #[serde(default)]
+    everyone: Option<EveryoneEntry>,
 }
 
-#[derive(serde::Serialize)]
-struct UsersFileSer<'a> {
-    user: &'a [UserEntry],
+/// A whole users file's content, without positions: what a rewrite must read back.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub(crate) struct UsersDoc {
+    #[serde(skip_serializing_if = "EveryoneEntry::is_empty")]
+    pub(crate) everyone: EveryoneEntry,
+    #[serde(skip_serializing_if = "AnonymousEntry::is_empty")]
+    pub(crate) anonymous: AnonymousEntry,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) group: Vec<GroupEntry>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) user: Vec<UserEntry>,
 }
 
-/// A parsed users file: each entry with the byte range of its `[[user]]` header.
+/// A parsed users file: each entry with the byte range of its `[[user]]` header, each group
+/// with the range of its `[[group]]` header, the `[anonymous]` and `[everyone]` tables.
 #[derive(Debug)]
 pub(crate) struct ParsedUsers {
     pub(crate) entries: Vec<(Range<usize>, UserEntry)>,
+    pub(crate) groups: Vec<(Range<usize>, GroupEntry)>,
+    pub(crate) anonymous: AnonymousEntry,
+    pub(crate) everyone: EveryoneEntry,
 }
 
 impl ParsedUsers {
     pub(crate) fn entries(&self) -> impl Iterator<Item = &UserEntry> {
         self.entries.iter().map(|(_, e)| e)
     }
-}
 
-/// Why the users file can not be loaded.
-#[derive(Debug)]
-pub enum UsersFileError {
-    /// The file could not be opened or read.
-    Read {
-        /// The users file.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// The file is larger than 4 MiB.
-    TooLarge {
-        /// The users file.
-        path: PathBuf,
-    },
-    /// The file is not valid UTF-8.
-    NotUtf8 {
-        /// The users file.
-        path: PathBuf,
-    },
-    /// TOML syntax error, unknown key, or a field with an invalid value.
-    Syntax {
-        /// The users file.
-        path: PathBuf,
-        /// 1-based line of the error, when known.
-        line: Option<usize>,
-        /// 1-based column of the error, when known.
-        column: Option<usize>,
-        /// What is wrong (from the TOML parser or the field's parser; never the file's text).
-        message: String,
-    },
-    /// Two entries have the same name.
-    DuplicateUser {
-        /// The users file.
-        path: PathBuf,
-        /// The repeated name.
-        name: String,
-        /// 1-based line of the second entry's `[[user]]` header.
-        line: usize,
-    },
-    /// More than 10 000 entries.
-    TooManyUsers {
-        /// The users file.
-        path: PathBuf,
-    },
-}
-
-impl fmt::Display for UsersFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UsersFileError::Read { path, source } => {
-                write!(f, "can not read users file {}: {source}", path.display())
-            }
-            UsersFileError::TooLarge { path } => {
-                write!(
-                    f,
-                    "users file {} is larger than {MAX_USERS_FILE_BYTES} bytes",
-                    path.display()
-                )
-            }
-            UsersFileError::NotUtf8 { path } => write!(f, "users file {} is not valid UTF-8", path.display()),
-            UsersFileError::Syntax {
-                path,
-                line,
-                column,
-                message,
-            } => {
-                write!(f, "users file {}", path.display())?;
-                if let Some(line) = line {
-                    write!(f, ", line {line}")?;
-                }
-                if let Some(column) = column {
-                    write!(f, ", column {column}")?;
-                }
-                write!(f, ": {message}")
-            }
-            UsersFileError::DuplicateUser { path, name, line } => {
-                write!(
-                    f,
-                    "users file {}, line {line}: user {name:?} is defined twice",
-                    path.display()
-                )
-            }
-            UsersFileError::TooManyUsers { path } => {
-                write!(f, "users file {} has more than {MAX_USERS} users", path.display())
-            }
-        }
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &GroupEntry> {
+        self.groups.iter().map(|(_, g)| g)
     }
-}
 
-impl std::error::Error for UsersFileError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            UsersFileError::Read { source, .. } => Some(source),
-            _ => None,
+    /// The content without positions.
+    pub(crate) fn doc(&self) -> UsersDoc {
+        UsersDoc {
+            everyone: self.everyone.clone(),
+            anonymous: self.anonymous.clone(),
+            group: self.groups().cloned().collect(),
+            user: self.entries().cloned().collect(),
         }
     }
 }
@@ -456,15 +414,72 @@ pub(crate) fn parse_users(text: &str, path: &Path) -> Result<ParsedUsers, UsersF
         }
         entries.push((span, entry));
     }
-    Ok(ParsedUsers { entries })
+    let groups = check_groups(text, path, de.group, &entries)?;
+    Ok(ParsedUsers {
+        entries,
+        groups,
+        anonymous: de.anonymous.unwrap_or_default(),
+        everyone: de.everyone.unwrap_or_default(),
+    })
 }
 
-/// Renders entries as a complete users file (no comments).
-pub(crate) fn render_users(entries: &[UserEntry]) -> Result<String, toml::ser::Error> {
-    toml::to_string(&UsersFileSer { user: entries })
+/// Group names are unique, and every group a user names exists.
+fn check_groups(
+    text: &str,
+    path: &Path,
+    groups: Vec<toml::Spanned<GroupEntry>>,
+    users: &[(Range<usize>, UserEntry)],
+) -> Result<Vec<(Range<usize>, GroupEntry)>, UsersFileError> {
+    if groups.len() > MAX_GROUPS {
+        return Err(UsersFileError::TooManyGroups {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(groups.len());
+    let mut out = Vec::with_capacity(groups.len());
+    for spanned in groups {
+        let span = spanned.span();
+        let group = spanned.into_inner();
+        if !seen.insert(group.name.as_str().to_owned()) {
+            return Err(UsersFileError::DuplicateGroup {
+                path: path.to_path_buf(),
+                name: group.name.as_str().to_owned(),
+                line: line_col(text, span.start).0,
+            });
+        }
+        out.push((span, group));
+    }
+    for (span, user) in users {
+        // SECURITY: a misspelt group would silently drop its rules (and its denials).
+        if let Some(missing) = user.groups.iter().find(|g| !seen.contains(g.as_str())) {
+            return Err(UsersFileError::UnknownGroup {
+                path: path.to_path_buf(),
+                user: user.name.as_str().to_owned(),
+                group: missing.as_str().to_owned(),
+                line: line_col(text, span.start).0,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Renders a whole users file (no comments).
+pub(crate) fn render_users(doc: &UsersDoc) -> Result<String, toml::ser::Error> {
+    toml::to_string(doc)
 }
 
 /// Renders one entry as a `[[user]]` table.
 pub(crate) fn render_entry(entry: &UserEntry) -> Result<String, toml::ser::Error> {
-    render_users(std::slice::from_ref(entry))
+    render_users(&UsersDoc {
+        user: vec![entry.clone()],
+        ..UsersDoc::default()
+    })
+}
+
+/// Renders one group as a `[[group]]` table.
+pub(crate) fn render_group(group: &GroupEntry) -> Result<String, toml::ser::Error> {
+    render_users(&UsersDoc {
+        group: vec![group.clone()],
+        ..UsersDoc::default()
+    })
 }

@@ -210,3 +210,114 @@ fn line_col_counts_from_one() {
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
     assert_eq!(line_col("ab", 99), (1, 3));
 }
+
+/// A file with a group, `[anonymous]`, `[everyone]` and two users.
+fn groups_file() -> String {
+    format!(
+        "[everyone]\nhidden = [\".git\"]\nmax_upload_bytes = 10\n\n\
+         [anonymous]\nrules = [{{ path = \"/incoming\", allow = [\"upload\"], deny = [\"list\", \"download\"] }}]\n\n\
+         [[group]]\nname = \"staff\"\nrules = [{{ path = \"/shared\", allow = [\"write\"] }}]\n\
+         deny_files = [\"*.exe\"]\nmax_upload_bytes = 100\nallowed_networks = [\"192.0.2.0/24\"]\nmax_sessions = 2\n\n\
+         [[user]]\nname = \"alice\"\npassword = \"{}\"\ngroups = [\"staff\"]\nmax_sessions = 5\n\
+         expires = \"2020-01-31\"\n\n\
+         [[user.rules]]\npath = \"/shared/keep\"\ndeny = [\"delete\"]\n\n\
+         [[user]]\nname = \"bob\"\npassword = \"{}\"\ndisabled = true\n",
+        cheap_hash("a"),
+        cheap_hash("b")
+    )
+}
+
+#[test]
+fn groups_are_inherited_and_the_users_own_settings_win() {
+    use crate::rights::Right;
+    let parsed = parse(&groups_file()).unwrap();
+    assert_eq!(parsed.groups().count(), 1);
+    let db = UserDb::from_doc(parsed.doc(), Path::new("/srv"));
+    let alice = db.account("alice").unwrap();
+    let r = &alice.rights;
+    assert!(r.decide("/shared/a", Right::Upload).is_ok());
+    assert!(r.decide("/shared/keep/a", Right::Delete).is_err());
+    assert!(r.decide("/shared/keep/a", Right::Upload).is_ok());
+    assert!(r.decide("/other", Right::Upload).is_err());
+    assert!(r.decide("/shared/x.EXE", Right::Upload).is_err());
+    assert!(r.decide("/.git/x", Right::List).is_err());
+    let l = &alice.limits;
+    assert_eq!(l.max_sessions, Some(5), "the user's own limit wins");
+    assert_eq!(l.max_upload_bytes, Some(100), "the group's beats everyone's");
+    let inside: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+    let outside: std::net::IpAddr = "198.51.100.1".parse().unwrap();
+    let before = chrono::DateTime::parse_from_rfc3339("2020-01-31T23:59:59Z")
+        .unwrap()
+        .to_utc();
+    let after = chrono::DateTime::parse_from_rfc3339("2020-02-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    assert_eq!(l.refusal(inside, before), None);
+    assert_eq!(
+        l.refusal(outside, before),
+        Some("client network not allowed for this account")
+    );
+    assert_eq!(l.refusal(inside, after), Some("account expired"));
+    assert_eq!(
+        db.account("bob").unwrap().limits.refusal(inside, before),
+        Some("account disabled")
+    );
+    let anon = db.anonymous_account(false);
+    assert!(anon.rights.decide("/incoming/f", Right::Upload).is_ok());
+    assert!(anon.rights.decide("/incoming/f", Right::List).is_err());
+    assert!(anon.rights.decide("/incoming/f", Right::Overwrite).is_err());
+    assert!(anon.rights.decide("/pub/f", Right::Download).is_ok());
+    assert_eq!(anon.limits.max_upload_bytes, Some(10));
+}
+
+#[test]
+fn group_errors_name_the_line() {
+    let text = groups_file().replace("groups = [\"staff\"]", "groups = [\"stuff\"]");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("\"stuff\"") && err.contains("line 16"), "{err}");
+    let text = format!("{}\n[[group]]\nname = \"staff\"\n", groups_file());
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("defined twice") && err.contains("line 32"), "{err}");
+    for (bad, needle) in [
+        ("path = \"/shared/keep\"", "path = \"shared\""),
+        ("deny = [\"delete\"]", "deny = [\"remove\"]"),
+        ("max_sessions = 2", "max_sessions = -1"),
+        ("expires = \"2020-01-31\"", "expires = \"31.01.2020\""),
+        (
+            "allowed_networks = [\"192.0.2.0/24\"]",
+            "allowed_networks = [\"192.0.2.1/24\"]",
+        ),
+        ("max_sessions = 2", "max_sesions = 2"),
+    ] {
+        let text = groups_file().replace(bad, needle);
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("line "), "{needle}: {err}");
+    }
+}
+
+/// Every users-file example in docs/users.md and the README parses (with a real hash in
+/// place of the elided one); the configuration snippets (`enabled = ...`) are left out.
+#[test]
+fn documented_examples_parse() {
+    let hash = cheap_hash("x");
+    let mut seen = 0;
+    for doc in [
+        include_str!("../../../docs/users.md"),
+        include_str!("../../../README.md"),
+    ] {
+        for block in doc.split("```toml\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            if block.contains("enabled =") || !(block.contains("[[") || block.contains("[anonymous]")) {
+                continue;
+            }
+            if block.contains("listen =") {
+                continue;
+            }
+            let text = block.replace("$argon2id$v=19$m=19456,t=2,p=1$...", &hash);
+            let parsed = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            UserDb::from_doc(parsed.doc(), Path::new("/srv"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "only {seen} examples found");
+}

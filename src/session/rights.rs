@@ -1,0 +1,77 @@
+//! The session's side of per-path rights: every file-touching handler calls [`Session::may`]
+//! on the resolved virtual path before it acts. The account's rights are looked up in the
+//! settings in force for each command, so a reload changes them for open sessions too.
+
+use super::answer::Failure;
+use super::Session;
+use crate::addr::normalize;
+use crate::auth::Account;
+use crate::listing::Kind;
+use crate::rights::{Right, Rights};
+use std::sync::Arc;
+
+impl Session {
+    /// The logged-in account's rights and limits now.
+    pub(super) fn account(&self) -> Arc<Account> {
+        self.settings
+            .login
+            .account(&self.login().user, normalize(self.peer.ip()))
+    }
+
+    /// The one rights check: may this session do `right` on `path` (resolved)? A refusal is
+    /// logged and becomes the reply that names the right and the rule's path.
+    pub(super) fn may(&self, path: &str, right: Right) -> Result<(), Failure> {
+        self.account().rights.decide(path, right).map_err(|denied| {
+            tracing::info!(target: "fxpd::security", user = %self.login().user.name, path, right = right.name(), reason = %denied, "refused by the rights");
+            Failure::Denied(denied)
+        })
+    }
+
+    /// CWD: `list` or `upload` (a drop box can be entered, not listed); a refusal names
+    /// the missing `list`.
+    pub(super) fn may_enter(&self, path: &str) -> Result<(), Failure> {
+        let rights = &self.account().rights;
+        if rights.decide(path, Right::Upload).is_ok() {
+            return Ok(());
+        }
+        self.may(path, Right::List)
+    }
+
+    /// RNTO's target name against the denied upload patterns (a rename must not turn
+    /// `a.txt` into `a.exe`).
+    pub(super) fn may_name(&self, path: &str) -> Result<(), Failure> {
+        self.account().rights.check_name(path).map_err(Failure::Denied)
+    }
+}
+
+/// The RFC 3659 `perm` fact of an entry at `path` (section 7.5.5), from the rights: what
+/// MLSD and MLST tell a client it may do there.
+pub(super) fn perm_fact(rights: &Rights, path: &str, kind: Kind) -> String {
+    let may = |right| rights.decide(path, right).is_ok();
+    let letters: &[(char, &[Right])] = match kind {
+        Kind::File | Kind::Symlink => &[
+            ('r', &[Right::Download]),
+            ('a', &[Right::Append]),
+            ('d', &[Right::Delete]),
+            ('f', &[Right::Rename]),
+            ('w', &[Right::Overwrite]),
+        ],
+        Kind::Dir => &[
+            ('e', &[Right::List, Right::Upload]),
+            ('l', &[Right::List]),
+            ('c', &[Right::Upload]),
+            ('d', &[Right::Rmdir]),
+            ('f', &[Right::Rename]),
+            ('m', &[Right::Mkdir]),
+            ('p', &[Right::Delete]),
+        ],
+    };
+    let symlink = kind == Kind::Symlink;
+    letters
+        .iter()
+        // A link is read, deleted or renamed; it is not appended to or overwritten as such.
+        .filter(|(c, _)| !(symlink && matches!(c, 'a' | 'w')))
+        .filter(|(_, rights)| rights.iter().any(|r| may(*r)))
+        .map(|(c, _)| *c)
+        .collect()
+}
