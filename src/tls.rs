@@ -102,6 +102,11 @@ impl Tls {
         })
     }
 
+    /// A plain server-role acceptor with the certificate (the admin listener's HTTPS).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.server.clone())
+    }
+
     /// The name presented in the client role. The peer of a client-method data connection
     /// is another FTP server chosen by the FXP client, known only by address.
     pub fn peer_name(addr: SocketAddr) -> ServerName<'static> {

@@ -416,6 +416,22 @@ impl Policy {
         self.lock_bans().is_banned(normalize(ip), (self.clock)())
     }
 
+    /// The addresses banned now, each with the time left (the admin API).
+    pub fn bans(&self) -> Vec<(IpAddr, Duration)> {
+        self.lock_bans().banned((self.clock)())
+    }
+
+    /// Lift the ban of `ip` (normalised here) on this node, and forget its refusals so far: an
+    /// operator's decision through the admin API. Returns whether it was banned.
+    pub fn lift_ban(&self, ip: IpAddr) -> bool {
+        let ip = normalize(ip);
+        let lifted = self.lock_bans().lift(ip, (self.clock)());
+        if lifted {
+            warn!(target: "fxpd::security", event = "ban_lifted", client = %ip, "ban lifted by the operator");
+        }
+        lifted
+    }
+
     /// A snapshot of the counters, for STAT.
     pub fn stats(&self) -> PolicyStats {
         PolicyStats {

@@ -17,6 +17,8 @@
 //!   SSCN), `dataconn` (PORT, EPRT, PASV, EPSV, CPSV), `files` (CWD, MKD, DELE, RNFR, SIZE,
 //!   MLST, HASH...), `transfers` (RETR, STOR, APPE, STOU, LIST, NLST, MLSD, REST, ABOR),
 //!   `info` (FEAT, SYST, STAT, HELP, OPTS, TYPE, SITE);
+//! - `live`: what the session publishes for the admin listener and counts for the metrics,
+//!   and how it obeys a kick;
 //! - [`path`]: virtual paths (the crate's [`crate::path`], re-exported).
 //!
 //! The data connection itself (accept or connect, TLS, the bytes, the outcome) belongs to
@@ -27,6 +29,7 @@ mod dataconn;
 mod dispatch;
 mod files;
 mod info;
+mod live;
 mod login;
 pub use crate::path;
 mod security;
@@ -143,6 +146,8 @@ struct Session {
     epsv_all: bool,
     /// The transfer running now, if any (one at a time).
     transfer: Option<Running>,
+    /// This session in the live registry the admin listener reads, and its kick.
+    live: live::Live,
 }
 
 impl Session {
