@@ -181,7 +181,8 @@ fn requests_without_or_with_a_wrong_token_get_401_and_are_logged() {
         &[],
     );
     assert_eq!(code, 401, "a wrong token");
-    let wrong_by_one = format!("{}0", &token.token[..63]);
+    let last = if token.token.ends_with('0') { '1' } else { '0' };
+    let wrong_by_one = format!("{}{last}", &token.token[..63]);
     let (code, _) = curl(&s, "GET", "/api/sessions", Some(&wrong_by_one), &[]);
     assert_eq!(code, 401, "a token wrong in its last character");
     let (code, _) = curl(&s, "DELETE", "/api/bans/127.0.0.9", Some(&token.token[..32]), &[]);
@@ -219,6 +220,15 @@ fn metrics_show_what_happened_and_pass_promtool() {
     // A foreign PORT target: refused by the foreign-address rule.
     let r = c.cmd("PORT 127,0,0,3,200,1");
     assert_eq!(r.code, 504, "{r}");
+    // A stranger on a passive port: closed, counted by rule and as a connection closed.
+    let passive = c.pasv();
+    let mut thief = connect_from([127, 0, 0, 3].into(), passive);
+    thief.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(std::io::Read::read(&mut thief, &mut byte), Ok(0) | Err(_)),
+        "the stranger's connection stayed open"
+    );
     let mut failed = s.ctrl();
     failed.expect("USER alice", 331);
     failed.expect("PASS not-the-password", 530);
@@ -257,13 +267,18 @@ fn metrics_show_what_happened_and_pass_promtool() {
         sample(&metrics, "fxpd_transfer_bytes_total{direction=\"upload\"}"),
         upload.len() as f64
     );
+    // The foreign PORT target and the stranger on the passive port.
     assert_eq!(
         sample(
             &metrics,
             "fxpd_data_connection_refusals_total{rule=\"foreign-address\"}"
         ),
-        1.0
+        2.0
     );
+    assert_eq!(sample(&metrics, "fxpd_passive_connections_closed_total"), 1.0);
+    // The PASV listener is still open (no transfer took it); the default range has 1000 ports.
+    assert_eq!(sample(&metrics, "fxpd_passive_ports{state=\"in_use\"}"), 1.0);
+    assert_eq!(sample(&metrics, "fxpd_passive_ports{state=\"free\"}"), 999.0);
     assert_eq!(
         sample(
             &metrics,
@@ -578,11 +593,39 @@ fn https_when_a_certificate_is_set_and_the_commands_pin_it() {
         "{}",
         describe(&out)
     );
-    let _alice = s.login("alice", PASS);
+    let mut alice = s.ctrl();
+    alice.auth_tls(&client_config(&cert, true));
+    alice.login("alice", PASS);
+    let mut c = client_command("curl", &work.join("home"));
+    c.args(["-sS", "--max-time", "30", "--cacert"])
+        .arg(&cert.cert)
+        .args(["--resolve", &format!("{TLS_NAME}:{port}:127.0.0.1")])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {}", token.token))
+        .arg(format!("https://{TLS_NAME}:{port}/metrics"));
+    let out = run_with_timeout(&mut c, 60);
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        sample(
+            &metrics,
+            "fxpd_tls_handshakes_total{channel=\"control\",result=\"full\"}"
+        ),
+        1.0,
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "fxpd_tls_handshakes_total{channel=\"data\",result=\"failed\"}"
+        ),
+        0.0
+    );
     let out = fxpd_cli(&s, &["sessions"]);
     assert!(out.status.success(), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("alice"),
+        table.contains("alice") && table.contains(" yes "),
         "{}",
         describe(&out)
     );
@@ -593,4 +636,101 @@ fn https_when_a_certificate_is_set_and_the_commands_pin_it() {
         .arg(format!("{plain}/api/bans"));
     let out = run_with_timeout(&mut c, 30);
     assert!(!out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn the_status_page_opens_with_the_token_shows_a_transfer_and_escapes_client_text() {
+    if !require_client("curl") {
+        return;
+    }
+    let (s, token) = admin_server("[limits]\nupload_bytes_per_sec = 1048576");
+    // Without a cookie: the login form, no figures.
+    let (code, form) = curl(&s, "GET", "/", None, &[]);
+    assert_eq!(code, 200);
+    assert!(
+        form.contains("name=\"token\"") && !form.contains("id=\"sessions\""),
+        "{form}"
+    );
+    // A wrong token: 401, logged like the API's.
+    let (code, _) = curl(
+        &s,
+        "POST",
+        "/login",
+        None,
+        &["--data", "token=0123456789abcdef0123456789abcdef"],
+    );
+    assert_eq!(code, 401);
+    s.log_when(|log| log.contains("admin_unauthorized") && log.contains("/login"));
+    // The right one: a cookie that is HttpOnly, SameSite=Strict and not the token.
+    let headers = s.dir.path().join("login-headers");
+    let (code, _) = curl(
+        &s,
+        "POST",
+        "/login",
+        None,
+        &[
+            "--data",
+            &format!("token={}", token.token),
+            "-D",
+            headers.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 303);
+    let headers = fs::read_to_string(&headers).unwrap();
+    let set_cookie = headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {headers}"));
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    assert!(
+        !set_cookie.contains(&token.token),
+        "the cookie holds the token itself"
+    );
+    let cookie = set_cookie
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // A running download with a name that is markup.
+    let evil = "<img src=x onerror=alert(1)>.bin";
+    fs::write(s.home("alice").join(evil), random_bytes(4 << 20)).unwrap();
+    let mut alice = s.login("alice", PASS);
+    alice.expect("TYPE I", 200);
+    let mut data = alice.start_passive(&format!("RETR {evil}"));
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut data, &mut first).unwrap();
+    let (code, page) = curl(&s, "GET", "/", None, &["-H", &format!("Cookie: {cookie}")]);
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("id=\"sessions\"") && page.contains("alice"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;.bin"),
+        "the file name must be escaped: {page}"
+    );
+    assert!(!page.contains("<img"), "client text became markup: {page}");
+    assert!(
+        page.contains("<progress"),
+        "no progress bar for a download of known size: {page}"
+    );
+    assert!(page.contains("foreign-address"), "no refusals table: {page}");
+    // The cookie opens the page only.
+    let (code, _) = curl(
+        &s,
+        "GET",
+        "/api/sessions",
+        None,
+        &["-H", &format!("Cookie: {cookie}")],
+    );
+    assert_eq!(code, 401, "the page's cookie must not open the API");
+    drop(data);
 }

@@ -105,6 +105,7 @@ pub struct PassiveListener {
 impl Drop for PassiveListener {
     fn drop(&mut self) {
         self.task.abort();
+        self.policy.passive_listener(false);
     }
 }
 
@@ -148,6 +149,7 @@ impl PassiveListener {
                         accept_loop(listener, policy.clone(), who.clone(), hold, refused.clone())
                             .in_current_span(),
                     );
+                    policy.passive_listener(true);
                     return Ok(PassiveListener {
                         local,
                         who,

@@ -195,6 +195,11 @@ pub struct PolicyStats {
     pub refused: Vec<(Reason, u64)>,
     /// Addresses banned right now.
     pub banned_addresses: usize,
+    /// Connections to passive listeners refused (and closed): strangers trying to take a
+    /// client's data connection, counted also by rule in `refused`.
+    pub closed_on_passive: u64,
+    /// Passive listeners open now (one port each).
+    pub passive_listeners: u64,
 }
 
 /// A source of the current time; injectable so that ban expiry can be tested without sleeping.
@@ -249,6 +254,10 @@ pub struct Policy {
     approved_passive: AtomicU64,
     /// Refusals, indexed like [`Reason::ALL`], for STAT.
     refused: [AtomicU64; Reason::ALL.len()],
+    /// Connections to passive listeners refused and closed, for the metrics.
+    closed_on_passive: AtomicU64,
+    /// Passive listeners open now (each holds a port of `passive.ports`), for the metrics.
+    passive_listeners: AtomicU64,
     /// Where the address each refusal is charged to is reported for the cluster's shared ban
     /// count, when set.
     refusal_sink: OnceLock<mpsc::Sender<IpAddr>>,
@@ -280,6 +289,8 @@ impl Policy {
             approved_active: AtomicU64::new(0),
             approved_passive: AtomicU64::new(0),
             refused: Default::default(),
+            closed_on_passive: AtomicU64::new(0),
+            passive_listeners: AtomicU64::new(0),
             refusal_sink: OnceLock::new(),
             proxy_trusted: RwLock::new(Arc::new(Vec::new())),
         }
@@ -442,6 +453,18 @@ impl Policy {
                 .map(|&reason| (reason, self.refused[reason as usize].load(Ordering::Relaxed)))
                 .collect(),
             banned_addresses: self.lock_bans().banned_count((self.clock)()),
+            closed_on_passive: self.closed_on_passive.load(Ordering::Relaxed),
+            passive_listeners: self.passive_listeners.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A passive listener opened (`true`) or closed, for the count of ports in use. Only
+    /// [`crate::datachan::PassiveListener`] calls it, once each way.
+    pub fn passive_listener(&self, opened: bool) {
+        if opened {
+            self.passive_listeners.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.passive_listeners.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct Metrics {
     bans: Gauge,
     lockouts: Gauge,
     reloads: Family<L1, Counter>,
+    closed_on_passive: Counter,
+    passive_ports: Family<L1, Gauge>,
+    tls_handshakes: Family<L2, Counter>,
 }
 
 /// What the figures read at scrape time are taken from.
@@ -63,6 +66,8 @@ pub struct Now<'a> {
     pub policy: &'a PolicyStats,
     /// Client addresses locked out now.
     pub lockouts: usize,
+    /// Ports in `passive.ports`.
+    pub passive_range: u64,
 }
 
 impl Default for Metrics {
@@ -89,6 +94,9 @@ impl Metrics {
             bans: Gauge::default(),
             lockouts: Gauge::default(),
             reloads: Family::default(),
+            closed_on_passive: Counter::default(),
+            passive_ports: Family::default(),
+            tls_handshakes: Family::default(),
         };
         // A gauge at 1 rather than an OpenMetrics info, which the classic text format lacks.
         let build = Family::<L1, Gauge>::default();
@@ -156,6 +164,21 @@ impl Metrics {
             "reloads",
             "Configuration reloads by result (ok, refused)",
             m.reloads.clone(),
+        );
+        registry.register(
+            "passive_connections_closed",
+            "Connections to passive ports refused and closed (strangers trying to take a client's data connection)",
+            m.closed_on_passive.clone(),
+        );
+        registry.register(
+            "passive_ports",
+            "Ports of passive.ports held by passive listeners (in_use) and the rest of the range (free)",
+            m.passive_ports.clone(),
+        );
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes by channel (control, data) and result (full, resumed, failed)",
+            m.tls_handshakes.clone(),
         );
         // Every labelled series exists from the start, so a rate() sees its first increment.
         for result in ["ok", "failed", "locked_out"] {
@@ -242,6 +265,28 @@ impl Metrics {
                 .store(n, Ordering::Relaxed);
         }
         self.bans.set(now.policy.banned_addresses as i64);
+        self.closed_on_passive
+            .inner()
+            .store(now.policy.closed_on_passive, Ordering::Relaxed);
+        let in_use = now.policy.passive_listeners;
+        set(&self.passive_ports, [("state", "in_use")], in_use);
+        set(
+            &self.passive_ports,
+            [("state", "free")],
+            now.passive_range.saturating_sub(in_use),
+        );
+        for (channel, counts) in crate::tls::handshake_counts() {
+            let channel = match channel {
+                crate::tls::Channel::Control => "control",
+                crate::tls::Channel::Data => "data",
+            };
+            for (result, n) in ["full", "resumed", "failed"].into_iter().zip(counts) {
+                self.tls_handshakes
+                    .get_or_create(&[("channel", channel), ("result", result)])
+                    .inner()
+                    .store(n, Ordering::Relaxed);
+            }
+        }
         self.lockouts.set(now.lockouts as i64);
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -308,11 +353,14 @@ mod tests {
                 .map(|&r| (r, u64::from(r == Reason::ForeignAddress)))
                 .collect(),
             banned_addresses: 1,
+            closed_on_passive: 4,
+            passive_listeners: 2,
         };
         let text = m.render(Now {
             sessions: (2, 1, Default::default()),
             policy: &stats,
             lockouts: 0,
+            passive_range: 1000,
         });
         for line in [
             "fxpd_logins_total{result=\"ok\"} 1",
@@ -323,6 +371,10 @@ mod tests {
             "fxpd_data_connection_refusals_total{rule=\"peer-not-listed\"} 0",
             "fxpd_sessions{state=\"logged_in\"} 2",
             "fxpd_bans_active 1",
+            "fxpd_passive_connections_closed_total 4",
+            "fxpd_passive_ports{state=\"in_use\"} 2",
+            "fxpd_passive_ports{state=\"free\"} 998",
+            "fxpd_tls_handshakes_total{channel=\"data\",result=\"resumed\"}",
             "# HELP fxpd_transfer_bytes Bytes moved",
             "# UNIT fxpd_transfer_bytes bytes",
         ] {

@@ -254,10 +254,12 @@ impl Shared {
     /// The figures for `GET /metrics`, in the OpenMetrics text format.
     pub fn metrics_text(&self) -> String {
         let policy = self.policy.stats();
+        let ports = self.settings().config.passive.ports;
         self.metrics.render(metrics::Now {
             sessions: self.live.counts(),
             policy: &policy,
             lockouts: self.guard.lockouts().len(),
+            passive_range: u64::from(ports.last - ports.first) + 1,
         })
     }
 

@@ -53,7 +53,13 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
             }
         };
         let timeout = Duration::from_secs(settings.config.limits.login_timeout_secs);
-        match tokio::time::timeout(timeout, acceptors.control.accept(stream)).await {
+        let handshake = tokio::time::timeout(timeout, acceptors.control.accept(stream)).await;
+        let outcome = match &handshake {
+            Ok(Ok(s)) => Some(crate::tls::resumed(s.get_ref().1.handshake_kind())),
+            _ => None,
+        };
+        crate::tls::count_handshake(crate::tls::Channel::Control, outcome);
+        match handshake {
             Ok(Ok(s)) => {
                 tls_acceptors = Some(acceptors);
                 ControlStream::Tls(Box::new(s))
