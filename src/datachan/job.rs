@@ -229,15 +229,17 @@ async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<Sock
             let deadline = tokio::time::Instant::now() + timeout;
             (listener.accept(deadline).await, Some(listener))
         }
-        Plan::Active(target) => (connect_active(target, local_ip, timeout).await, None),
+        Plan::Active(target) => {
+            let connected = connect_active(target, local_ip, timeout).await;
+            (connected.map(|stream| (stream, target.addr())), None)
+        }
     };
     let refused = move || listener.map(|l| l.refused()).unwrap_or_default();
     let stream: TcpStream = match connected {
-        Ok(s) => {
-            if let Ok(addr) = s.peer_addr() {
-                let _ = peer.set(addr);
-            }
-            s
+        Ok((stream, source)) => {
+            // Known already (the accepted source, or the approved target): no system call.
+            let _ = peer.set(source);
+            stream
         }
         Err(error) => {
             return Outcome::NoConnection {
