@@ -734,3 +734,48 @@ fn the_status_page_opens_with_the_token_shows_a_transfer_and_escapes_client_text
     assert_eq!(code, 401, "the page's cookie must not open the API");
     drop(data);
 }
+
+#[test]
+fn silent_connections_cannot_take_more_than_their_share_of_the_admin_listener() {
+    if !require_client("curl") {
+        return;
+    }
+    let (s, token) = admin_server("");
+    let addr: SocketAddr = s
+        .admin
+        .as_ref()
+        .unwrap()
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 64 connections that never send a request hold every seat ...
+    let silent: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    // ... and the next one is closed at once instead of queueing without bound.
+    let mut extra = std::net::TcpStream::connect(addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    extra
+        .write_all(b"GET /api/sessions HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok();
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(std::io::Read::read(&mut extra, &mut buf), Ok(0) | Err(_)),
+        "a 65th connection was served"
+    );
+    s.log_when(|log| log.contains("64 open already"));
+    // Their seats come back when they close.
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, _) = curl(&s, "GET", "/api/sessions", Some(&token.token), &[]);
+        if code == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the listener did not recover");
+        thread::sleep(Duration::from_millis(100));
+    }
+}

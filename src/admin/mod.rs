@@ -2,8 +2,9 @@
 //! server and do to it, over HTTP (HTTPS when `tls.certificate` is set), each request
 //! carrying `Authorization: Bearer <token>` (docs/admin.md).
 //!
-//! - this file: the listener (TLS handshakes run beside the accept loop, each bounded in
-//!   time), the routes, and the one authorization check every route passes;
+//! - this file: the listener (at most 64 connections, each for at most 60 s; TLS handshakes
+//!   run beside the accept loop, each bounded in time), the routes, and the one
+//!   authorization check every route passes;
 //! - [`api`]: the JSON API (sessions, kicks, bans and lockouts, reload) and `GET /metrics`;
 //! - [`page`]: the status page at `/` and its login form (a cookie that opens the page only);
 //! - [`token`]: the bearer token: made, read, compared in constant time;
@@ -26,18 +27,29 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 pub use token::Token;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Sleep;
 
 /// Longest a TLS handshake on the admin listener may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most TLS handshakes under way at once; past it new connections are closed at once.
-const MAX_HANDSHAKES: usize = 64;
+/// Most connections open at once (TLS handshakes included); past it new connections are
+/// closed at once.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Longest life of one connection: the requests are short, and hyper without a timer would
+/// wait for a silent client's headers for ever.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// What every request handler reads.
 struct Admin {
@@ -110,6 +122,7 @@ pub fn bind(shared: &Arc<Shared>) -> Result<Option<Bound>, String> {
             shared: shared.clone(),
             https,
             handshakes: JoinSet::new(),
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         },
         token,
     }))
@@ -197,19 +210,82 @@ async fn authorize(
 
 /// The admin listener's socket: plain, or TLS with the certificate in force when each
 /// connection arrives (handshakes run beside the accept loop, so one slow client holds up
-/// nobody).
+/// nobody). At most [`MAX_CONNECTIONS`] connections at once, each for at most
+/// [`CONNECTION_LIFETIME`].
 struct AdminListener {
     tcp: TcpListener,
     shared: Arc<Shared>,
     https: bool,
-    handshakes: JoinSet<Option<(ControlStream, SocketAddr)>>,
+    handshakes: JoinSet<Option<(Conn, SocketAddr)>>,
+    slots: Arc<Semaphore>,
+}
+
+/// One admin connection: its stream, its seat among [`MAX_CONNECTIONS`], and the end of its
+/// life.
+struct Conn {
+    io: ControlStream,
+    deadline: Pin<Box<Sleep>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Conn {
+    fn new(io: ControlStream, slot: OwnedSemaphorePermit) -> Conn {
+        Conn {
+            io,
+            deadline: Box::pin(tokio::time::sleep(CONNECTION_LIFETIME)),
+            _slot: slot,
+        }
+    }
+
+    /// An error once the connection has lived its time (the task is woken then).
+    fn expired(&mut self, cx: &mut Context<'_>) -> Option<std::io::Error> {
+        self.deadline
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "admin connection lived its time"))
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.expired(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(e) = self.expired(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 impl axum::serve::Listener for AdminListener {
-    type Io = ControlStream;
+    type Io = Conn;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (ControlStream, SocketAddr) {
+    async fn accept(&mut self) -> (Conn, SocketAddr) {
         loop {
             let handshaking = !self.handshakes.is_empty();
             tokio::select! {
@@ -222,22 +298,22 @@ impl axum::serve::Listener for AdminListener {
                             continue;
                         }
                     };
+                    let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                        tracing::warn!(client = %peer, "admin connection closed: {MAX_CONNECTIONS} open already");
+                        continue;
+                    };
                     if !self.https {
-                        return (ControlStream::plain(stream), peer);
+                        return (Conn::new(ControlStream::plain(stream), slot), peer);
                     }
                     // Fail closed: without a certificate in force now, no connection.
                     let Some(tls) = self.shared.settings().tls.clone() else {
                         tracing::warn!(client = %peer, "admin connection closed: no TLS certificate in force");
                         continue;
                     };
-                    if self.handshakes.len() >= MAX_HANDSHAKES {
-                        tracing::warn!(client = %peer, "admin connection closed: too many TLS handshakes under way");
-                        continue;
-                    }
                     let acceptor = tls.acceptor();
                     self.handshakes.spawn(async move {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(tls)) => Some((ControlStream::Tls(Box::new(tls)), peer)),
+                            Ok(Ok(tls)) => Some((Conn::new(ControlStream::Tls(Box::new(tls)), slot), peer)),
                             Ok(Err(e)) => {
                                 tracing::info!(client = %peer, error = %e, "admin TLS handshake failed");
                                 None
