@@ -229,6 +229,23 @@ impl Cluster {
         Some(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// Forget `key`'s count and lock on every node (an operator lifting a ban or lockout); a
+    /// no-op when the cluster is off or Redis does not answer (then logged).
+    pub async fn lift(&self, scope: Scope, key: &str) {
+        let Some(link) = self.link.as_ref() else {
+            return;
+        };
+        let mut conn = link.conn.clone();
+        let _ = link
+            .run(
+                redis::cmd("DEL")
+                    .arg(link.key(scope, "count", key))
+                    .arg(link.key(scope, "lock", key))
+                    .query_async::<i64>(&mut conn),
+            )
+            .await;
+    }
+
     /// The failures every node counted for `key` in its current window (0 if none).
     pub async fn failures(&self, scope: Scope, key: &str) -> Option<u32> {
         let link = self.link.as_ref()?;

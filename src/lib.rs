@@ -50,11 +50,13 @@
 //! 7. [`datachan`]: turns an opened file or object into a transfer job
 //! 8. [`server`]: listeners, admission, the shared state
 //! 9. [`session`]: what runs on an admitted connection; [`run`] hands `session::run` to
-//!    [`server::serve`]
+//!    [`server::serve`]; [`admin`]: the admin listener, which reads what sessions publish in
+//!    the server-wide state and acts through it
 
 #![warn(missing_docs)]
 
 pub mod addr;
+pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -90,15 +92,37 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// A listener [`run`] has bound.
+#[derive(Debug, Clone, Copy)]
+pub enum Listening {
+    /// A control listener; `implicit_tls` for an implicit FTPS one.
+    Control {
+        /// The bound address.
+        addr: SocketAddr,
+        /// TLS starts before the greeting.
+        implicit_tls: bool,
+    },
+    /// The admin listener (`[admin]`).
+    Admin {
+        /// The bound address.
+        addr: SocketAddr,
+        /// It speaks HTTPS.
+        https: bool,
+    },
+}
+
 /// Run the server with a validated configuration until `shutdown` is cancelled.
-/// `on_bound` is called with each control listener's address once it is bound, and whether
-/// it is an implicit FTPS listener (the binary prints a machine-readable line). Each configuration received on
-/// `reloads` is applied live (an invalid one is logged and the old one stays).
+/// `on_bound` is called with each listener once it is bound, the admin listener first (the
+/// binary prints a machine-readable line). At each request received on `reloads` (SIGHUP,
+/// the Windows service's parameter change), and at each `POST /api/reload` on the admin
+/// listener, `reread` reads the configuration again and it is applied live (an invalid one
+/// is logged and the old one stays).
 pub async fn run(
     config: config::Config,
     shutdown: CancellationToken,
-    reloads: tokio::sync::mpsc::Receiver<config::Config>,
-    mut on_bound: impl FnMut(SocketAddr, bool),
+    reread: server::state::Reread,
+    reloads: tokio::sync::mpsc::Receiver<()>,
+    mut on_bound: impl FnMut(Listening),
 ) -> Result<(), StartError> {
     if config.storage.kind == storage::StorageKind::Fs && !config.root.is_dir() {
         return Err(StartError(format!(
@@ -106,7 +130,6 @@ pub async fn run(
             config.root.display()
         )));
     }
-    let started = config.clone();
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
     let plain = config.listen.iter().map(|a| (*a, false));
     let implicit = config.tls.implicit_listen.iter().map(|a| (*a, true));
@@ -118,15 +141,26 @@ pub async fn run(
     // Fail closed: an object store that cannot be listed now would fail every session.
     shared.backend.check().await.map_err(StartError)?;
     cluster::share_bans(shared.cluster.clone(), shared.policy.clone());
+    // Bound before the control listeners: a start that cannot have it fails before serving.
+    if let Some(bound) = admin::bind(&shared).map_err(StartError)? {
+        let addr = bound.local_addr().map_err(|e| StartError(e.to_string()))?;
+        let https = bound.https();
+        tracing::info!(address = %addr, https, "admin listener on");
+        on_bound(Listening::Admin { addr, https });
+        tokio::spawn(admin::serve(bound, shared.clone(), reread.clone()));
+    }
     let mut listeners = Vec::new();
     for (addr, implicit_tls) in listen {
         let socket = server::bind(addr).map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
         let bound = socket.local_addr().map_err(|e| StartError(e.to_string()))?;
         tracing::info!(address = %bound, implicit_tls, "listening");
-        on_bound(bound, implicit_tls);
+        on_bound(Listening::Control {
+            addr: bound,
+            implicit_tls,
+        });
         listeners.push(server::Listener { socket, implicit_tls });
     }
-    tokio::spawn(shared.clone().follow_reloads(started, reloads));
+    tokio::spawn(shared.clone().follow_reloads(reread, reloads));
     service::notify(service::Status::Ready);
     let stopping = shared.shutdown.clone();
     tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! The `fxpd` command: run the server, manage users, check the configuration.
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use fxpd::admin::client::Command as Ask;
 use fxpd::auth::admin;
 use fxpd::config::{self, Overrides};
 use fxpd::policy::FxpOverride;
@@ -41,6 +42,16 @@ enum Cmd {
     /// Windows only: install, control or run fxpd as the Windows service `fxpd`.
     #[command(subcommand)]
     Service(ServiceCmd),
+    /// The admin listener's token.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+    /// List the open sessions through the admin listener, or kick one.
+    Sessions(SessionsArgs),
+    /// List the banned and locked-out addresses through the admin listener, or lift one.
+    Bans(BansArgs),
+    /// Make the running server reload its configuration (as SIGHUP) through the admin
+    /// listener, and print what changed or why it was refused.
+    Reload(ServeArgs),
     /// Print the manual page (roff, section 8) generated from these command definitions;
     /// the Debian package installs it.
     #[command(hide = true)]
@@ -272,6 +283,60 @@ enum GroupCmd {
 }
 
 #[derive(Subcommand)]
+enum AdminCmd {
+    /// Write a new random token to admin.token_file (mode 0600); the server reads it when it
+    /// starts.
+    Token {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Replace an existing token file.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Args)]
+struct SessionsArgs {
+    #[command(subcommand)]
+    action: Option<SessionsAction>,
+    /// Print the API's JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum SessionsAction {
+    /// Close a session: it gets 421 and its transfer is aborted (an upload discarded).
+    Kick {
+        /// The session's id (`fxpd sessions` shows it).
+        id: u64,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Args)]
+struct BansArgs {
+    #[command(subcommand)]
+    action: Option<BansAction>,
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum BansAction {
+    /// Lift the ban and the login lockout of an address.
+    Lift {
+        /// The address.
+        addr: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCmd {
     /// Validate the configuration and print every effective setting with its origin.
     Check {
@@ -302,6 +367,16 @@ fn main() -> ExitCode {
         Some(Cmd::Group(cmd)) => group(cmd),
         Some(Cmd::Copy(args)) => fxpd_copy::run(args),
         Some(Cmd::Service(cmd)) => service(cmd),
+        Some(Cmd::Admin(AdminCmd::Token { args, replace })) => admin_token(&args, replace),
+        Some(Cmd::Sessions(SessionsArgs { action, json, args })) => match action {
+            None => ask(&args, Ask::Sessions { json }),
+            Some(SessionsAction::Kick { id, args }) => ask(&args, Ask::Kick(id)),
+        },
+        Some(Cmd::Bans(BansArgs { action, args })) => match action {
+            None => ask(&args, Ask::Bans),
+            Some(BansAction::Lift { addr, args }) => ask(&args, Ask::Lift(addr)),
+        },
+        Some(Cmd::Reload(args)) => ask(&args, Ask::Reload),
         Some(Cmd::Manpage) => {
             let man = clap_mangen::Man::new(Cli::command()).section("8");
             match man.render(&mut std::io::stdout().lock()) {
@@ -324,6 +399,50 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+    }
+}
+
+/// `fxpd admin token`: a new token in the configured `admin.token_file`.
+fn admin_token(args: &ServeArgs, replace: bool) -> ExitCode {
+    let loaded = match load(args) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let Some(file) = loaded.config.admin.token_file else {
+        eprintln!("fxpd: admin.token_file is not set in the configuration: set it (and admin.listen) first");
+        return ExitCode::from(2);
+    };
+    match fxpd::admin::token::create(&file, replace) {
+        Ok(()) => {
+            println!(
+                "new admin token written to {} (fxpd reads it when it starts)",
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fxpd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `fxpd sessions`, `fxpd bans`, `fxpd reload`: one request to the admin listener the
+/// configuration names (read as `serve` reads it).
+fn ask(args: &ServeArgs, command: Ask) -> ExitCode {
+    let loaded = match load(args) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    match fxpd::admin::client::run(&loaded.config, command) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fxpd: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -388,40 +507,42 @@ fn serve(args: ServeArgs) -> ExitCode {
             stop_signal.recv().await;
             stopper.cancel();
         });
+        // Each reload (SIGHUP, or POST /api/reload on the admin listener) re-reads every
+        // source; only a valid result is applied.
+        let reread_args = args.clone();
+        let reread: fxpd::server::state::Reread = std::sync::Arc::new(move || {
+            load_sources(&reread_args)
+                .map(|l| l.config)
+                .map_err(|e| e.to_string())
+        });
         let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
         let reload_signal = fxpd::service::ReloadSignal::new();
         tokio::spawn(async move {
             let Some(mut reload_signal) = reload_signal else {
                 return;
             };
-            // Each reload request re-reads every source; only a valid result is applied.
             loop {
                 reload_signal.recv().await;
-                fxpd::service::notify(fxpd::service::Status::Reloading);
-                match load_sources(&args) {
-                    Ok(reloaded) => {
-                        let _ = reload_tx.send(reloaded.config).await;
-                    }
-                    Err(e) => {
-                        tracing::error!(
-                            event = "reload_refused",
-                            error = %e,
-                            "reload refused: the configuration is invalid; the previous one stays"
-                        );
-                        fxpd::service::notify(fxpd::service::Status::Ready);
-                    }
-                }
+                let _ = reload_tx.send(()).await;
             }
         });
-        fxpd::run(loaded.config, shutdown, reloads, |addr, implicit_tls| {
-            // Machine-readable: tests and scripts learn the bound port from this line.
+        fxpd::run(loaded.config, shutdown, reread, reloads, |listening| {
+            // Machine-readable: tests and scripts learn the bound ports from these lines.
             let mut out = std::io::stdout().lock();
-            let kind = if implicit_tls {
-                "LISTENING-FTPS"
-            } else {
-                "LISTENING"
+            let _ = match listening {
+                fxpd::Listening::Control {
+                    addr,
+                    implicit_tls: false,
+                } => writeln!(out, "LISTENING {addr}"),
+                fxpd::Listening::Control {
+                    addr,
+                    implicit_tls: true,
+                } => writeln!(out, "LISTENING-FTPS {addr}"),
+                fxpd::Listening::Admin { addr, https } => {
+                    let scheme = if https { "https" } else { "http" };
+                    writeln!(out, "ADMIN-LISTENING {scheme}://{addr}")
+                }
             };
-            let _ = writeln!(out, "{kind} {addr}");
             let _ = out.flush();
         })
         .await

@@ -102,11 +102,62 @@ impl Tls {
         })
     }
 
+    /// A plain server-role acceptor with the certificate (the admin listener's HTTPS).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.server.clone())
+    }
+
     /// The name presented in the client role. The peer of a client-method data connection
     /// is another FTP server chosen by the FXP client, known only by address.
     pub fn peer_name(addr: SocketAddr) -> ServerName<'static> {
         ServerName::IpAddress(addr.ip().into())
     }
+}
+
+/// Which connection a TLS handshake protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// A control connection (`AUTH TLS`, or an implicit FTPS listener).
+    Control,
+    /// A data connection (`PROT P`), in either role.
+    Data,
+}
+
+/// TLS handshakes since the process started, by channel: (full, resumed, failed). Process
+/// wide, like the kernel's own counters: a handshake is counted where it ends, with
+/// [`count_handshake`], and read by the metrics.
+static HANDSHAKES: [[std::sync::atomic::AtomicU64; 3]; 2] = [
+    [const { std::sync::atomic::AtomicU64::new(0) }; 3],
+    [const { std::sync::atomic::AtomicU64::new(0) }; 3],
+];
+
+/// Count one handshake on `channel`: `Some(resumed)` when it succeeded, `None` when it failed
+/// or timed out.
+pub fn count_handshake(channel: Channel, outcome: Option<bool>) {
+    let column = match outcome {
+        Some(false) => 0,
+        Some(true) => 1,
+        None => 2,
+    };
+    HANDSHAKES[channel as usize][column].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a finished handshake of this kind resumed a session.
+pub fn resumed(kind: Option<rustls::HandshakeKind>) -> bool {
+    kind == Some(rustls::HandshakeKind::Resumed)
+}
+
+/// The handshakes counted so far: for the control and then the data channel, (full,
+/// resumed, failed).
+pub fn handshake_counts() -> [(Channel, [u64; 3]); 2] {
+    let read = |row: &[std::sync::atomic::AtomicU64; 3]| {
+        row.each_ref()
+            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    [
+        (Channel::Control, read(&HANDSHAKES[0])),
+        (Channel::Data, read(&HANDSHAKES[1])),
+    ]
 }
 
 /// The TLS server side of one control connection (see [`Tls::session_acceptors`]).

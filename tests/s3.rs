@@ -339,6 +339,75 @@ fn interrupted_uploads_leave_no_object_and_no_multipart_upload() {
     assert_eq!(moto.keys(bucket), ["ftp/alice/ok.bin"]);
 }
 
+/// curl against the admin listener of `server` with `token`: the body (asserts a 2xx).
+fn admin_curl(server: &Server, token: &str, method: &str, path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "30", "-X", method, "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!(
+            "{}{path}",
+            server.admin.as_ref().expect("admin listener")
+        ))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {method} {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_kicked_upload_stores_nothing_and_other_sessions_go_on() {
+    let Some(moto) = Moto::start() else { return };
+    let bucket = "kicked";
+    moto.bucket(bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    let token = "5f3c0a9e".repeat(8);
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let admin = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = {}\n",
+        toml::Value::String(token_file.to_str().unwrap().to_owned())
+    );
+    let server = Server::builder()
+        .config(&moto.storage_config(bucket))
+        .config(&admin)
+        .user("alice", PASS, "alice", true)
+        .user("bob", PASS, "bob", true)
+        .start();
+    let mut bob = server.login("bob", PASS);
+    bob.expect("TYPE I", 200);
+    let mut c = server.login("alice", PASS);
+    c.expect("TYPE I", 200);
+    let data = partial_upload(&mut c, "kicked.bin", 24 << 20);
+    eventually("a multipart upload in progress", || {
+        !moto.uploads(bucket).is_empty()
+    });
+    let list: serde_json::Value =
+        serde_json::from_str(&admin_curl(&server, &token, "GET", "/api/sessions")).unwrap();
+    let id = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["user"] == "alice")
+        .map(|s| s["id"].as_u64().unwrap())
+        .unwrap_or_else(|| panic!("alice is not listed: {list}"));
+    admin_curl(&server, &token, "DELETE", &format!("/api/sessions/{id}"));
+    let r = c.read_reply();
+    assert_eq!(r.code, 426, "{r}");
+    assert!(r.text().contains("nothing stored"), "{r}");
+    assert_eq!(c.read_reply().code, 421);
+    // Aborted before the reply said so.
+    assert!(moto.keys(bucket).is_empty() && moto.uploads(bucket).is_empty());
+    drop(data);
+    let file = pattern(300_000, 4);
+    bob.stor("kept.bin", &file);
+    assert_eq!(sha(&bob.retr("kept.bin")), sha(&file));
+    assert_eq!(moto.keys(bucket), ["ftp/bob/kept.bin"]);
+}
+
 #[test]
 fn users_cannot_leave_their_prefix() {
     let Some(moto) = Moto::start() else { return };

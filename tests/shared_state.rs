@@ -1,7 +1,8 @@
 //! State shared by the nodes of a cluster through a real Redis server (Debian's `redis-server`,
 //! started by each test on a free 127.0.0.1 port, without persistence): failed-login lockouts
-//! and FXP bans started on one node hold on another, and a node refuses to start when the
-//! Redis it was told to use does not answer.
+//! and FXP bans started on one node hold on another, a lockout lifted through one node's
+//! admin listener is gone on every node, and a node refuses to start when the Redis it was
+//! told to use does not answer.
 //!
 //! Node A listens on 127.0.0.2, node B on 127.0.0.3; clients come from 127.0.0.1 and 127.0.0.5.
 
@@ -60,6 +61,54 @@ fn failed_logins_on_one_node_lock_the_client_out_of_another() {
     for server in [&a, &b] {
         let mut c = Ctrl::connect_from(OTHER_CLIENT, server.addr());
         c.login("alice", PASS);
+    }
+}
+
+#[test]
+fn a_lockout_lifted_through_one_nodes_admin_listener_is_gone_on_every_node() {
+    if !require_clients(&["redis-server", "curl"]) {
+        return;
+    }
+    let mut redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    let token = "0a1b2c3d".repeat(8);
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let admin = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = {:?}\n",
+        token_file.to_str().unwrap()
+    );
+    let a = node("127.0.0.2", &redis, &admin);
+    let b = node("127.0.0.3", &redis, "");
+    for i in 0..3 {
+        let mut c = Ctrl::connect_from(CLIENT, a.addr());
+        c.expect(&format!("USER nobody{i}"), 331);
+        c.expect("PASS wrong", 530);
+    }
+    assert!(
+        redis.pttl("test:login-client:lock:127.0.0.1") > 0,
+        "no lock in Redis"
+    );
+
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "30", "-X", "DELETE", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("{}/api/bans/127.0.0.1", a.admin.as_ref().unwrap()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["lockout"], true, "{answer}");
+    assert_eq!(
+        redis.pttl("test:login-client:lock:127.0.0.1"),
+        -2,
+        "the shared lock is still in Redis"
+    );
+    // Neither node refuses the client now.
+    for server in [&a, &b] {
+        let mut c = Ctrl::connect_from(CLIENT, server.addr());
+        c.login("alice", PASS);
+        c.expect("QUIT", 221);
     }
 }
 

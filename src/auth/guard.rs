@@ -439,6 +439,32 @@ impl LoginGuard {
         }
     }
 
+    /// The client addresses locked out now (an IPv6 address stands for its /64), each with
+    /// the time left, for the admin API.
+    pub fn lockouts(&self) -> Vec<(IpAddr, Duration)> {
+        let now = self.clock.now();
+        let state = self.state();
+        let mut out: Vec<_> = state
+            .ips
+            .map
+            .iter()
+            .filter_map(|(ip, e)| e.remaining_lock(now).map(|left| (*ip, left)))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Lift the lockout of `ip` (its /64 for IPv6) and forget its failures, here only (an
+    /// operator's decision through the admin API). Returns whether it was locked out.
+    pub fn lift(&self, ip: IpAddr) -> bool {
+        let now = self.clock.now();
+        let key = ip_key(ip);
+        let mut state = self.state();
+        let locked = state.ips.remaining_lock(&key, now).is_some();
+        state.ips.map.remove(&key);
+        locked
+    }
+
     /// Number of tracked (address, user name) entries.
     #[cfg(test)]
     fn tracked(&self) -> (usize, usize) {

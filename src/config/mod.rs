@@ -6,7 +6,7 @@
 //!   variable, a flag): shown by `fxpd config show`, and at the start of every error.
 //! - `error.rs`: [`ConfigError`], which always names the setting and the source that gave it.
 //! - `sections/`: the typed schema, every section type of the file in one place: [`Config`] and
-//!   its top-level keys in `sections/mod.rs`, one file per section (`anonymous`, `cluster`,
+//!   its top-level keys in `sections/mod.rs`, one file per section (`admin`, `anonymous`, `cluster`,
 //!   `fxp`, `limits`, `log`, `passive`, `proxy`, `storage`, `tls`), each with its defaults and
 //!   its own checks; [`Config::validate`] runs them all. The modules that act on a section
 //!   (e.g. `policy` for `[fxp]`) import its type from here.
@@ -56,11 +56,11 @@ pub use registry::{
     REGISTRY_VALUES, SERVICE_KEY,
 };
 pub use render::{render_json, render_text};
-pub use restart::{needs_restart, RESTART_KEYS};
+pub use restart::{changed, needs_restart, RESTART_KEYS};
 pub use sections::{
-    AnonymousConfig, ClusterConfig, Config, FxpConfig, LimitsConfig, ListingStyle, LogConfig, LogFormat,
-    LogLevel, PassiveConfig, PortRange, ProxyConfig, StorageConfig, StorageKind, TlsConfig, TlsRequire,
-    DEFAULT_BANNER, DEFAULT_ROOT, MAX_BANNER_CHARS,
+    AdminConfig, AnonymousConfig, ClusterConfig, Config, FxpConfig, LimitsConfig, ListingStyle, LogConfig,
+    LogFormat, LogLevel, PassiveConfig, PortRange, ProxyConfig, StorageConfig, StorageKind, TlsConfig,
+    TlsRequire, DEFAULT_BANNER, DEFAULT_ROOT, MAX_BANNER_CHARS,
 };
 pub use sources::{
     default_config_path, env_vars, load, load_from, load_with_default_path, Loaded, Overrides, ENV_PREFIX,

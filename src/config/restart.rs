@@ -24,6 +24,8 @@ pub const RESTART_KEYS: &[&str] = &[
     // The Redis connection and the storage back-end.
     "cluster",
     "storage",
+    // The admin listener, bound at start, and the token it read then.
+    "admin",
 ];
 
 /// The leaf keys read only at start whose value differs between `running` (the configuration
@@ -43,6 +45,21 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<String> {
         .filter(|key| fixed(key) && before.get(*key) != after.get(*key))
         .map(str::to_string)
         .collect()
+}
+
+/// Every leaf key whose value differs between `before` and `after`, sorted (what a reload
+/// changed).
+pub fn changed(before: &Config, after: &Config) -> Vec<String> {
+    let (before, after) = (leaves(before), leaves(after));
+    let mut keys: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|key| before.get(*key) != after.get(*key))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// Every leaf key of `config` with its TOML value (an unset optional key is absent).

@@ -59,6 +59,8 @@ pub(crate) const OPTIONAL_KEYS: &[(&str, Kind)] = &[
     ("storage.bucket", Kind::String),
     ("storage.prefix", Kind::String),
     ("storage.credentials_file", Kind::String),
+    ("admin.listen", Kind::String),
+    ("admin.token_file", Kind::String),
 ];
 
 /// Every leaf key and section of [`Config`].

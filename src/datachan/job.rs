@@ -17,10 +17,10 @@ use super::{connect_active, DataError, PassiveListener, RefusedLog};
 use crate::policy::Approved;
 use crate::storage::{Download, ObjectReader, ObjectUpload, Upload, UploadGuard};
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -143,18 +143,45 @@ pub enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    /// How it ended, as one word (the metrics' `outcome` label).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Complete { .. } => "complete",
+            Outcome::NoConnection { .. } => "no_connection",
+            Outcome::Network(_) => "network",
+            Outcome::Storage(_) => "storage",
+            Outcome::Cancelled => "aborted",
+            Outcome::TooLarge => "too_large",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// A running transfer. Awaiting it gives its [`Outcome`]; dropping it (the session ended)
 /// stops it.
 pub struct Transfer {
     task: JoinHandle<Outcome>,
     /// The bytes moved so far, published by the byte loops (STAT reads it).
     progress: Arc<AtomicU64>,
+    /// The data connection's other end, once it is made (the admin listener shows it).
+    peer: Arc<OnceLock<SocketAddr>>,
 }
 
 impl Transfer {
     /// The bytes moved so far.
     pub fn moved(&self) -> u64 {
         self.progress.load(Ordering::Relaxed)
+    }
+
+    /// The counter of bytes moved, shared (the admin listener reads it while it runs).
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.progress.clone()
+    }
+
+    /// The data connection's other end, set once it is made.
+    pub fn peer(&self) -> Arc<OnceLock<SocketAddr>> {
+        self.peer.clone()
     }
 
     /// Stop the transfer and wait until its task is gone (its sockets and files closed; an
@@ -186,12 +213,13 @@ impl Drop for Transfer {
 /// Start a transfer in a task of its own.
 pub fn start(request: Request) -> Transfer {
     let progress = Arc::new(AtomicU64::new(0));
-    let task = tokio::spawn(run(request, progress.clone()));
-    Transfer { task, progress }
+    let peer = Arc::new(OnceLock::new());
+    let task = tokio::spawn(run(request, progress.clone(), peer.clone()));
+    Transfer { task, progress, peer }
 }
 
 /// The whole data connection: accept or connect, protect, move the bytes.
-async fn run(request: Request, progress: Arc<AtomicU64>) -> Outcome {
+async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<SocketAddr>>) -> Outcome {
     let Request {
         plan,
         job,
@@ -209,11 +237,18 @@ async fn run(request: Request, progress: Arc<AtomicU64>) -> Outcome {
             let deadline = tokio::time::Instant::now() + timeout;
             (listener.accept(deadline).await, Some(listener))
         }
-        Plan::Active(target) => (connect_active(target, local_ip, timeout).await, None),
+        Plan::Active(target) => {
+            let connected = connect_active(target, local_ip, timeout).await;
+            (connected.map(|stream| (stream, target.addr())), None)
+        }
     };
     let refused = move || listener.map(|l| l.refused()).unwrap_or_default();
     let stream: TcpStream = match connected {
-        Ok(s) => s,
+        Ok((stream, source)) => {
+            // Known already (the accepted source, or the approved target): no system call.
+            let _ = peer.set(source);
+            stream
+        }
         Err(error) => {
             return Outcome::NoConnection {
                 error,

@@ -105,6 +105,7 @@ pub struct PassiveListener {
 impl Drop for PassiveListener {
     fn drop(&mut self) {
         self.task.abort();
+        self.policy.passive_listener(false);
     }
 }
 
@@ -148,6 +149,7 @@ impl PassiveListener {
                         accept_loop(listener, policy.clone(), who.clone(), hold, refused.clone())
                             .in_current_span(),
                     );
+                    policy.passive_listener(true);
                     return Ok(PassiveListener {
                         local,
                         who,
@@ -170,8 +172,9 @@ impl PassiveListener {
 
     /// The session's data connection: the connection the accept task holds, or the first one
     /// it will hold before `deadline`. It is judged once more by the policy in force now; if
-    /// that refuses it, it is closed unused and this fails closed. Call it once.
-    pub async fn accept(&mut self, deadline: Instant) -> Result<TcpStream, DataError> {
+    /// that refuses it, it is closed unused and this fails closed. Call it once. Gives the
+    /// connection and its source (the client a trusted balancer named, if one relayed it).
+    pub async fn accept(&mut self, deadline: Instant) -> Result<(TcpStream, SocketAddr), DataError> {
         let Some(held) = self.held.take() else {
             return Err(DataError::Io(io::Error::other(
                 "the data connection was already taken",
@@ -186,7 +189,7 @@ impl PassiveListener {
         // SECURITY: the settings may have been tightened since the connection was screened; it
         // carries data only if the policy in force now still approves it (fail closed).
         match self.policy.approve_passive_peer(&self.who, source) {
-            Ok(()) => Ok(stream),
+            Ok(()) => Ok((stream, source)),
             Err(refusal) => {
                 drop(stream);
                 Err(DataError::Refused(source, Box::new(refusal)))
@@ -442,7 +445,7 @@ mod tests {
         assert!(closed(&mut second).await);
 
         let deadline = Instant::now() + Duration::from_secs(10);
-        let held = listener.accept(deadline).await.expect("the held connection");
+        let (held, _) = listener.accept(deadline).await.expect("the held connection");
         assert_eq!(held.peer_addr().unwrap(), mine.local_addr().unwrap());
         assert_eq!(listener.refused().count(), 20);
         assert_eq!(policy.stats().approved_passive, 1, "approved once, when used");

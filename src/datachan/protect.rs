@@ -10,7 +10,7 @@
 //! another server's passive port and is the TLS client there.
 
 use super::DataError;
-use crate::tls::{SessionTls, Tls};
+use crate::tls::{Channel, SessionTls, Tls};
 use rustls::HandshakeKind;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,11 +97,17 @@ impl Protection {
                 Ok(TlsStream::Server(tls))
             }
         };
-        match tokio::time::timeout(timeout, handshake).await {
+        let result = match tokio::time::timeout(timeout, handshake).await {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(e)) => Err(DataError::Tls(e.to_string())),
             Err(_) => Err(DataError::Timeout),
-        }
+        };
+        let outcome = result.as_ref().ok().map(|stream| match stream {
+            TlsStream::Client(c) => crate::tls::resumed(c.get_ref().1.handshake_kind()),
+            TlsStream::Server(s) => crate::tls::resumed(s.get_ref().1.handshake_kind()),
+        });
+        crate::tls::count_handshake(Channel::Data, outcome);
+        result
     }
 }
 

@@ -95,6 +95,26 @@ impl BanTracker {
             .count()
     }
 
+    /// The addresses banned at `now`, each with the time left, sorted.
+    pub(super) fn banned(&self, now: Instant) -> Vec<(IpAddr, Duration)> {
+        let mut out: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Banned { .. }))
+            .map(|(ip, e)| (*ip, self.limits.remaining(e, now)))
+            .filter(|(_, left)| !left.is_zero())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Forget `ip`: its ban, or its refusals so far. Returns whether it was banned at `now`.
+    pub(super) fn lift(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let banned = self.is_banned(ip, now);
+        self.entries.remove(&ip);
+        banned
+    }
+
     /// Records one refusal for `ip` at `now`; returns true when this refusal starts a ban.
     /// Refusals from an address that is already banned neither count nor extend the ban.
     pub(super) fn record(&mut self, ip: IpAddr, now: Instant) -> bool {
@@ -220,6 +240,26 @@ mod tests {
         }
         assert!(!bans.import(addr(2), t0, secs(10)));
         assert!(bans.is_banned(addr(2), t0 + secs(599)));
+    }
+
+    #[test]
+    fn a_lifted_ban_is_gone_and_counting_starts_over() {
+        let t0 = Instant::now();
+        let mut bans = BanTracker::new(2, 60, 600);
+        bans.record(addr(1), t0);
+        bans.record(addr(1), t0);
+        bans.record(addr(2), t0);
+        bans.record(addr(2), t0);
+        assert_eq!(bans.banned(t0).len(), 2);
+        assert!(bans.lift(addr(1), t0));
+        assert!(!bans.is_banned(addr(1), t0));
+        assert!(bans.is_banned(addr(2), t0), "another ban untouched");
+        assert!(!bans.lift(addr(1), t0), "nothing left to lift");
+        assert!(
+            !bans.record(addr(1), t0),
+            "one refusal after a lift does not ban again"
+        );
+        assert_eq!(bans.banned(t0), vec![(addr(2), Duration::from_secs(600))]);
     }
 
     #[test]

@@ -195,6 +195,11 @@ pub struct PolicyStats {
     pub refused: Vec<(Reason, u64)>,
     /// Addresses banned right now.
     pub banned_addresses: usize,
+    /// Connections to passive listeners refused (and closed): strangers trying to take a
+    /// client's data connection, counted also by rule in `refused`.
+    pub closed_on_passive: u64,
+    /// Passive listeners open now (one port each).
+    pub passive_listeners: u64,
 }
 
 /// A source of the current time; injectable so that ban expiry can be tested without sleeping.
@@ -249,6 +254,10 @@ pub struct Policy {
     approved_passive: AtomicU64,
     /// Refusals, indexed like [`Reason::ALL`], for STAT.
     refused: [AtomicU64; Reason::ALL.len()],
+    /// Connections to passive listeners refused and closed, for the metrics.
+    closed_on_passive: AtomicU64,
+    /// Passive listeners open now (each holds a port of `passive.ports`), for the metrics.
+    passive_listeners: AtomicU64,
     /// Where the address each refusal is charged to is reported for the cluster's shared ban
     /// count, when set.
     refusal_sink: OnceLock<mpsc::Sender<IpAddr>>,
@@ -280,6 +289,8 @@ impl Policy {
             approved_active: AtomicU64::new(0),
             approved_passive: AtomicU64::new(0),
             refused: Default::default(),
+            closed_on_passive: AtomicU64::new(0),
+            passive_listeners: AtomicU64::new(0),
             refusal_sink: OnceLock::new(),
             proxy_trusted: RwLock::new(Arc::new(Vec::new())),
         }
@@ -416,6 +427,22 @@ impl Policy {
         self.lock_bans().is_banned(normalize(ip), (self.clock)())
     }
 
+    /// The addresses banned now, each with the time left (the admin API).
+    pub fn bans(&self) -> Vec<(IpAddr, Duration)> {
+        self.lock_bans().banned((self.clock)())
+    }
+
+    /// Lift the ban of `ip` (normalised here) on this node, and forget its refusals so far: an
+    /// operator's decision through the admin API. Returns whether it was banned.
+    pub fn lift_ban(&self, ip: IpAddr) -> bool {
+        let ip = normalize(ip);
+        let lifted = self.lock_bans().lift(ip, (self.clock)());
+        if lifted {
+            warn!(target: "fxpd::security", event = "ban_lifted", client = %ip, "ban lifted by the operator");
+        }
+        lifted
+    }
+
     /// A snapshot of the counters, for STAT.
     pub fn stats(&self) -> PolicyStats {
         PolicyStats {
@@ -426,6 +453,18 @@ impl Policy {
                 .map(|&reason| (reason, self.refused[reason as usize].load(Ordering::Relaxed)))
                 .collect(),
             banned_addresses: self.lock_bans().banned_count((self.clock)()),
+            closed_on_passive: self.closed_on_passive.load(Ordering::Relaxed),
+            passive_listeners: self.passive_listeners.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A passive listener opened (`true`) or closed, for the count of ports in use. Only
+    /// [`crate::datachan::PassiveListener`] calls it, once each way.
+    pub fn passive_listener(&self, opened: bool) {
+        if opened {
+            self.passive_listeners.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.passive_listeners.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -62,6 +62,10 @@ impl Policy {
                 } else {
                     culprit
                 };
+                if dir == Direction::Passive {
+                    // The connection is closed by the listener that asked.
+                    self.closed_on_passive.fetch_add(1, Ordering::Relaxed);
+                }
                 let source = (dir == Direction::Passive).then(|| addr.ip());
                 Err(self.bookkeeping(who, Some(addr), source, refusal, culprit, now))
             }

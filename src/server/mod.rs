@@ -6,12 +6,16 @@
 //! - [`admission`]: who may take a seat (connections not logged in, logged-in sessions);
 //! - [`state`]: the server-wide state ([`Shared`], [`Settings`]) and its reload;
 //! - [`user_sessions`]: sessions logged in per account (the users file's `max_sessions`).
+//! - [`live`]: every open session and its running transfer, which sessions publish and the
+//!   admin listener reads; [`metrics`]: the counted events and the Prometheus exposition.
 //!
 //! The server does not know what a session is: [`crate::run`] passes `session::run` to
 //! [`serve`], so the session layer sits above this one and imports from it, never the
 //! other way round.
 
 pub mod admission;
+pub mod live;
+pub mod metrics;
 pub mod state;
 pub mod user_sessions;
 

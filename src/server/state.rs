@@ -4,6 +4,8 @@
 //! [`crate::run`]; the listener and every session hold it through an `Arc`, and
 //! [`Shared::follow_reloads`] applies each reloaded configuration to it.
 
+use super::live::Registry;
+use super::metrics::{self, Metrics};
 use crate::auth::{GuardConfig, Login, LoginGuard, UserDb};
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -46,6 +48,37 @@ pub struct Shared {
     pub backend: crate::storage::Backend,
     /// Sessions logged in per account (`max_sessions`), kept across reloads.
     pub user_sessions: Arc<super::user_sessions::UserSessions>,
+    /// Every open session and its running transfer, for the admin listener.
+    pub live: Arc<Registry>,
+    /// The counted events (logins, transfers, reloads) for `GET /metrics`.
+    pub metrics: Metrics,
+    /// The configuration the server started with: what a reload compares against to name
+    /// the settings that wait for a restart.
+    started: Config,
+    /// Held while a reload runs: SIGHUP and the admin listener never reload at once.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Re-reads every configuration source (file, environment, flags) for a reload; the binary
+/// gives it, so the library never guesses where the configuration came from.
+pub type Reread = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// What a reload changed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadReport {
+    /// Every setting whose value changed, dotted.
+    pub changed: Vec<String>,
+    /// Those among them that keep their start-up values until a restart.
+    pub needs_restart: Vec<String>,
+}
+
+/// What [`Shared::lift`] lifted.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Lifted {
+    /// A ban for refused data connections.
+    pub ban: bool,
+    /// A lockout after failed logins.
+    pub lockout: bool,
 }
 
 /// One consistent version of the configuration and what is built from it.
@@ -69,8 +102,13 @@ impl Shared {
         let w3c = start_w3c(config.log.w3c_dir.as_deref())?;
         let data_timeout = Duration::from_secs(config.limits.data_timeout_secs);
         let backend = crate::storage::Backend::new(&config.storage, data_timeout)?;
+        let started = config.clone();
         let settings = Settings::new(config, guard.clone())?;
         Ok(Shared {
+            live: Arc::new(Registry::default()),
+            metrics: Metrics::new(),
+            started,
+            reloading: tokio::sync::Mutex::new(()),
             backend,
             current: RwLock::new(Arc::new(settings)),
             policy,
@@ -131,35 +169,101 @@ impl Shared {
         Ok(())
     }
 
-    /// Apply each configuration received on `reloads` until the channel closes (see
-    /// [`Shared::reload`]): an invalid one is logged and the old one stays; changed settings
-    /// that keep their start-up values (`started`) until a restart are named in one warning.
-    /// The service manager is told the server is ready again after each.
-    pub async fn follow_reloads(self: Arc<Self>, started: Config, mut reloads: mpsc::Receiver<Config>) {
-        while let Some(config) = reloads.recv().await {
-            // Compared with the start-up values: those stay in force until a restart.
-            let pending = crate::config::needs_restart(&started, &config);
-            let log = config.log.clone();
-            match self.reload(config) {
-                Ok(()) => {
+    /// Re-read the configuration with `reread` and apply it ([`Shared::reload`]): the one
+    /// reload path, for SIGHUP (and the Windows service's parameter change) through
+    /// [`Shared::follow_reloads`] and for the admin listener's `POST /api/reload`. One reload
+    /// runs at a time. An invalid configuration, or one that cannot be applied, is refused
+    /// (logged, counted) and the old one stays; changed settings that keep their start-up
+    /// values until a restart are named in one warning. The service manager is told the
+    /// server is ready again after each.
+    pub async fn reload_from(&self, reread: &Reread) -> Result<ReloadReport, String> {
+        let _one_at_a_time = self.reloading.lock().await;
+        service::notify(service::Status::Reloading);
+        let result = match reread() {
+            Err(e) => Err(format!("the configuration is invalid: {e}")),
+            Ok(config) => {
+                let before = self.settings().config.clone();
+                // Compared with the start-up values: those stay in force until a restart.
+                let needs_restart = crate::config::needs_restart(&self.started, &config);
+                let changed = crate::config::changed(&before, &config);
+                let log = config.log.clone();
+                self.reload(config).map(|()| {
                     logging::apply(&log);
-                    if !pending.is_empty() {
-                        tracing::warn!(
-                            event = "reload_needs_restart",
-                            settings = %pending.join(","),
-                            "these changed settings keep their start-up values until a restart"
-                        );
+                    ReloadReport {
+                        changed,
+                        needs_restart,
                     }
-                    tracing::info!(event = "config_reloaded", "configuration reloaded");
-                }
-                Err(e) => tracing::error!(
-                    event = "reload_refused",
-                    error = %e,
-                    "reload refused; the previous configuration stays"
-                ),
+                })
             }
-            service::notify(service::Status::Ready);
+        };
+        match &result {
+            Ok(report) => {
+                if !report.needs_restart.is_empty() {
+                    tracing::warn!(
+                        event = "reload_needs_restart",
+                        settings = %report.needs_restart.join(","),
+                        "these changed settings keep their start-up values until a restart"
+                    );
+                }
+                tracing::info!(event = "config_reloaded", changed = %report.changed.join(","), "configuration reloaded");
+            }
+            Err(e) => tracing::error!(
+                event = "reload_refused",
+                error = %e,
+                "reload refused; the previous configuration stays"
+            ),
         }
+        self.metrics.reload(result.is_ok());
+        service::notify(service::Status::Ready);
+        result
+    }
+
+    /// Reload ([`Shared::reload_from`]) at each request received on `requests` until the
+    /// channel closes.
+    pub async fn follow_reloads(self: Arc<Self>, reread: Reread, mut requests: mpsc::Receiver<()>) {
+        while requests.recv().await.is_some() {
+            let _ = self.reload_from(&reread).await;
+        }
+    }
+
+    /// Lift the ban and the login lockout of `ip` on this node and, in a cluster, on every
+    /// node (an operator's decision through the admin listener). Returns what was lifted.
+    pub async fn lift(&self, ip: IpAddr) -> Lifted {
+        let ip = crate::policy::normalize(ip);
+        let lifted = Lifted {
+            ban: self.policy.lift_ban(ip),
+            lockout: self.guard.lift(ip),
+        };
+        self.cluster
+            .lift(crate::cluster::Scope::DataBan, &crate::cluster::client_key(ip))
+            .await;
+        self.cluster
+            .lift(
+                crate::cluster::Scope::LoginClient,
+                &crate::auth::ip_key(ip).to_string(),
+            )
+            .await;
+        if lifted.lockout {
+            tracing::warn!(target: "fxpd::security", event = "lockout_lifted", client = %ip, "login lockout lifted by the operator");
+        }
+        lifted
+    }
+
+    /// The client addresses locked out after failed logins, with the time left.
+    pub fn lockouts(&self) -> Vec<(IpAddr, Duration)> {
+        self.guard.lockouts()
+    }
+
+    /// The figures for `GET /metrics`, in the OpenMetrics text format.
+    pub fn metrics_text(&self) -> String {
+        let policy = self.policy.stats();
+        let ports = self.settings().config.passive.ports;
+        self.metrics.render(metrics::Now {
+            sessions: self.live.counts(),
+            policy: &policy,
+            lockouts: self.guard.lockouts().len(),
+            passive_range: u64::from(ports.last - ports.first) + 1,
+        })
     }
 
     /// The one ban check for a new control connection from `client`, banned here or (through

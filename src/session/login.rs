@@ -6,6 +6,7 @@ use super::{AuthState, LoggedIn, Session};
 use crate::auth::LoginError;
 use crate::control::reply::{Code, Reply};
 use crate::policy::{normalize, Who};
+use crate::server::metrics::LoginResult;
 use crate::tls::TlsRequire;
 
 impl Session {
@@ -53,7 +54,14 @@ impl Session {
                 return Err(Failure::TlsRequiredForLogin);
             }
             Ok(user) => user,
-            Err(e) => return Ok(self.login_failed(e)),
+            Err(e) => {
+                let result = match e {
+                    LoginError::LockedOut { .. } => LoginResult::LockedOut,
+                    _ => LoginResult::Failed,
+                };
+                self.shared.metrics.login(result);
+                return Ok(self.login_failed(e));
+            }
         };
         // The account's `max_sessions` (anonymous sessions share one count).
         let max_sessions = self.settings.login.account(&user, peer_ip).limits.max_sessions;
@@ -82,6 +90,7 @@ impl Session {
             fxp: user.fxp,
         };
         tracing::info!(user = %user.name, anonymous = user.anonymous, write = user.write, "logged in");
+        self.shared.metrics.login(LoginResult::Ok);
         let text = if user.anonymous {
             "Anonymous user logged in.".to_owned()
         } else {

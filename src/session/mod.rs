@@ -18,6 +18,8 @@
 //!   MLST, HASH...), `transfers` (RETR, STOR, APPE, STOU, LIST, NLST, MLSD, REST, ABOR),
 //!   `info` (FEAT, SYST, STAT, HELP, OPTS, TYPE, SITE);
 //! - `rights`: the one rights check every file-touching handler makes ([`crate::rights`]);
+//! - `live`: what the session publishes for the admin listener and counts for the metrics,
+//!   and how it obeys a kick;
 //! - [`path`]: virtual paths (the crate's [`crate::path`], re-exported).
 //!
 //! The data connection itself (accept or connect, TLS, the bytes, the outcome) belongs to
@@ -28,6 +30,7 @@ mod dataconn;
 mod dispatch;
 mod files;
 mod info;
+mod live;
 mod login;
 pub use crate::path;
 mod rights;
@@ -149,6 +152,8 @@ struct Session {
     epsv_all: bool,
     /// The transfer running now, if any (one at a time).
     transfer: Option<Running>,
+    /// This session in the live registry the admin listener reads, and its kick.
+    live: live::Live,
 }
 
 impl Session {

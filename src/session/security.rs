@@ -7,7 +7,7 @@ use super::{AuthState, Flow, Session};
 use crate::control::reply::{Code, Reply};
 use crate::control::stream::ControlStream;
 use crate::datachan::DataTls;
-use crate::tls::{SessionTls, TlsRequire};
+use crate::tls::{Channel, SessionTls, TlsRequire};
 use std::time::Duration;
 
 impl Session {
@@ -52,7 +52,13 @@ impl Session {
             return Flow::Close;
         };
         let timeout = Duration::from_secs(self.settings.config.limits.login_timeout_secs);
-        match tokio::time::timeout(timeout, acceptors.control.accept(tcp)).await {
+        let handshake = tokio::time::timeout(timeout, acceptors.control.accept(tcp)).await;
+        let outcome = match &handshake {
+            Ok(Ok(stream)) => Some(crate::tls::resumed(stream.get_ref().1.handshake_kind())),
+            _ => None,
+        };
+        crate::tls::count_handshake(Channel::Control, outcome);
+        match handshake {
             Ok(Ok(stream)) => {
                 *self.conn.get_mut() = ControlStream::Tls(Box::new(stream));
                 self.tls_acceptors = Some(acceptors);

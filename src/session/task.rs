@@ -54,7 +54,13 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
             }
         };
         let timeout = Duration::from_secs(settings.config.limits.login_timeout_secs);
-        match tokio::time::timeout(timeout, acceptors.control.accept(stream)).await {
+        let handshake = tokio::time::timeout(timeout, acceptors.control.accept(stream)).await;
+        let outcome = match &handshake {
+            Ok(Ok(s)) => Some(crate::tls::resumed(s.get_ref().1.handshake_kind())),
+            _ => None,
+        };
+        crate::tls::count_handshake(crate::tls::Channel::Control, outcome);
+        match handshake {
             Ok(Ok(s)) => {
                 tls_acceptors = Some(acceptors);
                 ControlStream::Tls(Box::new(s))
@@ -73,6 +79,8 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
     };
     let conn = LineReader::new(conn, settings.config.limits.max_line_len);
     let id = shared.next_session_id();
+    let registration = shared.live.register(id, peer, proxy);
+    let live = super::live::Live::new(registration, settings.config.storage.kind);
     let mut session = Session {
         shared,
         settings,
@@ -94,6 +102,7 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
         data: None,
         epsv_all: false,
         transfer: None,
+        live,
     };
     match proxy {
         Some(proxy) => tracing::info!(client = %peer, proxy = %proxy, "connected through a load balancer"),
@@ -106,6 +115,7 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
     let result = session.main_loop().await;
     // A transfer still running stops with the session (dropping it aborts it).
     drop(session.transfer.take());
+    session.transfer_ended("disconnected");
     match result {
         Ok(()) => tracing::info!("disconnected"),
         Err(e) => tracing::info!(error = %e, "connection lost"),
@@ -159,6 +169,7 @@ impl Session {
         let idle = Duration::from_secs(limits.idle_timeout_secs);
         let login_deadline = Instant::now() + Duration::from_secs(limits.login_timeout_secs);
         let shutdown = self.shared.shutdown.clone();
+        let kicked = self.live.registration.kicked();
         let mut last_activity = Instant::now();
         loop {
             let logged_in = matches!(self.auth, AuthState::LoggedIn(_));
@@ -171,8 +182,15 @@ impl Session {
             let (conn, transfer, evicted) = (&mut self.conn, &mut self.transfer, self.seat.evicted());
             tokio::select! {
                 biased;
+                _ = kicked.cancelled() => {
+                    for reply in self.kicked().await {
+                        self.send(reply).await?;
+                    }
+                    return Ok(());
+                }
                 outcome = async { (&mut transfer.as_mut().expect("guarded").transfer).await }, if transferring => {
                     let running = self.transfer.take().expect("guarded");
+                    self.transfer_ended(outcome.label());
                     let overflow = matches!(outcome, Outcome::TooLarge);
                     let reply = final_reply(&running, outcome);
                     if overflow {
@@ -223,8 +241,10 @@ impl Session {
                     let (verb, arg) = (command.verb(), command.log_arg());
                     let started = Instant::now();
                     let was_transferring = self.transfer.is_some();
+                    self.note_upload(matches!(command, Command::Stor(_) | Command::Stou));
                     let answer = self.handle(command).await.unwrap_or_else(Answer::from);
                     let flow = self.answer(answer).await?;
+                    self.publish();
                     // A transfer that just started is logged with its final reply.
                     if was_transferring || self.transfer.is_none() {
                         self.log_w3c(verb, arg.as_deref(), 0, 0, started.elapsed());
@@ -254,6 +274,7 @@ impl Session {
     async fn finish_transfer(&mut self) -> std::io::Result<()> {
         if let Some(mut running) = self.transfer.take() {
             let outcome = (&mut running.transfer).await;
+            self.transfer_ended(outcome.label());
             let overflow = matches!(outcome, Outcome::TooLarge);
             let reply = final_reply(&running, outcome);
             if overflow {
@@ -278,6 +299,7 @@ impl Session {
             Then::StartTls { acceptors, mechanism } => self.start_tls(acceptors, mechanism).await,
             Then::Transfer(prepared) => {
                 self.transfer = Some(prepared.start());
+                self.transfer_started();
                 Flow::Continue
             }
         })

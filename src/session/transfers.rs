@@ -334,17 +334,7 @@ impl Session {
         let Some(running) = self.transfer.take() else {
             return Ok(Answer::new(done));
         };
-        running.transfer.abort().await;
-        let verb = running.verb.as_str();
-        tracing::info!(command = verb, path = %running.path, "transfer aborted by the client");
-        let text = match &running.upload {
-            // The object upload is aborted before the reply says so.
-            Some(upload) => {
-                upload.discard().await;
-                "Connection closed; transfer aborted; upload discarded, nothing stored."
-            }
-            None => "Connection closed; transfer aborted.",
-        };
+        let text = super::live::stop(running, "client").await;
         Ok(Answer::new(Reply::new(Code::CONNECTION_CLOSED, text)).and(done))
     }
 }

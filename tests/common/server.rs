@@ -286,6 +286,7 @@ impl ServerBuilder {
             config_text,
             addrs: Vec::new(),
             listening_lines: Vec::new(),
+            admin: None,
             stdout_lines: rx,
             _stdout_thread: Some(stdout_thread),
         };
@@ -294,6 +295,9 @@ impl ServerBuilder {
         while server.addrs.len() < expected {
             match server.stdout_lines.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => {
+                    if let Some(url) = line.strip_prefix("ADMIN-LISTENING ") {
+                        server.admin = Some(url.trim().to_owned());
+                    }
                     if let Some(rest) = line.strip_prefix("LISTENING ") {
                         let addr: SocketAddr = rest
                             .trim()
@@ -386,6 +390,9 @@ pub struct Server {
     pub addrs: Vec<SocketAddr>,
     /// The raw `LISTENING ...` lines.
     pub listening_lines: Vec<String>,
+    /// The admin listener's base URL (`http://127.0.0.1:port`), from its `ADMIN-LISTENING`
+    /// line (printed before the control listeners' lines), when `[admin]` turned it on.
+    pub admin: Option<String>,
     stdout_lines: mpsc::Receiver<String>,
     _stdout_thread: Option<thread::JoinHandle<()>>,
 }

@@ -2,6 +2,7 @@
 //! [`Config::validate`]. Each section checks its own values; `Config::validate` calls them and
 //! checks the top-level keys.
 
+mod admin;
 mod anonymous;
 mod cluster;
 mod fxp;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use admin::AdminConfig;
 pub use anonymous::AnonymousConfig;
 pub use cluster::ClusterConfig;
 pub use fxp::FxpConfig;
@@ -63,6 +65,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// Where files live: the local file system under `root` (default) or an S3 bucket.
     pub storage: StorageConfig,
+    /// The admin listener (sessions, bans, reload, metrics): off unless `admin.listen` is set.
+    pub admin: AdminConfig,
 }
 
 /// The built-in default server root.
@@ -95,6 +99,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             proxy: ProxyConfig::default(),
             storage: StorageConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -156,6 +161,7 @@ impl Config {
         }
         self.passive.validate()?;
         self.limits.validate()?;
+        self.admin.validate(self.tls.certificate.is_some())?;
         self.cluster.validate()
     }
 }

@@ -57,7 +57,11 @@ fn optional_keys_are_optional_and_accept_their_kind() {
     ];
     let redis = ["cluster.redis_url=redis://127.0.0.1:6379/0"];
     let redis_pair = [redis[0], "cluster.redis_password_file=/etc/fxpd/redis-password"];
-    let samples: [(&str, &[&str]); 12] = [
+    let admin_pair = [
+        "admin.listen=127.0.0.1:2180",
+        "admin.token_file=/etc/fxpd/admin-token",
+    ];
+    let samples: [(&str, &[&str]); 14] = [
         ("users_file", &["users_file=/etc/fxpd/users.toml"]),
         ("passive.address", &["passive.address=192.0.2.1"]),
         ("anonymous.home", &["anonymous.home=/pub"]),
@@ -73,6 +77,8 @@ fn optional_keys_are_optional_and_accept_their_kind() {
             "storage.credentials_file",
             &["storage.credentials_file=/etc/fxpd/s3.toml"],
         ),
+        ("admin.listen", &admin_pair),
+        ("admin.token_file", &["admin.token_file=/etc/fxpd/admin-token"]),
     ];
     for (key, sets) in samples {
         assert!(

@@ -120,6 +120,8 @@ fn stats_count_approvals_and_refusals_by_reason() {
             approved_passive: 0,
             refused: Reason::ALL.iter().map(|&r| (r, 0)).collect(),
             banned_addresses: 0,
+            closed_on_passive: 0,
+            passive_listeners: 0,
         }
     );
     let client = who(PEER, USER);

@@ -1,0 +1,147 @@
+//! What a session publishes for the admin listener ([`crate::server::live`]) and counts for
+//! the metrics ([`crate::server::metrics`]), and how it obeys a kick. The task calls these at
+//! a few points: after each command, when a transfer starts and ends, when it is kicked.
+//! Nothing here runs per byte: the bytes moved are the transfer's own counter.
+
+use super::transfers::TransferVerb;
+use super::{Running, Session};
+use crate::control::reply::{Code, Reply};
+use crate::server::live::{Direction, LiveTransfer, Registration};
+use crate::storage::StorageKind;
+
+/// The session's side of the live registry.
+pub(super) struct Live {
+    /// Its entry in the registry (gone when this drops).
+    pub(super) registration: Registration,
+    /// The storage label of every transfer (`fs`, `s3`).
+    storage: &'static str,
+    /// The running transfer replaces its file from the first byte (STOR or STOU without
+    /// REST, on the file system): a kick removes what it wrote. APPE and a resumed STOR keep
+    /// what was there before, so a kick leaves their file as ABOR would.
+    fresh_upload: bool,
+    /// The same for a transfer the command being handled may start.
+    next_fresh: bool,
+}
+
+impl Live {
+    /// The session's registration, with the storage kind for the metrics.
+    pub(super) fn new(registration: Registration, storage: StorageKind) -> Live {
+        Live {
+            registration,
+            storage: match storage {
+                StorageKind::Fs => "fs",
+                StorageKind::S3 => "s3",
+            },
+            fresh_upload: false,
+            next_fresh: false,
+        }
+    }
+}
+
+impl TransferVerb {
+    /// Which way the bytes go.
+    fn direction(self) -> Direction {
+        match self {
+            TransferVerb::Retr => Direction::Download,
+            TransferVerb::Stor | TransferVerb::Appe | TransferVerb::Stou => Direction::Upload,
+            TransferVerb::List | TransferVerb::Nlst | TransferVerb::Mlsd => Direction::Listing,
+        }
+    }
+}
+
+impl Session {
+    /// After a command: publish the user, directory and TLS state (the registry copies only
+    /// what changed), and count a transfer the command ended (ABOR).
+    pub(super) fn publish(&mut self) {
+        let (user, cwd) = match self.logged_in() {
+            Some(l) => (Some(l.user.name.as_str()), Some(l.cwd.as_str())),
+            None => (None, None),
+        };
+        let tls = self.conn.get_ref().is_tls();
+        self.live.registration.publish(user, cwd, tls);
+        if self.transfer.is_none() {
+            self.transfer_ended("aborted");
+        }
+    }
+
+    /// Before a command runs: remember whether a transfer it starts will replace its file
+    /// from the first byte (`rest` is the REST offset in force, `replaces` whether the command
+    /// is STOR or STOU).
+    pub(super) fn note_upload(&mut self, replaces: bool) {
+        self.live.next_fresh = replaces && self.rest == 0;
+    }
+
+    /// A transfer has just started: publish it and count it.
+    pub(super) fn transfer_started(&mut self) {
+        let Some(running) = &self.transfer else { return };
+        self.live.fresh_upload = self.live.next_fresh;
+        let direction = running.verb.direction();
+        self.live.registration.transfer_started(LiveTransfer {
+            path: running.path.clone(),
+            direction,
+            size: running.size,
+            peer: running.transfer.peer(),
+            progress: running.transfer.progress(),
+            started: std::time::Instant::now(),
+        });
+        self.shared.metrics.transfer_started(direction, self.live.storage);
+    }
+
+    /// The published transfer has ended with `outcome`: counted once with the bytes its
+    /// counter shows, whichever path ended it.
+    pub(super) fn transfer_ended(&mut self, outcome: &'static str) {
+        let Some(ended) = self.live.registration.transfer_ended() else {
+            return;
+        };
+        let bytes = ended.progress.load(std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .metrics
+            .transfer_finished(ended.direction, outcome, self.live.storage, bytes);
+    }
+
+    /// An operator kicked this session: the running transfer stops as on ABOR (an object
+    /// upload is discarded; a file upload that replaced its file is removed). Returns the
+    /// replies the task sends before it ends the session: 426 for the transfer, if one ran,
+    /// then 421.
+    pub(super) async fn kicked(&mut self) -> Vec<Reply> {
+        tracing::warn!(target: "fxpd::security", event = "session_kicked", session = self.id, "closed by the server's operator");
+        let mut replies = Vec::new();
+        if let Some(running) = self.transfer.take() {
+            let path = running.path.clone();
+            let upload = running.verb.uploads();
+            let object = running.upload.is_some();
+            let text = stop(running, "operator").await;
+            if upload && !object && self.live.fresh_upload {
+                match self.home().delete(&path).await {
+                    Ok(()) => tracing::info!(path = %path, "partial upload removed after the kick"),
+                    Err(e) => {
+                        tracing::warn!(path = %path, error = ?e, "partial upload could not be removed after the kick")
+                    }
+                }
+            }
+            self.transfer_ended("kicked");
+            replies.push(Reply::new(Code::CONNECTION_CLOSED, text));
+        }
+        replies.push(Reply::new(
+            Code::SERVICE_NOT_AVAILABLE,
+            "Closed by the server's operator.",
+        ));
+        replies
+    }
+}
+
+/// Stop a running transfer the way ABOR does ([`Session::abor`] shares it); the text of the
+/// 426 that says so.
+pub(super) async fn stop(running: Running, by: &'static str) -> &'static str {
+    running.transfer.abort().await;
+    let verb = running.verb.as_str();
+    tracing::info!(command = verb, path = %running.path, "transfer aborted by the {by}");
+    match &running.upload {
+        // The object upload is aborted before the reply says so.
+        Some(upload) => {
+            upload.discard().await;
+            "Connection closed; transfer aborted; upload discarded, nothing stored."
+        }
+        None => "Connection closed; transfer aborted.",
+    }
+}
