@@ -3,7 +3,8 @@
 //! `/metrics` checked against what the test did and by `promtool check metrics`; kicking a
 //! session in the middle of a large upload; lifting a ban; the `fxpd sessions`, `fxpd bans`
 //! and `fxpd reload` commands through the real binary; HTTPS; a non-loopback address refused
-//! without TLS, at start and on reload.
+//! without TLS, at start and on reload; the status page in headless Chromium, logged in
+//! through its form, during a download.
 
 mod common;
 
@@ -778,4 +779,86 @@ fn silent_connections_cannot_take_more_than_their_share_of_the_admin_listener() 
         assert!(Instant::now() < deadline, "the listener did not recover");
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The status page as a browser shows it: headless Chromium opens `/`, gets the login form,
+/// types the token into it and submits it (the cookie is set by the real `/login` and its
+/// redirect), then sees the running download with its progress bar. The page is saved as a
+/// PNG (`status-page.png` in the server's directory; also copied to the file
+/// `FXPD_STATUS_SCREENSHOT` names, when set, to look at it).
+#[test]
+fn the_status_page_in_headless_chromium_shows_a_running_transfer() {
+    if !require_clients(&["chromium"]) {
+        return;
+    }
+    // 3 MiB at 256 KiB/s: about 12 seconds, long enough to look at it.
+    let (s, token) = admin_server("[limits]\ndownload_bytes_per_sec = 262144");
+    let name = "quarterly-report.bin";
+    let content = random_bytes(3 << 20);
+    fs::write(s.home("alice").join(name), &content).unwrap();
+    let mut alice = s.login("alice", PASS);
+    alice.expect("TYPE I", 200);
+    let line = format!("RETR {name}");
+    let mut data = alice.start_passive(&line);
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut data, &mut first).unwrap();
+    let reader = thread::spawn(move || {
+        let mut rest = read_to_end_deadline(&mut data, Duration::from_secs(120));
+        rest.insert(0, first[0]);
+        rest
+    });
+
+    let url = s.admin.clone().unwrap();
+    let mut browser = Browser::start(s.dir.path());
+    browser.navigate(&format!("{url}/"));
+    let form = browser.dom();
+    assert!(
+        form.contains("name=\"token\"") && !form.contains("id=\"sessions\""),
+        "without the cookie the page must be the login form: {form}"
+    );
+    // Type the token into the form and press its button, as a person would.
+    browser.eval("document.querySelector('input[name=token]').focus()");
+    browser.call("Input.insertText", serde_json::json!({ "text": token.token }));
+    browser.forget_events();
+    browser.eval("document.querySelector('button[type=submit]').click()");
+    browser.wait_event("Page.loadEventFired");
+    let page = browser.dom();
+    assert!(
+        page.contains("id=\"sessions\""),
+        "the login did not open the page: {page}"
+    );
+    let row = browser.eval(
+        "Array.from(document.querySelectorAll('#sessions tr'))\
+         .map(r => r.innerText).find(t => t.includes('alice')) || ''",
+    );
+    let row = row.as_str().unwrap();
+    assert!(
+        row.contains(name) && row.contains("download"),
+        "the session's row does not show the transfer: {row:?}\n{page}"
+    );
+    let bar = browser.eval(
+        "(() => { const p = document.querySelector('#sessions progress'); \
+         return p ? [p.value, p.max] : null })()",
+    );
+    let (value, max) = (bar[0].as_f64(), bar[1].as_f64());
+    assert!(
+        matches!((value, max), (Some(v), Some(m)) if v > 0.0 && v < m && m == content.len() as f64),
+        "no progress bar part-way through the download: {bar}\n{page}"
+    );
+    // The cookie is not readable by script (HttpOnly) and was never the token.
+    let cookies = browser.eval("document.cookie");
+    assert_eq!(cookies, serde_json::json!(""), "a script can read the cookie");
+    assert!(!page.contains(&token.token), "the page shows the token");
+    let shot = s.dir.path().join("status-page.png");
+    browser.screenshot(&shot);
+    assert!(fs::metadata(&shot).unwrap().len() > 1000, "an empty screenshot");
+    if let Some(keep) = std::env::var_os("FXPD_STATUS_SCREENSHOT") {
+        fs::copy(&shot, keep).unwrap();
+    }
+    drop(browser);
+
+    // The download was only watched: it ends whole.
+    let got = reader.join().unwrap();
+    Ctrl::assert_transfer_end(&line, &alice.read_reply());
+    assert_eq!(sha256_bytes(&got), sha256_bytes(&content));
 }

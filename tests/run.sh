@@ -8,7 +8,8 @@
 # goaccess for the W3C log, vsftpd as the foreign server fxpd copy drives, haproxy as the
 # load balancer in front of two nodes in tests/cluster.rs, redis-server for the state
 # cluster nodes share, promtool (Debian's prometheus package: no smaller package has it)
-# for the metrics check in tests/admin.rs, moto[server] from PyPI as the S3 server for tests/s3.rs and
+# for the metrics check in tests/admin.rs, chromium (headless) for the status page in
+# tests/admin.rs, moto[server] from PyPI as the S3 server for tests/s3.rs and
 # tests/confinement.rs;
 # python3 is expected to be there) when any is missing, then runs every test target with
 # FXPD_EXTERNAL_CLIENTS=1, so a missing client is a test failure rather than a skip.
@@ -26,6 +27,9 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # promtool checks the admin listener's /metrics (tests/admin.rs); Debian ships it only in
 # the prometheus package (about 19 MB to download, 96 MB installed, no service started).
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# chromium renders the admin status page headless (tests/admin.rs), driven through the
+# DevTools protocol over a pipe; no display, no sandbox, an empty profile per run.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

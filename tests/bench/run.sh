@@ -29,6 +29,8 @@
 #   --huge             big files on a tmpfs of their own with 2 MiB pages (huge=always)
 #   --pure-ftpd        add Debian's pure-ftpd as a third server to the retr, stor, small
 #                      and small_rs workloads (unpacked under /var/tmp/fxpd-bench-pure-ftpd)
+#   --scrape-metrics   fxpd's admin listener on; conc and idle run a second time for fxpd
+#                      while /metrics is scraped every 100 ms; both figures are reported
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

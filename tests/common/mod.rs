@@ -14,13 +14,15 @@
 //! - `content`: random files, SHA-256 of bytes and files, trees,
 //! - `clients`: [`ftp_login`] (suppaftp), external clients behind [`require_client`], the skip
 //!   log, and commands with deadlines ([`client_command`], [`run_with_timeout`]),
-//! - `redis`: a redis-server for the cluster tests.
+//! - `redis`: a redis-server for the cluster tests,
+//! - `browser`: a headless Chromium driven through the DevTools protocol over a pipe.
 //!
 //! `moto.rs` (an S3 server) is not a module of this one: the S3 test files include it by path.
 //!
 //! Only loopback addresses are used: 127.0.0.1, 127.0.0.2, 127.0.0.3 and ::1.
 #![allow(dead_code)]
 
+mod browser;
 mod clients;
 mod content;
 mod ctrl;
@@ -30,6 +32,8 @@ mod server;
 mod tls;
 
 // Each test binary uses a part of the harness: a module it does not use is no warning.
+#[allow(unused_imports)]
+pub use browser::*;
 #[allow(unused_imports)]
 pub use clients::*;
 #[allow(unused_imports)]

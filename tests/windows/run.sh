@@ -19,6 +19,9 @@
 #     session is refused a foreign PORT, `reg add EnablePortAttack=1` makes its next PORT succeed
 #     (RETR connects), 0 revokes it, MSFTPSVC\Parameters created (and deleted) after start works
 #     too, a `reg import` burst is one reload, and a REG_SZ is refused with the policy unchanged;
+#     the same console server has the admin listener on (token made by `fxpd.exe admin token`),
+#     and curl from Linux gets 401 without the token (logged), `/metrics` with the build info and
+#     the session's login, and `/api/sessions` listing the open ftplib session;
 #   - fxpd as a Windows service under Wine's SCM (service.sh, sourced at the end): install,
 #     `net start`, FXP decisions from the registry with a live reload and a restart, `net stop`
 #     draining an in-flight transfer, the Event Log, uninstall.
@@ -52,6 +55,7 @@ command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || packages+=(gcc-mingw-w64-x8
 command -v wine >/dev/null 2>&1 || packages+=(wine)
 [ -x /usr/lib/wine/wine64 ] || packages+=(wine64)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
+command -v curl >/dev/null 2>&1 || packages+=(curl) # the admin listener's checks
 if ((${#packages[@]} > 0)); then
     note "installing ${packages[*]}"
     sudo_cmd=()
@@ -387,6 +391,46 @@ else
     fail "config check: REG_SZ under MSFTPSVC (exit $check_rc)" "$(head -3 "$log/iis-sz.txt")"
 fi
 
+# scenario_admin ERR: the admin listener of the running fxpd.exe (its ADMIN-LISTENING line in
+# $log/live.stdout), asked with curl from Linux: 401 without the token, /metrics with the build
+# info and the session's login, /api/sessions listing the open ftplib session.
+scenario_admin() {
+    local err=$1 url="" token code body i
+    for ((i = 0; i < 50 && ${#url} == 0; i++)); do
+        url=$(tr -d '\r' <"$log/live.stdout" | sed -n 's/^ADMIN-LISTENING \(http:\/\/127\.0\.0\.2:[0-9]*\)$/\1/p')
+        [ -n "$url" ] || sleep 0.2
+    done
+    token=$(tr -d '\r\n' <"$config_dir/admin-token" 2>/dev/null || true)
+    if [ -z "$url" ] || [ -z "$token" ]; then
+        fail "admin: no ADMIN-LISTENING line or no token" "$(tr -d '\r' <"$log/live.stdout")" "$(tail -3 "$err")"
+        return
+    fi
+    code=$(curl -sS --max-time 20 -o /dev/null -w '%{http_code}' "$url/metrics" 2>&1 || true)
+    if [ "$code" = 401 ] && wait_log 'admin_unauthorized' 5; then
+        pass "admin: $url/metrics without the token -> 401, logged"
+    else
+        fail "admin: a request without the token should get 401 and be logged (got $code)" "$(tail -3 "$err")"
+    fi
+    body=$(curl -sS --max-time 20 -H "Authorization: Bearer $token" "$url/metrics" 2>&1 || true)
+    if grep -Eq '^fxpd_build_info\{version="[^"]+"\} 1$' <<<"$body" &&
+        grep -Eq '^fxpd_logins_total\{result="ok"\} [1-9]' <<<"$body" &&
+        grep -Eq '^fxpd_sessions\{state="logged_in"\} 1$' <<<"$body"; then
+        pass "admin: /metrics: $(grep -E '^fxpd_(build_info|logins_total\{result="ok"|sessions\{state="logged_in")' <<<"$body" | tr '\n' ' ')"
+    else
+        fail "admin: /metrics should have fxpd_build_info, the login and the session" "$(grep -E '^fxpd_(build|logins|sessions)' <<<"$body" || head -3 <<<"$body")"
+    fi
+    body=$(curl -sS --max-time 20 -H "Authorization: Bearer $token" "$url/api/sessions" 2>&1 || true)
+    local seen
+    seen=$(python3 -c 'import json,sys
+s=[x for x in json.load(sys.stdin)["sessions"] if x["user"] and x["client"].startswith("127.0.0.1:")]
+print(" ".join("id %s user %s client %s" % (x["id"], x["user"], x["client"]) for x in s))' <<<"$body" 2>&1 || true)
+    if [[ $seen == id\ * ]] && [[ $seen != *" id "* ]]; then
+        pass "admin: /api/sessions lists the ftplib session: $seen"
+    else
+        fail "admin: /api/sessions should list the one ftplib session" "$seen" "$body"
+    fi
+}
+
 # ---- 6. Live reload by registry change notification: one session, no restart, no control.
 # scenario_live: fxpd.exe serve in a console, the file allowing nothing foreign; one FTP session
 # (ftp_client.py live, a coprocess) sees each registry change take effect on its next PORT.
@@ -395,9 +439,17 @@ scenario_live() {
     printf '%s\n' '# written by tests/windows/run.sh' '[anonymous]' 'enabled = true' '[fxp]' \
         'allow_foreign_port = false' 'allow_foreign_passive = false' \
         '# the session below is refused again and again while it polls: no ban' 'ban_threshold = 0' \
+        '[admin]' 'listen = "127.0.0.2:0"' "token_file = 'C:\\ProgramData\\fxpd\\admin-token'" \
         >"$config_dir/fxpd.toml"
     reg_clear
     reg_set "$fxpd_key" FxpAllowAnonymous REG_DWORD 1
+    # The admin listener's token, made by fxpd.exe itself from the same configuration.
+    rm -f "$config_dir/admin-token"
+    if wine_run "$fxpd" admin token >"$log/admin-token.out" 2>&1 && [ -s "$config_dir/admin-token" ]; then
+        pass "admin: fxpd.exe admin token wrote C:\\ProgramData\\fxpd\\admin-token"
+    else
+        fail "admin: fxpd.exe admin token" "$(tr -d '\r' <"$log/admin-token.out" | tail -3)"
+    fi
     if ! start_server live; then
         fail "live: fxpd.exe serve did not start" "$(tail -5 "$err")"
         return
@@ -426,7 +478,9 @@ scenario_live() {
         return 1
     }
     local fxpd_line='registry change under HKLM\SYSTEM\CurrentControlSet\Services\fxpd\Parameters: reloading the configuration'
-    local iis_line='registry change under HKLM\SYSTEM\CurrentControlSet\Services\MSFTPSVC\Parameters: reloading the configuration'
+    # The end of the line only: when the two keys change within one notification (the delete
+    # under fxpd's key and the add under IIS's, on a loaded machine) the line names both.
+    local iis_line='\Services\MSFTPSVC\Parameters: reloading the configuration'
 
     IFS= read -r -t 60 reply <&"$live_out" || reply="FAIL: no login"
     if [[ $reply == ready:* ]] && step "port refused 0"; then
@@ -434,6 +488,8 @@ scenario_live() {
     else
         fail "live: the session should log in and be refused a foreign PORT" "$reply" "server log: $err"
     fi
+    # The admin listener of this console server, asked from Linux while the session is open.
+    scenario_admin "$err"
 
     # A new value (a name change) under fxpd's key: the same session may now use FXP.
     t0=$SECONDS
@@ -486,8 +542,8 @@ scenario_live() {
 
     # An invalid value: the reload is refused and the previous policy stays.
     reg_set "$fxpd_key" EnablePortAttack REG_SZ 1
-    if wait_log 'reload refused: the configuration is invalid; the previous one stays' 6 &&
-        tr -d '\r' <"$err" | grep -Eq 'event="reload_refused" error="registry value .*fxpd(\\)+Parameters(\\)+EnablePortAttack: invalid value `REG_SZ \\"1\\"`' &&
+    if wait_log 'reload refused; the previous configuration stays' 6 &&
+        tr -d '\r' <"$err" | grep -Eq 'event="reload_refused" error="the configuration is invalid: registry value .*fxpd(\\)+Parameters(\\)+EnablePortAttack: invalid value `REG_SZ \\"1\\"`' &&
         step "port refused 0"; then
         pass "live: REG_SZ EnablePortAttack -> reload refused (logged), the session is still refused: $reply"
     else

@@ -12,7 +12,9 @@
 #     EnablePASVTheft=1 an administrator set before; a second install is refused and changes
 #     nothing;
 #   - `wine net start fxpd`: a passive download (SHA-256 checked); a foreign PORT (127.0.0.3) is
-#     refused with EnablePortAttack=0;
+#     refused with EnablePortAttack=0; the service's admin listener (token made by `fxpd.exe
+#     admin token`) answers 401 without the token and, with it, `/metrics` with the build info
+#     and that download's login;
 #   - EnablePortAttack=1 alone (the registry change notification, no control): the foreign PORT
 #     is accepted and RETR really connects there; the value deleted: refused; the file's
 #     allow_foreign_port = true + `fxpd.exe service reload` (the parameter-change control, for a
@@ -74,11 +76,14 @@ service_test() {
 
     port=$(python3 "$client_py" free-port --host 127.0.0.2)
     server=127.0.0.2:$port
+    local admin_port admin_token
+    admin_port=$(python3 "$client_py" free-port --host 127.0.0.2)
     head -c 12582912 /dev/urandom >"$root/big.bin"
     local big_sha
     big_sha=$(sha256sum "$root/big.bin" | cut -d' ' -f1)
     printf '%s\n' '# written by tests/windows/service.sh' "listen = [\"$server\"]" "root = '$win_root'" \
         '[anonymous]' 'enabled = true' '[limits]' 'shutdown_grace_secs = 60' \
+        '[admin]' "listen = \"127.0.0.2:$admin_port\"" "token_file = 'C:\\ProgramData\\fxpd\\service-admin-token'" \
         '# polling below is refused again and again: no ban (fxp is the last table: lines are added to it)' \
         '[fxp]' 'ban_threshold = 0' >"$config_dir/service.toml"
 
@@ -117,6 +122,11 @@ service_test() {
     }
     # service_pid: the Linux PID of the running `fxpd.exe service run`, or nothing.
     service_pid() { pgrep -f 'fxpd\.exe service run' | head -1 || true; }
+
+    # The admin listener's token, for the check after net start.
+    rm -f "$config_dir/service-admin-token"
+    wine_out admin-token "$fxpd" admin token --config "$config_win"
+    admin_token=$(tr -d '\r\n' <"$config_dir/service-admin-token" 2>/dev/null || true)
 
     # ---- install: an administrator's value first, to see that install keeps it.
     reg_set "$fxpd_key" EnablePASVTheft REG_DWORD 1
@@ -173,6 +183,18 @@ service_test() {
         pass "service: $out"
     else
         fail "service: passive download" "$out"
+    fi
+    # The admin listener of the service: 401 without the token, the login above counted with it.
+    local admin_url=http://127.0.0.2:$admin_port code metrics
+    code=$(curl -sS --max-time 20 -o /dev/null -w '%{http_code}' "$admin_url/metrics" 2>&1 || true)
+    metrics=$(curl -sS --max-time 20 -H "Authorization: Bearer $admin_token" "$admin_url/metrics" 2>&1 || true)
+    if [ -n "$admin_token" ] && [ "$code" = 401 ] &&
+        grep -Eq '^fxpd_build_info\{version="[^"]+"\} 1$' <<<"$metrics" &&
+        grep -Eq '^fxpd_logins_total\{result="ok"\} [1-9]' <<<"$metrics"; then
+        pass "service: admin listener $admin_url: 401 without the token; /metrics: $(grep -E '^fxpd_(build_info|logins_total\{result="ok")' <<<"$metrics" | tr '\n' ' ')"
+    else
+        fail "service: the admin listener (token $([ -n "$admin_token" ] && echo made || echo missing), no-token status $code)" \
+            "$(cat "$svc_log/admin-token.txt")" "$(head -5 <<<"$metrics")"
     fi
     if ftp_run port-0 active --expect refused; then
         pass "service, EnablePortAttack=0 (install default): $out"

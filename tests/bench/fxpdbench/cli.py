@@ -4,6 +4,7 @@ main() returns the exit status: 1 when the run fails or fxpd has any *_failures.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,8 @@ from .prepare import (
 )
 from .reference import REF_DST_HOST, REF_SRC_HOST
 from .report import median_of_runs, print_table, summarize
-from .servers import Fxpd, PUREFTPD_WORKLOADS, PureFtpd, Vsftpd
+from .scrape import SCRAPED_WORKLOADS, Scraper, admin_config, compare
+from .servers import Fxpd, PUREFTPD_WORKLOADS, PureFtpd, Vsftpd, free_port
 from .util import (
     BenchError, CHEAP_ARGON2, FULL, FXPD_FXP_HOST, FXPD_HOST, MIB, PUREFTPD_HOST, QUICK,
     VSFTPD_FXP_HOST, VSFTPD_HOST, WORKLOADS, find_cgroup2_root, fmt, loadavg, log, run,
@@ -29,6 +31,32 @@ from .workloads import (
     iperf_ceiling, profile_fxpd, wl_conc, wl_fxp, wl_idle, wl_logins, wl_logins_rs, wl_retr,
     wl_small, wl_small_rs, wl_stor,
 )
+
+
+def run_workload(w, ctx, s, partner, rnd):
+    """One run of workload `w` against server `s` (`partner`: FXP's destination or the TLS
+    instance); its figures."""
+    if w == "retr":
+        return wl_retr(ctx, s)
+    if w == "stor":
+        return wl_stor(ctx, s)
+    if w == "fxp":
+        return wl_fxp(ctx, s, partner)
+    if w == "tls_retr":
+        return wl_retr(ctx, partner, "tls_retr")
+    if w == "tls_stor":
+        return wl_stor(ctx, partner, "tls_stor")
+    if w == "small":
+        return wl_small(ctx, s, rnd)
+    if w == "small_rs":
+        return wl_small_rs(ctx, s, rnd)
+    if w == "logins_rs":
+        return wl_logins_rs(ctx, s)
+    if w == "conc":
+        return wl_conc(ctx, s)
+    if w == "idle":
+        return wl_idle(ctx, s)
+    return wl_logins(ctx, s)
 
 
 def main():
@@ -52,6 +80,10 @@ def main():
     ap.add_argument("--pure-ftpd", action="store_true",
                     help="add Debian's pure-ftpd as a third server (on 127.0.0.6) to the "
                     f"{','.join(sorted(PUREFTPD_WORKLOADS))} workloads")
+    ap.add_argument("--scrape-metrics", action="store_true",
+                    help="turn on fxpd's admin listener and run the conc and idle workloads "
+                    "a second time for fxpd while a thread scrapes /metrics every 100 ms; "
+                    "both figures are reported, with the plain runs' spread as the noise")
     args = ap.parse_args()
 
     if os.geteuid() != 0:
@@ -94,8 +126,24 @@ def main():
         vs.start(ctx.roots["vsftpd"], empty, ["port_promiscuous=YES"] if want_fxp else [])
         fx = Fxpd("fxpd", FXPD_HOST, cgroot, os.path.join(ctx.work, "fxpd"))
         servers.append(fx)
+        scrape = None
+        admin_lines = []
+        if args.scrape_metrics:
+            os.makedirs(fx.workdir, exist_ok=True)
+            admin_port = free_port(FXPD_HOST)
+            admin_lines, token = admin_config(fx.workdir, FXPD_HOST, admin_port)
+            scrape = (f"http://{FXPD_HOST}:{admin_port}/metrics", token)
         fx.start(args.fxpd, ctx.roots["fxpd"], users,
-                 ["[fxp]", "allow_foreign_port = true"] if want_fxp else [])
+                 (["[fxp]", "allow_foreign_port = true"] if want_fxp else []) + admin_lines)
+        if scrape:
+            try:
+                first = Scraper(*scrape).one()
+            except OSError as e:
+                raise BenchError(f"--scrape-metrics: {scrape[0]} did not answer: {e}")
+            if "fxpd_build_info" not in first:
+                raise BenchError(f"--scrape-metrics: no fxpd_build_info in {scrape[0]}")
+            log(f"admin listener on: {scrape[0]} scraped every 100 ms during "
+                f"{','.join(w for w in SCRAPED_WORKLOADS if w in workloads)} (second run)")
         pf = None
         if args.pure_ftpd:
             pf = PureFtpd("pure-ftpd", PUREFTPD_HOST, cgroot, os.path.join(ctx.work, "pure-ftpd"))
@@ -195,44 +243,37 @@ def main():
                 ran = [s for s in order if s is not pf or w in PUREFTPD_WORKLOADS]
                 targets = ran * (cfg["stor_repeat"] if w == "stor" else 1) \
                     + ([eq] if (w in ("conc", "idle", "logins", "logins_rs") and eq) else [])
+                plan = [(s, False) for s in targets]
+                if scrape and w in SCRAPED_WORKLOADS:
+                    # fxpd once more with the scraper: after the plain run in even rounds,
+                    # before it in odd ones, so neither always runs on a warmer server.
+                    i = plan.index((fx, False))
+                    plan.insert(i + (1 if rnd % 2 == 0 else 0), (fx, True))
                 got = {}
-                for s in targets:
+                for s, scraped in plan:
                     partner = fxp_dst.get(s.name) if w == "fxp" else \
                         tls_srv.get(s.name) if w.startswith("tls_") else None
                     for x in (s, partner):
                         if x is not None and not x.alive():
                             raise BenchError(f"{x.name} died; see {x.workdir}/{x.name}.log")
                     t0 = time.perf_counter()
-                    if w == "retr":
-                        m = wl_retr(ctx, s)
-                    elif w == "stor":
-                        m = wl_stor(ctx, s)
-                    elif w == "fxp":
-                        m = wl_fxp(ctx, s, partner)
-                    elif w == "tls_retr":
-                        m = wl_retr(ctx, partner, "tls_retr")
-                    elif w == "tls_stor":
-                        m = wl_stor(ctx, partner, "tls_stor")
-                    elif w == "small":
-                        m = wl_small(ctx, s, rnd)
-                    elif w == "small_rs":
-                        m = wl_small_rs(ctx, s, rnd)
-                    elif w == "logins_rs":
-                        m = wl_logins_rs(ctx, s)
-                    elif w == "conc":
-                        m = wl_conc(ctx, s)
-                    elif w == "idle":
-                        m = wl_idle(ctx, s)
-                    else:
-                        m = wl_logins(ctx, s)
+                    scraper = Scraper(*scrape) if scraped else contextlib.nullcontext()
+                    with scraper:
+                        m = run_workload(w, ctx, s, partner, rnd)
+                    if scraped:
+                        m.update(scraper.figures(w))
+                        m = {"scr_" + k: v for k, v in m.items()}
                     if s is eq:
                         m = {"eq_" + k: v for k, v in m.items()}
-                    got.setdefault(s.name, []).append(m)
-                    log(f"  {w:8} {s.name:11} {time.perf_counter() - t0:6.1f}s  "
+                    name = "fxpd-scraped" if scraped else s.name
+                    got.setdefault(name, []).append(m)
+                    log(f"  {w:8} {name:11} {time.perf_counter() - t0:6.1f}s  "
                         + "  ".join(f"{k}={fmt(v)}" for k, v in m.items()))
                 for name, ms in got.items():
-                    # The equal-hash instance's figures (eq_*) sit beside fxpd's.
-                    res["fxpd" if name == eq_name else name].update(median_of_runs(ms))
+                    # The equal-hash instance's figures (eq_*) and the scraped runs' (scr_*)
+                    # sit beside fxpd's.
+                    res["fxpd" if name in (eq_name, "fxpd-scraped") else name].update(
+                        median_of_runs(ms))
             for s in main_servers:
                 r = res[s.name]
                 if r.get("fxp_mbps") and r.get("retr_mbps"):
@@ -273,6 +314,11 @@ def main():
         with open(os.path.join(outdir, "table.txt"), "w") as f:
             print_table(rows, names)
             print_table(rows, names, out=f)
+            if scrape:
+                print()
+                print(file=f)
+                compare(results, workloads, sys.stdout)
+                compare(results, workloads, f)
         print()
         print(f"Ratios are fxpd/vsftpd{' and fxpd/pure-ftpd' if pf else ''} per round, then the "
               f"median; absolute figures vary with "

@@ -201,14 +201,17 @@ class Fxpd(Server):
         self._spawn(argv, subprocess.PIPE)
         deadline = time.monotonic() + 15
         buf = b""
-        while time.monotonic() < deadline and b"\n" not in buf:
+        # The control listener's line (with --scrape-metrics an ADMIN-LISTENING line may come
+        # first).
+        control = re.compile(rb"(?m)^LISTENING (\S+):(\d+)\r?$")
+        while time.monotonic() < deadline and not control.search(buf):
             r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
             if r:
                 chunk = os.read(self.proc.stdout.fileno(), 4096)
                 if not chunk:
                     break
                 buf += chunk
-        m = re.search(rb"LISTENING (\S+):(\d+)", buf)
+        m = control.search(buf)
         if not m:
             raise BenchError(f"{self.name} printed no LISTENING line (got {buf[:200]!r}); "
                              f"see {self.workdir}/{self.name}.log")
