@@ -1,6 +1,6 @@
 //! Information and settings: SYST, FEAT and OPTS (RFC 2389), HELP, STAT (RFC 959 4.1.3),
-//! TYPE, SITE. (NOOP, MODE S, STRU F, ALLO and ACCT are one fixed reply each, in the
-//! dispatch.)
+//! TYPE, SITE. (NOOP, MODE S, STRU F, ACCT and ALLO without a size are one fixed reply each,
+//! in the dispatch; ALLO with a size is in transfers.rs.)
 
 use super::answer::{say, Handled};
 use super::path::resolve;

@@ -144,6 +144,9 @@ struct Session {
     transfer_type: TransferType,
     /// The REST offset for the next RETR or STOR (RFC 3659 5); 0 when none.
     rest: u64,
+    /// The size ALLO announced for the next upload (RFC 959 4.1.3); the next STOR, APPE, STOU
+    /// or RETR takes it.
+    allo: Option<u64>,
     /// The path RNFR named; RNTO must come next, so every command takes it.
     rename_from: Option<String>,
     /// How the next data connection is made (PORT/EPRT/PASV/EPSV/CPSV); a transfer takes it.

@@ -98,6 +98,7 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
         seat,
         transfer_type: TransferType::Ascii,
         rest: 0,
+        allo: None,
         rename_from: None,
         data: None,
         epsv_all: false,

@@ -94,6 +94,13 @@ impl Prepared {
 }
 
 impl Session {
+    /// ALLO with a size: remembered for the next upload, which is refused before any data
+    /// when the file would grow past the account's `max_upload_bytes`.
+    pub(super) fn allo(&mut self, size: u64) -> Handled {
+        self.allo = Some(size);
+        say(Code::OK, format!("ALLO command successful: {size} bytes noted."))
+    }
+
     pub(super) fn rest(&mut self, offset: u64) -> Handled {
         self.rest = offset;
         say(Code::PENDING_FURTHER_INFO, format!("Restarting at {offset}."))
@@ -227,12 +234,17 @@ impl Session {
     }
 
     /// The byte limit of an upload that writes from `offset`: refused before any data when
-    /// the offset is already at the limit.
-    fn upload_limit(&self, offset: u64) -> Result<Option<UploadLimit>, Failure> {
+    /// the offset is already at the limit, or when the size ALLO `announced` would take the
+    /// file past it.
+    fn upload_limit(&self, offset: u64, announced: Option<u64>) -> Result<Option<UploadLimit>, Failure> {
         let Some(max) = self.account().limits.max_upload_bytes else {
             return Ok(None);
         };
         if offset > max {
+            return Err(Failure::UploadTooLarge { max });
+        }
+        // SECURITY: checked before the file is opened, created or truncated.
+        if announced.is_some_and(|size| size > max - offset) {
             return Err(Failure::UploadTooLarge { max });
         }
         Ok(Some(UploadLimit {
@@ -241,12 +253,20 @@ impl Session {
         }))
     }
 
-    pub(super) async fn stor(&mut self, arg: &str, offset: u64, append: bool) -> Handled {
+    /// STOR or APPE (`append`) of `arg`, from `offset` (REST); `announced`: the size ALLO
+    /// gave, if any.
+    pub(super) async fn stor(
+        &mut self,
+        arg: &str,
+        offset: u64,
+        append: bool,
+        announced: Option<u64>,
+    ) -> Handled {
         let target = resolve(&self.login().cwd, arg);
         let (right, mode, start) = self.upload_right(&target, offset, append).await;
         self.may(&target, right)?;
         self.transfer_precheck()?;
-        let limit = self.upload_limit(start)?;
+        let limit = self.upload_limit(start, announced)?;
         let verb = if append {
             TransferVerb::Appe
         } else {
@@ -263,7 +283,8 @@ impl Session {
         self.prepare(verb, target, None, preliminary, Job::from(upload), limit)
     }
 
-    pub(super) async fn stou(&mut self) -> Handled {
+    /// STOU: a new file under a unique name; `announced`: the size ALLO gave, if any.
+    pub(super) async fn stou(&mut self, announced: Option<u64>) -> Handled {
         // The directory must take new files; the name is checked again once chosen.
         let dir = self.login().cwd.clone();
         self.may(&resolve(&dir, "fxpd-0000000000000000"), Right::Upload)?;
@@ -293,7 +314,7 @@ impl Session {
         }
         let target = resolve(&self.login().cwd, &name);
         self.may(&target, Right::Upload)?;
-        let limit = self.upload_limit(0)?;
+        let limit = self.upload_limit(0, announced)?;
         let (upload, _) = self.home().open_write(&target, WriteMode::New).await?;
         let job = Job::from(upload);
         let preliminary = Reply::new(Code::OPENING, format!("FILE: {name}"));
