@@ -280,6 +280,8 @@ fn add_entry(
         deny_files: Vec::new(),
         hidden: Vec::new(),
         max_upload_bytes: None,
+        quota_bytes: None,
+        quota_files: None,
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,

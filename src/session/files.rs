@@ -82,7 +82,20 @@ impl Session {
         }
         match what {
             Removal::Directory => self.home().rmdir(&target).await?,
-            Removal::File => self.home().delete(&target).await?,
+            Removal::File => {
+                let limits = &self.account().limits;
+                let quota = limits.quota_bytes.is_some() || limits.quota_files.is_some();
+                let before = match quota {
+                    true => self.home().file_stat(&target).await.ok().map(|s| s.len),
+                    false => None,
+                };
+                self.home().delete(&target).await?;
+                // A deleted file frees its account's quota.
+                if let Some(len) = before {
+                    let account = &self.login().user.name;
+                    self.shared.quotas.charge(account, -i128::from(len), -1);
+                }
+            }
         }
         let verb = what.verb();
         tracing::info!(command = verb, path = %target, "removed");

@@ -93,6 +93,8 @@ struct Running {
     started: Instant,
     /// An object upload: discarded (aborted) unless it completes.
     upload: Option<Arc<UploadGuard>>,
+    /// An upload charged to its account's quota usage when it ends.
+    charge: Option<transfers::Charge>,
     /// A file upload stopped at its size limit is cut back to this many bytes (0: removed).
     keep_on_overflow: Option<u64>,
 }

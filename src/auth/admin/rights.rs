@@ -198,6 +198,8 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
         deny_files: Vec::new(),
         hidden: Vec::new(),
         max_upload_bytes: None,
+        quota_bytes: None,
+        quota_files: None,
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,

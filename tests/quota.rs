@@ -1,0 +1,139 @@
+//! Quotas (`quota_bytes`, `quota_files` in the users file; a group's apply to each member):
+//! an upload announced past the quota (ALLO) gets 552 before any data, one that crosses it
+//! mid-transfer (curl) stops with 552 and leaves nothing of itself while the rest of the home
+//! is unchanged by hash, DELE frees quota, the file count is enforced, and the usage is kept
+//! in `quota.json` next to the users file.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Write;
+
+const QUOTA: &str = r#"
+[[group]]
+name = "metered"
+quota_bytes = 100000
+quota_files = 3
+"#;
+
+fn quota_server() -> Server {
+    let s = Server::builder()
+        .user("qa", PASS, "qa", true)
+        .users_toml(QUOTA)
+        .start();
+    let o = cli_user(&s.users_file, &["set", "qa", "--groups", "metered"]);
+    assert_success(&o, "fxpd user set qa --groups metered");
+    s.reload().unwrap();
+    s
+}
+
+fn try_upload(c: &mut Ctrl, verb: &str, name: &str, bytes: &[u8]) -> Reply {
+    let addr = c.pasv();
+    let mut data = data_connect(addr);
+    let r = c.cmd(&format!("{verb} {name}"));
+    if r.code != 150 && r.code != 125 {
+        return r;
+    }
+    let _ = data.write_all(bytes);
+    drop(data);
+    c.read_reply()
+}
+
+/// The usage `quota.json` records for `account`: (bytes, files).
+fn recorded(s: &Server, account: &str) -> (u64, u64) {
+    let path = s.users_file.parent().unwrap().join("quota.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (
+        v[account]["bytes"].as_u64().unwrap_or(0),
+        v[account]["files"].as_u64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn allo_past_the_quota_is_refused_before_data_and_dele_frees_it() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("a.bin", &random_bytes(60_000));
+    assert_eq!(recorded(&s, "qa"), (60_000, 1));
+    // 40 000 bytes left: an announced 50 000 is refused before 150, nothing created.
+    c.expect("ALLO 50000", 200);
+    let r = try_upload(&mut c, "STOR", "b.bin", b"x");
+    assert_eq!(
+        r.first(),
+        "552 Quota exceeded: this account may hold at most 100000 bytes."
+    );
+    assert!(!home.join("b.bin").exists());
+    // Overwriting a.bin frees what it held: 95 000 fit where 60 000 were.
+    let big = random_bytes(95_000);
+    c.stor("a.bin", &big);
+    assert_eq!(sha256_file(&home.join("a.bin")), sha256_bytes(&big));
+    assert_eq!(recorded(&s, "qa"), (95_000, 1));
+    // DELE frees it all.
+    c.expect("DELE a.bin", 250);
+    assert_eq!(recorded(&s, "qa"), (0, 0));
+    c.stor("c.bin", &random_bytes(100_000));
+    assert_eq!(recorded(&s, "qa"), (100_000, 1));
+    // Full: refused before any data.
+    assert_eq!(try_upload(&mut c, "STOR", "d.bin", b"").code, 552);
+    assert!(!home.join("d.bin").exists());
+}
+
+#[test]
+fn the_file_count_is_enforced() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    for name in ["1.txt", "2.txt", "3.txt"] {
+        c.stor(name, b"one");
+    }
+    let r = try_upload(&mut c, "STOR", "4.txt", b"four");
+    assert_eq!(
+        r.first(),
+        "552 Quota exceeded: this account may hold at most 3 files."
+    );
+    assert!(!home.join("4.txt").exists());
+    // Replacing or appending to a file it holds adds no file.
+    c.stor("1.txt", b"again");
+    c.upload("APPE", "2.txt", b"more");
+    assert_eq!(recorded(&s, "qa"), (5 + 7 + 3, 3));
+    c.expect("DELE 3.txt", 250);
+    c.stor("4.txt", b"four");
+    assert_eq!(recorded(&s, "qa").1, 3);
+}
+
+#[test]
+fn curl_filling_the_quota_mid_transfer_gets_552_and_leaves_the_rest_unchanged() {
+    if !require_client("curl") {
+        return;
+    }
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("kept.bin", &random_bytes(30_000));
+    make_tree(&home.join("tree"));
+    let before = tree_hashes(&home);
+    let work = s.dir.path().join("curl");
+    fs::create_dir_all(&work).unwrap();
+    let src = work.join("big.bin");
+    write_random_file(&src, 1_000_000);
+    let o = run_with_timeout(
+        client_command("curl", &work)
+            .args(["-sS", "--user", &format!("qa:{PASS}"), "-T"])
+            .arg(&src)
+            .arg(format!("ftp://{}/big.bin", s.addr())),
+        120,
+    );
+    // curl's exit code 70 is its name for FTP 552 ("Exceeded storage allocation").
+    assert_eq!(o.status.code(), Some(70), "{}", describe_output(&o));
+    assert!(!home.join("big.bin").exists(), "the partial file stayed");
+    assert_eq!(tree_hashes(&home), before, "the rest of the home changed");
+    assert_eq!(recorded(&s, "qa"), (30_000, 1), "a refused upload was charged");
+    // The session goes on and the room is still there.
+    c.stor("more.bin", &random_bytes(70_000));
+    assert_eq!(recorded(&s, "qa"), (100_000, 2));
+}
