@@ -186,6 +186,18 @@ enum UserCmd {
         #[arg(long)]
         anonymous_write: bool,
     },
+    /// Recount the files under a user's home and write them as its quota usage (quota.json
+    /// next to the users file).
+    QuotaScan {
+        /// User name.
+        name: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// The server root the user's home is relative to (the configuration's `root`).
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+    },
     /// Whether a user may do ACTION on PATH, and by which rule.
     Explain {
         /// User name, or `anonymous`.
@@ -657,6 +669,14 @@ fn user(cmd: UserCmd) -> ExitCode {
             users,
             anonymous_write,
         } => admin::user_show(&users, &name, anonymous_write).map(|text| print!("{text}")),
+        UserCmd::QuotaScan { name, users, root } => admin::user_quota_scan(&users, &name, &root).map(|u| {
+            println!(
+                "user {name}: {} bytes in {} files, written to {}",
+                u.bytes,
+                u.files,
+                fxpd::auth::quota::state_path(&users).display()
+            )
+        }),
         UserCmd::Explain {
             name,
             path,

@@ -128,12 +128,93 @@ fn curl_filling_the_quota_mid_transfer_gets_552_and_leaves_the_rest_unchanged() 
             .arg(format!("ftp://{}/big.bin", s.addr())),
         120,
     );
-    // curl's exit code 70 is its name for FTP 552 ("Exceeded storage allocation").
-    assert_eq!(o.status.code(), Some(70), "{}", describe_output(&o));
+    // curl's exit code 70 is its name for FTP 552 ("Exceeded storage allocation"); 55 when
+    // the server closed the data connection before curl read the 552 (a race on loopback).
+    assert!(
+        matches!(o.status.code(), Some(70 | 55)),
+        "{}",
+        describe_output(&o)
+    );
+    // Whichever curl saw, the server stopped the upload at the quota.
+    s.log_when(|l| l.contains("upload stopped at the account's size limit or quota"));
     assert!(!home.join("big.bin").exists(), "the partial file stayed");
     assert_eq!(tree_hashes(&home), before, "the rest of the home changed");
     assert_eq!(recorded(&s, "qa"), (30_000, 1), "a refused upload was charged");
     // The session goes on and the room is still there.
     c.stor("more.bin", &random_bytes(70_000));
     assert_eq!(recorded(&s, "qa"), (100_000, 2));
+}
+
+#[test]
+fn usage_survives_a_restart_and_stat_and_user_show_report_it() {
+    let mut s = quota_server();
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("a.bin", &random_bytes(80_000));
+    let stat = c.expect("STAT", 211).text();
+    assert!(
+        stat.contains("Quota: 80000 of 100000 bytes, 1 of 3 files used"),
+        "{stat}"
+    );
+    c.expect("QUIT", 221);
+    s.signal("TERM");
+    assert!(s.wait_exit(std::time::Duration::from_secs(20)).is_some());
+    // A new fxpd process on the same users file and root.
+    let again = Server::builder()
+        .config(&format!(
+            "root = {:?}\nusers_file = {:?}\n",
+            s.root.display().to_string(),
+            s.users_file.display().to_string()
+        ))
+        .start();
+    let mut c = again.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    let stat = c.expect("STAT", 211).text();
+    assert!(stat.contains("Quota: 80000 of 100000 bytes"), "{stat}");
+    // 20 000 bytes left after the restart: 30 000 cross it.
+    assert_eq!(
+        try_upload(&mut c, "STOR", "b.bin", &random_bytes(30_000)).code,
+        552
+    );
+    assert!(!s.home("qa").join("b.bin").exists());
+    let o = cli_user(&s.users_file, &["show", "qa"]);
+    assert_success(&o, "fxpd user show qa");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("quota_bytes: 100000") && out.contains("quota_files: 3"),
+        "{out}"
+    );
+    assert!(out.contains("quota usage: 80000 bytes, 1 files"), "{out}");
+}
+
+#[test]
+fn quota_scan_corrects_a_usage_file_edited_by_hand() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("a.bin", &random_bytes(10_000));
+    // Files put there behind fxpd's back, and a usage file edited by hand to say "full".
+    write_file(&home.join("sub/b.bin"), &[1u8; 5_000]);
+    let state = s.users_file.parent().unwrap().join("quota.json");
+    fs::write(&state, r#"{ "qa": { "bytes": 100000, "files": 3 } }"#).unwrap();
+    assert_eq!(try_upload(&mut c, "STOR", "c.bin", b"x").code, 552);
+    let o = cli_user(
+        &s.users_file,
+        &["quota-scan", "qa", "--root", &s.root.display().to_string()],
+    );
+    assert_success(&o, "fxpd user quota-scan qa");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("15000 bytes in 2 files"), "{out}");
+    assert_eq!(recorded(&s, "qa"), (15_000, 2));
+    // The running server sees the recount at once.
+    c.stor("c.bin", b"x");
+    assert_eq!(recorded(&s, "qa"), (15_001, 3));
+    // An unknown user is an error naming it, and the file is left alone.
+    let o = cli_user(
+        &s.users_file,
+        &["quota-scan", "nobody", "--root", &s.root.display().to_string()],
+    );
+    assert!(!o.status.success());
+    assert_eq!(recorded(&s, "qa"), (15_001, 3));
 }

@@ -1,6 +1,8 @@
 //! Quota usage: bytes and files each account holds, kept in a small JSON state file next to
 //! the users file (`quota.json`), written atomically (a temporary file renamed over it) after
-//! every change, so usage survives restarts.
+//! every change, so usage survives restarts. The file is the only copy: it is read at every
+//! check and every change, so a recount written by `fxpd user quota-scan` while the server
+//! runs is what the next upload sees.
 //!
 //! The limits themselves (`quota_bytes`, `quota_files`) are users-file settings of the same
 //! layers as `max_upload_bytes` ([`super::users`]); a group's quota applies to each member's
@@ -22,12 +24,13 @@ pub struct Usage {
     pub files: u64,
 }
 
-/// Every account's usage, and the state file it is kept in.
+/// The state file of every account's usage.
 #[derive(Debug)]
 pub struct QuotaBook {
     /// The state file; `None`: no users file, nothing is kept.
     path: Option<PathBuf>,
-    accounts: Mutex<BTreeMap<String, Usage>>,
+    /// Held while the file is read and rewritten: one change at a time in this process.
+    writing: Mutex<()>,
 }
 
 /// The state file of the users file at `users_file`: `quota.json` in the same directory.
@@ -46,20 +49,24 @@ impl QuotaBook {
         let Some(users_file) = users_file else {
             return Ok(QuotaBook {
                 path: None,
-                accounts: Mutex::default(),
+                writing: Mutex::new(()),
             });
         };
         let path = state_path(users_file);
-        let accounts = read(&path)?;
+        read(&path)?;
         Ok(QuotaBook {
             path: Some(path),
-            accounts: Mutex::new(accounts),
+            writing: Mutex::new(()),
         })
     }
 
-    /// What `account` holds now.
-    pub fn usage(&self, account: &str) -> Usage {
-        self.lock().get(account).copied().unwrap_or_default()
+    /// What `account` holds now; an error when the state file cannot be read (the caller
+    /// refuses what needs it: usage that cannot be read is not taken for zero).
+    pub fn usage(&self, account: &str) -> Result<Usage, String> {
+        let Some(path) = &self.path else {
+            return Ok(Usage::default());
+        };
+        Ok(read(path)?.get(account).copied().unwrap_or_default())
     }
 
     /// Adds `bytes` and `files` (negative: frees them; never below zero) to `account`'s usage
@@ -68,20 +75,19 @@ impl QuotaBook {
         if self.path.is_none() || (bytes == 0 && files == 0) {
             return;
         }
-        let mut accounts = self.lock();
+        let Some(path) = &self.path else { return };
+        let _one = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = match read(path) {
+            Ok(accounts) => accounts,
+            Err(e) => {
+                tracing::error!(error = %e, account, bytes = %bytes, files, "quota usage not updated");
+                return;
+            }
+        };
         let usage = accounts.entry(account.to_owned()).or_default();
         usage.bytes = add(usage.bytes, bytes);
         usage.files = add(usage.files, i128::from(files));
-        self.save(&accounts);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Usage>> {
-        self.accounts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn save(&self, accounts: &BTreeMap<String, Usage>) {
-        let Some(path) = &self.path else { return };
-        if let Err(e) = write(path, accounts) {
+        if let Err(e) = write(path, &accounts) {
             tracing::error!(path = %path.display(), error = %e, "cannot write the quota usage file");
         }
     }
@@ -102,6 +108,33 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, Usage>, String> {
     }
 }
 
+/// Sets `account`'s usage in the state file at `path` (`fxpd user quota-scan`).
+pub fn set(path: &Path, account: &str, usage: Usage) -> Result<(), String> {
+    let mut accounts = read(path)?;
+    accounts.insert(account.to_owned(), usage);
+    write(path, &accounts).map_err(|e| format!("quota usage file {}: {e}", path.display()))
+}
+
+/// What the files under `dir` hold: their bytes and number (regular files only; symbolic
+/// links are not followed).
+pub fn scan(dir: &Path) -> std::io::Result<Usage> {
+    let mut usage = Usage::default();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if meta.is_file() {
+                usage.bytes += meta.len();
+                usage.files += 1;
+            }
+        }
+    }
+    Ok(usage)
+}
+
 /// Writes a state file atomically: a temporary file in the same directory, renamed over it.
 pub fn write(path: &Path, accounts: &BTreeMap<String, Usage>) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(accounts).map_err(std::io::Error::other)?;
@@ -115,6 +148,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn scan_counts_regular_files_below_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("x"), b"12345").unwrap();
+        std::fs::write(dir.path().join("a/b/y"), b"123").unwrap();
+        assert_eq!(scan(dir.path()).unwrap(), Usage { bytes: 8, files: 2 });
+    }
+
+    #[test]
     fn usage_is_kept_across_opens_and_never_goes_below_zero() {
         let dir = tempfile::tempdir().unwrap();
         let users = dir.path().join("users.toml");
@@ -122,14 +164,17 @@ mod tests {
         book.charge("alice", 100, 1);
         book.charge("alice", 50, 1);
         book.charge("bob", -10, -1);
-        assert_eq!(book.usage("alice"), Usage { bytes: 150, files: 2 });
-        assert_eq!(book.usage("bob"), Usage::default());
+        assert_eq!(book.usage("alice"), Ok(Usage { bytes: 150, files: 2 }));
+        assert_eq!(book.usage("bob"), Ok(Usage::default()));
         let again = QuotaBook::open(Some(&users)).unwrap();
-        assert_eq!(again.usage("alice"), Usage { bytes: 150, files: 2 });
+        assert_eq!(again.usage("alice"), Ok(Usage { bytes: 150, files: 2 }));
+        set(&state_path(&users), "alice", Usage { bytes: 7, files: 1 }).unwrap();
+        assert_eq!(book.usage("alice"), Ok(Usage { bytes: 7, files: 1 }));
         std::fs::write(state_path(&users), "{ not json").unwrap();
         assert!(QuotaBook::open(Some(&users)).is_err());
+        assert!(book.usage("alice").is_err());
         let none = QuotaBook::open(None).unwrap();
         none.charge("alice", 1, 1);
-        assert_eq!(none.usage("alice"), Usage::default());
+        assert_eq!(none.usage("alice"), Ok(Usage::default()));
     }
 }

@@ -283,7 +283,10 @@ impl Session {
             return Ok((None, None));
         }
         let account = self.login().user.name.clone();
-        let used = self.shared.quotas.usage(&account);
+        let used = self.shared.quotas.usage(&account).map_err(|e| {
+            tracing::error!(error = %e, "quota usage unreadable: upload refused");
+            Failure::QuotaUnavailable
+        })?;
         if let Some(quota) = limits.quota_files {
             // SECURITY: checked before the file is opened or created.
             if before.is_none() && used.files >= quota {

@@ -335,6 +335,35 @@ fn account_of(file: &Path, name: &str, anonymous_write: bool) -> Result<(Account
     Ok((account, doc))
 }
 
+/// `fxpd user quota-scan NAME`: counts the files under the user's home (`root` joined with
+/// its `home`) and writes that as its usage in the quota usage file next to the users file
+/// (a running server uses it from its next upload or DELE). Returns the usage written.
+pub fn user_quota_scan(
+    file: &Path,
+    name: &str,
+    root: &Path,
+) -> Result<crate::auth::quota::Usage, AdminError> {
+    let text = read_users_text(file)?;
+    let parsed = parse_users(&text, file)?;
+    let doc = parsed.doc();
+    let entry = doc
+        .user
+        .iter()
+        .find(|u| u.name.as_str() == name)
+        .ok_or_else(|| AdminError::UnknownUser {
+            path: file.to_path_buf(),
+            name: name.to_owned(),
+        })?;
+    let home = match &entry.home {
+        Some(home) => home.under(root),
+        None => root.to_path_buf(),
+    };
+    let usage = crate::auth::quota::scan(&home)
+        .map_err(|e| AdminError::Quota(format!("cannot scan {}: {e}", home.display())))?;
+    crate::auth::quota::set(&crate::auth::quota::state_path(file), name, usage).map_err(AdminError::Quota)?;
+    Ok(usage)
+}
+
 /// `fxpd user show NAME`: the effective rights on every path a rule names, each right with
 /// the source of the rule that decides it, then the filters and limits.
 pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<String, AdminError> {
@@ -408,6 +437,18 @@ pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<Strin
             &l.from.max_upload_bytes
         )
     );
+    let quota = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let _ = writeln!(out, "quota_bytes: {}", quota(l.quota_bytes));
+    let _ = writeln!(out, "quota_files: {}", quota(l.quota_files));
+    let state = crate::auth::quota::state_path(file);
+    let usage = match crate::auth::quota::read(&state) {
+        Ok(accounts) => {
+            let used = accounts.get(name).copied().unwrap_or_default();
+            format!("{} bytes, {} files ({})", used.bytes, used.files, state.display())
+        }
+        Err(e) => format!("unreadable: {e}"),
+    };
+    let _ = writeln!(out, "quota usage: {usage}");
     let _ = writeln!(
         out,
         "max_sessions: {}",

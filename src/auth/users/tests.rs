@@ -246,7 +246,11 @@ fn groups_are_inherited_and_the_users_own_settings_win() {
     let l = &alice.limits;
     assert_eq!(l.max_sessions, Some(5), "the user's own limit wins");
     assert_eq!(l.max_upload_bytes, Some(100), "the group's beats everyone's");
-    assert_eq!(l.quota_bytes, Some(1000), "the group's quota applies to its member");
+    assert_eq!(
+        l.quota_bytes,
+        Some(1000),
+        "the group's quota applies to its member"
+    );
     assert_eq!(l.quota_files, Some(3), "the user's own quota wins");
     let inside: std::net::IpAddr = "192.0.2.9".parse().unwrap();
     let outside: std::net::IpAddr = "198.51.100.1".parse().unwrap();
