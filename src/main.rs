@@ -172,7 +172,7 @@ enum UserCmd {
         #[arg(long, value_name = "BOOL")]
         write: Option<bool>,
         #[command(flatten)]
-        profile: ProfileArgs,
+        profile: Box<ProfileArgs>,
     },
     /// Print a user's effective rights per path (and where each came from) and limits;
     /// `anonymous` shows anonymous sessions'.
@@ -243,8 +243,14 @@ struct ProfileArgs {
     /// Most sessions logged in at once.
     #[arg(long, value_name = "N")]
     max_sessions: Option<u32>,
+    /// The most bytes the account's files may hold (a group's: per member).
+    #[arg(long, value_name = "BYTES")]
+    quota_bytes: Option<u64>,
+    /// The most files the account may hold (a group's: per member).
+    #[arg(long, value_name = "N")]
+    quota_files: Option<u64>,
     /// Empty a setting first: rules, deny-files, hidden, allowed-networks, denied-networks,
-    /// max-upload-bytes, max-sessions, groups, expires (repeatable).
+    /// max-upload-bytes, quota-bytes, quota-files, max-sessions, groups, expires (repeatable).
     #[arg(long, value_name = "SETTING")]
     clear: Vec<String>,
 }
@@ -261,6 +267,8 @@ impl ProfileArgs {
             allowed_networks: self.allowed_networks,
             denied_networks: self.denied_networks,
             max_sessions: self.max_sessions,
+            quota_bytes: self.quota_bytes,
+            quota_files: self.quota_files,
             ..admin::ProfileEdit::default()
         }
     }
@@ -276,7 +284,7 @@ enum GroupCmd {
         #[arg(long, value_name = "FILE")]
         users: PathBuf,
         #[command(flatten)]
-        profile: ProfileArgs,
+        profile: Box<ProfileArgs>,
     },
     /// Remove a group (refused while a user is in it).
     Remove {
@@ -659,7 +667,7 @@ fn user(cmd: UserCmd) -> ExitCode {
                 expires,
                 disabled,
                 write,
-                ..profile.edit()
+                ..(*profile).edit()
             };
             admin::user_set(&users, &name, &edit)
                 .map(|()| println!("user {name} changed in {}", users.display()))
@@ -691,7 +699,7 @@ fn user(cmd: UserCmd) -> ExitCode {
 
 fn group(cmd: GroupCmd) -> ExitCode {
     let result = match cmd {
-        GroupCmd::Add { name, users, profile } => admin::group_add(&users, &name, &profile.edit())
+        GroupCmd::Add { name, users, profile } => admin::group_add(&users, &name, &(*profile).edit())
             .map(|()| println!("group {name} added to {}", users.display())),
         GroupCmd::Remove { name, users } => admin::group_remove(&users, &name)
             .map(|()| println!("group {name} removed from {}", users.display())),

@@ -218,3 +218,35 @@ fn quota_scan_corrects_a_usage_file_edited_by_hand() {
     assert!(!o.status.success());
     assert_eq!(recorded(&s, "qa"), (15_001, 3));
 }
+
+#[test]
+fn user_set_edits_the_quota_and_rnto_over_a_file_frees_it() {
+    let s = quota_server();
+    let mut c = s.login("qa", PASS);
+    c.stor("a.txt", &[b'a'; 10]);
+    c.stor("b.txt", &[b'b'; 20]);
+    assert_eq!(recorded(&s, "qa"), (30, 2));
+    // Renaming a onto b replaces b: its 20 bytes and one file are freed.
+    c.expect("RNFR a.txt", 350);
+    c.expect("RNTO b.txt", 250);
+    assert_eq!(recorded(&s, "qa"), (10, 1));
+    // The user's own quota, set with the CLI, beats the group's.
+    let o = cli_user(
+        &s.users_file,
+        &["set", "qa", "--quota-bytes", "50", "--quota-files", "1"],
+    );
+    assert_success(&o, "fxpd user set qa --quota-bytes 50 --quota-files 1");
+    s.reload().unwrap();
+    let stat = c.expect("STAT", 211).text();
+    assert!(
+        stat.contains("Quota: 10 of 50 bytes, 1 of 1 files used"),
+        "{stat}"
+    );
+    assert_eq!(try_upload(&mut c, "STOR", "c.txt", b"c").code, 552);
+    // Cleared, the group's applies again.
+    let o = cli_user(&s.users_file, &["set", "qa", "--clear", "quota-files"]);
+    assert_success(&o, "fxpd user set qa --clear quota-files");
+    s.reload().unwrap();
+    c.stor("c.txt", b"c");
+    assert_eq!(recorded(&s, "qa"), (11, 2));
+}

@@ -18,7 +18,8 @@ use crate::rights::{Pattern, Right, RightSet, RulePath, RuleSpec};
 
 /// Changes to the rights and limits of a user or a group, from the command line. A list given
 /// replaces the list; `clear` names settings to empty first (`rules`, `deny-files`, `hidden`,
-/// `allowed-networks`, `denied-networks`, `max-upload-bytes`, `max-sessions`, and for a user
+/// `allowed-networks`, `denied-networks`, `max-upload-bytes`, `quota-bytes`, `quota-files`,
+/// `max-sessions`, and for a user
 /// `groups` and `expires`).
 #[derive(Debug, Clone, Default)]
 pub struct ProfileEdit {
@@ -34,6 +35,10 @@ pub struct ProfileEdit {
     pub hidden: Option<Vec<String>>,
     /// The largest file an upload may write.
     pub max_upload_bytes: Option<u64>,
+    /// The most bytes the account's files may hold (per member for a group).
+    pub quota_bytes: Option<u64>,
+    /// The most files the account may hold (per member for a group).
+    pub quota_files: Option<u64>,
     /// Networks logins may come from.
     pub allowed_networks: Option<Vec<String>>,
     /// Networks logins may not come from.
@@ -95,6 +100,8 @@ fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> 
             "allowed-networks" => s.allowed_networks.clear(),
             "denied-networks" => s.denied_networks.clear(),
             "max-upload-bytes" => *s.max_upload_bytes = None,
+            "quota-bytes" => *s.quota_bytes = None,
+            "quota-files" => *s.quota_files = None,
             "max-sessions" => *s.max_sessions = None,
             "groups" | "expires" => {}
             other => {
@@ -127,6 +134,12 @@ fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> 
     }
     if edit.max_sessions.is_some() {
         *s.max_sessions = edit.max_sessions;
+    }
+    if edit.quota_bytes.is_some() {
+        *s.quota_bytes = edit.quota_bytes;
+    }
+    if edit.quota_files.is_some() {
+        *s.quota_files = edit.quota_files;
     }
     Ok(())
 }
