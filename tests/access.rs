@@ -133,3 +133,49 @@ fn curl_from_a_denied_address_is_refused_and_from_an_allowed_one_lists() {
     let allowed = run("127.0.0.1");
     assert_success(&allowed, "curl listing from 127.0.0.1");
 }
+
+#[test]
+fn refusals_are_counted_on_the_admin_listener() {
+    if !require_client("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = dir.path().join("admin-token");
+    let token = "ab".repeat(32);
+    std::fs::write(&token_path, format!("{token}\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let s = Server::builder()
+        .user("alice", PASS, "alice", true)
+        .config(&format!(
+            "[access]\ndeny = [\"127.0.0.5\"]\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = {:?}\n",
+            token_path.display().to_string()
+        ))
+        .start();
+    for _ in 0..3 {
+        assert_eq!(first_reply_from(&s, lo(5)).0, 421);
+    }
+    assert_eq!(first_reply_from(&s, lo(1)).0, 220);
+    let base = s.admin.clone().expect("the admin listener is on");
+    let o = run_with_timeout(
+        client_command("curl", dir.path())
+            .args(["-sS", "-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("{base}/metrics")),
+        30,
+    );
+    assert_success(&o, "curl /metrics");
+    let metrics = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        metrics.contains("# HELP fxpd_connections_denied Control connections refused")
+            || metrics.contains("# HELP fxpd_connections_denied_total Control connections refused"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.trim() == "fxpd_connections_denied_total 3"),
+        "three refusals counted:\n{metrics}"
+    );
+}
