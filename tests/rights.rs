@@ -639,6 +639,72 @@ fn an_upload_over_the_size_limit_stops_with_552_and_leaves_nothing() {
     c.expect("NOOP", 200);
 }
 
+#[test]
+fn allo_beyond_the_size_limit_refuses_the_upload_before_any_data() {
+    let s = filtered_server();
+    let home = s.home("eve");
+    write_file(&home.join("small.bin"), &[7u8; 1000]);
+    let before = tree_hashes(&home);
+    let mut c = s.login("eve", PASS);
+    c.expect("TYPE I", 200);
+    // Announced too large: STOR over an existing file is refused before 150, and the file
+    // is not truncated; APPE counts what the file holds already.
+    c.expect("ALLO 100001", 200);
+    let r = try_upload(&mut c, "STOR", "small.bin", b"would truncate");
+    assert_eq!(
+        r.first(),
+        "552 Upload too large: files may have at most 100000 bytes."
+    );
+    c.expect("ALLO 99500", 200);
+    assert_eq!(try_upload(&mut c, "APPE", "small.bin", b"x").code, 552);
+    c.expect("ALLO 200000 R 512", 200);
+    let _data = data_connect(c.pasv());
+    assert_eq!(c.cmd("STOU").code, 552);
+    assert_eq!(tree_hashes(&home), before, "a refused upload changed the home");
+    // The announcement is used once: the next STOR is judged by its data alone.
+    c.expect("ALLO 100001", 200);
+    assert_eq!(c.retr("small.bin"), vec![7u8; 1000]);
+    c.stor("after.bin", b"fits");
+    // Within the limit: stored.
+    c.expect("ALLO 4", 200);
+    c.stor("fits.bin", b"fits");
+    assert_eq!(fs::read(home.join("fits.bin")).unwrap(), b"fits");
+    c.expect("ALLO 1 2", 501);
+    c.expect("ALLO", 202);
+}
+
+#[test]
+fn allo_beyond_the_size_limit_with_python_ftplib() {
+    if !require_client("python3") {
+        return;
+    }
+    let s = filtered_server();
+    let home = s.home("eve");
+    let script = format!(
+        r#"
+import ftplib, io
+ftp = ftplib.FTP(timeout=30)
+ftp.connect("{ip}", {port})
+ftp.login("eve", "{PASS}")
+print(ftp.sendcmd("ALLO 500000"))
+try:
+    ftp.storbinary("STOR big.bin", io.BytesIO(b"x" * 500000))
+    print("STORED")
+except ftplib.error_perm as e:
+    print("REFUSED", e)
+ftp.quit()
+"#,
+        ip = s.addr().ip(),
+        port = s.port()
+    );
+    let out = run_with_timeout(Command::new("python3").args(["-c", &script]), 60);
+    assert_success(&out, "python ftplib ALLO + STOR");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("200 ALLO"), "{text}");
+    assert!(text.contains("REFUSED 552"), "{text}");
+    assert!(!home.join("big.bin").exists());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per-user limits
 // ---------------------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ use crate::policy::FxpOverride;
 mod rewrite;
 mod rights;
 
-pub use rights::{group_add, group_list, group_remove, user_explain, user_set, user_show, ProfileEdit};
+pub use rights::{
+    group_add, group_list, group_remove, user_explain, user_quota_scan, user_set, user_show, ProfileEdit,
+};
 
 use rewrite::{checked_or_rendered, entry_region, read_existing, resolve_target, write_atomic};
 
@@ -98,6 +100,8 @@ pub enum AdminError {
     ReadPassword(io::Error),
     /// Hashing failed.
     Hash(String),
+    /// A home could not be scanned or the quota usage file could not be read or written.
+    Quota(String),
     /// A value given on the command line is not acceptable (a rule, pattern, network, group).
     Invalid(String),
 }
@@ -127,6 +131,7 @@ impl fmt::Display for AdminError {
             AdminError::PasswordMismatch => f.write_str("the two passwords do not match"),
             AdminError::ReadPassword(e) => write!(f, "can not read the password: {e}"),
             AdminError::Hash(e) => write!(f, "can not hash the password: {e}"),
+            AdminError::Quota(e) => write!(f, "quota usage: {e}"),
             AdminError::Invalid(e) => f.write_str(e),
         }
     }
@@ -280,6 +285,8 @@ fn add_entry(
         deny_files: Vec::new(),
         hidden: Vec::new(),
         max_upload_bytes: None,
+        quota_bytes: None,
+        quota_files: None,
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,

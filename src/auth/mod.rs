@@ -23,6 +23,7 @@ pub mod admin;
 mod guard;
 mod login;
 mod password;
+pub mod quota;
 mod users;
 
 use std::fmt;

@@ -168,7 +168,7 @@ pub enum UserCmd {
         #[arg(long, value_name = "BOOL")]
         write: Option<bool>,
         #[command(flatten)]
-        profile: ProfileArgs,
+        profile: Box<ProfileArgs>,
     },
     /// Print a user's effective rights per path (and where each came from) and limits;
     /// `anonymous` shows anonymous sessions'.
@@ -181,6 +181,18 @@ pub enum UserCmd {
         /// For `anonymous`: the configuration's anonymous.write is on.
         #[arg(long)]
         anonymous_write: bool,
+    },
+    /// Recount the files under a user's home and write them as its quota usage (quota.json
+    /// next to the users file).
+    QuotaScan {
+        /// User name.
+        name: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// The server root the user's home is relative to (the configuration's `root`).
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
     },
     /// Whether a user may do ACTION on PATH, and by which rule.
     Explain {
@@ -227,8 +239,14 @@ pub struct ProfileArgs {
     /// Most sessions logged in at once.
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<u32>,
+    /// The most bytes the account's files may hold (a group's: per member).
+    #[arg(long, value_name = "BYTES")]
+    pub quota_bytes: Option<u64>,
+    /// The most files the account may hold (a group's: per member).
+    #[arg(long, value_name = "N")]
+    pub quota_files: Option<u64>,
     /// Empty a setting first: rules, deny-files, hidden, allowed-networks, denied-networks,
-    /// max-upload-bytes, max-sessions, groups, expires (repeatable).
+    /// max-upload-bytes, quota-bytes, quota-files, max-sessions, groups, expires (repeatable).
     #[arg(long, value_name = "SETTING")]
     pub clear: Vec<String>,
 }
@@ -246,6 +264,8 @@ impl ProfileArgs {
             allowed_networks: self.allowed_networks,
             denied_networks: self.denied_networks,
             max_sessions: self.max_sessions,
+            quota_bytes: self.quota_bytes,
+            quota_files: self.quota_files,
             ..admin::ProfileEdit::default()
         }
     }
@@ -261,7 +281,7 @@ pub enum GroupCmd {
         #[arg(long, value_name = "FILE")]
         users: PathBuf,
         #[command(flatten)]
-        profile: ProfileArgs,
+        profile: Box<ProfileArgs>,
     },
     /// Remove a group (refused while a user is in it).
     Remove {

@@ -54,7 +54,7 @@ pub fn user(cmd: UserCmd) -> ExitCode {
                 expires,
                 disabled,
                 write,
-                ..profile.edit()
+                ..(*profile).edit()
             };
             admin::user_set(&users, &name, &edit)
                 .map(|()| println!("user {name} changed in {}", users.display()))
@@ -64,6 +64,14 @@ pub fn user(cmd: UserCmd) -> ExitCode {
             users,
             anonymous_write,
         } => admin::user_show(&users, &name, anonymous_write).map(|text| print!("{text}")),
+        UserCmd::QuotaScan { name, users, root } => admin::user_quota_scan(&users, &name, &root).map(|u| {
+            println!(
+                "user {name}: {} bytes in {} files, written to {}",
+                u.bytes,
+                u.files,
+                fxpd::auth::quota::state_path(&users).display()
+            )
+        }),
         UserCmd::Explain {
             name,
             path,
@@ -78,7 +86,7 @@ pub fn user(cmd: UserCmd) -> ExitCode {
 
 pub fn group(cmd: GroupCmd) -> ExitCode {
     let result = match cmd {
-        GroupCmd::Add { name, users, profile } => admin::group_add(&users, &name, &profile.edit())
+        GroupCmd::Add { name, users, profile } => admin::group_add(&users, &name, &(*profile).edit())
             .map(|()| println!("group {name} added to {}", users.display())),
         GroupCmd::Remove { name, users } => admin::group_remove(&users, &name)
             .map(|()| println!("group {name} removed from {}", users.display())),

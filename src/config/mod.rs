@@ -58,9 +58,9 @@ pub use registry::{
 pub use render::{render_json, render_text};
 pub use restart::{changed, needs_restart, RESTART_KEYS};
 pub use sections::{
-    AdminConfig, AnonymousConfig, ClusterConfig, Config, FxpConfig, LimitsConfig, ListingStyle, LogConfig,
-    LogFormat, LogLevel, PassiveConfig, PortRange, ProxyConfig, StorageConfig, StorageKind, TlsConfig,
-    TlsRequire, DEFAULT_BANNER, DEFAULT_ROOT, MAX_BANNER_CHARS,
+    AccessConfig, AccessDenial, AdminConfig, AnonymousConfig, ClusterConfig, Config, FxpConfig, LimitsConfig,
+    ListingStyle, LogConfig, LogFormat, LogLevel, PassiveConfig, PortRange, ProxyConfig, StorageConfig,
+    StorageKind, TlsConfig, TlsRequire, DEFAULT_BANNER, DEFAULT_ROOT, MAX_BANNER_CHARS,
 };
 pub use sources::{
     default_config_path, env_vars, load, load_from, load_with_default_path, Loaded, Overrides, ENV_PREFIX,

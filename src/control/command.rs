@@ -117,8 +117,9 @@ pub enum Command {
     Opts(OptsArg),
     /// `HELP` with an optional verb (upper-cased).
     Help(Option<String>),
-    /// `ALLO`: ignored, answered 202.
-    Allo,
+    /// `ALLO n [R m]` (RFC 959 4.1.3): the size in bytes of the file the next upload sends
+    /// (the record size `R m` is accepted and ignored); `None` without an argument.
+    Allo(Option<u64>),
     /// `SITE` with its sub-command.
     Site(SiteArg),
     /// PORT h1,h2,h3,h4,p1,p2: an IPv4 address and port, fully parsed.
@@ -185,7 +186,7 @@ impl Command {
             Feat => "FEAT",
             Opts(_) => "OPTS",
             Help(_) => "HELP",
-            Allo => "ALLO",
+            Allo(_) => "ALLO",
             Site(_) => "SITE",
             Port(_) => "PORT",
             Pasv => "PASV",

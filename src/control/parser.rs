@@ -127,7 +127,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "FEAT" => none(arg, Command::Feat)?,
         "OPTS" => Command::Opts(parse_opts(arg)?),
         "HELP" => Command::Help(arg.map(str::to_ascii_uppercase)),
-        "ALLO" => Command::Allo,
+        "ALLO" => Command::Allo(parse_allo(arg)?),
         "SITE" => Command::Site(match arg.map(|a| a.trim().to_ascii_uppercase()).as_deref() {
             Some("HELP") | None => SiteArg::Help,
             Some(other) => SiteArg::Other(other.to_owned()),
@@ -214,6 +214,29 @@ fn parse_offset(arg: Option<&str>) -> Result<u64, ParseError> {
     }
     a.parse()
         .map_err(|_| ParseError::syntax("REST offset out of range."))
+}
+
+/// `ALLO n` or `ALLO n R m` (RFC 959 4.1.3): decimal digits only, within `u64`; `R m` must
+/// be a decimal record size too, and is ignored (fxpd stores files, not records).
+fn parse_allo(arg: Option<&str>) -> Result<Option<u64>, ParseError> {
+    let Some(arg) = arg else { return Ok(None) };
+    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = arg.split(' ');
+    let (size, record) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(size), None, None, None) => (size, None),
+        (Some(size), Some(r), Some(record), None) if r.eq_ignore_ascii_case("R") => (size, Some(record)),
+        _ => {
+            return Err(ParseError::syntax(
+                "ALLO needs a size in bytes, optionally followed by R and a record size.",
+            ))
+        }
+    };
+    if !decimal(size) || record.is_some_and(|r| !decimal(r)) {
+        return Err(ParseError::syntax("ALLO sizes must be decimal numbers."));
+    }
+    size.parse()
+        .map(Some)
+        .map_err(|_| ParseError::syntax("ALLO size out of range."))
 }
 
 fn parse_type(arg: Option<&str>) -> Result<TransferType, ParseError> {
@@ -418,6 +441,26 @@ mod tests {
         assert_eq!(code(b"REST 99999999999999999999999"), 501);
         assert_eq!(code(b"RETR a\0b"), 501);
         assert_eq!(code(b"PWD x"), 501);
+    }
+
+    #[test]
+    fn allo_sizes_are_typed() {
+        assert_eq!(parse(b"ALLO").unwrap(), Command::Allo(None));
+        assert_eq!(parse(b"ALLO 1048576").unwrap(), Command::Allo(Some(1_048_576)));
+        assert_eq!(parse(b"allo 10 R 512").unwrap(), Command::Allo(Some(10)));
+        assert_eq!(parse(b"ALLO 0").unwrap(), Command::Allo(Some(0)));
+        for bad in [
+            &b"ALLO -1"[..],
+            b"ALLO 12a",
+            b"ALLO 1 2",
+            b"ALLO 1 R",
+            b"ALLO 1 R x",
+            b"ALLO 1 X 2",
+            b"ALLO 99999999999999999999999",
+            b"ALLO +5",
+        ] {
+            assert_eq!(code(bad), 501, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub struct Metrics {
     transfers_running: Family<L1, Gauge>,
     sessions: Family<L1, Gauge>,
     sessions_kicked: Counter,
+    connections_denied: Counter,
     refusals: Family<L1, Counter>,
     approvals: Family<L1, Counter>,
     bans: Gauge,
@@ -89,6 +90,7 @@ impl Metrics {
             transfers_running: Family::default(),
             sessions: Family::default(),
             sessions_kicked: Counter::default(),
+            connections_denied: Counter::default(),
             refusals: Family::default(),
             approvals: Family::default(),
             bans: Gauge::default(),
@@ -113,6 +115,11 @@ impl Metrics {
             "sessions_kicked",
             "Sessions closed by an operator through the admin listener",
             m.sessions_kicked.clone(),
+        );
+        registry.register(
+            "connections_denied",
+            "Control connections refused before the greeting by the access lists ([access] allow/deny)",
+            m.connections_denied.clone(),
         );
         registry.register(
             "logins",
@@ -230,6 +237,11 @@ impl Metrics {
     /// An operator kicked a session.
     pub fn session_kicked(&self) {
         self.sessions_kicked.inc();
+    }
+
+    /// A control connection refused by the access lists.
+    pub fn connection_denied(&self) {
+        self.connections_denied.inc();
     }
 
     /// One reload applied (`true`) or refused.

@@ -1,7 +1,7 @@
 //! The server: the control-channel listeners and what every session shares.
 //!
-//! - this file: bind, accept under limits, settle the client (PROXY header), refuse a banned
-//!   address, hand each admitted connection to the session entry point it was given, and
+//! - this file: bind, accept under limits, settle the client (PROXY header), refuse an
+//!   address the access lists (`[access]`) exclude or a banned address, hand each admitted connection to the session entry point it was given, and
 //!   drain on shutdown;
 //! - [`admission`]: who may take a seat (connections not logged in, logged-in sessions);
 //! - [`state`]: the server-wide state ([`Shared`], [`Settings`]) and its reload;
@@ -126,6 +126,15 @@ where
                     let Some(client) = identify(stream, peer, &shared).await else { return };
                     let Client { stream, addr, proxy } = client;
                     let ip = crate::policy::normalize(addr.ip());
+                    // SECURITY: the one check of the server-wide access lists (`[access]`, in
+                    // force now), on the client address a trusted PROXY header named if any,
+                    // before a seat, a TLS handshake or a greeting.
+                    if let Err(denial) = shared.settings().config.access.judge(ip) {
+                        shared.metrics.connection_denied();
+                        tracing::warn!(target: "fxpd::security", event = "client_denied", client = %ip, proxy = proxy.map(tracing::field::display), rule = %denial.rule(), "connection refused by the access lists");
+                        refuse(stream, unavailable("Access from your address is not allowed.")).await;
+                        return;
+                    }
                     // SECURITY: the one ban check for new connections, before a seat, a TLS
                     // handshake or a greeting; a cluster ban set by another node counts too.
                     if let Some(refusal) = shared.refuse_banned(ip).await {

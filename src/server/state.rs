@@ -46,6 +46,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Where files live (`[storage]`, fixed at start).
     pub backend: crate::storage::Backend,
+    /// Quota usage per account, in the state file next to the users file the server started
+    /// with (`quota_bytes`, `quota_files`).
+    pub quotas: crate::auth::quota::QuotaBook,
     /// Sessions logged in per account (`max_sessions`), kept across reloads.
     pub user_sessions: Arc<super::user_sessions::UserSessions>,
     /// Every open session and its running transfer, for the admin listener.
@@ -103,6 +106,7 @@ impl Shared {
         let data_timeout = Duration::from_secs(config.limits.data_timeout_secs);
         let backend = crate::storage::Backend::new(&config.storage, data_timeout)?;
         let started = config.clone();
+        let quotas = crate::auth::quota::QuotaBook::open(config.users_file.as_deref())?;
         let settings = Settings::new(config, guard.clone())?;
         Ok(Shared {
             live: Arc::new(Registry::default()),
@@ -120,6 +124,7 @@ impl Shared {
             cluster,
             shutdown,
             user_sessions: Arc::default(),
+            quotas,
         })
     }
 

@@ -132,6 +132,15 @@ pub(super) enum Failure {
         /// The limit.
         max: u64,
     },
+    /// The upload would take the account past its quota (`quota_bytes` or `quota_files`).
+    QuotaExceeded {
+        /// Which quota: `bytes` or `files`.
+        what: &'static str,
+        /// The quota.
+        quota: u64,
+    },
+    /// The account has a quota but its usage file cannot be read: uploads are refused.
+    QuotaUnavailable,
     /// The path names something other than a plain file.
     NotAFile,
     /// A REST offset past the end of the file.
@@ -192,6 +201,14 @@ impl Failure {
             Failure::UploadTooLarge { max } => Reply::new(
                 Code::EXCEEDED_STORAGE,
                 format!("Upload too large: files may have at most {max} bytes."),
+            ),
+            Failure::QuotaExceeded { what, quota } => Reply::new(
+                Code::EXCEEDED_STORAGE,
+                format!("Quota exceeded: this account may hold at most {quota} {what}."),
+            ),
+            Failure::QuotaUnavailable => Reply::new(
+                Code::LOCAL_ERROR,
+                "Local error: this account's quota usage cannot be read.",
             ),
             Failure::NotAFile => Reply::new(Code::FILE_UNAVAILABLE, "Not a plain file."),
             // RFC 3659 section 5 suggests 554 for an invalid restart point: refused before

@@ -54,18 +54,24 @@ impl Session {
             Command::Rest(offset) => self.rest(offset),
             Command::Retr(file) => {
                 let rest = std::mem::take(&mut self.rest);
+                self.allo = None;
                 self.retr(&file, rest).await
             }
             Command::Stor(file) => {
                 let rest = std::mem::take(&mut self.rest);
-                self.stor(&file, rest, false).await
+                let announced = self.allo.take();
+                self.stor(&file, rest, false, announced).await
             }
             Command::Appe(file) => {
                 // APPE appends at the end of the file; a pending REST does not apply.
                 self.rest = 0;
-                self.stor(&file, 0, true).await
+                let announced = self.allo.take();
+                self.stor(&file, 0, true, announced).await
             }
-            Command::Stou => self.stou().await,
+            Command::Stou => {
+                let announced = self.allo.take();
+                self.stou(announced).await
+            }
             Command::List(path) => self.list(ListFormat::List, path.as_deref()).await,
             Command::Nlst(path) => self.list(ListFormat::Nlst, path.as_deref()).await,
             Command::Mlsd(path) => self.list(ListFormat::Mlsd, path.as_deref()).await,
@@ -81,7 +87,8 @@ impl Session {
             Command::Type(t) => self.set_type(t),
             Command::ModeStream => say(Code::OK, "MODE S command successful."),
             Command::StruFile => say(Code::OK, "STRU F command successful."),
-            Command::Allo => say(Code::NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
+            Command::Allo(None) => say(Code::NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
+            Command::Allo(Some(size)) => self.allo(size),
             Command::Site(arg) => super::info::site(arg),
         }
     }

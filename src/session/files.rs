@@ -82,7 +82,20 @@ impl Session {
         }
         match what {
             Removal::Directory => self.home().rmdir(&target).await?,
-            Removal::File => self.home().delete(&target).await?,
+            Removal::File => {
+                let limits = &self.account().limits;
+                let quota = limits.quota_bytes.is_some() || limits.quota_files.is_some();
+                let before = match quota {
+                    true => self.home().file_stat(&target).await.ok().map(|s| s.len),
+                    false => None,
+                };
+                self.home().delete(&target).await?;
+                // A deleted file frees its account's quota.
+                if let Some(len) = before {
+                    let account = &self.login().user.name;
+                    self.shared.quotas.charge(account, -i128::from(len), -1);
+                }
+            }
         }
         let verb = what.verb();
         tracing::info!(command = verb, path = %target, "removed");
@@ -110,10 +123,19 @@ impl Session {
         self.may(&to, Right::Rename)?;
         self.may_name(&to)?;
         // Renaming onto an existing file replaces it.
-        if self.home().file_stat(&to).await.is_ok() {
+        let replaced = self.home().file_stat(&to).await.ok();
+        if replaced.is_some() {
             self.may(&to, Right::Overwrite)?;
         }
         self.home().rename(&from, &to).await?;
+        // A file replaced by the rename frees its account's quota (the renamed one stays counted).
+        if let Some(replaced) = replaced.filter(|r| r.is_file) {
+            let limits = &self.account().limits;
+            if limits.quota_bytes.is_some() || limits.quota_files.is_some() {
+                let account = &self.login().user.name;
+                self.shared.quotas.charge(account, -i128::from(replaced.len), -1);
+            }
+        }
         tracing::info!(from = %from, to = %to, "renamed");
         say(Code::FILE_ACTION_OK, "RNTO command successful.")
     }

@@ -1,6 +1,6 @@
 //! Information and settings: SYST, FEAT and OPTS (RFC 2389), HELP, STAT (RFC 959 4.1.3),
-//! TYPE, SITE. (NOOP, MODE S, STRU F, ALLO and ACCT are one fixed reply each, in the
-//! dispatch.)
+//! TYPE, SITE. (NOOP, MODE S, STRU F, ACCT and ALLO without a size are one fixed reply each,
+//! in the dispatch; ALLO with a size is in transfers.rs.)
 
 use super::answer::{say, Handled};
 use super::path::resolve;
@@ -53,6 +53,25 @@ impl Session {
         }
     }
 
+    /// The account's quota and usage for STAT, when it has a quota.
+    fn quota_line(&self, account: &str) -> Option<String> {
+        let limits = &self.account().limits;
+        if limits.quota_bytes.is_none() && limits.quota_files.is_none() {
+            return None;
+        }
+        let of = |quota: Option<u64>| quota.map_or_else(|| "unlimited".to_owned(), |q| q.to_string());
+        Some(match self.shared.quotas.usage(account) {
+            Ok(used) => format!(
+                "Quota: {} of {} bytes, {} of {} files used",
+                used.bytes,
+                of(limits.quota_bytes),
+                used.files,
+                of(limits.quota_files)
+            ),
+            Err(_) => "Quota: usage unavailable".to_owned(),
+        })
+    }
+
     /// STAT without argument (RFC 959 4.1.3): server and session status; during a transfer
     /// it names the command, the file and the bytes moved so far, otherwise it says
     /// `No data connection` (what the KB Q247132 procedure polls for).
@@ -60,7 +79,12 @@ impl Session {
         let mut lines = vec!["fxpd FTP server status:".to_owned()];
         lines.push(format!("Connected to {}", self.peer.ip()));
         match self.logged_in() {
-            Some(l) => lines.push(format!("Logged in as {}", l.user.name)),
+            Some(l) => {
+                lines.push(format!("Logged in as {}", l.user.name));
+                if let Some(quota) = self.quota_line(&l.user.name) {
+                    lines.push(quota);
+                }
+            }
             None => lines.push("Not logged in".into()),
         }
         let ty = match self.transfer_type {

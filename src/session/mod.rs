@@ -93,6 +93,8 @@ struct Running {
     started: Instant,
     /// An object upload: discarded (aborted) unless it completes.
     upload: Option<Arc<UploadGuard>>,
+    /// An upload charged to its account's quota usage when it ends.
+    charge: Option<transfers::Charge>,
     /// A file upload stopped at its size limit is cut back to this many bytes (0: removed).
     keep_on_overflow: Option<u64>,
 }
@@ -144,6 +146,9 @@ struct Session {
     transfer_type: TransferType,
     /// The REST offset for the next RETR or STOR (RFC 3659 5); 0 when none.
     rest: u64,
+    /// The size ALLO announced for the next upload (RFC 959 4.1.3); the next STOR, APPE, STOU
+    /// or RETR takes it.
+    allo: Option<u64>,
     /// The path RNFR named; RNTO must come next, so every command takes it.
     rename_from: Option<String>,
     /// How the next data connection is made (PORT/EPRT/PASV/EPSV/CPSV); a transfer takes it.

@@ -98,6 +98,7 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
         seat,
         transfer_type: TransferType::Ascii,
         rest: 0,
+        allo: None,
         rename_from: None,
         data: None,
         epsv_all: false,
@@ -196,6 +197,7 @@ impl Session {
                     if overflow {
                         self.discard_overflow(&running).await;
                     }
+                    self.settle_charge(&running).await;
                     self.send(reply).await?;
                     self.log_transfer(&running);
                     last_activity = Instant::now();
@@ -270,6 +272,18 @@ impl Session {
         }
     }
 
+    /// An upload ended (whatever its outcome, after an overflow was discarded): its account's
+    /// quota usage takes the difference it made to its file.
+    async fn settle_charge(&self, running: &Running) {
+        let (Some(charge), Some(l)) = (&running.charge, self.logged_in()) else {
+            return;
+        };
+        let after = l.home.file_stat(&running.path).await.ok().map(|s| s.len);
+        let bytes = i128::from(after.unwrap_or(0)) - i128::from(charge.before.unwrap_or(0));
+        let files = i64::from(after.is_some()) - i64::from(charge.before.is_some());
+        self.shared.quotas.charge(&charge.account, bytes, files);
+    }
+
     /// Wait for the running transfer and send its final reply.
     async fn finish_transfer(&mut self) -> std::io::Result<()> {
         if let Some(mut running) = self.transfer.take() {
@@ -280,6 +294,7 @@ impl Session {
             if overflow {
                 self.discard_overflow(&running).await;
             }
+            self.settle_charge(&running).await;
             self.send(reply).await?;
             self.log_transfer(&running);
         }

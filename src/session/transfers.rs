@@ -76,6 +76,18 @@ pub(super) struct Prepared {
     upload: Option<Arc<UploadGuard>>,
     /// A file upload stopped at its size limit is cut back to this many bytes (0: removed).
     keep_on_overflow: Option<u64>,
+    /// An upload charged to its account's quota usage when it ends.
+    charge: Option<Charge>,
+}
+
+/// An upload to be charged to its account's quota usage when it ends: the difference its
+/// file's size (and existence) made.
+#[derive(Debug, Clone)]
+pub(super) struct Charge {
+    /// The account charged.
+    pub(super) account: String,
+    /// The file's size before the upload; `None`: it did not exist.
+    pub(super) before: Option<u64>,
 }
 
 impl Prepared {
@@ -89,11 +101,19 @@ impl Prepared {
             started: tokio::time::Instant::now(),
             upload: self.upload,
             keep_on_overflow: self.keep_on_overflow,
+            charge: self.charge,
         }
     }
 }
 
 impl Session {
+    /// ALLO with a size: remembered for the next upload, which is refused before any data
+    /// when the file would grow past the account's `max_upload_bytes`.
+    pub(super) fn allo(&mut self, size: u64) -> Handled {
+        self.allo = Some(size);
+        say(Code::OK, format!("ALLO command successful: {size} bytes noted."))
+    }
+
     pub(super) fn rest(&mut self, offset: u64) -> Handled {
         self.rest = offset;
         say(Code::PENDING_FURTHER_INFO, format!("Restarting at {offset}."))
@@ -112,8 +132,8 @@ impl Session {
     }
 
     /// The preliminary reply and the transfer of `job` on the planned data connection, to be
-    /// started by the session loop once the reply is out. `limit`: an upload's byte limit
-    /// and what its file is cut back to when it is crossed.
+    /// started by the session loop once the reply is out. `upload_terms`: an upload's byte
+    /// limit (with what its file is cut back to when it is crossed) and its quota charge.
     fn prepare(
         &mut self,
         verb: TransferVerb,
@@ -121,7 +141,7 @@ impl Session {
         size: Option<u64>,
         preliminary: Reply,
         job: Job,
-        limit: Option<UploadLimit>,
+        upload_terms: (Option<UploadLimit>, Option<Charge>),
     ) -> Handled {
         let plan = self.data.take().ok_or(Failure::NoDataConnection)?;
         self.protection_required()?;
@@ -137,7 +157,7 @@ impl Session {
             ascii: self.transfer_type == TransferType::Ascii,
             timeout: std::time::Duration::from_secs(self.settings.config.limits.data_timeout_secs),
             local_ip: self.local.ip(),
-            max_bytes: limit.map(|l| l.max_bytes),
+            max_bytes: upload_terms.0.map(|l| l.max_bytes),
         };
         let prepared = Prepared {
             request,
@@ -145,7 +165,8 @@ impl Session {
             path,
             size,
             upload,
-            keep_on_overflow: limit.map(|l| l.keep),
+            keep_on_overflow: upload_terms.0.map(|l| l.keep),
+            charge: upload_terms.1,
         };
         Ok(Answer::new(preliminary).then(Then::Transfer(prepared)))
     }
@@ -176,7 +197,7 @@ impl Session {
             Some(size),
             preliminary,
             Job::from(download),
-            None,
+            (None, None),
         )
     }
 
@@ -227,12 +248,17 @@ impl Session {
     }
 
     /// The byte limit of an upload that writes from `offset`: refused before any data when
-    /// the offset is already at the limit.
-    fn upload_limit(&self, offset: u64) -> Result<Option<UploadLimit>, Failure> {
+    /// the offset is already at the limit, or when the size ALLO `announced` would take the
+    /// file past it.
+    fn upload_limit(&self, offset: u64, announced: Option<u64>) -> Result<Option<UploadLimit>, Failure> {
         let Some(max) = self.account().limits.max_upload_bytes else {
             return Ok(None);
         };
         if offset > max {
+            return Err(Failure::UploadTooLarge { max });
+        }
+        // SECURITY: checked before the file is opened, created or truncated.
+        if announced.is_some_and(|size| size > max - offset) {
             return Err(Failure::UploadTooLarge { max });
         }
         Ok(Some(UploadLimit {
@@ -241,12 +267,67 @@ impl Session {
         }))
     }
 
-    pub(super) async fn stor(&mut self, arg: &str, offset: u64, append: bool) -> Handled {
+    /// The account's quota room for an upload that writes from `start` into a file of
+    /// `before` bytes (`None`: a new file): the most bytes it may write, and the charge to
+    /// settle when it ends. Refused before any data when a new file would pass `quota_files`,
+    /// when no byte is left, or when the size ALLO `announced` does not fit. `(None, None)`:
+    /// the account has no quota.
+    fn quota_room(
+        &self,
+        before: Option<u64>,
+        start: u64,
+        announced: Option<u64>,
+    ) -> Result<(Option<u64>, Option<Charge>), Failure> {
+        let limits = &self.account().limits;
+        if limits.quota_bytes.is_none() && limits.quota_files.is_none() {
+            return Ok((None, None));
+        }
+        let account = self.login().user.name.clone();
+        let used = self.shared.quotas.usage(&account).map_err(|e| {
+            tracing::error!(error = %e, "quota usage unreadable: upload refused");
+            Failure::QuotaUnavailable
+        })?;
+        if let Some(quota) = limits.quota_files {
+            // SECURITY: checked before the file is opened or created.
+            if before.is_none() && used.files >= quota {
+                return Err(Failure::QuotaExceeded { what: "files", quota });
+            }
+        }
+        let room = match limits.quota_bytes {
+            None => None,
+            Some(quota) => {
+                // Written bytes up to the old end replace bytes already counted; past it
+                // they grow the file (a STOR over a file replaces all of it: start is 0).
+                let room = i128::from(quota) + i128::from(before.unwrap_or(0))
+                    - i128::from(used.bytes)
+                    - i128::from(start);
+                let room = u64::try_from(room.max(0)).unwrap_or(u64::MAX);
+                if room == 0 || announced.is_some_and(|size| size > room) {
+                    return Err(Failure::QuotaExceeded { what: "bytes", quota });
+                }
+                Some(room)
+            }
+        };
+        Ok((room, Some(Charge { account, before })))
+    }
+
+    /// STOR or APPE (`append`) of `arg`, from `offset` (REST); `announced`: the size ALLO
+    /// gave, if any.
+    pub(super) async fn stor(
+        &mut self,
+        arg: &str,
+        offset: u64,
+        append: bool,
+        announced: Option<u64>,
+    ) -> Handled {
         let target = resolve(&self.login().cwd, arg);
         let (right, mode, start) = self.upload_right(&target, offset, append).await;
         self.may(&target, right)?;
         self.transfer_precheck()?;
-        let limit = self.upload_limit(start)?;
+        let before = self.home().file_stat(&target).await.ok().map(|s| s.len);
+        let limit = self.upload_limit(start, announced)?;
+        let (room, charge) = self.quota_room(before, start, announced)?;
+        let limit = merge_limits(limit, room, start);
         let verb = if append {
             TransferVerb::Appe
         } else {
@@ -260,10 +341,18 @@ impl Session {
         });
         let preliminary = self.stor_opening(&target);
         tracing::debug!(command = verb.as_str(), path = %target, offset, "upload");
-        self.prepare(verb, target, None, preliminary, Job::from(upload), limit)
+        self.prepare(
+            verb,
+            target,
+            None,
+            preliminary,
+            Job::from(upload),
+            (limit, charge),
+        )
     }
 
-    pub(super) async fn stou(&mut self) -> Handled {
+    /// STOU: a new file under a unique name; `announced`: the size ALLO gave, if any.
+    pub(super) async fn stou(&mut self, announced: Option<u64>) -> Handled {
         // The directory must take new files; the name is checked again once chosen.
         let dir = self.login().cwd.clone();
         self.may(&resolve(&dir, "fxpd-0000000000000000"), Right::Upload)?;
@@ -293,11 +382,20 @@ impl Session {
         }
         let target = resolve(&self.login().cwd, &name);
         self.may(&target, Right::Upload)?;
-        let limit = self.upload_limit(0)?;
+        let limit = self.upload_limit(0, announced)?;
+        let (room, charge) = self.quota_room(None, 0, announced)?;
+        let limit = merge_limits(limit, room, 0);
         let (upload, _) = self.home().open_write(&target, WriteMode::New).await?;
         let job = Job::from(upload);
         let preliminary = Reply::new(Code::OPENING, format!("FILE: {name}"));
-        self.prepare(TransferVerb::Stou, target, None, preliminary, job, limit)
+        self.prepare(
+            TransferVerb::Stou,
+            target,
+            None,
+            preliminary,
+            job,
+            (limit, charge),
+        )
     }
 
     pub(super) async fn list(&mut self, format: ListFormat, arg: Option<&str>) -> Handled {
@@ -323,7 +421,7 @@ impl Session {
         let path = resolve(&self.login().cwd, arg.unwrap_or("."));
         let preliminary = Reply::new(Code::OPENING, "Opening ASCII mode data connection for file list.");
         let size = Some(body.len() as u64);
-        self.prepare(verb, path, size, preliminary, Job::Listing(body), None)
+        self.prepare(verb, path, size, preliminary, Job::Listing(body), (None, None))
     }
 
     /// ABOR (RFC 959 4.1.3): a running transfer is stopped and answered with 426 before the
@@ -336,6 +434,22 @@ impl Session {
         };
         let text = super::live::stop(running, "client").await;
         Ok(Answer::new(Reply::new(Code::CONNECTION_CLOSED, text)).and(done))
+    }
+}
+
+/// The tighter of the size limit and the quota room (`keep`: what the file is cut back to
+/// when the quota's room is crossed, the upload's start).
+fn merge_limits(limit: Option<UploadLimit>, room: Option<u64>, keep: u64) -> Option<UploadLimit> {
+    match (limit, room) {
+        (limit, None) => limit,
+        (None, Some(room)) => Some(UploadLimit {
+            max_bytes: room,
+            keep,
+        }),
+        (Some(limit), Some(room)) => Some(UploadLimit {
+            max_bytes: limit.max_bytes.min(room),
+            keep: limit.keep,
+        }),
     }
 }
 
@@ -413,10 +527,10 @@ pub(super) fn final_reply(running: &Running, outcome: Outcome) -> Reply {
             Reply::new(Code::CONNECTION_CLOSED, "Connection closed; transfer aborted.")
         }
         Outcome::TooLarge => {
-            tracing::warn!(command = verb, path = %running.path, bytes = running.transfer.moved(), "upload stopped at the account's size limit; partial data removed");
+            tracing::warn!(command = verb, path = %running.path, bytes = running.transfer.moved(), "upload stopped at the account's size limit or quota; partial data removed");
             Reply::new(
                 Code::EXCEEDED_STORAGE,
-                "Upload too large: stopped at the account's size limit; nothing of it was kept.",
+                "Upload too large: stopped at the account's size limit or quota; nothing of it was kept.",
             )
         }
         Outcome::Storage(e) if running.upload.is_some() => {

@@ -18,7 +18,8 @@ use crate::rights::{Pattern, Right, RightSet, RulePath, RuleSpec};
 
 /// Changes to the rights and limits of a user or a group, from the command line. A list given
 /// replaces the list; `clear` names settings to empty first (`rules`, `deny-files`, `hidden`,
-/// `allowed-networks`, `denied-networks`, `max-upload-bytes`, `max-sessions`, and for a user
+/// `allowed-networks`, `denied-networks`, `max-upload-bytes`, `quota-bytes`, `quota-files`,
+/// `max-sessions`, and for a user
 /// `groups` and `expires`).
 #[derive(Debug, Clone, Default)]
 pub struct ProfileEdit {
@@ -34,6 +35,10 @@ pub struct ProfileEdit {
     pub hidden: Option<Vec<String>>,
     /// The largest file an upload may write.
     pub max_upload_bytes: Option<u64>,
+    /// The most bytes the account's files may hold (per member for a group).
+    pub quota_bytes: Option<u64>,
+    /// The most files the account may hold (per member for a group).
+    pub quota_files: Option<u64>,
     /// Networks logins may come from.
     pub allowed_networks: Option<Vec<String>>,
     /// Networks logins may not come from.
@@ -95,6 +100,8 @@ fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> 
             "allowed-networks" => s.allowed_networks.clear(),
             "denied-networks" => s.denied_networks.clear(),
             "max-upload-bytes" => *s.max_upload_bytes = None,
+            "quota-bytes" => *s.quota_bytes = None,
+            "quota-files" => *s.quota_files = None,
             "max-sessions" => *s.max_sessions = None,
             "groups" | "expires" => {}
             other => {
@@ -127,6 +134,12 @@ fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> 
     }
     if edit.max_sessions.is_some() {
         *s.max_sessions = edit.max_sessions;
+    }
+    if edit.quota_bytes.is_some() {
+        *s.quota_bytes = edit.quota_bytes;
+    }
+    if edit.quota_files.is_some() {
+        *s.quota_files = edit.quota_files;
     }
     Ok(())
 }
@@ -198,6 +211,8 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
         deny_files: Vec::new(),
         hidden: Vec::new(),
         max_upload_bytes: None,
+        quota_bytes: None,
+        quota_files: None,
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,
@@ -333,6 +348,35 @@ fn account_of(file: &Path, name: &str, anonymous_write: bool) -> Result<(Account
     Ok((account, doc))
 }
 
+/// `fxpd user quota-scan NAME`: counts the files under the user's home (`root` joined with
+/// its `home`) and writes that as its usage in the quota usage file next to the users file
+/// (a running server uses it from its next upload or DELE). Returns the usage written.
+pub fn user_quota_scan(
+    file: &Path,
+    name: &str,
+    root: &Path,
+) -> Result<crate::auth::quota::Usage, AdminError> {
+    let text = read_users_text(file)?;
+    let parsed = parse_users(&text, file)?;
+    let doc = parsed.doc();
+    let entry = doc
+        .user
+        .iter()
+        .find(|u| u.name.as_str() == name)
+        .ok_or_else(|| AdminError::UnknownUser {
+            path: file.to_path_buf(),
+            name: name.to_owned(),
+        })?;
+    let home = match &entry.home {
+        Some(home) => home.under(root),
+        None => root.to_path_buf(),
+    };
+    let usage = crate::auth::quota::scan(&home)
+        .map_err(|e| AdminError::Quota(format!("cannot scan {}: {e}", home.display())))?;
+    crate::auth::quota::set(&crate::auth::quota::state_path(file), name, usage).map_err(AdminError::Quota)?;
+    Ok(usage)
+}
+
 /// `fxpd user show NAME`: the effective rights on every path a rule names, each right with
 /// the source of the rule that decides it, then the filters and limits.
 pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<String, AdminError> {
@@ -406,6 +450,18 @@ pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<Strin
             &l.from.max_upload_bytes
         )
     );
+    let quota = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let _ = writeln!(out, "quota_bytes: {}", quota(l.quota_bytes));
+    let _ = writeln!(out, "quota_files: {}", quota(l.quota_files));
+    let state = crate::auth::quota::state_path(file);
+    let usage = match crate::auth::quota::read(&state) {
+        Ok(accounts) => {
+            let used = accounts.get(name).copied().unwrap_or_default();
+            format!("{} bytes, {} files ({})", used.bytes, used.files, state.display())
+        }
+        Err(e) => format!("unreadable: {e}"),
+    };
+    let _ = writeln!(out, "quota usage: {usage}");
     let _ = writeln!(
         out,
         "max_sessions: {}",

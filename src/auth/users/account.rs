@@ -33,6 +33,10 @@ pub struct Limits {
     pub max_upload_bytes: Option<u64>,
     /// Most sessions logged in at once under this account.
     pub max_sessions: Option<u32>,
+    /// The most bytes the account's files may hold in total.
+    pub quota_bytes: Option<u64>,
+    /// The most files the account may hold.
+    pub quota_files: Option<u64>,
     /// When not empty: logins only from these networks.
     pub allowed_networks: Vec<Cidr>,
     /// No login from these networks.
@@ -113,6 +117,12 @@ fn combine(write: bool, layers: &[(Source, Shared<'_>)]) -> Account {
         if shared.max_upload_bytes.is_some() {
             limits.max_upload_bytes = shared.max_upload_bytes;
             limits.from.max_upload_bytes = Some(source.clone());
+        }
+        if shared.quota_bytes.is_some() {
+            limits.quota_bytes = shared.quota_bytes;
+        }
+        if shared.quota_files.is_some() {
+            limits.quota_files = shared.quota_files;
         }
         if shared.max_sessions.is_some() {
             limits.max_sessions = shared.max_sessions;

@@ -160,6 +160,8 @@ pub(crate) struct Shared<'a> {
     pub(crate) deny_files: &'a [Pattern],
     pub(crate) hidden: &'a [Pattern],
     pub(crate) max_upload_bytes: Option<u64>,
+    pub(crate) quota_bytes: Option<u64>,
+    pub(crate) quota_files: Option<u64>,
     pub(crate) allowed_networks: &'a [Cidr],
     pub(crate) denied_networks: &'a [Cidr],
     pub(crate) max_sessions: Option<u32>,
@@ -171,6 +173,8 @@ pub(crate) struct SharedMut<'a> {
     pub(crate) deny_files: &'a mut Vec<Pattern>,
     pub(crate) hidden: &'a mut Vec<Pattern>,
     pub(crate) max_upload_bytes: &'a mut Option<u64>,
+    pub(crate) quota_bytes: &'a mut Option<u64>,
+    pub(crate) quota_files: &'a mut Option<u64>,
     pub(crate) allowed_networks: &'a mut Vec<Cidr>,
     pub(crate) denied_networks: &'a mut Vec<Cidr>,
     pub(crate) max_sessions: &'a mut Option<u32>,
@@ -197,6 +201,12 @@ macro_rules! with_shared_fields {
             /// The largest file one upload may write (bytes).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub(crate) max_upload_bytes: Option<u64>,
+            /// The most bytes the account's files may hold in total (per member for a group).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub(crate) quota_bytes: Option<u64>,
+            /// The most files the account may hold (per member for a group).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub(crate) quota_files: Option<u64>,
             /// When not empty: logins only from these networks.
             #[serde(default, deserialize_with = "crate::auth::users::profile::bounded", skip_serializing_if = "Vec::is_empty")]
             pub(crate) allowed_networks: Vec<Cidr>,
@@ -217,6 +227,8 @@ macro_rules! with_shared_fields {
                     deny_files: &mut self.deny_files,
                     hidden: &mut self.hidden,
                     max_upload_bytes: &mut self.max_upload_bytes,
+                    quota_bytes: &mut self.quota_bytes,
+                    quota_files: &mut self.quota_files,
                     allowed_networks: &mut self.allowed_networks,
                     denied_networks: &mut self.denied_networks,
                     max_sessions: &mut self.max_sessions,
@@ -230,6 +242,8 @@ macro_rules! with_shared_fields {
                     deny_files: &self.deny_files,
                     hidden: &self.hidden,
                     max_upload_bytes: self.max_upload_bytes,
+                    quota_bytes: self.quota_bytes,
+                    quota_files: self.quota_files,
                     allowed_networks: &self.allowed_networks,
                     denied_networks: &self.denied_networks,
                     max_sessions: self.max_sessions,
@@ -295,6 +309,8 @@ impl EveryoneEntry {
             deny_files: &self.deny_files,
             hidden: &self.hidden,
             max_upload_bytes: self.max_upload_bytes,
+            quota_bytes: None,
+            quota_files: None,
             allowed_networks: &[],
             denied_networks: &[],
             max_sessions: None,

@@ -217,8 +217,10 @@ fn groups_file() -> String {
         "[everyone]\nhidden = [\".git\"]\nmax_upload_bytes = 10\n\n\
          [anonymous]\nrules = [{{ path = \"/incoming\", allow = [\"upload\"], deny = [\"list\", \"download\"] }}]\n\n\
          [[group]]\nname = \"staff\"\nrules = [{{ path = \"/shared\", allow = [\"write\"] }}]\n\
-         deny_files = [\"*.exe\"]\nmax_upload_bytes = 100\nallowed_networks = [\"192.0.2.0/24\"]\nmax_sessions = 2\n\n\
+         deny_files = [\"*.exe\"]\nmax_upload_bytes = 100\nallowed_networks = [\"192.0.2.0/24\"]\nmax_sessions = 2\n\
+         quota_bytes = 1000\nquota_files = 7\n\n\
          [[user]]\nname = \"alice\"\npassword = \"{}\"\ngroups = [\"staff\"]\nmax_sessions = 5\n\
+         quota_files = 3\n\
          expires = \"2020-01-31\"\n\n\
          [[user.rules]]\npath = \"/shared/keep\"\ndeny = [\"delete\"]\n\n\
          [[user]]\nname = \"bob\"\npassword = \"{}\"\ndisabled = true\n",
@@ -244,6 +246,12 @@ fn groups_are_inherited_and_the_users_own_settings_win() {
     let l = &alice.limits;
     assert_eq!(l.max_sessions, Some(5), "the user's own limit wins");
     assert_eq!(l.max_upload_bytes, Some(100), "the group's beats everyone's");
+    assert_eq!(
+        l.quota_bytes,
+        Some(1000),
+        "the group's quota applies to its member"
+    );
+    assert_eq!(l.quota_files, Some(3), "the user's own quota wins");
     let inside: std::net::IpAddr = "192.0.2.9".parse().unwrap();
     let outside: std::net::IpAddr = "198.51.100.1".parse().unwrap();
     let before = chrono::DateTime::parse_from_rfc3339("2020-01-31T23:59:59Z")
@@ -274,10 +282,10 @@ fn groups_are_inherited_and_the_users_own_settings_win() {
 fn group_errors_name_the_line() {
     let text = groups_file().replace("groups = [\"staff\"]", "groups = [\"stuff\"]");
     let err = parse(&text).unwrap_err().to_string();
-    assert!(err.contains("\"stuff\"") && err.contains("line 16"), "{err}");
+    assert!(err.contains("\"stuff\"") && err.contains("line 18"), "{err}");
     let text = format!("{}\n[[group]]\nname = \"staff\"\n", groups_file());
     let err = parse(&text).unwrap_err().to_string();
-    assert!(err.contains("defined twice") && err.contains("line 32"), "{err}");
+    assert!(err.contains("defined twice") && err.contains("line 35"), "{err}");
     for (bad, needle) in [
         ("path = \"/shared/keep\"", "path = \"shared\""),
         ("deny = [\"delete\"]", "deny = [\"remove\"]"),

@@ -2,6 +2,7 @@
 //! [`Config::validate`]. Each section checks its own values; `Config::validate` calls them and
 //! checks the top-level keys.
 
+mod access;
 mod admin;
 mod anonymous;
 mod cluster;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use access::{AccessConfig, AccessDenial};
 pub use admin::AdminConfig;
 pub use anonymous::AnonymousConfig;
 pub use cluster::ClusterConfig;
@@ -63,6 +65,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// PROXY protocol (v1/v2) from trusted load balancers: off unless `proxy.trusted` is set.
     pub proxy: ProxyConfig,
+    /// Server-wide allow and deny lists of client networks for control connections.
+    pub access: AccessConfig,
     /// Where files live: the local file system under `root` (default) or an S3 bucket.
     pub storage: StorageConfig,
     /// The admin listener (sessions, bans, reload, metrics): off unless `admin.listen` is set.
@@ -98,6 +102,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             cluster: ClusterConfig::default(),
             proxy: ProxyConfig::default(),
+            access: AccessConfig::default(),
             storage: StorageConfig::default(),
             admin: AdminConfig::default(),
         }

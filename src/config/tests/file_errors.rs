@@ -24,7 +24,7 @@ fn unknown_top_level_key_and_section() {
     assert_eq!(err.line(), Some(2));
     assert!(
         err.message()
-            .contains("unknown key `listen_addr` (expected one of: admin, anonymous, banner,"),
+            .contains("unknown key `listen_addr` (expected one of: access, admin, anonymous, banner,"),
         "{err}"
     );
 

@@ -1,0 +1,252 @@
+//! Quotas (`quota_bytes`, `quota_files` in the users file; a group's apply to each member):
+//! an upload announced past the quota (ALLO) gets 552 before any data, one that crosses it
+//! mid-transfer (curl) stops with 552 and leaves nothing of itself while the rest of the home
+//! is unchanged by hash, DELE frees quota, the file count is enforced, and the usage is kept
+//! in `quota.json` next to the users file.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Write;
+
+const QUOTA: &str = r#"
+[[group]]
+name = "metered"
+quota_bytes = 100000
+quota_files = 3
+"#;
+
+fn quota_server() -> Server {
+    let s = Server::builder()
+        .user("qa", PASS, "qa", true)
+        .users_toml(QUOTA)
+        .start();
+    let o = cli_user(&s.users_file, &["set", "qa", "--groups", "metered"]);
+    assert_success(&o, "fxpd user set qa --groups metered");
+    s.reload().unwrap();
+    s
+}
+
+fn try_upload(c: &mut Ctrl, verb: &str, name: &str, bytes: &[u8]) -> Reply {
+    let addr = c.pasv();
+    let mut data = data_connect(addr);
+    let r = c.cmd(&format!("{verb} {name}"));
+    if r.code != 150 && r.code != 125 {
+        return r;
+    }
+    let _ = data.write_all(bytes);
+    drop(data);
+    c.read_reply()
+}
+
+/// The usage `quota.json` records for `account`: (bytes, files).
+fn recorded(s: &Server, account: &str) -> (u64, u64) {
+    let path = s.users_file.parent().unwrap().join("quota.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (
+        v[account]["bytes"].as_u64().unwrap_or(0),
+        v[account]["files"].as_u64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn allo_past_the_quota_is_refused_before_data_and_dele_frees_it() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("a.bin", &random_bytes(60_000));
+    assert_eq!(recorded(&s, "qa"), (60_000, 1));
+    // 40 000 bytes left: an announced 50 000 is refused before 150, nothing created.
+    c.expect("ALLO 50000", 200);
+    let r = try_upload(&mut c, "STOR", "b.bin", b"x");
+    assert_eq!(
+        r.first(),
+        "552 Quota exceeded: this account may hold at most 100000 bytes."
+    );
+    assert!(!home.join("b.bin").exists());
+    // Overwriting a.bin frees what it held: 95 000 fit where 60 000 were.
+    let big = random_bytes(95_000);
+    c.stor("a.bin", &big);
+    assert_eq!(sha256_file(&home.join("a.bin")), sha256_bytes(&big));
+    assert_eq!(recorded(&s, "qa"), (95_000, 1));
+    // DELE frees it all.
+    c.expect("DELE a.bin", 250);
+    assert_eq!(recorded(&s, "qa"), (0, 0));
+    c.stor("c.bin", &random_bytes(100_000));
+    assert_eq!(recorded(&s, "qa"), (100_000, 1));
+    // Full: refused before any data.
+    assert_eq!(try_upload(&mut c, "STOR", "d.bin", b"").code, 552);
+    assert!(!home.join("d.bin").exists());
+}
+
+#[test]
+fn the_file_count_is_enforced() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    for name in ["1.txt", "2.txt", "3.txt"] {
+        c.stor(name, b"one");
+    }
+    let r = try_upload(&mut c, "STOR", "4.txt", b"four");
+    assert_eq!(
+        r.first(),
+        "552 Quota exceeded: this account may hold at most 3 files."
+    );
+    assert!(!home.join("4.txt").exists());
+    // Replacing or appending to a file it holds adds no file.
+    c.stor("1.txt", b"again");
+    c.upload("APPE", "2.txt", b"more");
+    assert_eq!(recorded(&s, "qa"), (5 + 7 + 3, 3));
+    c.expect("DELE 3.txt", 250);
+    c.stor("4.txt", b"four");
+    assert_eq!(recorded(&s, "qa").1, 3);
+}
+
+#[test]
+fn curl_filling_the_quota_mid_transfer_gets_552_and_leaves_the_rest_unchanged() {
+    if !require_client("curl") {
+        return;
+    }
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("kept.bin", &random_bytes(30_000));
+    make_tree(&home.join("tree"));
+    let before = tree_hashes(&home);
+    let work = s.dir.path().join("curl");
+    fs::create_dir_all(&work).unwrap();
+    let src = work.join("big.bin");
+    write_random_file(&src, 1_000_000);
+    let o = run_with_timeout(
+        client_command("curl", &work)
+            .args(["-sS", "--user", &format!("qa:{PASS}"), "-T"])
+            .arg(&src)
+            .arg(format!("ftp://{}/big.bin", s.addr())),
+        120,
+    );
+    // curl's exit code 70 is its name for FTP 552 ("Exceeded storage allocation"); 55 when
+    // the server closed the data connection before curl read the 552 (a race on loopback).
+    assert!(
+        matches!(o.status.code(), Some(70 | 55)),
+        "{}",
+        describe_output(&o)
+    );
+    // Whichever curl saw, the server stopped the upload at the quota.
+    s.log_when(|l| l.contains("upload stopped at the account's size limit or quota"));
+    assert!(!home.join("big.bin").exists(), "the partial file stayed");
+    assert_eq!(tree_hashes(&home), before, "the rest of the home changed");
+    assert_eq!(recorded(&s, "qa"), (30_000, 1), "a refused upload was charged");
+    // The session goes on and the room is still there.
+    c.stor("more.bin", &random_bytes(70_000));
+    assert_eq!(recorded(&s, "qa"), (100_000, 2));
+}
+
+#[test]
+fn usage_survives_a_restart_and_stat_and_user_show_report_it() {
+    let mut s = quota_server();
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("a.bin", &random_bytes(80_000));
+    let stat = c.expect("STAT", 211).text();
+    assert!(
+        stat.contains("Quota: 80000 of 100000 bytes, 1 of 3 files used"),
+        "{stat}"
+    );
+    c.expect("QUIT", 221);
+    s.signal("TERM");
+    assert!(s.wait_exit(std::time::Duration::from_secs(20)).is_some());
+    // A new fxpd process on the same users file and root.
+    let again = Server::builder()
+        .config(&format!(
+            "root = {:?}\nusers_file = {:?}\n",
+            s.root.display().to_string(),
+            s.users_file.display().to_string()
+        ))
+        .start();
+    let mut c = again.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    let stat = c.expect("STAT", 211).text();
+    assert!(stat.contains("Quota: 80000 of 100000 bytes"), "{stat}");
+    // 20 000 bytes left after the restart: 30 000 cross it.
+    assert_eq!(
+        try_upload(&mut c, "STOR", "b.bin", &random_bytes(30_000)).code,
+        552
+    );
+    assert!(!s.home("qa").join("b.bin").exists());
+    let o = cli_user(&s.users_file, &["show", "qa"]);
+    assert_success(&o, "fxpd user show qa");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("quota_bytes: 100000") && out.contains("quota_files: 3"),
+        "{out}"
+    );
+    assert!(out.contains("quota usage: 80000 bytes, 1 files"), "{out}");
+}
+
+#[test]
+fn quota_scan_corrects_a_usage_file_edited_by_hand() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("a.bin", &random_bytes(10_000));
+    // Files put there behind fxpd's back, and a usage file edited by hand to say "full".
+    write_file(&home.join("sub/b.bin"), &[1u8; 5_000]);
+    let state = s.users_file.parent().unwrap().join("quota.json");
+    fs::write(&state, r#"{ "qa": { "bytes": 100000, "files": 3 } }"#).unwrap();
+    assert_eq!(try_upload(&mut c, "STOR", "c.bin", b"x").code, 552);
+    let o = cli_user(
+        &s.users_file,
+        &["quota-scan", "qa", "--root", &s.root.display().to_string()],
+    );
+    assert_success(&o, "fxpd user quota-scan qa");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("15000 bytes in 2 files"), "{out}");
+    assert_eq!(recorded(&s, "qa"), (15_000, 2));
+    // The running server sees the recount at once.
+    c.stor("c.bin", b"x");
+    assert_eq!(recorded(&s, "qa"), (15_001, 3));
+    // An unknown user is an error naming it, and the file is left alone.
+    let o = cli_user(
+        &s.users_file,
+        &["quota-scan", "nobody", "--root", &s.root.display().to_string()],
+    );
+    assert!(!o.status.success());
+    assert_eq!(recorded(&s, "qa"), (15_001, 3));
+}
+
+#[test]
+fn user_set_edits_the_quota_and_rnto_over_a_file_frees_it() {
+    let s = quota_server();
+    let mut c = s.login("qa", PASS);
+    c.stor("a.txt", &[b'a'; 10]);
+    c.stor("b.txt", &[b'b'; 20]);
+    assert_eq!(recorded(&s, "qa"), (30, 2));
+    // Renaming a onto b replaces b: its 20 bytes and one file are freed.
+    c.expect("RNFR a.txt", 350);
+    c.expect("RNTO b.txt", 250);
+    assert_eq!(recorded(&s, "qa"), (10, 1));
+    // The user's own quota, set with the CLI, beats the group's.
+    let o = cli_user(
+        &s.users_file,
+        &["set", "qa", "--quota-bytes", "50", "--quota-files", "1"],
+    );
+    assert_success(&o, "fxpd user set qa --quota-bytes 50 --quota-files 1");
+    s.reload().unwrap();
+    let stat = c.expect("STAT", 211).text();
+    assert!(
+        stat.contains("Quota: 10 of 50 bytes, 1 of 1 files used"),
+        "{stat}"
+    );
+    assert_eq!(try_upload(&mut c, "STOR", "c.txt", b"c").code, 552);
+    // Cleared, the group's applies again.
+    let o = cli_user(&s.users_file, &["set", "qa", "--clear", "quota-files"]);
+    assert_success(&o, "fxpd user set qa --clear quota-files");
+    s.reload().unwrap();
+    c.stor("c.txt", b"c");
+    assert_eq!(recorded(&s, "qa"), (11, 2));
+}
