@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::io::Write;
 
 const QUOTA: &str = r#"
 [[group]]
@@ -26,18 +25,6 @@ fn quota_server() -> Server {
     assert_success(&o, "fxpd user set qa --groups metered");
     s.reload().unwrap();
     s
-}
-
-fn try_upload(c: &mut Ctrl, verb: &str, name: &str, bytes: &[u8]) -> Reply {
-    let addr = c.pasv();
-    let mut data = data_connect(addr);
-    let r = c.cmd(&format!("{verb} {name}"));
-    if r.code != 150 && r.code != 125 {
-        return r;
-    }
-    let _ = data.write_all(bytes);
-    drop(data);
-    c.read_reply()
 }
 
 /// The usage `quota.json` records for `account`: (bytes, files).
@@ -61,7 +48,7 @@ fn allo_past_the_quota_is_refused_before_data_and_dele_frees_it() {
     assert_eq!(recorded(&s, "qa"), (60_000, 1));
     // 40 000 bytes left: an announced 50 000 is refused before 150, nothing created.
     c.expect("ALLO 50000", 200);
-    let r = try_upload(&mut c, "STOR", "b.bin", b"x");
+    let r = c.try_upload("STOR", "b.bin", b"x");
     assert_eq!(
         r.first(),
         "552 Quota exceeded: this account may hold at most 100000 bytes."
@@ -78,7 +65,7 @@ fn allo_past_the_quota_is_refused_before_data_and_dele_frees_it() {
     c.stor("c.bin", &random_bytes(100_000));
     assert_eq!(recorded(&s, "qa"), (100_000, 1));
     // Full: refused before any data.
-    assert_eq!(try_upload(&mut c, "STOR", "d.bin", b"").code, 552);
+    assert_eq!(c.try_upload("STOR", "d.bin", b"").code, 552);
     assert!(!home.join("d.bin").exists());
 }
 
@@ -90,7 +77,7 @@ fn the_file_count_is_enforced() {
     for name in ["1.txt", "2.txt", "3.txt"] {
         c.stor(name, b"one");
     }
-    let r = try_upload(&mut c, "STOR", "4.txt", b"four");
+    let r = c.try_upload("STOR", "4.txt", b"four");
     assert_eq!(
         r.first(),
         "552 Quota exceeded: this account may hold at most 3 files."
@@ -172,10 +159,7 @@ fn usage_survives_a_restart_and_stat_and_user_show_report_it() {
     let stat = c.expect("STAT", 211).text();
     assert!(stat.contains("Quota: 80000 of 100000 bytes"), "{stat}");
     // 20 000 bytes left after the restart: 30 000 cross it.
-    assert_eq!(
-        try_upload(&mut c, "STOR", "b.bin", &random_bytes(30_000)).code,
-        552
-    );
+    assert_eq!(c.try_upload("STOR", "b.bin", &random_bytes(30_000)).code, 552);
     assert!(!s.home("qa").join("b.bin").exists());
     let o = cli_user(&s.users_file, &["show", "qa"]);
     assert_success(&o, "fxpd user show qa");
@@ -198,7 +182,7 @@ fn quota_scan_corrects_a_usage_file_edited_by_hand() {
     write_file(&home.join("sub/b.bin"), &[1u8; 5_000]);
     let state = s.users_file.parent().unwrap().join("quota.json");
     fs::write(&state, r#"{ "qa": { "bytes": 100000, "files": 3 } }"#).unwrap();
-    assert_eq!(try_upload(&mut c, "STOR", "c.bin", b"x").code, 552);
+    assert_eq!(c.try_upload("STOR", "c.bin", b"x").code, 552);
     let o = cli_user(
         &s.users_file,
         &["quota-scan", "qa", "--root", &s.root.display().to_string()],
@@ -242,7 +226,7 @@ fn user_set_edits_the_quota_and_rnto_over_a_file_frees_it() {
         stat.contains("Quota: 10 of 50 bytes, 1 of 1 files used"),
         "{stat}"
     );
-    assert_eq!(try_upload(&mut c, "STOR", "c.txt", b"c").code, 552);
+    assert_eq!(c.try_upload("STOR", "c.txt", b"c").code, 552);
     // Cleared, the group's applies again.
     let o = cli_user(&s.users_file, &["set", "qa", "--clear", "quota-files"]);
     assert_success(&o, "fxpd user set qa --clear quota-files");

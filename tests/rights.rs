@@ -348,19 +348,6 @@ fn drop_box_with_lftp() {
 // Groups, precedence, live reload
 // ---------------------------------------------------------------------------------------------
 
-/// Upload `bytes` as `name` and return the final reply (or the refusal before any data).
-fn try_upload(c: &mut Ctrl, verb: &str, name: &str, bytes: &[u8]) -> Reply {
-    let addr = c.pasv();
-    let mut data = data_connect(addr);
-    let r = c.cmd(&format!("{verb} {name}"));
-    if r.code != 150 && r.code != 125 {
-        return r;
-    }
-    let _ = data.write_all(bytes);
-    drop(data);
-    c.read_reply()
-}
-
 const STAFF: &str = r#"
 [[group]]
 name = "staff"
@@ -436,7 +423,7 @@ fn group_rules_are_inherited_and_the_users_own_override_them() {
     let r = c.expect("MKD /shared/x", 550);
     assert_eq!(r.first(), "550 Access is denied: no mkdir right at /shared/x.");
     // Outside /shared the user is read-only (write = false).
-    let r = try_upload(&mut c, "STOR", "/top2.txt", b"no");
+    let r = c.try_upload("STOR", "/top2.txt", b"no");
     assert_eq!(r.first(), "550 Access is denied: no upload right at /.");
     c.expect("DELE /top.txt", 550);
     assert_eq!(c.retr("/top.txt"), b"top");
@@ -501,7 +488,7 @@ fn rights_reload_for_an_open_session() {
     );
     s.reload().unwrap();
     // The same session, after the reload.
-    let r = try_upload(&mut c, "STOR", "b.txt", b"two");
+    let r = c.try_upload("STOR", "b.txt", b"two");
     assert_eq!(r.first(), "550 Access is denied: no upload right at /.");
     let r = c.expect("MKD e", 550);
     assert_eq!(r.first(), "550 Access is denied: no mkdir right at /.");
@@ -509,7 +496,7 @@ fn rights_reload_for_an_open_session() {
     c.stor("a.txt", b"three");
     assert_eq!(fs::read(s.home("bob").join("a.txt")).unwrap(), b"three");
     write_file(&s.home("bob").join("Setup.EXE"), b"old");
-    let r = try_upload(&mut c, "STOR", "Setup.EXE", b"new");
+    let r = c.try_upload("STOR", "Setup.EXE", b"new");
     assert_eq!(r.first(), "553 File name not allowed: it matches *.exe.");
     assert!(!s.home("bob").join("b.txt").exists() && !s.home("bob").join("e").exists());
     // A removed account can do nothing in its open session.
@@ -551,7 +538,7 @@ fn denied_file_names_are_refused_with_553() {
     write_file(&home.join("a.txt"), b"text");
     let mut c = s.login("eve", PASS);
     for name in ["x.exe", "Y.EXE", "sub/../z.Exe", "run.bat"] {
-        let r = try_upload(&mut c, "STOR", name, b"MZ");
+        let r = c.try_upload("STOR", name, b"MZ");
         assert_eq!(r.code, 553, "STOR {name} -> {r}");
         assert!(
             r.first().starts_with("553 File name not allowed: it matches "),
@@ -598,7 +585,7 @@ fn hidden_segments_are_not_listed_and_not_reachable() {
         let r = c.expect(line, 550);
         assert_eq!(r.first(), missing, "{line} told more than a missing file");
     }
-    let r = try_upload(&mut c, "RETR", ".git/config", b"");
+    let r = c.try_upload("RETR", ".git/config", b"");
     assert_eq!(r.first(), missing);
     assert_eq!(fs::read(home.join(".git/config")).unwrap(), b"secret");
 }
@@ -615,11 +602,11 @@ fn an_upload_over_the_size_limit_stops_with_552_and_leaves_nothing() {
     c.expect("TYPE I", 200);
 
     // A new file crossing the limit mid-transfer: 552, the partial file is gone.
-    let r = try_upload(&mut c, "STOR", "big.bin", &random_bytes(1_000_000));
+    let r = c.try_upload("STOR", "big.bin", &random_bytes(1_000_000));
     assert_eq!(r.code, 552, "{r}");
     assert!(!home.join("big.bin").exists(), "the partial file stayed");
     // An append crossing it: the file is cut back to what it held.
-    let r = try_upload(&mut c, "APPE", "small.bin", &random_bytes(1_000_000));
+    let r = c.try_upload("APPE", "small.bin", &random_bytes(1_000_000));
     assert_eq!(r.code, 552, "{r}");
     assert_eq!(sha256_file(&home.join("small.bin")), small_sha);
     assert_eq!(tree_hashes(&home), before, "the rest of the home changed");
@@ -630,7 +617,7 @@ fn an_upload_over_the_size_limit_stops_with_552_and_leaves_nothing() {
     // A resume that starts past the limit is refused before any data.
     write_file(&home.join("grown.bin"), &vec![1u8; 150_000]);
     c.expect("REST 150000", 350);
-    let r = try_upload(&mut c, "STOR", "grown.bin", b"more");
+    let r = c.try_upload("STOR", "grown.bin", b"more");
     assert_eq!(
         r.first(),
         "552 Upload too large: files may have at most 100000 bytes."
@@ -650,13 +637,13 @@ fn allo_beyond_the_size_limit_refuses_the_upload_before_any_data() {
     // Announced too large: STOR over an existing file is refused before 150, and the file
     // is not truncated; APPE counts what the file holds already.
     c.expect("ALLO 100001", 200);
-    let r = try_upload(&mut c, "STOR", "small.bin", b"would truncate");
+    let r = c.try_upload("STOR", "small.bin", b"would truncate");
     assert_eq!(
         r.first(),
         "552 Upload too large: files may have at most 100000 bytes."
     );
     c.expect("ALLO 99500", 200);
-    assert_eq!(try_upload(&mut c, "APPE", "small.bin", b"x").code, 552);
+    assert_eq!(c.try_upload("APPE", "small.bin", b"x").code, 552);
     c.expect("ALLO 200000 R 512", 200);
     let _data = data_connect(c.pasv());
     assert_eq!(c.cmd("STOU").code, 552);
@@ -882,16 +869,16 @@ fn rights_and_the_size_limit_on_s3() {
         "{:?}",
         moto.keys(bucket)
     );
-    let r = try_upload(&mut c, "STOR", "/incoming/a.bin", b"again");
+    let r = c.try_upload("STOR", "/incoming/a.bin", b"again");
     assert_eq!(r.first(), "550 Access is denied: no overwrite right at /.");
-    let r = try_upload(&mut c, "RETR", "/incoming/a.bin", b"");
+    let r = c.try_upload("RETR", "/incoming/a.bin", b"");
     assert_eq!(r.first(), "550 Access is denied: no download right at /incoming.");
-    let r = try_upload(&mut c, "NLST", "/incoming", b"");
+    let r = c.try_upload("NLST", "/incoming", b"");
     assert_eq!(r.first(), "550 Access is denied: no list right at /incoming.");
     c.expect("DELE /incoming/a.bin", 550);
     assert_eq!(c.retr("/pub.bin"), b"public");
     // Over the limit: 552, no object and no multipart upload left.
-    let r = try_upload(&mut c, "STOR", "/incoming/big.bin", &random_bytes(1_000_000));
+    let r = c.try_upload("STOR", "/incoming/big.bin", &random_bytes(1_000_000));
     assert_eq!(r.code, 552, "{r}");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let left_over =

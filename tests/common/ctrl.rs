@@ -294,6 +294,20 @@ impl Ctrl {
         Ctrl::assert_transfer_end(&line, &self.read_reply());
     }
 
+    /// Passive `verb name` upload that may be refused: the refusal before any data, or the
+    /// final reply after `bytes` were sent (written as far as the server takes them).
+    pub fn try_upload(&mut self, verb: &str, name: &str, bytes: &[u8]) -> Reply {
+        let addr = self.pasv();
+        let mut data = data_connect(addr);
+        let r = self.cmd(&format!("{verb} {name}"));
+        if r.code != 150 && r.code != 125 {
+            return r;
+        }
+        let _ = data.write_all(bytes);
+        drop(data);
+        self.read_reply()
+    }
+
     /// A passive listing command (LIST, NLST, MLSD ...) returning the text.
     pub fn listing(&mut self, line: &str) -> String {
         let mut data = self.start_passive(line);
