@@ -5,7 +5,8 @@
 //!   drain on shutdown;
 //! - [`admission`]: who may take a seat (connections not logged in, logged-in sessions);
 //! - [`state`]: the server-wide state ([`Shared`], [`Settings`]) and its reload;
-//! - [`user_sessions`]: sessions logged in per account (the users file's `max_sessions`).
+//! - [`user_sessions`]: sessions logged in per account (the users file's `max_sessions`);
+//! - [`workers`]: the session threads each admitted connection runs on.
 //! - [`live`]: every open session and its running transfer, which sessions publish and the
 //!   admin listener reads; [`metrics`]: the counted events and the Prometheus exposition.
 //!
@@ -18,6 +19,7 @@ pub mod live;
 pub mod metrics;
 pub mod state;
 pub mod user_sessions;
+pub mod workers;
 
 pub use state::{Settings, Shared};
 
@@ -33,6 +35,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+use workers::Workers;
 
 /// Listen backlog: large enough that a burst of logins is not refused by the kernel.
 const BACKLOG: u32 = 1024;
@@ -77,14 +80,16 @@ pub struct Admitted {
 }
 
 /// Accept on every listener until `shared.shutdown` is cancelled, running `session` on each
-/// admitted connection in a task of its own, then wait for the sessions to end: idle ones
-/// close at once, running transfers get `grace` to finish.
+/// admitted connection in a task of its own on one of the session threads ([`workers`]), then
+/// wait for the sessions to end: idle ones close at once, running transfers get `grace` to
+/// finish.
 pub async fn serve<S, F>(listeners: Vec<Listener>, shared: Arc<Shared>, grace: Duration, session: S)
 where
     S: Fn(Arc<Shared>, Admitted) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let tracker = TaskTracker::new();
+    let workers = Arc::new(Workers::start());
     let admission = Arc::new(Admission::default());
     let admitting = Arc::new(tokio::sync::Semaphore::new(MAX_ADMITTING));
     for Listener {
@@ -97,6 +102,7 @@ where
         let admitting = admitting.clone();
         let inner = tracker.clone();
         let session = session.clone();
+        let workers = workers.clone();
         tracker.spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -119,10 +125,25 @@ where
                     refuse(stream, unavailable("Too many connections, try again later.")).await;
                     continue;
                 };
+                // The connection moves to a session thread's reactor (see `workers`).
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::warn!(client = %peer, error = %e, "cannot hand the connection to a session thread");
+                        continue;
+                    }
+                };
                 let shared = shared.clone();
                 let admission = admission.clone();
                 let session = session.clone();
-                inner.spawn(async move {
+                workers.spawn(&inner, async move {
+                    let stream = match TcpStream::from_std(stream) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::warn!(client = %peer, error = %e, "cannot adopt the connection on a session thread");
+                            return;
+                        }
+                    };
                     let Some(client) = identify(stream, peer, &shared).await else { return };
                     let Client { stream, addr, proxy } = client;
                     let ip = crate::policy::normalize(addr.ip());
@@ -178,6 +199,9 @@ where
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("grace period over, closing the remaining sessions");
     }
+    // The session threads stop (dropping what is left of the sessions) once the accept loops,
+    // which hold the other references, are gone; that wait blocks this thread only briefly.
+    drop(workers);
 }
 
 /// A connection with its client address settled.
