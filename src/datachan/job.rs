@@ -263,17 +263,25 @@ async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<Sock
         throttle,
         max_bytes,
     };
+    // The TLS handshake and the async copy loops hold large state: they are boxed, so the
+    // task of a small clear-text transfer (most of them) stays small to spawn and to poll.
     let result = match protection {
         None => io.run_plain(job, stream).await,
-        Some(protection) => match protection.secure(stream, timeout).await {
-            Ok(tls) => io.run_async(job, tls, true).await,
-            Err(error) => {
-                return Outcome::NoConnection {
-                    error,
-                    refused: refused(),
+        Some(protection) => {
+            let secured = Box::pin(async move {
+                let tls = protection.secure(stream, timeout).await?;
+                Ok(io.run_async(job, tls, true).await)
+            });
+            match secured.await {
+                Ok(result) => result,
+                Err(error) => {
+                    return Outcome::NoConnection {
+                        error,
+                        refused: refused(),
+                    }
                 }
             }
-        },
+        }
     };
     match result {
         Ok(bytes) => Outcome::Complete {
@@ -311,7 +319,7 @@ impl TransferIo {
         let inline = throttle.is_unlimited();
         if self.max_bytes.is_some() && job.receives() {
             // A size limit is counted in the async loop.
-            return self.run_async(job, stream, false).await;
+            return Box::pin(self.run_async(job, stream, false)).await;
         }
         match job {
             Job::SendFile { file, left } if !self.ascii => {
@@ -343,7 +351,7 @@ impl TransferIo {
                 })
                 .await
             }
-            job => self.run_async(job, stream, false).await,
+            job => Box::pin(self.run_async(job, stream, false)).await,
         }
     }
 

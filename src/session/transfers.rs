@@ -235,11 +235,11 @@ impl Session {
     /// Which right an upload needs, and how its file is opened: STOR of a new file is
     /// `upload` (opened exclusively), over an existing one `overwrite`; APPE to an existing
     /// file, and STOR after REST, are `append`; APPE of a missing file creates it (`upload`).
-    /// Also returns where the upload starts writing.
-    async fn upload_right(&self, target: &str, offset: u64, append: bool) -> (Right, WriteMode, u64) {
-        let existing = self.home().file_stat(target).await.ok();
+    /// Also returns where the upload starts writing. `existing`: the target's size, if it is
+    /// there.
+    fn upload_right(offset: u64, append: bool, existing: Option<u64>) -> (Right, WriteMode, u64) {
         match (append, offset, existing) {
-            (true, _, Some(stat)) => (Right::Append, WriteMode::Append, stat.len),
+            (true, _, Some(len)) => (Right::Append, WriteMode::Append, len),
             (true, _, None) => (Right::Upload, WriteMode::Append, 0),
             (false, 0, Some(_)) => (Right::Overwrite, WriteMode::At(0), 0),
             (false, 0, None) => (Right::Upload, WriteMode::New, 0),
@@ -321,10 +321,11 @@ impl Session {
         announced: Option<u64>,
     ) -> Handled {
         let target = resolve(&self.login().cwd, arg);
-        let (right, mode, start) = self.upload_right(&target, offset, append).await;
+        // One look at the target decides the right it needs and what the quota charges.
+        let before = self.home().file_stat(&target).await.ok().map(|s| s.len);
+        let (right, mode, start) = Self::upload_right(offset, append, before);
         self.may(&target, right)?;
         self.transfer_precheck()?;
-        let before = self.home().file_stat(&target).await.ok().map(|s| s.len);
         let limit = self.upload_limit(start, announced)?;
         let (room, charge) = self.quota_room(before, start, announced)?;
         let limit = merge_limits(limit, room, start);

@@ -121,7 +121,10 @@ impl FsHome {
         if offset > size {
             return Err(Error::RestartBeyondEnd { offset, size });
         }
-        file.seek(SeekFrom::Start(offset))?;
+        // A file opened just now is at its start: no seek for a whole-file download.
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))?;
+        }
         Ok((
             Download::File {
                 file,
@@ -187,7 +190,9 @@ impl FsHome {
         } else if len != offset {
             file.set_len(offset)?;
         }
-        file.seek(SeekFrom::Start(offset))?;
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))?;
+        }
         Ok(Upload::File(file))
     }
 
