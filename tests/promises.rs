@@ -1,5 +1,6 @@
 //! Promises of the README that no other suite pins down: passive ports that cannot be
-//! predicted, and the systemd `Type=notify` protocol the service unit relies on.
+//! predicted, the systemd `Type=notify` protocol the service unit relies on, reload, upload
+//! theft, the security table, and the client gate that keeps tests from passing unrun.
 //!
 //! Each test starts the real binary (tests/common) on loopback.
 
@@ -177,20 +178,31 @@ fn a_stranger_first_on_an_upload_passive_port_stores_nothing() {
     c.expect("TYPE I", 200);
     let addr = c.pasv();
     let mut thief = connect_from("127.0.0.9".parse().unwrap(), addr);
+    // The stranger sends a whole "file" and ends it, as a client would.
     let _ = thief.write_all(&[b'X'; 64 * 1024]);
+    let _ = thief.shutdown(std::net::Shutdown::Write);
     let data = random_bytes(1024 * 1024 + 7);
     let mut d = data_connect(addr);
     let r = c.cmd("STOR up.bin");
     assert_eq!(r.code, 150, "STOR -> {r}");
-    d.write_all(&data).unwrap();
+    // A failed write shows in the reply and the hash below, which say more than the error.
+    if let Err(e) = d.write_all(&data) {
+        eprintln!("the client's data connection failed: {e}");
+    }
     drop(d);
     let r = c.read_reply();
     assert_eq!(r.code, 226, "STOR -> {r}");
+    let stored = std::fs::read(s.home("alice").join("up.bin")).unwrap();
+    assert!(
+        stored == data,
+        "the stored file is not the client's: {} bytes, {} of them the stranger's X",
+        stored.len(),
+        stored.iter().filter(|&&b| b == b'X').count()
+    );
     assert!(
         r.text().contains("127.0.0.9"),
         "the 226 names the refused stranger: {r}"
     );
-    assert_eq!(sha256_file(&s.home("alice").join("up.bin")), sha256_bytes(&data));
     // The stranger got nothing back and was closed.
     thief.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 16];
@@ -303,4 +315,70 @@ fn readme_security_table_states_the_real_defaults() {
             "the README's security table does not state the default of `{key}`; it states {claims:?}"
         );
     }
+}
+
+/// Set in the child process of [`the_client_gate_fails_on_a_missing_client_and_records_a_skip`]:
+/// the name of the client the child asks the gate for.
+const GATE_PROBE_ENV: &str = "FXPD_TEST_GATE_PROBE";
+
+/// The gate every external-client test passes (tests/common: `require_client`) cannot let a
+/// test pass without running: with `FXPD_EXTERNAL_CLIENTS=1` a missing client fails the test,
+/// and without it the skip is written to `FXPD_SKIP_LOG`, which `tests/run.sh` turns into a
+/// failure. The test runs this same test binary again as a child, with a controlled
+/// environment, and reads the child's outcome.
+#[test]
+fn the_client_gate_fails_on_a_missing_client_and_records_a_skip() {
+    if let Ok(client) = std::env::var(GATE_PROBE_ENV) {
+        // The child: ask the gate, and say what it answered.
+        let runs = require_client(&client);
+        println!("GATE ANSWERED {runs}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("skipped.log");
+    let child = |client: &str, external: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "the_client_gate_fails_on_a_missing_client_and_records_a_skip",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(GATE_PROBE_ENV, client)
+        .env(SKIP_LOG_ENV, &log)
+        .env_remove(EXTERNAL_ENV);
+        if let Some(v) = external {
+            cmd.env(EXTERNAL_ENV, v);
+        }
+        run_with_timeout(&mut cmd, 60)
+    };
+
+    // A missing client with the gate set: the test fails, naming the client.
+    let out = child("fxpd-no-such-client", Some("1"));
+    let text = describe_output(&out);
+    assert!(!out.status.success(), "a missing client passed: {text}");
+    assert!(text.contains("fxpd-no-such-client not installed"), "{text}");
+    assert!(!text.contains("GATE ANSWERED"), "{text}");
+
+    // A present client with the gate set: the test runs, and nothing is recorded as skipped.
+    let out = child("sh", Some("1"));
+    let text = describe_output(&out);
+    assert!(
+        out.status.success() && text.contains("GATE ANSWERED true"),
+        "{text}"
+    );
+    assert!(!log.exists(), "a test that ran was logged as skipped");
+
+    // Without the gate: the test returns without running, and says so in the skip log.
+    let out = child("sh", None);
+    let text = describe_output(&out);
+    assert!(
+        out.status.success() && text.contains("GATE ANSWERED false"),
+        "{text}"
+    );
+    let skipped = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        skipped.contains("the_client_gate_fails_on_a_missing_client_and_records_a_skip")
+            && skipped.contains(EXTERNAL_ENV),
+        "the skip was not recorded for tests/run.sh: {skipped:?}"
+    );
 }
