@@ -140,7 +140,8 @@ impl PassiveListener {
             match socket.bind(addr) {
                 Ok(()) => {
                     let listener = socket.listen(ACCEPT_BACKLOG)?;
-                    let local = listener.local_addr()?;
+                    // Bound to this very address (a port of the range, never 0): no getsockname.
+                    let local = addr;
                     let who = grant.who().clone();
                     let refused = Arc::new(Mutex::new(RefusedLog::default()));
                     let (hold, held) = oneshot::channel();
