@@ -69,7 +69,10 @@ impl Tls {
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PeerServerVerifier(provider)))
+            .with_custom_certificate_verifier(Arc::new(ServerVerifier {
+                accept: ServerCert::Any,
+                provider,
+            }))
             .with_no_client_auth();
         Ok(Some(Arc::new(Tls {
             server: Arc::new(server),
@@ -261,25 +264,46 @@ impl TicketUse {
     }
 }
 
-/// A certificate check that accepts any certificate but still verifies the handshake
-/// signatures. Used for the client role on FXP data connections (SSCN/CPSV): the other
-/// server is named only by the address the FXP client passed in PORT/PASV, so there is no
-/// name to verify its certificate against; like other FXP-capable servers, fxpd encrypts such
-/// a connection but does not authenticate the peer (which addresses may be connected to at
-/// all is still decided by the FXP policy).
+/// Which server certificate a client-role TLS connection accepts. The handshake signatures
+/// are verified against that certificate either way, so the peer must hold its key.
 #[derive(Debug)]
-pub(crate) struct PeerServerVerifier(pub(crate) Arc<rustls::crypto::CryptoProvider>);
+pub(crate) enum ServerCert {
+    /// Any certificate. Used for the client role on FXP data connections (SSCN/CPSV): the
+    /// other server is named only by the address the FXP client passed in PORT/PASV, so there
+    /// is no name to verify its certificate against; like other FXP-capable servers, fxpd
+    /// encrypts such a connection but does not authenticate the peer (which addresses may be
+    /// connected to at all is still decided by the FXP policy).
+    Any,
+    /// Exactly this certificate, with the message for any other (the admin CLI pins the
+    /// server's own `tls.certificate`).
+    Pinned(CertificateDer<'static>, &'static str),
+}
 
-impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
+/// The certificate check of fxpd's client-role TLS connections (see [`ServerCert`]).
+#[derive(Debug)]
+pub(crate) struct ServerVerifier {
+    pub(crate) accept: ServerCert,
+    pub(crate) provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
+        match &self.accept {
+            ServerCert::Any => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            // SECURITY: only the holder of the pinned certificate's key gets through (the
+            // handshake signature is checked below against this certificate).
+            ServerCert::Pinned(pinned, _) if end_entity.as_ref() == pinned.as_ref() => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            ServerCert::Pinned(_, refusal) => Err(rustls::Error::General((*refusal).into())),
+        }
     }
 
     fn verify_tls12_signature(
@@ -288,7 +312,8 @@ impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -297,11 +322,14 @@ impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -329,6 +357,33 @@ mod tests {
         reuser.note(8);
         reuser.note(9);
         assert!(!reuser.spends_tickets(), "a reuse is never forgotten");
+    }
+
+    #[test]
+    fn a_pinned_server_certificate_admits_only_itself() {
+        use rustls::client::danger::ServerCertVerifier;
+        let make = || {
+            let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+            CertificateDer::from(cert.cert.der().to_vec())
+        };
+        let (pinned, other) = (make(), make());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let check = |accept: ServerCert, cert: &CertificateDer<'_>| {
+            let verifier = ServerVerifier {
+                accept,
+                provider: provider.clone(),
+            };
+            let name = ServerName::try_from("localhost").unwrap();
+            verifier.verify_server_cert(cert, &[], &name, &[], UnixTime::now())
+        };
+        let pin = || ServerCert::Pinned(pinned.clone(), "not the pinned certificate");
+        assert!(check(pin(), &pinned).is_ok());
+        let refused = check(pin(), &other).unwrap_err();
+        assert!(
+            refused.to_string().contains("not the pinned certificate"),
+            "{refused}"
+        );
+        assert!(check(ServerCert::Any, &other).is_ok());
     }
 
     #[test]
