@@ -19,6 +19,10 @@ under Wine. Loopback only; every socket has a timeout.
   ftp_client.py upload  --server HOST:PORT --file NAME --sha256 HEX --local PATH
       STOR of the local file PATH (whose SHA-256 is HEX) as NAME, then RETR of NAME: the
       download must have the same hash (passive mode).
+  ftp_client.py dropbox --server HOST:PORT --file DIR/NAME --sha256 HEX --local PATH [--denied NAME]
+      STOR of PATH as DIR/NAME into a drop box, then LIST of DIR, RETR and a second STOR of
+      DIR/NAME must get 550 naming the right (list, download, overwrite), and STOR of
+      DIR/--denied (default tool.exe) 553. The caller checks the stored file on the disk.
   ftp_client.py live    --server HOST:PORT --file NAME --sha256 HEX
       ONE control session (login, TYPE I) driven by commands on stdin, one per line, so that
       a test can change the server's configuration between them:
@@ -35,6 +39,7 @@ Prints one line (`ok: ...` or `FAIL: ...`); exit code 0 on success, 1 on failure
 import argparse
 import ftplib
 import hashlib
+import io
 import socket
 import sys
 import time
@@ -106,6 +111,36 @@ def upload(args):
     ftp.quit()
     return "STOR %s: %s; RETR: %d bytes, sha256 ok, %s" % (
         args.file, stored.split(" ")[0], size[0], done.split(" ")[0])
+
+
+def dropbox(args):
+    """A drop box: a new file goes in (and is on the disk, checked by the caller); listing it,
+    downloading it and overwriting it are refused with 550 naming the right; a denied file
+    name is refused with 553 naming the pattern."""
+    ftp = connect(args.server)
+    ftp.set_pasv(True)
+    with open(args.local, "rb") as f:
+        stored = ftp.storbinary("STOR " + args.file, f)
+    folder = args.file.rsplit("/", 1)[0]
+    tries = (
+        ("list", "550", lambda: ftp.nlst(folder)),
+        ("download", "550", lambda: ftp.retrbinary("RETR " + args.file, lambda data: None)),
+        ("overwrite", "550", lambda: ftp.storbinary("STOR " + args.file, io.BytesIO(b"replaced"))),
+        (args.denied, "553", lambda: ftp.storbinary("STOR %s/%s" % (folder, args.denied), io.BytesIO(b"MZ"))),
+    )
+    refused = []
+    for what, code, attempt in tries:
+        try:
+            reply = attempt()
+        except ftplib.error_perm as e:
+            reply = str(e)
+            if not (reply.startswith(code) and (what in reply or code == "553")):
+                raise Failure("%s: expected %s naming it, got %r" % (what, code, reply))
+            refused.append(reply)
+            continue
+        raise Failure("%s in the drop box was allowed: %r" % (what, reply))
+    ftp.quit()
+    return "STOR %s: %s; refused: %s" % (args.file, stored.split(" ")[0], " | ".join(refused))
 
 
 def foreign_port(ftp, args, quit):
@@ -260,19 +295,20 @@ def port_until(ftp, args, expect, within):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("mode", choices=["active", "theft", "passive", "live", "login", "upload"])
+    parser.add_argument("mode", choices=["active", "theft", "passive", "live", "login", "upload", "dropbox"])
     parser.add_argument("--server", required=True)
     parser.add_argument("--file", required=True)
     parser.add_argument("--sha256", required=True)
     parser.add_argument("--expect", choices=["refused", "accepted"], default="accepted")
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
-    parser.add_argument("--local", help="upload: the local file to STOR")
+    parser.add_argument("--local", help="upload, dropbox: the local file to STOR")
+    parser.add_argument("--denied", default="tool.exe", help="dropbox: a file name the rules deny")
     args = parser.parse_args()
     USER.update(user=args.user, passwd=args.password)
     try:
         run = {"active": active, "theft": theft, "passive": passive, "live": live, "login": login,
-               "upload": upload}[args.mode]
+               "upload": upload, "dropbox": dropbox}[args.mode]
         print("ok: " + run(args))
         return 0
     except (Failure, OSError, EOFError, ftplib.Error) as e:

@@ -17,7 +17,9 @@
 #   - the hardened defaults as shipped: anonymous refused (530); a user added with the installed
 #     `fxpd.exe user add` (password on stdin) and `fxpd.exe service reload` logs in, is refused a
 #     foreign PORT (504 foreign-address), downloads a file and uploads one (SHA-256 checked on
-#     both ends); the W3C log in %ProgramData%\fxpd\logs has the transfer;
+#     both ends); `fxpd.exe user set` makes a drop box with a denied extension, and after a
+#     reload a new file goes in while listing, downloading, overwriting and a `.exe` are refused;
+#     the W3C log in %ProgramData%\fxpd\logs has the transfer;
 #   - a second install.cmd keeps the administrator's edited config (its banner greets the next
 #     client) and the users file, and restarts the service;
 #   - uninstall.cmd removes the service (`sc query fxpd` fails, the port is closed) and the
@@ -199,6 +201,29 @@ install_test() {
         pass "installed service, alice uploads (--write): $out; the file on the Windows disk has the same SHA-256"
     else
         fail "installed service: alice's upload" "$out"
+    fi
+    # ---- rights on Windows: a drop box and a denied extension set with `fxpd.exe user set`.
+    mkdir -p "$data/root/alice/dropbox"
+    win rights "$exe" user set alice --users "$users_win" --deny '/dropbox=list,download,overwrite' \
+        --deny-files '*.exe'
+    local set_rc=$rc
+    win reload-rights "$exe" service reload
+    local boxed=""
+    for ((i = 0; i < 20; i++)); do
+        if ins_ftp alice-dropbox dropbox --user alice --password "$password" --file dropbox/in.bin \
+            --sha256 "$up_sha" --local "$ins_log/up.bin"; then
+            boxed=1
+            break
+        fi
+        sleep 0.5
+    done
+    if [ "$set_rc" -eq 0 ] && [ -n "$boxed" ] &&
+        [ "$(sha256sum "$data/root/alice/dropbox/in.bin" | cut -d' ' -f1)" = "$up_sha" ] &&
+        [ ! -e "$data/root/alice/dropbox/tool.exe" ]; then
+        pass "rights on Windows (fxpd.exe user set + service reload): $out; the stored file has the same SHA-256, tool.exe is not on the disk"
+    else
+        fail "rights on Windows: a drop box and a denied name (user set exit $set_rc)" \
+            "$(cat "$ins_log/rights.txt")" "$(cat "$ins_log/reload-rights.txt")" "$out"
     fi
     local w3c="" w3c_ok=""
     for ((i = 0; i < 25; i++)); do
