@@ -113,6 +113,33 @@ fn a_slow_loris_trickling_bytes_is_cut_off() {
     assert!(elapsed < Duration::from_secs(8), "cut off only after {elapsed:?}");
 }
 
+/// After login the idle timeout is the bound: bytes that never make a whole command do not
+/// push it back, so a logged-in session cannot be held open by a trickle either.
+#[test]
+fn a_logged_in_session_trickling_bytes_is_cut_off_at_the_idle_timeout() {
+    let s = Server::with_alice("[limits]\nlogin_timeout_secs = 600\nidle_timeout_secs = 2\n");
+    let mut c = s.login("alice", PASS);
+    let start = Instant::now();
+    let mut closed = false;
+    for b in b"NOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOPNOOP".iter() {
+        if std::io::Write::write_all(&mut c.stream, &[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        if start.elapsed() > Duration::from_secs(8) {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    let r = c.try_read_reply();
+    assert!(
+        closed || matches!(&r, Ok(reply) if reply.code == 421),
+        "still connected after {elapsed:?}: {r:?}"
+    );
+    assert!(elapsed < Duration::from_secs(8), "cut off only after {elapsed:?}");
+}
+
 #[test]
 fn nul_bytes_in_paths_are_refused() {
     let s = Server::with_alice("");

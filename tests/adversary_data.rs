@@ -215,7 +215,7 @@ fn passive_refusals_ban_the_stranger_not_the_victim() {
 // 2. Strangers cannot fill a passive port's accept queue
 // ---------------------------------------------------------------------------------------------
 
-/// 50 stranger connections, held open, reach the passive port after PASV and before the client
+/// 50 stranger connections, held open, reach the passive port after PASV (and, with another stranger, after EPSV) and before the client
 /// connects (as ftplib and curl connect before sending RETR). The client's connect and transfer
 /// succeed, and no stranger gets a byte.
 #[test]
@@ -224,40 +224,46 @@ fn strangers_cannot_fill_the_passive_accept_queue() {
     let sha = write_random_file(&s.home("alice").join("file.bin"), 1024 * 1024 + 3);
     let mut c = login_from(&s, CLIENT);
     c.expect("TYPE I", 200);
-    let passive = c.pasv();
-
-    let mut strangers = Vec::new();
-    for _ in 0..50 {
-        // A full queue makes further connects hang; they do not need to succeed.
-        if let Ok(stream) = try_connect_from(STRANGER, passive, Duration::from_millis(500)) {
-            strangers.push(stream);
+    // PASV and EPSV, each with a stranger of its own (the first is banned by then).
+    for (setup, stranger) in [
+        ("PASV", STRANGER),
+        ("EPSV", IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10))),
+    ] {
+        let passive = if setup == "PASV" { c.pasv() } else { c.epsv() };
+        let mut strangers = Vec::new();
+        for _ in 0..50 {
+            // A full queue makes further connects hang; they do not need to succeed.
+            if let Ok(stream) = try_connect_from(stranger, passive, Duration::from_millis(500)) {
+                strangers.push(stream);
+            }
         }
-    }
-    let connected = strangers.len();
-    let mut data = try_connect_from(CLIENT, passive, Duration::from_secs(5)).unwrap_or_else(|e| {
-        panic!("the client's data connect after 50 stranger connections ({connected} of them connected): {e}")
-    });
-    // Before any transfer command: the server has already accepted and closed every stranger.
-    for (i, stranger) in strangers.iter_mut().enumerate() {
+        let connected = strangers.len();
+        let mut data = try_connect_from(CLIENT, passive, Duration::from_secs(5)).unwrap_or_else(|e| {
+            panic!("{setup}: the client's data connect after 50 stranger connections ({connected} of them connected): {e}")
+        });
+        // Before any transfer command: the server has already accepted and closed every stranger.
+        for (i, stranger) in strangers.iter_mut().enumerate() {
+            assert!(
+                closed_without_data(stranger, CLOSED_WITHIN),
+                "{setup}: stranger connection {i} is still open before RETR"
+            );
+        }
+        assert_eq!(connected, 50, "{setup}: every stranger's connect went through");
+        let r = c.cmd("RETR file.bin");
+        assert_eq!(r.code, 150, "{setup}: RETR: {r}");
+        assert_eq!(
+            sha256_bytes(&read_to_end_deadline(&mut data, Duration::from_secs(60))),
+            sha,
+            "{setup}"
+        );
+        let r = c.read_reply();
+        assert_eq!(r.code, 226, "{setup}: end of RETR: {r}");
         assert!(
-            closed_without_data(stranger, CLOSED_WITHIN),
-            "stranger connection {i} is still open before RETR"
+            r.text()
+                .contains(&format!("50 other connection(s) refused, first from {stranger}")),
+            "{setup}: {r}"
         );
     }
-    assert_eq!(connected, 50, "every stranger's connect went through");
-    let r = c.cmd("RETR file.bin");
-    assert_eq!(r.code, 150, "RETR: {r}");
-    assert_eq!(
-        sha256_bytes(&read_to_end_deadline(&mut data, Duration::from_secs(60))),
-        sha
-    );
-    let r = c.read_reply();
-    assert_eq!(r.code, 226, "end of RETR: {r}");
-    assert!(
-        r.text()
-            .contains(&format!("50 other connection(s) refused, first from {STRANGER}")),
-        "{r}"
-    );
 }
 
 /// With foreign passive connections allowed, a stranger's connection is accepted and held; a

@@ -382,3 +382,45 @@ fn the_client_gate_fails_on_a_missing_client_and_records_a_skip() {
         "the skip was not recorded for tests/run.sh: {skipped:?}"
     );
 }
+
+/// The quick start (no configuration anywhere) says what it serves in its first log line, as
+/// the README promises, so nobody mistakes it for a deployment.
+#[test]
+fn the_quick_start_says_so_in_its_first_log_line() {
+    if std::path::Path::new("/etc/fxpd/fxpd.toml").exists() {
+        // The default configuration file is there: fxpd would not be in quick-start mode.
+        skip("/etc/fxpd/fxpd.toml exists on this machine, so there is no quick start");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    clear_fxpd_env(&mut cmd);
+    cmd.arg("serve")
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line);
+        let _ = tx.send(line);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.expect("no log line within 30 s");
+    for words in [
+        "quick start",
+        "READ-ONLY to anonymous users",
+        "127.0.0.1:2121",
+        "ftproot",
+    ] {
+        assert!(
+            first.contains(words),
+            "the first log line lacks {words:?}: {first:?}"
+        );
+    }
+}

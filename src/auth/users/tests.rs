@@ -329,3 +329,29 @@ fn documented_examples_parse() {
     }
     assert!(seen >= 3, "only {seen} examples found");
 }
+
+/// An unknown name is verified against a hash as costly as the costliest in the file, wherever
+/// that entry stands, so that the time of a failure does not tell whether the name exists.
+#[test]
+fn the_dummy_hash_has_the_costliest_parameters_in_the_file() {
+    use argon2::Params;
+    let hash = |m_kib: u32, t: u32| {
+        let params = Params::new(m_kib, t, 1, None).unwrap();
+        hash_with_params("pw", params).unwrap().as_str().to_owned()
+    };
+    // Costs (KiB x passes): 8, 192, 64; the costliest is neither first nor last.
+    let text = format!(
+        "[[user]]\nname = \"cheap\"\npassword = \"{}\"\n\n[[user]]\nname = \"costly\"\npassword = \"{}\"\n\n\
+         [[user]]\nname = \"middle\"\npassword = \"{}\"\n",
+        hash(8, 1),
+        hash(64, 3),
+        hash(32, 2)
+    );
+    let db = UserDb::from_doc(parse(&text).unwrap().doc(), Path::new("/srv/ftp"));
+    assert_eq!(db.dummy.cost(), 64 * 3);
+    assert_eq!(
+        UserDb::empty(Path::new("/srv/ftp")).dummy.cost(),
+        19_456 * 2,
+        "no users: the defaults"
+    );
+}
