@@ -53,6 +53,11 @@ check "installed config is the hardened default" bash -c \
      /usr/bin/fxpd config check --config /etc/fxpd/fxpd.toml | grep -q '^anonymous.enabled = false' &&
      /usr/bin/fxpd config check --config /etc/fxpd/fxpd.toml | grep -q '^listen = \[\"0.0.0.0:21\"\]'"
 check "systemd-analyze verify accepts the unit" systemd-analyze verify /lib/systemd/system/fxpd.service
+# `systemctl reload fxpd` is SIGHUP to the server (whose reload tests/promises.rs covers), and the
+# unit waits for its READY=1 (Type=notify, also in tests/promises.rs).
+check "the unit reloads with SIGHUP and is Type=notify" bash -c \
+    "grep -qx 'ExecReload=/bin/kill -HUP \$MAINPID' /lib/systemd/system/fxpd.service &&
+     grep -qx 'Type=notify' /lib/systemd/system/fxpd.service"
 if systemd-analyze security --help 2>/dev/null | grep -q -- --offline; then
     score=$(systemd-analyze security --offline=yes /lib/systemd/system/fxpd.service 2>/dev/null |
         sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p' | tail -n 1)
