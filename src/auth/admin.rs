@@ -290,6 +290,8 @@ fn add_entry(
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,
+        download_bytes_per_sec: None,
+        upload_bytes_per_sec: None,
     };
     let rendered = render_entry(&entry).map_err(|e| AdminError::Hash(e.to_string()))?;
 

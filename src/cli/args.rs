@@ -245,8 +245,17 @@ pub struct ProfileArgs {
     /// The most files the account may hold (a group's: per member).
     #[arg(long, value_name = "N")]
     pub quota_files: Option<u64>,
+    /// Download rate of all the account's sessions together, bytes per second (0: unlimited;
+    /// a group's: per member).
+    #[arg(long, value_name = "BYTES")]
+    pub download_bytes_per_sec: Option<u64>,
+    /// Upload rate of all the account's sessions together, bytes per second (0: unlimited;
+    /// a group's: per member).
+    #[arg(long, value_name = "BYTES")]
+    pub upload_bytes_per_sec: Option<u64>,
     /// Empty a setting first: rules, deny-files, hidden, allowed-networks, denied-networks,
-    /// max-upload-bytes, quota-bytes, quota-files, max-sessions, groups, expires (repeatable).
+    /// max-upload-bytes, quota-bytes, quota-files, max-sessions, download-bytes-per-sec,
+    /// upload-bytes-per-sec, groups, expires (repeatable).
     #[arg(long, value_name = "SETTING")]
     pub clear: Vec<String>,
 }
@@ -266,6 +275,8 @@ impl ProfileArgs {
             max_sessions: self.max_sessions,
             quota_bytes: self.quota_bytes,
             quota_files: self.quota_files,
+            download_bytes_per_sec: self.download_bytes_per_sec,
+            upload_bytes_per_sec: self.upload_bytes_per_sec,
             ..admin::ProfileEdit::default()
         }
     }

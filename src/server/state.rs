@@ -170,6 +170,9 @@ impl Shared {
             // handle to it drops.
             *self.w3c.write().unwrap_or_else(PoisonError::into_inner) = w3c;
         }
+        // The accounts' shared buckets follow the new users file, running transfers included.
+        self.user_sessions
+            .retune(|name| settings.login.account_rates(name));
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
         Ok(())
     }

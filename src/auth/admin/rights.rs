@@ -45,6 +45,10 @@ pub struct ProfileEdit {
     pub denied_networks: Option<Vec<String>>,
     /// Most sessions at once.
     pub max_sessions: Option<u32>,
+    /// Download rate of all the account's sessions together (bytes per second).
+    pub download_bytes_per_sec: Option<u64>,
+    /// Upload rate of all the account's sessions together (bytes per second).
+    pub upload_bytes_per_sec: Option<u64>,
     /// A user's groups, in order of precedence.
     pub groups: Option<Vec<String>>,
     /// A user's expiry: `YYYY-MM-DD`, an RFC 3339 time.
@@ -103,6 +107,8 @@ fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> 
             "quota-bytes" => *s.quota_bytes = None,
             "quota-files" => *s.quota_files = None,
             "max-sessions" => *s.max_sessions = None,
+            "download-bytes-per-sec" => *s.download_bytes_per_sec = None,
+            "upload-bytes-per-sec" => *s.upload_bytes_per_sec = None,
             "groups" | "expires" => {}
             other => {
                 return Err(invalid(format!(
@@ -140,6 +146,12 @@ fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> 
     }
     if edit.quota_files.is_some() {
         *s.quota_files = edit.quota_files;
+    }
+    if edit.download_bytes_per_sec.is_some() {
+        *s.download_bytes_per_sec = edit.download_bytes_per_sec;
+    }
+    if edit.upload_bytes_per_sec.is_some() {
+        *s.upload_bytes_per_sec = edit.upload_bytes_per_sec;
     }
     Ok(())
 }
@@ -216,6 +228,8 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,
+        download_bytes_per_sec: None,
+        upload_bytes_per_sec: None,
     };
     apply_shared(edit, group.shared_mut())?;
     let rendered = render_group(&group).map_err(|e| AdminError::Hash(e.to_string()))?;
@@ -466,6 +480,25 @@ pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<Strin
         out,
         "max_sessions: {}",
         show(l.max_sessions.map(|v| v.to_string()), &l.from.max_sessions)
+    );
+    let rate = |v: Option<u64>| {
+        v.map(|v| {
+            if v == 0 {
+                "0 (unlimited)".to_owned()
+            } else {
+                v.to_string()
+            }
+        })
+    };
+    let _ = writeln!(
+        out,
+        "download_bytes_per_sec: {}",
+        show(rate(l.download_bytes_per_sec), &l.from.download_bytes_per_sec)
+    );
+    let _ = writeln!(
+        out,
+        "upload_bytes_per_sec: {}",
+        show(rate(l.upload_bytes_per_sec), &l.from.upload_bytes_per_sec)
     );
     let networks: Vec<String> = l.allowed_networks.iter().map(|n| n.to_string()).collect();
     let networks = (!networks.is_empty()).then(|| networks.join(", "));
