@@ -5,7 +5,9 @@
 //!   drain on shutdown;
 //! - [`admission`]: who may take a seat (connections not logged in, logged-in sessions);
 //! - [`state`]: the server-wide state ([`Shared`], [`Settings`]) and its reload;
-//! - [`user_sessions`]: sessions logged in per account (the users file's `max_sessions`).
+//! - [`user_sessions`]: sessions logged in per account (the users file's `max_sessions`,
+//!   the accounts' shared rate buckets);
+//! - [`users_watch`]: the users file reloaded when it changes, without a signal.
 //! - [`live`]: every open session and its running transfer, which sessions publish and the
 //!   admin listener reads; [`metrics`]: the counted events and the Prometheus exposition.
 //!
@@ -18,6 +20,7 @@ pub mod live;
 pub mod metrics;
 pub mod state;
 pub mod user_sessions;
+pub mod users_watch;
 
 pub use state::{Settings, Shared};
 
