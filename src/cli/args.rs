@@ -183,16 +183,22 @@ pub enum UserCmd {
         anonymous_write: bool,
     },
     /// Recount the files under a user's home and write them as its quota usage (quota.json
-    /// next to the users file).
+    /// next to the users file). On the file system give --root; with `storage.kind = "s3"`
+    /// give the server's --config (its `[storage]` says where the objects are).
     QuotaScan {
         /// User name.
         name: String,
         /// Users file.
         #[arg(long, value_name = "FILE")]
         users: PathBuf,
-        /// The server root the user's home is relative to (the configuration's `root`).
-        #[arg(long, value_name = "DIR")]
-        root: PathBuf,
+        /// The server root the user's home is relative to (the configuration's `root`; with
+        /// --config it overrides the file's).
+        #[arg(long, value_name = "DIR", required_unless_present = "config")]
+        root: Option<PathBuf>,
+        /// The server's configuration file: its `[storage]` (file system or S3) and `root`
+        /// decide where the user's files are (environment variables apply as for `serve`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Whether a user may do ACTION on PATH, and by which rule.
     Explain {

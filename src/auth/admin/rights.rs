@@ -362,14 +362,24 @@ fn account_of(file: &Path, name: &str, anonymous_write: bool) -> Result<(Account
     Ok((account, doc))
 }
 
-/// `fxpd user quota-scan NAME`: counts the files under the user's home (`root` joined with
-/// its `home`) and writes that as its usage in the quota usage file next to the users file
-/// (a running server uses it from its next upload or DELE). Returns the usage written.
+/// `fxpd user quota-scan NAME` on the file system: counts the files under the user's home
+/// (`root` joined with its `home`) and writes that as its usage in the quota usage file next
+/// to the users file (a running server uses it from its next upload or DELE). Returns the
+/// usage written.
 pub fn user_quota_scan(
     file: &Path,
     name: &str,
     root: &Path,
 ) -> Result<crate::auth::quota::Usage, AdminError> {
+    let home = user_home(file, name, root)?;
+    let usage = crate::auth::quota::scan(&home)
+        .map_err(|e| AdminError::Quota(format!("cannot scan {}: {e}", home.display())))?;
+    record_usage(file, name, usage)?;
+    Ok(usage)
+}
+
+/// User `name`'s home: `root` joined with its `home` (the root when it has none).
+pub fn user_home(file: &Path, name: &str, root: &Path) -> Result<std::path::PathBuf, AdminError> {
     let text = read_users_text(file)?;
     let parsed = parse_users(&text, file)?;
     let doc = parsed.doc();
@@ -381,14 +391,15 @@ pub fn user_quota_scan(
             path: file.to_path_buf(),
             name: name.to_owned(),
         })?;
-    let home = match &entry.home {
+    Ok(match &entry.home {
         Some(home) => home.under(root),
         None => root.to_path_buf(),
-    };
-    let usage = crate::auth::quota::scan(&home)
-        .map_err(|e| AdminError::Quota(format!("cannot scan {}: {e}", home.display())))?;
-    crate::auth::quota::set(&crate::auth::quota::state_path(file), name, usage).map_err(AdminError::Quota)?;
-    Ok(usage)
+    })
+}
+
+/// Writes `usage` as `name`'s quota usage in the usage file next to the users file `file`.
+pub fn record_usage(file: &Path, name: &str, usage: crate::auth::quota::Usage) -> Result<(), AdminError> {
+    crate::auth::quota::set(&crate::auth::quota::state_path(file), name, usage).map_err(AdminError::Quota)
 }
 
 /// `fxpd user show NAME`: the effective rights on every path a rule names, each right with
