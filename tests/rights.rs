@@ -566,6 +566,50 @@ fn the_users_file_is_reloaded_when_it_changes_without_a_signal() {
     c.expect("MKD c", 257);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_in_the_home_does_not_carry_a_client_past_a_deny() {
+    use std::os::unix::fs::symlink;
+    let s = Server::builder().user("bob", PASS, "bob", true).start();
+    let home = s.home("bob");
+    write_file(&home.join("secret/f.txt"), b"secret");
+    let sha = write_random_file(&home.join("pub/ok.bin"), 20_000);
+    symlink("../secret", home.join("pub/s")).unwrap();
+    symlink(home.join("secret"), home.join("pub/abs")).unwrap();
+    symlink("loop", home.join("pub/loop")).unwrap();
+    symlink("ok.bin", home.join("pub/alias.bin")).unwrap();
+    cli_ok(&s, &["user", "set", "bob", "--deny", "/secret=all"]);
+    s.reload().unwrap();
+    let mut c = s.login("bob", PASS);
+    c.expect("TYPE I", 200);
+    // The allowed directory and a link that stays in it work.
+    assert_eq!(sha256_bytes(&c.retr("pub/ok.bin")), sha);
+    assert_eq!(sha256_bytes(&c.retr("pub/alias.bin")), sha);
+    // Through the link, the deny on /secret still decides, whatever the spelling.
+    for name in ["pub/s/f.txt", "/pub/./s//f.txt", "pub/x/../s/f.txt"] {
+        let r = c.try_upload("RETR", name, b"");
+        assert_eq!(
+            r.first(),
+            "550 Access is denied: no download right at /secret.",
+            "{name}"
+        );
+    }
+    let r = c.try_upload("STOR", "pub/s/new.txt", b"planted");
+    assert_eq!(r.code, 550, "{r}");
+    assert!(!home.join("secret/new.txt").exists());
+    c.expect("CWD pub/s", 550);
+    c.expect("DELE pub/s/f.txt", 550);
+    c.expect("MKD pub/s/d", 550);
+    let r = c.try_upload("NLST", "pub/s", b"");
+    assert_eq!(r.code, 550, "{r}");
+    // An absolute link to the same directory, and a loop: refused too.
+    let r = c.try_upload("RETR", "pub/abs/f.txt", b"");
+    assert_eq!(r.code, 550, "{r}");
+    let r = c.try_upload("RETR", "pub/loop", b"");
+    assert_eq!(r.first(), "550 The system cannot find the file specified.");
+    assert_eq!(fs::read(home.join("secret/f.txt")).unwrap(), b"secret");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Request filtering
 // ---------------------------------------------------------------------------------------------
