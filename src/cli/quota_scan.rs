@@ -23,7 +23,7 @@ use std::time::Duration;
 pub const MAX_OBJECTS: u64 = 10_000_000;
 /// The most entries the object listing returns for one directory (the server's LIST cap): a
 /// directory that reaches it may hold more than the listing showed.
-pub const LISTING_CAP: usize = 10_000;
+pub const LISTING_CAP: usize = fxpd::storage::MAX_LIST_ENTRIES;
 
 /// Recounts `name`'s home and writes the usage next to the users file `users`. With
 /// `config`, that configuration's `[storage]` and `root` (overridden by `root` if given)
