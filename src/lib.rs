@@ -115,8 +115,9 @@ pub enum Listening {
 /// `on_bound` is called with each listener once it is bound, the admin listener first (the
 /// binary prints a machine-readable line). At each request received on `reloads` (SIGHUP,
 /// the Windows service's parameter change), and at each `POST /api/reload` on the admin
-/// listener, `reread` reads the configuration again and it is applied live (an invalid one
-/// is logged and the old one stays).
+/// listener, and when the users file changes on disk ([`server::users_watch`]), `reread`
+/// reads the configuration again and it is applied live (an invalid one is logged and the
+/// old one stays).
 pub async fn run(
     config: config::Config,
     shutdown: CancellationToken,
@@ -160,6 +161,7 @@ pub async fn run(
         });
         listeners.push(server::Listener { socket, implicit_tls });
     }
+    tokio::spawn(server::users_watch::watch(shared.clone(), reread.clone()));
     tokio::spawn(shared.clone().follow_reloads(reread, reloads));
     service::notify(service::Status::Ready);
     let stopping = shared.shutdown.clone();

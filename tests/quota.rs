@@ -5,6 +5,8 @@
 //! in `quota.json` next to the users file.
 
 mod common;
+#[path = "common/moto.rs"]
+mod moto;
 
 use common::*;
 use std::fs;
@@ -233,4 +235,67 @@ fn user_set_edits_the_quota_and_rnto_over_a_file_frees_it() {
     s.reload().unwrap();
     c.stor("c.txt", b"c");
     assert_eq!(recorded(&s, "qa"), (11, 2));
+}
+
+#[test]
+fn quota_scan_on_s3_counts_the_objects_under_the_users_prefix() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let bucket = "quota-scan";
+    moto.bucket(bucket);
+    let s = Server::builder()
+        .config(&moto.storage_config(bucket))
+        .user("qa", PASS, "qa", true)
+        .user("bob", PASS, "bob", true)
+        .users_toml(QUOTA)
+        .start();
+    let o = cli_user(&s.users_file, &["set", "qa", "--groups", "metered"]);
+    assert_success(&o, "fxpd user set qa --groups metered");
+    s.reload().unwrap();
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("a.bin", &random_bytes(10_000));
+    c.expect("MKD sub", 257);
+    // Put there behind fxpd's back, in a subdirectory; bob's and the top's objects are not
+    // qa's; and a usage file edited by hand to say "full".
+    moto.s3(&["put", bucket, "ftp/qa/sub/deep/b.bin"], Some(&[1u8; 5_000]));
+    moto.s3(&["put", bucket, "ftp/bob/big.bin"], Some(&[2u8; 50_000]));
+    moto.s3(&["put", bucket, "ftp/qa-other/x.bin"], Some(&[3u8; 7_000]));
+    moto.s3(&["put", bucket, "top.bin"], Some(&[4u8; 9_000]));
+    let state = s.users_file.parent().unwrap().join("quota.json");
+    fs::write(&state, r#"{ "qa": { "bytes": 100000, "files": 3 } }"#).unwrap();
+    assert_eq!(c.try_upload("STOR", "c.bin", b"x").code, 552);
+
+    let config = s.config_path.display().to_string();
+    let root = s.root.display().to_string();
+    // The server's configuration alone says where the objects are (its `root` included).
+    let o = cli_user(&s.users_file, &["quota-scan", "qa", "--config", &config]);
+    assert_success(&o, "fxpd user quota-scan qa --config");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("15000 bytes in 2 files"), "{out}");
+    assert_eq!(recorded(&s, "qa"), (15_000, 2));
+    // The running server sees the recount at once; the object's hash is what was sent.
+    let body = random_bytes(1_000);
+    c.stor("c.bin", &body);
+    assert_eq!(recorded(&s, "qa"), (16_000, 3));
+    assert_eq!(
+        moto.s3(&["sha256", bucket, "ftp/qa/c.bin"], None).trim(),
+        sha256_bytes(&body)
+    );
+    // An unknown user is an error naming it, and the usage file is left alone.
+    let o = cli_user(
+        &s.users_file,
+        &["quota-scan", "nobody", "--config", &config, "--root", &root],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nobody"),
+        "{}",
+        describe_output(&o)
+    );
+    assert_eq!(recorded(&s, "qa"), (16_000, 3));
+    // Neither --root nor --config: refused by the command line.
+    let o = cli_user(&s.users_file, &["quota-scan", "qa"]);
+    assert!(!o.status.success());
 }

@@ -507,6 +507,109 @@ fn rights_reload_for_an_open_session() {
     c.expect("NOOP", 200);
 }
 
+/// Waits (on the log, up to 20 s) for the users-file watch to notice a change and for the
+/// reload it asks for to end: `Ok` if applied, `Err` with the refusal's line.
+fn watched_reload(s: &Server, edit: impl FnOnce()) -> Result<(), String> {
+    let count = |log: &str, what: &str| log.lines().filter(|l| l.contains(what)).count();
+    let before = s.stderr();
+    let changed = count(&before, "users_file_changed");
+    let applied = count(&before, "configuration reloaded");
+    let refused = count(&before, "reload_refused");
+    edit();
+    let log = s.log_when(|log| {
+        count(log, "users_file_changed") > changed
+            && (count(log, "configuration reloaded") > applied || count(log, "reload_refused") > refused)
+    });
+    match log.lines().filter(|l| l.contains("reload_refused")).nth(refused) {
+        Some(line) => Err(line.to_owned()),
+        None => Ok(()),
+    }
+}
+
+#[test]
+fn the_users_file_is_reloaded_when_it_changes_without_a_signal() {
+    let s = Server::builder().user("bob", PASS, "bob", true).start();
+    cli_ok(&s, &["user", "set", "bob", "--deny", "/=mkdir"]);
+    s.reload().unwrap();
+    let mut c = s.login("bob", PASS);
+    let r = c.expect("MKD a", 550);
+    assert_eq!(r.first(), "550 Access is denied: no mkdir right at /.");
+
+    // An edit by hand that grants the right reaches the open session, with no signal.
+    let denied = fs::read_to_string(&s.users_file).unwrap();
+    let granted = denied.replace("deny = [\"mkdir\"]", "allow = [\"mkdir\"]");
+    assert_ne!(
+        granted, denied,
+        "the rule is not where the test expects it:\n{denied}"
+    );
+    watched_reload(&s, || fs::write(&s.users_file, &granted).unwrap()).unwrap();
+    c.expect("MKD a", 257);
+
+    // A broken edit (the same rule turned back to deny, plus an unknown key) is refused
+    // whole: the granted right still decides.
+    let broken = format!(
+        "{}\nshoe_size = 44\n",
+        granted.replace("allow = [\"mkdir\"]", "deny = [\"mkdir\"]")
+    );
+    let refusal = watched_reload(&s, || fs::write(&s.users_file, &broken).unwrap())
+        .expect_err("a broken users file was applied");
+    assert!(refusal.contains("shoe_size"), "{refusal}");
+    c.expect("MKD b", 257);
+    assert!(s.home("bob").join("b").is_dir());
+
+    // `fxpd user add` (an atomic rewrite) is picked up without `service reload`, once the
+    // file is valid again.
+    watched_reload(&s, || fs::write(&s.users_file, &granted).unwrap()).unwrap();
+    watched_reload(&s, || s.add_user("carol", PASS, "carol", false)).unwrap();
+    let mut carol = s.login("carol", PASS);
+    carol.expect("NOOP", 200);
+    c.expect("MKD c", 257);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_in_the_home_does_not_carry_a_client_past_a_deny() {
+    use std::os::unix::fs::symlink;
+    let s = Server::builder().user("bob", PASS, "bob", true).start();
+    let home = s.home("bob");
+    write_file(&home.join("secret/f.txt"), b"secret");
+    let sha = write_random_file(&home.join("pub/ok.bin"), 20_000);
+    symlink("../secret", home.join("pub/s")).unwrap();
+    symlink(home.join("secret"), home.join("pub/abs")).unwrap();
+    symlink("loop", home.join("pub/loop")).unwrap();
+    symlink("ok.bin", home.join("pub/alias.bin")).unwrap();
+    cli_ok(&s, &["user", "set", "bob", "--deny", "/secret=all"]);
+    s.reload().unwrap();
+    let mut c = s.login("bob", PASS);
+    c.expect("TYPE I", 200);
+    // The allowed directory and a link that stays in it work.
+    assert_eq!(sha256_bytes(&c.retr("pub/ok.bin")), sha);
+    assert_eq!(sha256_bytes(&c.retr("pub/alias.bin")), sha);
+    // Through the link, the deny on /secret still decides, whatever the spelling.
+    for name in ["pub/s/f.txt", "/pub/./s//f.txt", "pub/x/../s/f.txt"] {
+        let r = c.try_upload("RETR", name, b"");
+        assert_eq!(
+            r.first(),
+            "550 Access is denied: no download right at /secret.",
+            "{name}"
+        );
+    }
+    let r = c.try_upload("STOR", "pub/s/new.txt", b"planted");
+    assert_eq!(r.code, 550, "{r}");
+    assert!(!home.join("secret/new.txt").exists());
+    c.expect("CWD pub/s", 550);
+    c.expect("DELE pub/s/f.txt", 550);
+    c.expect("MKD pub/s/d", 550);
+    let r = c.try_upload("NLST", "pub/s", b"");
+    assert_eq!(r.code, 550, "{r}");
+    // An absolute link to the same directory, and a loop: refused too.
+    let r = c.try_upload("RETR", "pub/abs/f.txt", b"");
+    assert_eq!(r.code, 550, "{r}");
+    let r = c.try_upload("RETR", "pub/loop", b"");
+    assert_eq!(r.first(), "550 The system cannot find the file specified.");
+    assert_eq!(fs::read(home.join("secret/f.txt")).unwrap(), b"secret");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Request filtering
 // ---------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ mod rewrite;
 mod rights;
 
 pub use rights::{
-    group_add, group_list, group_remove, user_explain, user_quota_scan, user_set, user_show, ProfileEdit,
+    group_add, group_list, group_remove, record_usage, user_explain, user_home, user_quota_scan, user_set,
+    user_show, ProfileEdit,
 };
 
 use rewrite::{checked_or_rendered, entry_region, read_existing, resolve_target, write_atomic};
@@ -290,6 +291,8 @@ fn add_entry(
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,
+        download_bytes_per_sec: None,
+        upload_bytes_per_sec: None,
     };
     let rendered = render_entry(&entry).map_err(|e| AdminError::Hash(e.to_string()))?;
 

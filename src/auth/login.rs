@@ -21,6 +21,9 @@ use crate::policy::FxpOverride;
 /// Target of the security log events (failed logins, lockouts).
 const LOG_TARGET: &str = "fxpd::security";
 
+/// The name anonymous sessions log in under (whether the client said `anonymous` or `ftp`).
+const ANONYMOUS_NAME: &str = "anonymous";
+
 /// Longest user name written to the log (characters).
 const MAX_LOGGED_NAME: usize = 64;
 
@@ -133,6 +136,20 @@ impl Login {
             Some(a) if a.limits.refusal(peer, chrono::Utc::now()).is_none() => a,
             _ => Arc::new(revoked()),
         }
+    }
+
+    /// The download and upload rates (`download_bytes_per_sec`, `upload_bytes_per_sec`) of
+    /// the account whose sessions are counted under `name` (`anonymous` for anonymous
+    /// sessions, a name no user can have); an unknown account has none.
+    pub fn account_rates(&self, name: &str) -> (Option<u64>, Option<u64>) {
+        let account = if name == ANONYMOUS_NAME {
+            Some(Arc::clone(&self.anonymous_account))
+        } else {
+            self.db.account(name)
+        };
+        account.map_or((None, None), |a| {
+            (a.limits.download_bytes_per_sec, a.limits.upload_bytes_per_sec)
+        })
     }
 
     /// The users database this login checks against.
@@ -315,7 +332,7 @@ impl Login {
             count: Count::No,
         })?;
         Ok(FtpUser {
-            name: String::from("anonymous"),
+            name: String::from(ANONYMOUS_NAME),
             home,
             write: self.anonymous.write,
             anonymous: true,

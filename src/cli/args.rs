@@ -183,16 +183,22 @@ pub enum UserCmd {
         anonymous_write: bool,
     },
     /// Recount the files under a user's home and write them as its quota usage (quota.json
-    /// next to the users file).
+    /// next to the users file). On the file system give --root; with `storage.kind = "s3"`
+    /// give the server's --config (its `[storage]` says where the objects are).
     QuotaScan {
         /// User name.
         name: String,
         /// Users file.
         #[arg(long, value_name = "FILE")]
         users: PathBuf,
-        /// The server root the user's home is relative to (the configuration's `root`).
-        #[arg(long, value_name = "DIR")]
-        root: PathBuf,
+        /// The server root the user's home is relative to (the configuration's `root`; with
+        /// --config it overrides the file's).
+        #[arg(long, value_name = "DIR", required_unless_present = "config")]
+        root: Option<PathBuf>,
+        /// The server's configuration file: its `[storage]` (file system or S3) and `root`
+        /// decide where the user's files are (environment variables apply as for `serve`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Whether a user may do ACTION on PATH, and by which rule.
     Explain {
@@ -245,8 +251,17 @@ pub struct ProfileArgs {
     /// The most files the account may hold (a group's: per member).
     #[arg(long, value_name = "N")]
     pub quota_files: Option<u64>,
+    /// Download rate of all the account's sessions together, bytes per second (0: unlimited;
+    /// a group's: per member).
+    #[arg(long, value_name = "BYTES")]
+    pub download_bytes_per_sec: Option<u64>,
+    /// Upload rate of all the account's sessions together, bytes per second (0: unlimited;
+    /// a group's: per member).
+    #[arg(long, value_name = "BYTES")]
+    pub upload_bytes_per_sec: Option<u64>,
     /// Empty a setting first: rules, deny-files, hidden, allowed-networks, denied-networks,
-    /// max-upload-bytes, quota-bytes, quota-files, max-sessions, groups, expires (repeatable).
+    /// max-upload-bytes, quota-bytes, quota-files, max-sessions, download-bytes-per-sec,
+    /// upload-bytes-per-sec, groups, expires (repeatable).
     #[arg(long, value_name = "SETTING")]
     pub clear: Vec<String>,
 }
@@ -266,6 +281,8 @@ impl ProfileArgs {
             max_sessions: self.max_sessions,
             quota_bytes: self.quota_bytes,
             quota_files: self.quota_files,
+            download_bytes_per_sec: self.download_bytes_per_sec,
+            upload_bytes_per_sec: self.upload_bytes_per_sec,
             ..admin::ProfileEdit::default()
         }
     }

@@ -2,4 +2,5 @@
 //! definitions and the users-file commands.
 
 pub mod args;
+pub mod quota_scan;
 pub mod users;

@@ -64,7 +64,12 @@ pub fn user(cmd: UserCmd) -> ExitCode {
             users,
             anonymous_write,
         } => admin::user_show(&users, &name, anonymous_write).map(|text| print!("{text}")),
-        UserCmd::QuotaScan { name, users, root } => admin::user_quota_scan(&users, &name, &root).map(|u| {
+        UserCmd::QuotaScan {
+            name,
+            users,
+            root,
+            config,
+        } => super::quota_scan::run(&users, &name, root, config.as_deref()).map(|u| {
             println!(
                 "user {name}: {} bytes in {} files, written to {}",
                 u.bytes,

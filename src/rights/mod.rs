@@ -40,12 +40,21 @@
 //! rule means the same on a case-sensitive and a case-insensitive file system, and no spelling
 //! of a path (`..`, `//`, `.`, a trailing `/`, another case) reaches a denied one: the session
 //! resolves every argument against the working directory first ([`crate::path::resolve`]).
+//! On a case-sensitive file system this errs on the side of refusing: a deny on `/Secret`
+//! also covers a different directory `/secret`.
+//!
+//! Symbolic links inside a home are followed by the file system, so the session asks
+//! [`Rights::decide_reached`]: the rules must allow both the path the client named and the
+//! path the file system reaches through the links ([`links`]), and a path that cannot be
+//! reached inside the home (a loop, a link outside) is refused as if it did not exist.
 //!
 //! - this file: rights, sets of rights, the decision and its refusals;
+//! - `links.rs`: the path the file system reaches through symbolic links;
 //! - `rule.rs`: rule paths, rules and where they come from;
 //! - `filter.rs`: file-name patterns (denied uploads, hidden segments).
 
 mod filter;
+pub mod links;
 mod rule;
 #[cfg(test)]
 mod tests;
@@ -264,6 +273,9 @@ pub enum Denied {
     },
     /// The account no longer exists or is no longer allowed (after a reload).
     NoAccount,
+    /// A symbolic link on the path loops or leads outside the home: answered as if the path
+    /// did not exist.
+    Unreachable,
 }
 
 impl fmt::Display for Denied {
@@ -280,6 +292,7 @@ impl fmt::Display for Denied {
             Denied::Hidden => f.write_str("hidden path"),
             Denied::FileName { pattern } => write!(f, "file name matches the denied pattern {pattern}"),
             Denied::NoAccount => f.write_str("the account is no longer valid"),
+            Denied::Unreachable => f.write_str("a symbolic link on the path loops or leaves the home"),
         }
     }
 }
@@ -374,6 +387,24 @@ impl Rights {
             rule_path: decider.path,
             source: decider.source,
         })
+    }
+
+    /// [`Rights::decide`] on the path the client named and on the path the file system
+    /// reaches for it through symbolic links ([`links::reached`], `read_link` saying what each
+    /// path on the way is): both must allow.
+    pub fn decide_reached(
+        &self,
+        path: &str,
+        right: Right,
+        read_link: impl FnMut(&str) -> links::Link,
+    ) -> Result<(), Denied> {
+        self.decide(path, right)?;
+        // SECURITY: a link inside an allowed directory must not reach a denied one.
+        match links::reached(path, read_link) {
+            None => Err(Denied::Unreachable),
+            Some(target) if target == path => Ok(()),
+            Some(target) => self.decide(&target, right),
+        }
     }
 
     /// Row 2 alone: whether the last segment of `path` is a denied file name (RNTO's

@@ -200,3 +200,190 @@ proptest! {
         }
     }
 }
+
+/// A model file system's links: `(link path, target)`; names compared with or without case.
+struct ModelLinks {
+    links: Vec<(String, String)>,
+    case_insensitive: bool,
+}
+
+impl ModelLinks {
+    fn at(&self, path: &str) -> Option<&str> {
+        self.links
+            .iter()
+            .find(|(at, _)| {
+                if self.case_insensitive {
+                    at.to_lowercase() == path.to_lowercase()
+                } else {
+                    at == path
+                }
+            })
+            .map(|(_, target)| target.as_str())
+    }
+
+    fn read_link(&self, path: &str) -> links::Link {
+        match self.at(path) {
+            Some(target) => links::Link::Target(target.to_owned()),
+            None => links::Link::NotALink,
+        }
+    }
+
+    /// Where the file system ends up, by another method than [`links::reached`]: rewrite the
+    /// shortest prefix that is a link with its target and normalise the text, until no prefix
+    /// is a link. (Exact because the targets below put `..` only in front.)
+    fn reach(&self, path: &str) -> Option<String> {
+        let mut path = path.to_owned();
+        for _ in 0..=links::MAX_LINKS {
+            let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let found = (1..=parts.len()).find_map(|i| {
+                let prefix = format!("/{}", parts[..i].join("/"));
+                self.at(&prefix).map(|t| (i, t.to_owned()))
+            });
+            let Some((i, target)) = found else {
+                return Some(format!("/{}", parts.join("/")));
+            };
+            let parent = format!("/{}", parts[..i - 1].join("/"));
+            let base = if target.starts_with('/') {
+                target
+            } else {
+                format!("{parent}/{target}")
+            };
+            let mut out: Vec<&str> = Vec::new();
+            let joined = format!("{base}/{}", parts[i..].join("/"));
+            for part in joined.split('/').filter(|p| !p.is_empty() && *p != ".") {
+                if part == ".." {
+                    out.pop()?;
+                } else {
+                    out.push(part);
+                }
+            }
+            path = format!("/{}", out.join("/"));
+        }
+        None
+    }
+}
+
+proptest! {
+    // More cases than the default: the paths that go through a link two levels down are a
+    // small share of the random ones, and each case costs microseconds.
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Symbolic links cannot carry a path past the rules: whatever links a home holds (to a
+    /// denied directory, in a loop, above the home) and however the path is spelled, an
+    /// allowed action is allowed both on the path as named and on the path the file system
+    /// reaches; and when both allow, it is not refused. Link names are matched with case (a
+    /// case-sensitive file system) or without (a case-insensitive one): the rules hold either
+    /// way, since they compare without case and the file system decides which links it
+    /// follows.
+    #[test]
+    fn no_symbolic_link_reaches_a_denied_path(
+        // Mostly one letter, so that paths often run through the links below (`/c/a`...).
+        parts in prop::collection::vec(
+            (prop_oneof![4 => "[a-c]", 1 => "[a-c]{2}"], any::<u8>()),
+            1..5,
+        ),
+        cwd_parts in prop::collection::vec("[a-c]{1,2}", 0..3),
+        links in prop::collection::vec(
+            (
+                prop::sample::select(vec!["/a", "/b", "/c/a", "/b/c", "/a/b", "/c", "/ab", "/B"]),
+                prop::sample::select(vec![
+                    "../a", "/b/c", "a", "..", "../../x", "b/c/a", "/a/b", "../b/c", "c", "/",
+                    "ab/.", "../A",
+                ]),
+            ),
+            0..4,
+        ),
+        case_insensitive in any::<bool>(),
+        right_index in 0usize..9,
+    ) {
+        let right = Right::ALL[right_index];
+        let r = Rights::new(
+            vec![
+                rule("/", &["all"], &[], Source::Default),
+                rule("/a", &[], &["all"], Source::User("u".into())),
+                rule("/b/c", &[], &["download", "upload"], Source::Group("g".into())),
+                rule("/b/c/a", &["download"], &[], Source::Group("g".into())),
+            ],
+            Vec::new(),
+            vec![Pattern::parse("c?").unwrap()],
+        );
+        let model = ModelLinks {
+            links: links.iter().map(|(a, t)| ((*a).to_owned(), (*t).to_owned())).collect(),
+            case_insensitive,
+        };
+        let cwd: String = cwd_parts.iter().map(|p| format!("/{p}")).collect();
+        let cwd = if cwd.is_empty() { "/".to_owned() } else { cwd };
+        let absolute = spelled(parts.clone());
+        let ups = "../".repeat(cwd_parts.len() + 1);
+        let relative = format!("{ups}{}", absolute.trim_start_matches('/'));
+        for arg in [absolute.clone(), format!("{absolute}/"), relative] {
+            let named = crate::path::resolve(&cwd, &arg);
+            let reached = model.reach(&named);
+            prop_assert_eq!(
+                links::reached(&named, |p| model.read_link(p)),
+                reached.clone()
+            );
+            let decision = r.decide_reached(&named, right, |p| model.read_link(p));
+            let both = r.decide(&named, right).is_ok()
+                && reached.as_deref().is_some_and(|t| r.decide(t, right).is_ok());
+            // SECURITY: the dangerous direction: allowed only if the reached path is allowed.
+            if decision.is_ok() {
+                prop_assert!(
+                    both,
+                    "{} ({} reaching {:?}) allowed {} through links {:?}",
+                    arg, named, reached, right, links
+                );
+            }
+            prop_assert_eq!(decision.is_ok(), both, "{} reaching {:?}", named, reached);
+        }
+    }
+}
+
+#[test]
+fn a_link_to_a_denied_directory_is_refused_under_an_allowed_name() {
+    let r = Rights::new(
+        vec![
+            rule("/", &["all"], &[], Source::Default),
+            rule("/secret", &[], &["all"], Source::User("u".into())),
+        ],
+        Vec::new(),
+        vec![Pattern::parse(".git").unwrap()],
+    );
+    let model = ModelLinks {
+        links: vec![
+            ("/pub/s".into(), "../secret".into()),
+            ("/pub/g".into(), "../.git".into()),
+            ("/pub/loop".into(), "loop".into()),
+            ("/secret/back".into(), "../pub".into()),
+        ],
+        case_insensitive: false,
+    };
+    let decide = |p: &str, right| r.decide_reached(p, right, |q| model.read_link(q));
+    assert!(decide("/pub/f", Right::Download).is_ok());
+    assert_eq!(
+        decide("/pub/s/f", Right::Download),
+        Err(Denied::Missing {
+            right: Right::Download,
+            rule_path: "/secret".into(),
+            source: Some(Source::User("u".into())),
+        })
+    );
+    assert!(decide("/pub/s/new", Right::Upload).is_err());
+    assert_eq!(decide("/pub/g/config", Right::Download), Err(Denied::Hidden));
+    assert_eq!(decide("/pub/loop", Right::List), Err(Denied::Unreachable));
+    // A link in the home's `/` to a denied sibling (`/b -> a`): its directory is `/`.
+    let top = ModelLinks {
+        links: vec![("/b".into(), "secret".into())],
+        case_insensitive: false,
+    };
+    assert_eq!(
+        r.decide_reached("/b/f", Right::Download, |q| top.read_link(q)),
+        Err(Denied::Missing {
+            right: Right::Download,
+            rule_path: "/secret".into(),
+            source: Some(Source::User("u".into())),
+        })
+    );
+    // A denied name stays denied even when it leads somewhere allowed.
+    assert!(decide("/secret/back/f", Right::Download).is_err());
+}

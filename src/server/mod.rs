@@ -5,7 +5,9 @@
 //!   drain on shutdown;
 //! - [`admission`]: who may take a seat (connections not logged in, logged-in sessions);
 //! - [`state`]: the server-wide state ([`Shared`], [`Settings`]) and its reload;
-//! - [`user_sessions`]: sessions logged in per account (the users file's `max_sessions`);
+//! - [`user_sessions`]: sessions logged in per account (the users file's `max_sessions`,
+//!   the accounts' shared rate buckets);
+//! - [`users_watch`]: the users file reloaded when it changes, without a signal;
 //! - [`workers`]: the session threads each admitted connection runs on.
 //! - [`live`]: every open session and its running transfer, which sessions publish and the
 //!   admin listener reads; [`metrics`]: the counted events and the Prometheus exposition.
@@ -19,6 +21,7 @@ pub mod live;
 pub mod metrics;
 pub mod state;
 pub mod user_sessions;
+pub mod users_watch;
 pub mod workers;
 
 pub use state::{Settings, Shared};

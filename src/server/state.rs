@@ -60,6 +60,9 @@ pub struct Shared {
     started: Config,
     /// Held while a reload runs: SIGHUP and the admin listener never reload at once.
     reloading: tokio::sync::Mutex<()>,
+    /// The users file and its metadata as the last reload (or the start) found them just
+    /// before reading it, for [`super::users_watch`].
+    users_file_tried: std::sync::Mutex<super::users_watch::Tried>,
 }
 
 /// Re-reads every configuration source (file, environment, flags) for a reload; the binary
@@ -107,12 +110,14 @@ impl Shared {
         let backend = crate::storage::Backend::new(&config.storage, data_timeout)?;
         let started = config.clone();
         let quotas = crate::auth::quota::QuotaBook::open(config.users_file.as_deref())?;
+        let users_file_tried = users_file_now(&config);
         let settings = Settings::new(config, guard.clone())?;
         Ok(Shared {
             live: Arc::new(Registry::default()),
             metrics: Metrics::new(),
             started,
             reloading: tokio::sync::Mutex::new(()),
+            users_file_tried: std::sync::Mutex::new(users_file_tried),
             backend,
             current: RwLock::new(Arc::new(settings)),
             policy,
@@ -170,6 +175,9 @@ impl Shared {
             // handle to it drops.
             *self.w3c.write().unwrap_or_else(PoisonError::into_inner) = w3c;
         }
+        // The accounts' shared buckets follow the new users file, running transfers included.
+        self.user_sessions
+            .retune(|name| settings.login.account_rates(name));
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
         Ok(())
     }
@@ -184,6 +192,12 @@ impl Shared {
     pub async fn reload_from(&self, reread: &Reread) -> Result<ReloadReport, String> {
         let _one_at_a_time = self.reloading.lock().await;
         service::notify(service::Status::Reloading);
+        // Before anything is read: an edit during the read is a change the watch sees.
+        let tried = users_file_now(&self.settings().config);
+        *self
+            .users_file_tried
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = tried;
         let result = match reread() {
             Err(e) => Err(format!("the configuration is invalid: {e}")),
             Ok(config) => {
@@ -221,6 +235,14 @@ impl Shared {
         self.metrics.reload(result.is_ok());
         service::notify(service::Status::Ready);
         result
+    }
+
+    /// The users file and its metadata as the last reload (or the start) found them.
+    pub fn users_file_tried(&self) -> super::users_watch::Tried {
+        self.users_file_tried
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Reload ([`Shared::reload_from`]) at each request received on `requests` until the
@@ -300,6 +322,14 @@ impl Settings {
         let tls = Tls::load(&config.tls)?;
         Ok(Settings { config, login, tls })
     }
+}
+
+/// The users file `config` names and its metadata now.
+fn users_file_now(config: &Config) -> super::users_watch::Tried {
+    config
+        .users_file
+        .as_ref()
+        .map(|path| (path.clone(), super::users_watch::fingerprint(path)))
 }
 
 /// The W3C log for `log.w3c_dir` (`None`: off); the directory is created if missing.

@@ -242,7 +242,7 @@ fn denied_reply(denied: &Denied) -> Reply {
             format!("Access is denied: no {right} right at {rule_path}."),
         ),
         // SECURITY: the same words as a missing file, so a hidden name is not confirmed.
-        Denied::Hidden => Reply::new(
+        Denied::Hidden | Denied::Unreachable => Reply::new(
             Code::FILE_UNAVAILABLE,
             "The system cannot find the file specified.",
         ),

@@ -101,7 +101,7 @@ impl Session {
             who,
             home,
             cwd: "/".into(),
-            _user_seat: user_seat,
+            user_seat,
         }));
         say(Code::LOGGED_IN, text)
     }

@@ -75,8 +75,9 @@ struct LoggedIn {
     home: Home,
     /// The working directory, a normalised virtual path (`/` is the home).
     cwd: String,
-    /// This session's place in its account's `max_sessions`, given back when it ends.
-    _user_seat: crate::server::user_sessions::UserSeat,
+    /// This session's place in its account's `max_sessions`, given back when it ends, and
+    /// the rate buckets it shares with the account's other sessions.
+    user_seat: crate::server::user_sessions::UserSeat,
 }
 
 /// The transfer currently running in its own task.

@@ -7,7 +7,10 @@ use super::Session;
 use crate::addr::normalize;
 use crate::auth::Account;
 use crate::listing::Kind;
-use crate::rights::{Right, Rights};
+use crate::rights::links::Link;
+use crate::rights::{Denied, Right, Rights};
+use crate::storage::Home;
+use std::path::Path;
 use std::sync::Arc;
 
 impl Session {
@@ -18,20 +21,32 @@ impl Session {
             .account(&self.login().user, normalize(self.peer.ip()))
     }
 
-    /// The one rights check: may this session do `right` on `path` (resolved)? A refusal is
-    /// logged and becomes the reply that names the right and the rule's path.
+    /// The one rights check: may this session do `right` on `path` (resolved)? Judged on the
+    /// path as named and on the path the file system reaches through symbolic links. A
+    /// refusal is logged and becomes the reply that names the right and the rule's path.
     pub(super) fn may(&self, path: &str, right: Right) -> Result<(), Failure> {
-        self.account().rights.decide(path, right).map_err(|denied| {
+        self.decide(&self.account().rights, path, right).map_err(|denied| {
             tracing::info!(target: "fxpd::security", user = %self.login().user.name, path, right = right.name(), reason = %denied, "refused by the rights");
             Failure::Denied(denied)
         })
     }
 
+    /// [`Rights::decide_reached`] with this session's home: on the file system, the links
+    /// on the way are read from the home directory; object storage has none.
+    fn decide(&self, rights: &Rights, path: &str, right: Right) -> Result<(), Denied> {
+        match self.home() {
+            Home::Fs(_) => {
+                let home = &self.login().user.home;
+                rights.decide_reached(path, right, |p| read_link(home, p))
+            }
+            Home::Object(_) => rights.decide(path, right),
+        }
+    }
+
     /// CWD: `list` or `upload` (a drop box can be entered, not listed); a refusal names
     /// the missing `list`.
     pub(super) fn may_enter(&self, path: &str) -> Result<(), Failure> {
-        let rights = &self.account().rights;
-        if rights.decide(path, Right::Upload).is_ok() {
+        if self.decide(&self.account().rights, path, Right::Upload).is_ok() {
             return Ok(());
         }
         self.may(path, Right::List)
@@ -42,6 +57,30 @@ impl Session {
     pub(super) fn may_name(&self, path: &str) -> Result<(), Failure> {
         self.account().rights.check_name(path).map_err(Failure::Denied)
     }
+}
+
+/// What the file system holds at the virtual `path` of the home directory `home`, as far as
+/// links go (the parents of `path` are no links: [`crate::rights::links::reached`] asks in
+/// order). An absolute target counts as inside only when it names the home (as configured,
+/// or with its own links resolved).
+fn read_link(home: &Path, path: &str) -> Link {
+    let Ok(target) = std::fs::read_link(home.join(path.trim_start_matches('/'))) else {
+        return Link::NotALink;
+    };
+    if !target.has_root() {
+        return target
+            .to_str()
+            .map_or(Link::Outside, |t| Link::Target(t.to_owned()));
+    }
+    let homes = [Some(home.to_path_buf()), std::fs::canonicalize(home).ok()];
+    for h in homes.into_iter().flatten() {
+        if let Ok(rest) = target.strip_prefix(&h) {
+            return rest
+                .to_str()
+                .map_or(Link::Outside, |rest| Link::Target(format!("/{rest}")));
+        }
+    }
+    Link::Outside
 }
 
 /// The RFC 3659 `perm` fact of an entry at `path` (section 7.5.5), from the rights: what

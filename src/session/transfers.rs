@@ -171,15 +171,31 @@ impl Session {
         Ok(Answer::new(preliminary).then(Then::Transfer(prepared)))
     }
 
-    /// The rate limits for `job`'s direction: this session's and the server's.
+    /// The rate limits for `job`'s direction: this session's, its account's (shared by all
+    /// the account's sessions) and the server's; the tightest decides. The account's rates
+    /// are set from the account in force now, so a reload reaches the next transfer.
     fn throttle_for(&self, job: &Job) -> Throttle {
         let limits = &self.settings.config.limits;
-        let (session_rate, global) = if job.receives() {
-            (limits.upload_bytes_per_sec, self.shared.upload_limit.clone())
+        let account = self.account();
+        let rates = self.login().user_seat.rates();
+        rates.set(
+            account.limits.download_bytes_per_sec,
+            account.limits.upload_bytes_per_sec,
+        );
+        let (session_rate, account_bucket, global) = if job.receives() {
+            (
+                limits.upload_bytes_per_sec,
+                rates.upload.clone(),
+                self.shared.upload_limit.clone(),
+            )
         } else {
-            (limits.download_bytes_per_sec, self.shared.download_limit.clone())
+            (
+                limits.download_bytes_per_sec,
+                rates.download.clone(),
+                self.shared.download_limit.clone(),
+            )
         };
-        Throttle::new([Limiter::new(session_rate), global])
+        Throttle::new([Limiter::new(session_rate), account_bucket, global])
     }
 
     pub(super) async fn retr(&mut self, arg: &str, offset: u64) -> Handled {

@@ -39,7 +39,7 @@ pub use crate::config::{StorageConfig, StorageKind};
 pub use crate::path::normalise_prefix;
 pub use fs::FsHome;
 pub use home::{Download, FileStat, Home, Upload, WriteMode};
-pub use object::{home_prefix, object_key, ObjectMeta, ObjectStore};
+pub use object::{home_prefix, object_key, ObjectMeta, ObjectStore, MAX_LIST_ENTRIES};
 pub use object_io::{ObjectReader, ObjectUpload, UploadGuard};
 
 use serde::Deserialize;

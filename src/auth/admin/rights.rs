@@ -45,6 +45,10 @@ pub struct ProfileEdit {
     pub denied_networks: Option<Vec<String>>,
     /// Most sessions at once.
     pub max_sessions: Option<u32>,
+    /// Download rate of all the account's sessions together (bytes per second).
+    pub download_bytes_per_sec: Option<u64>,
+    /// Upload rate of all the account's sessions together (bytes per second).
+    pub upload_bytes_per_sec: Option<u64>,
     /// A user's groups, in order of precedence.
     pub groups: Option<Vec<String>>,
     /// A user's expiry: `YYYY-MM-DD`, an RFC 3339 time.
@@ -103,6 +107,8 @@ fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> 
             "quota-bytes" => *s.quota_bytes = None,
             "quota-files" => *s.quota_files = None,
             "max-sessions" => *s.max_sessions = None,
+            "download-bytes-per-sec" => *s.download_bytes_per_sec = None,
+            "upload-bytes-per-sec" => *s.upload_bytes_per_sec = None,
             "groups" | "expires" => {}
             other => {
                 return Err(invalid(format!(
@@ -140,6 +146,12 @@ fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> 
     }
     if edit.quota_files.is_some() {
         *s.quota_files = edit.quota_files;
+    }
+    if edit.download_bytes_per_sec.is_some() {
+        *s.download_bytes_per_sec = edit.download_bytes_per_sec;
+    }
+    if edit.upload_bytes_per_sec.is_some() {
+        *s.upload_bytes_per_sec = edit.upload_bytes_per_sec;
     }
     Ok(())
 }
@@ -216,6 +228,8 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,
+        download_bytes_per_sec: None,
+        upload_bytes_per_sec: None,
     };
     apply_shared(edit, group.shared_mut())?;
     let rendered = render_group(&group).map_err(|e| AdminError::Hash(e.to_string()))?;
@@ -348,14 +362,24 @@ fn account_of(file: &Path, name: &str, anonymous_write: bool) -> Result<(Account
     Ok((account, doc))
 }
 
-/// `fxpd user quota-scan NAME`: counts the files under the user's home (`root` joined with
-/// its `home`) and writes that as its usage in the quota usage file next to the users file
-/// (a running server uses it from its next upload or DELE). Returns the usage written.
+/// `fxpd user quota-scan NAME` on the file system: counts the files under the user's home
+/// (`root` joined with its `home`) and writes that as its usage in the quota usage file next
+/// to the users file (a running server uses it from its next upload or DELE). Returns the
+/// usage written.
 pub fn user_quota_scan(
     file: &Path,
     name: &str,
     root: &Path,
 ) -> Result<crate::auth::quota::Usage, AdminError> {
+    let home = user_home(file, name, root)?;
+    let usage = crate::auth::quota::scan(&home)
+        .map_err(|e| AdminError::Quota(format!("cannot scan {}: {e}", home.display())))?;
+    record_usage(file, name, usage)?;
+    Ok(usage)
+}
+
+/// User `name`'s home: `root` joined with its `home` (the root when it has none).
+pub fn user_home(file: &Path, name: &str, root: &Path) -> Result<std::path::PathBuf, AdminError> {
     let text = read_users_text(file)?;
     let parsed = parse_users(&text, file)?;
     let doc = parsed.doc();
@@ -367,14 +391,15 @@ pub fn user_quota_scan(
             path: file.to_path_buf(),
             name: name.to_owned(),
         })?;
-    let home = match &entry.home {
+    Ok(match &entry.home {
         Some(home) => home.under(root),
         None => root.to_path_buf(),
-    };
-    let usage = crate::auth::quota::scan(&home)
-        .map_err(|e| AdminError::Quota(format!("cannot scan {}: {e}", home.display())))?;
-    crate::auth::quota::set(&crate::auth::quota::state_path(file), name, usage).map_err(AdminError::Quota)?;
-    Ok(usage)
+    })
+}
+
+/// Writes `usage` as `name`'s quota usage in the usage file next to the users file `file`.
+pub fn record_usage(file: &Path, name: &str, usage: crate::auth::quota::Usage) -> Result<(), AdminError> {
+    crate::auth::quota::set(&crate::auth::quota::state_path(file), name, usage).map_err(AdminError::Quota)
 }
 
 /// `fxpd user show NAME`: the effective rights on every path a rule names, each right with
@@ -466,6 +491,25 @@ pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<Strin
         out,
         "max_sessions: {}",
         show(l.max_sessions.map(|v| v.to_string()), &l.from.max_sessions)
+    );
+    let rate = |v: Option<u64>| {
+        v.map(|v| {
+            if v == 0 {
+                "0 (unlimited)".to_owned()
+            } else {
+                v.to_string()
+            }
+        })
+    };
+    let _ = writeln!(
+        out,
+        "download_bytes_per_sec: {}",
+        show(rate(l.download_bytes_per_sec), &l.from.download_bytes_per_sec)
+    );
+    let _ = writeln!(
+        out,
+        "upload_bytes_per_sec: {}",
+        show(rate(l.upload_bytes_per_sec), &l.from.upload_bytes_per_sec)
     );
     let networks: Vec<String> = l.allowed_networks.iter().map(|n| n.to_string()).collect();
     let networks = (!networks.is_empty()).then(|| networks.join(", "));

@@ -5,8 +5,9 @@
 //! - rules: all of them, each with its source; the decision ([`Rights::decide`]) prefers the
 //!   deepest path, then the most specific source, then deny;
 //! - `deny_files`, `hidden`, `denied_networks`: the union (a layer can only add to them);
-//! - `max_upload_bytes`, `max_sessions`, `allowed_networks`: the most specific layer that
-//!   sets one (a non-empty list) decides.
+//! - `max_upload_bytes`, `max_sessions`, `allowed_networks`, `download_bytes_per_sec`,
+//!   `upload_bytes_per_sec`: the most specific layer that sets one (a non-empty list)
+//!   decides (a user's own `0` lifts a group's rate limit).
 
 use std::net::IpAddr;
 
@@ -37,6 +38,12 @@ pub struct Limits {
     pub quota_bytes: Option<u64>,
     /// The most files the account may hold.
     pub quota_files: Option<u64>,
+    /// Download rate of all the account's sessions together (bytes per second; 0 or `None`:
+    /// unlimited).
+    pub download_bytes_per_sec: Option<u64>,
+    /// Upload rate of all the account's sessions together (bytes per second; 0 or `None`:
+    /// unlimited).
+    pub upload_bytes_per_sec: Option<u64>,
     /// When not empty: logins only from these networks.
     pub allowed_networks: Vec<Cidr>,
     /// No login from these networks.
@@ -45,8 +52,8 @@ pub struct Limits {
     pub(crate) expires: Option<Expiry>,
     /// The account may not log in.
     pub disabled: bool,
-    /// Which layer set `max_upload_bytes`, `max_sessions` and `allowed_networks` (`fxpd user
-    /// show`).
+    /// Which layer set `max_upload_bytes`, `max_sessions`, `allowed_networks` and the rates
+    /// (`fxpd user show`).
     pub from: LimitSources,
 }
 
@@ -59,6 +66,10 @@ pub struct LimitSources {
     pub max_sessions: Option<Source>,
     /// The layer that set `allowed_networks`.
     pub allowed_networks: Option<Source>,
+    /// The layer that set `download_bytes_per_sec`.
+    pub download_bytes_per_sec: Option<Source>,
+    /// The layer that set `upload_bytes_per_sec`.
+    pub upload_bytes_per_sec: Option<Source>,
 }
 
 impl Limits {
@@ -127,6 +138,14 @@ fn combine(write: bool, layers: &[(Source, Shared<'_>)]) -> Account {
         if shared.max_sessions.is_some() {
             limits.max_sessions = shared.max_sessions;
             limits.from.max_sessions = Some(source.clone());
+        }
+        if shared.download_bytes_per_sec.is_some() {
+            limits.download_bytes_per_sec = shared.download_bytes_per_sec;
+            limits.from.download_bytes_per_sec = Some(source.clone());
+        }
+        if shared.upload_bytes_per_sec.is_some() {
+            limits.upload_bytes_per_sec = shared.upload_bytes_per_sec;
+            limits.from.upload_bytes_per_sec = Some(source.clone());
         }
         if !shared.allowed_networks.is_empty() {
             limits.allowed_networks = shared.allowed_networks.to_vec();

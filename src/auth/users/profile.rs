@@ -16,6 +16,7 @@
 //! max_upload_bytes = 104857600
 //! allowed_networks = ["192.0.2.0/24"]
 //! max_sessions = 4
+//! download_bytes_per_sec = 1048576   # all of a member's sessions together
 //!
 //! [[user]]
 //! name = "alice"
@@ -165,6 +166,8 @@ pub(crate) struct Shared<'a> {
     pub(crate) allowed_networks: &'a [Cidr],
     pub(crate) denied_networks: &'a [Cidr],
     pub(crate) max_sessions: Option<u32>,
+    pub(crate) download_bytes_per_sec: Option<u64>,
+    pub(crate) upload_bytes_per_sec: Option<u64>,
 }
 
 /// The shared settings of one table, to change.
@@ -178,6 +181,8 @@ pub(crate) struct SharedMut<'a> {
     pub(crate) allowed_networks: &'a mut Vec<Cidr>,
     pub(crate) denied_networks: &'a mut Vec<Cidr>,
     pub(crate) max_sessions: &'a mut Option<u32>,
+    pub(crate) download_bytes_per_sec: &'a mut Option<u64>,
+    pub(crate) upload_bytes_per_sec: &'a mut Option<u64>,
 }
 
 /// Declares a users-file table with the shared fields (serde's `flatten` cannot be used with
@@ -216,6 +221,14 @@ macro_rules! with_shared_fields {
             /// Most sessions logged in at once under this account.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub(crate) max_sessions: Option<u32>,
+            /// Download rate of all the account's sessions together (bytes per second; 0:
+            /// unlimited), on top of the server's `[limits]` rates.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub(crate) download_bytes_per_sec: Option<u64>,
+            /// Upload rate of all the account's sessions together (bytes per second; 0:
+            /// unlimited), on top of the server's `[limits]` rates.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub(crate) upload_bytes_per_sec: Option<u64>,
         }
 
         impl $name {
@@ -232,6 +245,8 @@ macro_rules! with_shared_fields {
                     allowed_networks: &mut self.allowed_networks,
                     denied_networks: &mut self.denied_networks,
                     max_sessions: &mut self.max_sessions,
+                    download_bytes_per_sec: &mut self.download_bytes_per_sec,
+                    upload_bytes_per_sec: &mut self.upload_bytes_per_sec,
                 }
             }
 
@@ -247,6 +262,8 @@ macro_rules! with_shared_fields {
                     allowed_networks: &self.allowed_networks,
                     denied_networks: &self.denied_networks,
                     max_sessions: self.max_sessions,
+                    download_bytes_per_sec: self.download_bytes_per_sec,
+                    upload_bytes_per_sec: self.upload_bytes_per_sec,
                 }
             }
         }
@@ -299,6 +316,12 @@ pub(crate) struct EveryoneEntry {
     /// The largest file one upload may write, for accounts that set none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_upload_bytes: Option<u64>,
+    /// Download rate of each account's sessions together, for accounts that set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) download_bytes_per_sec: Option<u64>,
+    /// Upload rate of each account's sessions together, for accounts that set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) upload_bytes_per_sec: Option<u64>,
 }
 
 impl EveryoneEntry {
@@ -314,6 +337,8 @@ impl EveryoneEntry {
             allowed_networks: &[],
             denied_networks: &[],
             max_sessions: None,
+            download_bytes_per_sec: self.download_bytes_per_sec,
+            upload_bytes_per_sec: self.upload_bytes_per_sec,
         }
     }
 
