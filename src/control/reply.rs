@@ -5,8 +5,6 @@
 //! multi-line reply is always framed the way RFC 959 says: `123-first`, continuation
 //! lines, `123 last`.
 
-use std::fmt::Write as _;
-
 /// A three-digit FTP reply code. The named constants are the ones fxpd sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Code(pub u16);
@@ -134,25 +132,49 @@ impl Reply {
     /// from the client, say) are replaced so a line can never end the reply early or
     /// forge another one.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let code = self.code.0;
-        let mut out = String::with_capacity(64);
-        let clean = |s: &str| s.replace(['\r', '\n'], " ");
+        // Built byte by byte (no formatting machinery, no copy per line): three replies go
+        // out for every small file a client fetches.
+        let size = self.lines.iter().map(|l| l.len() + 6).sum::<usize>();
+        let mut out = Vec::with_capacity(size.max(6));
+        let code = |out: &mut Vec<u8>| match self.code.0 {
+            c @ 100..=999 => out.extend_from_slice(&[
+                b'0' + (c / 100) as u8,
+                b'0' + (c / 10 % 10) as u8,
+                b'0' + (c % 10) as u8,
+            ]),
+            c => out.extend_from_slice(c.to_string().as_bytes()),
+        };
+        let clean = |out: &mut Vec<u8>, text: &str| {
+            out.extend(
+                text.bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+            out.extend_from_slice(b"\r\n");
+        };
         match self.lines.as_slice() {
             [] => {
-                let _ = write!(out, "{code} \r\n");
+                code(&mut out);
+                out.extend_from_slice(b" \r\n");
             }
             [only] => {
-                let _ = write!(out, "{code} {}\r\n", clean(only));
+                code(&mut out);
+                out.push(b' ');
+                clean(&mut out, only);
             }
             [first, middle @ .., last] => {
-                let _ = write!(out, "{code}-{}\r\n", clean(first));
+                code(&mut out);
+                out.push(b'-');
+                clean(&mut out, first);
                 for line in middle {
-                    let _ = write!(out, " {}\r\n", clean(line));
+                    out.push(b' ');
+                    clean(&mut out, line);
                 }
-                let _ = write!(out, "{code} {}\r\n", clean(last));
+                code(&mut out);
+                out.push(b' ');
+                clean(&mut out, last);
             }
         }
-        out.into_bytes()
+        out
     }
 }
 
