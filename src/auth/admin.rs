@@ -290,6 +290,7 @@ fn add_entry(
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,
+        folders: Vec::new(),
     };
     let rendered = render_entry(&entry).map_err(|e| AdminError::Hash(e.to_string()))?;
 

@@ -105,6 +105,7 @@ impl Session {
     pub(super) async fn rnfr(&mut self, arg: &str) -> Handled {
         let from = resolve(&self.login().cwd, arg);
         self.may(&from, Right::Rename)?;
+        self.home().may_rename(&from)?;
         self.home().is_dir(&from).await?;
         self.rename_from = Some(from);
         say(

@@ -3,7 +3,7 @@
 //! settings in force for each command, so a reload changes them for open sessions too.
 
 use super::answer::Failure;
-use super::Session;
+use super::{AuthState, Session};
 use crate::addr::normalize;
 use crate::auth::Account;
 use crate::listing::Kind;
@@ -16,6 +16,19 @@ impl Session {
         self.settings
             .login
             .account(&self.login().user, normalize(self.peer.ip()))
+    }
+
+    /// Before each command: mount the account's folders as they are now (a reload may have
+    /// added, changed or removed some; nothing happens when they are the same).
+    pub(super) fn remount_folders(&mut self) {
+        if self.logged_in().is_none() {
+            return;
+        }
+        let account = self.account();
+        let shared = Arc::clone(&self.shared);
+        if let AuthState::LoggedIn(l) = &mut self.auth {
+            l.home.remount(&shared.backend, &l.user, &account.folders);
+        }
     }
 
     /// The one rights check: may this session do `right` on `path` (resolved)? A refusal is

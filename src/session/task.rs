@@ -235,6 +235,7 @@ impl Session {
                     };
                     log_command(&command);
                     self.settings = self.shared.settings();
+                    self.remount_folders();
                     if self.transfer.is_some() && !matches!(command, Command::Stat(None) | Command::Abor | Command::Noop) {
                         // RFC 959 sequencing: other commands (QUIT too) wait for the transfer's
                         // final reply.

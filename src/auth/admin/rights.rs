@@ -216,6 +216,7 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
         allowed_networks: Vec::new(),
         denied_networks: Vec::new(),
         max_sessions: None,
+        folders: Vec::new(),
     };
     apply_shared(edit, group.shared_mut())?;
     let rendered = render_group(&group).map_err(|e| AdminError::Hash(e.to_string()))?;
@@ -335,7 +336,7 @@ fn account_of(file: &Path, name: &str, anonymous_write: bool) -> Result<(Account
     let text = read_users_text(file)?;
     let parsed = parse_users(&text, file)?;
     let doc = parsed.doc();
-    let db = UserDb::from_doc(doc.clone(), Path::new("/"));
+    let db = UserDb::from_doc_in(doc.clone(), Path::new("/"), &crate::auth::users::users_dir(file));
     let account = if is_reserved_name(name) {
         db.anonymous_account(anonymous_write)
     } else {
@@ -394,6 +395,16 @@ pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<Strin
                 groups.join(", ")
             }
         );
+    }
+    if account.folders.is_empty() {
+        let _ = writeln!(out, "folders: -");
+    } else {
+        let _ = writeln!(out, "folders (mount path -> what it mounts (from: its layer)):");
+        let mut folders: Vec<_> = account.folders.iter().collect();
+        folders.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+        for f in folders {
+            let _ = writeln!(out, "  {} -> {} ({})", f.path, f.target, f.source);
+        }
     }
     let mut paths: Vec<&RulePath> = account.rights.rules().iter().map(|r| &r.spec.path).collect();
     paths.sort_by(|a, b| a.as_str().cmp(b.as_str()));

@@ -16,6 +16,7 @@
 //! max_upload_bytes = 104857600
 //! allowed_networks = ["192.0.2.0/24"]
 //! max_sessions = 4
+//! folders = [{ path = "/shared", source = "/srv/ftp/shared" }]
 //!
 //! [[user]]
 //! name = "alice"
@@ -32,6 +33,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::file::{InvalidValue, UserName};
+use super::folder::FolderSpec;
 use crate::addr::Cidr;
 use crate::rights::{Pattern, RuleSpec};
 
@@ -165,6 +167,7 @@ pub(crate) struct Shared<'a> {
     pub(crate) allowed_networks: &'a [Cidr],
     pub(crate) denied_networks: &'a [Cidr],
     pub(crate) max_sessions: Option<u32>,
+    pub(crate) folders: &'a [FolderSpec],
 }
 
 /// The shared settings of one table, to change.
@@ -216,6 +219,9 @@ macro_rules! with_shared_fields {
             /// Most sessions logged in at once under this account.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub(crate) max_sessions: Option<u32>,
+            /// Virtual folders: other directories (or key prefixes) mounted at virtual paths.
+            #[serde(default, deserialize_with = "crate::auth::users::folder::bounded_folders", skip_serializing_if = "Vec::is_empty")]
+            pub(crate) folders: Vec<crate::auth::users::FolderSpec>,
         }
 
         impl $name {
@@ -247,6 +253,7 @@ macro_rules! with_shared_fields {
                     allowed_networks: &self.allowed_networks,
                     denied_networks: &self.denied_networks,
                     max_sessions: self.max_sessions,
+                    folders: &self.folders,
                 }
             }
         }
@@ -299,6 +306,13 @@ pub(crate) struct EveryoneEntry {
     /// The largest file one upload may write, for accounts that set none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_upload_bytes: Option<u64>,
+    /// Virtual folders for everyone.
+    #[serde(
+        default,
+        deserialize_with = "crate::auth::users::folder::bounded_folders",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub(crate) folders: Vec<FolderSpec>,
 }
 
 impl EveryoneEntry {
@@ -314,6 +328,7 @@ impl EveryoneEntry {
             allowed_networks: &[],
             denied_networks: &[],
             max_sessions: None,
+            folders: &self.folders,
         }
     }
 
