@@ -101,11 +101,11 @@ impl UserDb {
     /// (a server refuses to start, or to reload, with such a file).
     pub fn check_folders(&self, kind: crate::config::StorageKind) -> Result<(), String> {
         use crate::config::StorageKind;
-        let anonymous = ("anonymous".to_owned(), self.anonymous_account(false));
+        let anonymous = ("anonymous".to_owned(), Arc::new(self.anonymous_account(false)));
         let users = self
             .users
             .iter()
-            .map(|(name, r)| (format!("user {name:?}"), (*r.account).clone()));
+            .map(|(name, r)| (format!("user {name:?}"), Arc::clone(&r.account)));
         for (who, account) in std::iter::once(anonymous).chain(users) {
             for folder in &account.folders {
                 let at = format!("{who}, folder {} (from {})", folder.path, folder.source);
