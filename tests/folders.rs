@@ -188,8 +188,17 @@ fn rules_on_the_mount_path_apply_per_group() {
     bob.stor("/shared/b.bin", b"bob");
     assert_eq!(fs::read(f.shared.join("b.bin")).unwrap(), b"bob");
     // `fxpd user explain` decides on folder paths like on any other.
-    let out = cli_ok(&f.s, &["user", "explain", "carol", "/shared/x.bin", "upload"]);
-    assert!(out.contains("/shared") && out.contains("group viewers"), "{out}");
+    let out = cli_ok(&f.s, &["user", "explain", "carol", "/SHARED/x.bin", "upload"]);
+    assert!(
+        out.contains("refused: upload on /SHARED/x.bin for carol: ")
+            && out.contains(&format!(
+                "/SHARED/x.bin is in the folder /shared -> {} (group viewers)",
+                f.shared.display()
+            )),
+        "{out}"
+    );
+    let out = cli_ok(&f.s, &["user", "explain", "carol", "/sharedx/x.bin", "upload"]);
+    assert!(!out.contains("is in the folder"), "{out}");
     let o = cli(&f.s, &["user", "explain", "bob", "/shared/x.bin", "upload"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("group staff"), "{out}");

@@ -522,14 +522,29 @@ pub fn user_explain(
         Some(source) => format!("the {source} rule at {}", d.path),
         None => "no rule names this right (deny by default)".to_owned(),
     };
+    let points: Vec<crate::path::MountPoint> = account
+        .folders
+        .iter()
+        .map(|f| crate::path::MountPoint::new(f.path.as_str()))
+        .collect();
+    let place = match crate::path::locate(&points, &resolved).0 {
+        Some(i) => {
+            let f = &account.folders[i];
+            format!(
+                "\n{resolved} is in the folder {} -> {} ({})",
+                f.path, f.target, f.source
+            )
+        }
+        None => String::new(),
+    };
     Ok(match decided {
         Ok(()) => (
             true,
-            format!("allowed: {right} on {resolved} for {name}, by {rule}"),
+            format!("allowed: {right} on {resolved} for {name}, by {rule}{place}"),
         ),
         Err(denied) => (
             false,
-            format!("refused: {right} on {resolved} for {name}: {denied}"),
+            format!("refused: {right} on {resolved} for {name}: {denied}{place}"),
         ),
     })
 }
