@@ -2,8 +2,10 @@
 //! directory outside the home, used with curl, lftp, Python ftplib and a raw client (hashes
 //! checked on both sides); rights rules on the mount path (write for one group, read-only for
 //! another); escapes from inside the folder; renames across its boundary and removal of the
-//! mount point refused; folders reloaded for an open session, an invalid folder refusing the
-//! reload; an S3 prefix folder; `fxpd user show` and `fxpd user explain`.
+//! mount point refused; uploads in a folder counted toward the account's quota; a folder whose
+//! source is gone refused, never the home's directory of its name; folders reloaded for an
+//! open session, an invalid folder refusing the reload; an S3 prefix folder; `fxpd user show`
+//! and `fxpd user explain`.
 
 mod common;
 #[path = "common/moto.rs"]
@@ -280,6 +282,61 @@ fn no_spelling_leaves_the_folder() {
     fs::remove_file(f.s.home("bob").join("escape.bin")).unwrap();
     assert_eq!(f.outside_the_folder(), before);
     assert!(!f.outside.path().join("escape.bin").exists());
+}
+
+#[test]
+fn uploads_in_a_folder_count_toward_the_accounts_quota() {
+    let f = fixture();
+    cli_ok(&f.s, &["user", "set", "bob", "--quota-bytes", "100000"]);
+    f.s.reload().unwrap();
+    let recorded = || {
+        let path = f.s.users_file.parent().unwrap().join("quota.json");
+        let v: serde_json::Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        (
+            v["bob"]["bytes"].as_u64().unwrap_or(0),
+            v["bob"]["files"].as_u64().unwrap_or(0),
+        )
+    };
+    let mut c = f.s.login("bob", PASS);
+    c.expect("TYPE I", 200);
+    c.stor("/shared/q.bin", &random_bytes(60_000));
+    assert_eq!(recorded(), (60_000, 1));
+    c.expect("ALLO 50000", 200);
+    let r = c.try_upload("STOR", "/shared/q2.bin", b"x");
+    assert_eq!(
+        r.first(),
+        "552 Quota exceeded: this account may hold at most 100000 bytes."
+    );
+    assert!(!f.shared.join("q2.bin").exists());
+    c.expect("DELE /shared/q.bin", 250);
+    assert_eq!(recorded(), (0, 0));
+}
+
+#[test]
+fn a_folder_whose_source_is_gone_is_unavailable_not_the_homes_directory() {
+    let f = fixture();
+    let gone = f.outside.path().join("gone");
+    fs::rename(&f.shared, &gone).unwrap();
+    let mut c = f.s.login("bob", PASS);
+    // CWD says only that it cannot enter; the rest name the reason.
+    c.expect("CWD /shared", 550);
+    for line in [
+        "SIZE /shared/hidden.txt",
+        "DELE /shared/hidden.txt",
+        "MKD /shared/d",
+    ] {
+        let r = c.expect(line, 550);
+        assert_eq!(r.first(), "550 This virtual folder is unavailable.", "{line}");
+    }
+    for verb in ["RETR", "STOR"] {
+        let r = c.try_upload(verb, "/shared/hidden.txt", b"over");
+        assert_eq!(r.first(), "550 This virtual folder is unavailable.", "{verb}");
+    }
+    assert_eq!(
+        fs::read(f.s.home("bob").join("shared/hidden.txt")).unwrap(),
+        b"shadowed"
+    );
+    fs::rename(&gone, &f.shared).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
