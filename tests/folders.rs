@@ -4,8 +4,8 @@
 //! another); escapes from inside the folder; renames across its boundary and removal of the
 //! mount point refused; uploads in a folder counted toward the account's quota; a folder whose
 //! source is gone refused, never the home's directory of its name; folders reloaded for an
-//! open session, an invalid folder refusing the reload; an S3 prefix folder; `fxpd user show`
-//! and `fxpd user explain`.
+//! open session, an invalid folder refusing the reload; S3 prefix folders (listed, confined, a
+//! read-only one, reloaded); `fxpd user show` and `fxpd user explain`.
 
 mod common;
 #[path = "common/moto.rs"]
@@ -591,6 +591,9 @@ fn user_show_lists_the_effective_folders_and_their_source() {
 // Object storage: a prefix folder
 // ---------------------------------------------------------------------------------------------
 
+/// Prefix folders on S3: confined like homes, listed as directories, each with its own rights
+/// (`/published` read-only), and changed by a reload for an open session (a `source` folder,
+/// which object storage cannot mount, refuses the reload).
 #[test]
 fn a_prefix_folder_on_s3() {
     let Some(moto) = moto::Moto::start() else {
@@ -598,32 +601,98 @@ fn a_prefix_folder_on_s3() {
     };
     let bucket = "folders";
     moto.bucket(bucket);
+    let published = random_bytes(50_000);
+    moto.s3(&["put", bucket, "ftp/published/p.bin"], Some(&published));
+    let folders = "folders = [{ path = \"/archive\", prefix = \"archive/\" }, { path = \"/published\", prefix = \"published/\" }]";
     let s = Server::builder()
         .config(&moto.storage_config(bucket))
         .user("alice", PASS, "alice", true)
-        .users_toml("[everyone]\nfolders = [{ path = \"/archive\", prefix = \"archive/\" }]\n")
+        .users_toml(&format!(
+            "[everyone]\n{folders}\nrules = [{{ path = \"/published\", deny = [\"write\"] }}]\n"
+        ))
         .start();
     let mut c = s.login("alice", PASS);
     c.expect("TYPE I", 200);
     c.stor("/home.bin", b"in the home");
     let body = random_bytes(120_000);
     c.stor("/archive/a.bin", &body);
+    let all = ["ftp/alice/home.bin", "ftp/archive/a.bin", "ftp/published/p.bin"];
     let mut keys = moto.keys(bucket);
     keys.sort();
-    assert_eq!(keys, ["ftp/alice/home.bin", "ftp/archive/a.bin"]);
-    assert!(c.listing("NLST /").lines().any(|l| l == "archive"));
+    assert_eq!(keys, all);
+    let mlsd = c.listing("MLSD /");
+    for name in ["archive", "published"] {
+        let line = mlsd
+            .lines()
+            .find(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} not listed: {mlsd}"));
+        assert!(line.to_lowercase().contains("type=dir;"), "{line}");
+    }
     c.expect("CWD /archive", 250);
     assert_eq!(sha256_bytes(&c.retr("a.bin")), sha256_bytes(&body));
     c.expect("RNFR a.bin", 350);
     let r = c.expect("RNTO /a.bin", 550);
     assert_eq!(r.first(), ACROSS);
+    c.expect("RNFR a.bin", 350);
+    // Into the read-only folder: its rights refuse before the boundary does.
+    let r = c.expect("RNTO /published/a.bin", 550);
+    assert_eq!(r.first(), "550 Access is denied: no rename right at /published.");
     let r = c.expect("RMD /archive", 550);
     assert_eq!(r.first(), MOUNT_POINT);
     // `..` from the folder is the home, never the bucket's other keys.
     let r = c.try_upload("RETR", "../../alice/home.bin", b"");
     assert_eq!(r.code, 550, "{r}");
     assert_eq!(c.retr("../home.bin"), b"in the home");
+
+    // The read-only folder: read, but no upload or delete.
+    assert_eq!(
+        sha256_bytes(&c.retr("/published/p.bin")),
+        sha256_bytes(&published)
+    );
+    let r = c.try_upload("STOR", "/published/new.bin", b"no");
+    assert_eq!(r.first(), "550 Access is denied: no upload right at /published.");
+    let r = c.expect("DELE /published/p.bin", 550);
+    assert_eq!(r.first(), "550 Access is denied: no delete right at /published.");
     let mut keys = moto.keys(bucket);
     keys.sort();
-    assert_eq!(keys, ["ftp/alice/home.bin", "ftp/archive/a.bin"]);
+    assert_eq!(keys, all);
+
+    // A reload adds a folder for the open session; a directory source refuses the reload.
+    c.expect("CWD /more", 550);
+    let text = fs::read_to_string(&s.users_file).unwrap();
+    assert!(text.contains(folders), "{text}");
+    let more = text.replacen(
+        "prefix = \"published/\" }]",
+        "prefix = \"published/\" }, { path = \"/more\", prefix = \"more/\" }]",
+        1,
+    );
+    fs::write(&s.users_file, &more).unwrap();
+    s.reload().unwrap();
+    c.expect("CWD /more", 250);
+    c.stor("m.bin", b"more");
+    let dir = s.dir.path().join("a-directory");
+    fs::create_dir_all(&dir).unwrap();
+    let bad = more.replacen(
+        "prefix = \"more/\"",
+        &format!("source = \"{}\"", dir.display()),
+        1,
+    );
+    fs::write(&s.users_file, bad).unwrap();
+    let e = s.reload().unwrap_err();
+    assert!(
+        e.contains("folder /more") && e.contains("a folder is a prefix, not a source directory"),
+        "{e}"
+    );
+    c.expect("CWD /more", 250);
+    let mut keys = moto.keys(bucket);
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "ftp/alice/home.bin",
+            "ftp/archive/a.bin",
+            "ftp/more/m.bin",
+            "ftp/published/p.bin"
+        ]
+    );
 }
