@@ -2,10 +2,11 @@
 //! directory outside the home, used with curl, lftp, Python ftplib and a raw client (hashes
 //! checked on both sides); rights rules on the mount path (write for one group, read-only for
 //! another); escapes from inside the folder; renames across its boundary and removal of the
-//! mount point refused; uploads in a folder counted toward the account's quota; a folder whose
-//! source is gone refused, never the home's directory of its name; folders reloaded for an
-//! open session, an invalid folder refusing the reload; S3 prefix folders (listed, confined, a
-//! read-only one, reloaded); `fxpd user show` and `fxpd user explain`.
+//! mount point refused; uploads in a folder counted toward the account's quota, deletions there
+//! freeing nothing; a folder whose source is gone refused, never the home's directory of its
+//! name; folders reloaded for an open session, an invalid folder refusing the reload; S3 prefix
+//! folders (listed, confined, a read-only one, reloaded); `fxpd user show` and `fxpd user
+//! explain`.
 
 mod common;
 #[path = "common/moto.rs"]
@@ -308,8 +309,27 @@ fn uploads_in_a_folder_count_toward_the_accounts_quota() {
         "552 Quota exceeded: this account may hold at most 100000 bytes."
     );
     assert!(!f.shared.join("q2.bin").exists());
+    // Nothing done in the folder gives quota back: its files may be other accounts'.
+    // Carol's file, deleted by bob, frees nothing of his.
+    write_file(&f.shared.join("carols.bin"), &random_bytes(30_000));
+    c.expect("DELE /shared/carols.bin", 250);
+    assert!(!f.shared.join("carols.bin").exists());
+    assert_eq!(recorded(), (60_000, 1));
+    // Nor does overwriting a larger file with a smaller one, or renaming onto one.
+    write_file(&f.shared.join("big.bin"), &random_bytes(40_000));
+    c.stor("/shared/big.bin", b"small");
+    assert_eq!(fs::read(f.shared.join("big.bin")).unwrap(), b"small");
+    assert_eq!(recorded(), (60_000, 1));
+    c.expect("RNFR /shared/big.bin", 350);
+    c.expect("RNTO /shared/q.bin", 250);
+    assert_eq!(recorded(), (60_000, 1));
+    // Bob's own file frees nothing either; the home's DELE still does.
     c.expect("DELE /shared/q.bin", 250);
-    assert_eq!(recorded(), (0, 0));
+    assert_eq!(recorded(), (60_000, 1));
+    c.stor("/home.bin", &random_bytes(10_000));
+    assert_eq!(recorded(), (70_000, 2));
+    c.expect("DELE /home.bin", 250);
+    assert_eq!(recorded(), (60_000, 1));
 }
 
 #[test]

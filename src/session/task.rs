@@ -280,8 +280,13 @@ impl Session {
             return;
         };
         let after = l.home.file_stat(&running.path).await.ok().map(|s| s.len);
-        let bytes = i128::from(after.unwrap_or(0)) - i128::from(charge.before.unwrap_or(0));
-        let files = i64::from(after.is_some()) - i64::from(charge.before.is_some());
+        let mut bytes = i128::from(after.unwrap_or(0)) - i128::from(charge.before.unwrap_or(0));
+        let mut files = i64::from(after.is_some()) - i64::from(charge.before.is_some());
+        // SECURITY: in a virtual folder the file may have been another account's: shrinking
+        // it frees nothing (see DELE).
+        if l.home.in_folder(&running.path) {
+            (bytes, files) = (bytes.max(0), files.max(0));
+        }
         self.shared.quotas.charge(&charge.account, bytes, files);
     }
 

@@ -109,6 +109,12 @@ impl Home {
         matches!(locate(&self.points, path), (Some(_), inner) if inner == "/")
     }
 
+    /// Whether `path` is in a virtual folder (not in the home). A folder's files may be other
+    /// accounts' files, so quota usage is never given back for them.
+    pub fn in_folder(&self, path: &str) -> bool {
+        locate(&self.points, path).0.is_some()
+    }
+
     /// Whether mounts lie below `path` (it is a directory on the way to one).
     fn leads_to_mounts(&self, path: &str) -> bool {
         !mounted_children(&self.points, path).is_empty()
