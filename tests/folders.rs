@@ -236,6 +236,17 @@ fn renames_across_the_boundary_and_the_mount_point_itself_are_refused() {
     c.expect("RNFR /top.txt", 350);
     let r = c.expect("RNTO /shared", 550);
     assert_eq!(r.first(), MOUNT_POINT);
+    // An upload naming the mount point cannot replace it or write beside it.
+    for verb in ["STOR", "APPE"] {
+        for name in ["/shared", "/SHARED/"] {
+            let r = c.try_upload(verb, name, b"over the mount");
+            assert_eq!(r.first(), MOUNT_POINT, "{verb} {name}");
+        }
+    }
+    assert!(c
+        .listing("MLSD /")
+        .lines()
+        .any(|l| l.contains("type=dir;") && l.ends_with(" shared")));
     assert_eq!(f.outside_the_folder(), before);
     assert_eq!(tree_hashes(&f.shared), shared_before);
     assert!(f.shared.join("doc.bin").exists());
@@ -658,6 +669,8 @@ fn a_prefix_folder_on_s3() {
     let r = c.expect("RNTO /published/a.bin", 550);
     assert_eq!(r.first(), "550 Access is denied: no rename right at /published.");
     let r = c.expect("RMD /archive", 550);
+    assert_eq!(r.first(), MOUNT_POINT);
+    let r = c.try_upload("STOR", "/archive", b"over the mount");
     assert_eq!(r.first(), MOUNT_POINT);
     // `..` from the folder is the home, never the bucket's other keys.
     let r = c.try_upload("RETR", "../../alice/home.bin", b"");

@@ -11,9 +11,9 @@
 //! # Decisions
 //! - Listings of a mount point's parent show the mount as a directory, whether or not the
 //!   home has a directory of that name; a real entry of the same name is shadowed.
-//! - A mount point itself cannot be removed (DELE, RMD), made (MKD) or renamed (either end
-//!   of RNFR/RNTO), and a rename across a folder boundary (home and folder, or two folders) is
-//!   refused: 550 with a reason. Copy the file instead.
+//! - A mount point itself cannot be removed (DELE, RMD), made (MKD), renamed (either end
+//!   of RNFR/RNTO) or uploaded to (STOR, APPE), and a rename across a folder boundary (home
+//!   and folder, or two folders) is refused: 550 with a reason. Copy the file instead.
 //! - A folder that cannot be opened (its source removed since the users file was loaded) is
 //!   still mounted but unavailable: its paths are refused, they never fall through to the
 //!   home's directory of the same name.
@@ -24,7 +24,7 @@ use crate::auth::{Folder, FtpUser};
 use crate::listing::{Entry, Kind};
 use crate::path::{locate, mounted_children, MountPoint};
 
-/// DELE, RMD, MKD, RNFR or RNTO naming a mount point.
+/// DELE, RMD, MKD, RNFR, RNTO or an upload naming a mount point.
 const MOUNT_POINT: &str =
     "That name is a virtual folder's mount point: it cannot be removed, created or renamed.";
 /// RNFR/RNTO across a folder boundary.
@@ -232,6 +232,7 @@ impl Home {
 
     /// Open `path` for an upload, now (see [`Tree::open_write`]).
     pub async fn open_write(&self, path: &str, mode: WriteMode) -> Result<(Upload, u64), Error> {
+        self.not_a_mount_point(path)?;
         let (tree, inner) = self.at(path)?;
         tree.open_write(&inner, mode).await
     }
