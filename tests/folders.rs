@@ -129,6 +129,28 @@ fn a_group_folder_is_listed_entered_read_and_written() {
         .find(|l| l.ends_with(" shared"))
         .expect("shared listed");
     assert!(line.contains("type=dir;"), "{line}");
+    // Its perm fact (RFC 3659 7.5.5) offers what bob may do in it, but not to remove or
+    // rename the mount point itself (`d`, `f`), though his rights on /shared would allow it.
+    let perm = |facts: &str| {
+        let p = facts
+            .split(';')
+            .find_map(|f| f.strip_prefix("perm="))
+            .unwrap_or_else(|| panic!("no perm fact: {facts}"))
+            .to_owned();
+        p
+    };
+    assert_eq!(perm(line), "elcmp", "{line}");
+    let r = c.expect("MLST /shared", 250);
+    assert_eq!(perm(&r.lines[1]), "elcmp", "{r}");
+    assert_eq!(
+        perm(
+            c.listing("MLSD /shared")
+                .lines()
+                .find(|l| l.ends_with(" doc.bin"))
+                .unwrap()
+        ),
+        "radfw"
+    );
     let list = c.listing("LIST /");
     let line = list
         .lines()

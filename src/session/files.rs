@@ -189,7 +189,8 @@ impl Session {
             return say(Code::FILE_UNAVAILABLE, "File name cannot be shown.");
         }
         let is_dir = entry.kind == listing::Kind::Dir;
-        let perm = super::rights::perm_fact(&self.account().rights, &target, entry.kind);
+        let mount_point = self.home().is_mount_point(&target);
+        let perm = super::rights::perm_fact(&self.account().rights, &target, entry.kind, mount_point);
         let facts = listing::mlsx_facts_perm(&entry, &perm, is_dir && arg == ".");
         Ok(Reply::multi(
             Code::FILE_ACTION_OK,

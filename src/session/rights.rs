@@ -58,8 +58,9 @@ impl Session {
 }
 
 /// The RFC 3659 `perm` fact of an entry at `path` (section 7.5.5), from the rights: what
-/// MLSD and MLST tell a client it may do there.
-pub(super) fn perm_fact(rights: &Rights, path: &str, kind: Kind) -> String {
+/// MLSD and MLST tell a client it may do there. A virtual folder's `mount_point` is never
+/// removed or renamed, whatever the rights say: no `d` or `f`.
+pub(super) fn perm_fact(rights: &Rights, path: &str, kind: Kind, mount_point: bool) -> String {
     let may = |right| rights.decide(path, right).is_ok();
     let letters: &[(char, &[Right])] = match kind {
         Kind::File | Kind::Symlink => &[
@@ -84,6 +85,7 @@ pub(super) fn perm_fact(rights: &Rights, path: &str, kind: Kind) -> String {
         .iter()
         // A link is read, deleted or renamed; it is not appended to or overwritten as such.
         .filter(|(c, _)| !(symlink && matches!(c, 'a' | 'w')))
+        .filter(|(c, _)| !(mount_point && matches!(c, 'd' | 'f')))
         .filter(|(_, rights)| rights.iter().any(|r| may(*r)))
         .map(|(c, _)| *c)
         .collect()

@@ -105,7 +105,7 @@ impl Home {
     }
 
     /// Whether `path` is exactly a mount point.
-    fn is_mount_point(&self, path: &str) -> bool {
+    pub fn is_mount_point(&self, path: &str) -> bool {
         matches!(locate(&self.points, path), (Some(_), inner) if inner == "/")
     }
 
