@@ -4,15 +4,16 @@
 //! another); escapes from inside the folder; renames across its boundary and removal of the
 //! mount point refused; uploads in a folder counted toward the account's quota, deletions there
 //! freeing nothing; a folder whose source is gone refused, never the home's directory of its
-//! name; folders reloaded for an open session, an invalid folder refusing the reload; S3 prefix
-//! folders (listed, confined, a read-only one, reloaded); `fxpd user show` and `fxpd user
-//! explain`.
+//! name; folders reloaded for an open session (not under its running upload), an invalid folder
+//! refusing the reload; S3 prefix folders (listed, confined, a read-only one, reloaded); `fxpd
+//! user show` and `fxpd user explain`.
 
 mod common;
 #[path = "common/moto.rs"]
 mod moto;
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -363,6 +364,41 @@ fn uploads_in_a_folder_count_toward_the_accounts_quota() {
     assert_eq!(recorded(), (70_000, 2));
     c.expect("DELE /home.bin", 250);
     assert_eq!(recorded(), (60_000, 1));
+}
+
+#[test]
+fn a_reload_during_an_upload_leaves_its_end_in_the_folder_it_wrote_to() {
+    let f = fixture();
+    cli_ok(&f.s, &["user", "set", "bob", "--quota-bytes", "100000"]);
+    f.s.reload().unwrap();
+    let mut c = f.s.login("bob", PASS);
+    c.expect("TYPE I", 200);
+    // An upload into the folder, under the name of the home's own (shadowed) file.
+    let mut data = c.start_passive("STOR /shared/hidden.txt");
+    data.write_all(&random_bytes(50_000)).unwrap();
+    // A reload unmounts /shared while it runs, and the session takes a command meanwhile.
+    let text = fs::read_to_string(&f.s.users_file).unwrap();
+    let staff = format!(
+        "folders = [{{ path = \"/shared\", source = \"{}\" }}]",
+        f.shared.display()
+    );
+    assert!(text.contains(&staff), "{text}");
+    fs::write(&f.s.users_file, text.replace(&staff, "")).unwrap();
+    f.s.reload().unwrap();
+    c.expect("NOOP", 200);
+    // The upload crosses the quota: what it wrote is removed from the folder, and the home's
+    // file of the same path is not touched.
+    let _ = data.write_all(&random_bytes(100_000));
+    drop(data);
+    let r = c.read_reply();
+    assert_eq!(r.code, 552, "{r}");
+    assert!(!f.shared.join("hidden.txt").exists());
+    assert_eq!(
+        fs::read(f.s.home("bob").join("shared/hidden.txt")).unwrap(),
+        b"shadowed"
+    );
+    // The next command mounts the folders in force: /shared is the home's directory now.
+    assert_eq!(c.retr("/shared/hidden.txt"), b"shadowed");
 }
 
 #[test]

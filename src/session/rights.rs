@@ -18,8 +18,9 @@ impl Session {
             .account(&self.login().user, normalize(self.peer.ip()))
     }
 
-    /// Before each command: mount the account's folders as they are now (a reload may have
-    /// added, changed or removed some; nothing happens when they are the same).
+    /// Before each command that no transfer runs under: mount the account's folders as they
+    /// are now (a reload may have added, changed or removed some; nothing happens when they
+    /// are the same).
     pub(super) fn remount_folders(&mut self) {
         if self.logged_in().is_none() {
             return;

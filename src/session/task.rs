@@ -235,11 +235,16 @@ impl Session {
                     };
                     log_command(&command);
                     self.settings = self.shared.settings();
-                    self.remount_folders();
                     if self.transfer.is_some() && !matches!(command, Command::Stat(None) | Command::Abor | Command::Noop) {
                         // RFC 959 sequencing: other commands (QUIT too) wait for the transfer's
                         // final reply.
                         self.finish_transfer().await?;
+                    }
+                    // SECURITY: the folders in force are mounted only between transfers: the
+                    // end of a running upload (its quota charge, a discarded overflow) must act
+                    // on the tree it wrote to, not on whatever a reload mounted at its path.
+                    if self.transfer.is_none() {
+                        self.remount_folders();
                     }
                     let (verb, arg) = (command.verb(), command.log_arg());
                     let started = Instant::now();
