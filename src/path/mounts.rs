@@ -81,6 +81,7 @@ pub fn mounted_children(mounts: &[MountPoint], path: &str) -> Vec<(String, bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn points(paths: &[&str]) -> Vec<MountPoint> {
         paths.iter().map(|p| MountPoint::new(p)).collect()
@@ -123,5 +124,50 @@ mod tests {
         assert_eq!(mounted_children(&m, "/shared"), vec![("sub".to_owned(), true)]);
         assert!(mounted_children(&m, "/sharedx").is_empty());
         assert!(mounted_children(&m, "/a/b").is_empty());
+    }
+
+    /// `parts` spelled with noise: `//`, `.`, a detour through `..`, upper case.
+    fn spelled(parts: &[(String, u8)]) -> String {
+        let mut out = String::new();
+        for (part, noise) in parts {
+            match noise % 5 {
+                0 => out.push_str(&format!("/{part}")),
+                1 => out.push_str(&format!("//{part}/")),
+                2 => out.push_str(&format!("/./{part}")),
+                3 => out.push_str(&format!("/{part}/x/..")),
+                _ => out.push_str(&format!("/zz/../{}", part.to_uppercase())),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// No spelling of a path puts it in another tree than its canonical form does (a
+        /// folder, another folder or the home), and the path inside that tree is clean.
+        #[test]
+        fn every_spelling_lands_in_the_canonical_tree(
+            parts in prop::collection::vec(("[a-c]{1,2}", any::<u8>()), 1..5),
+            cwd_parts in prop::collection::vec("[a-c]{1,2}", 0..3),
+        ) {
+            let m = points(&["/a", "/a/b", "/b/c", "/ab"]);
+            let canonical: String = parts.iter().map(|(p, _)| format!("/{p}")).collect();
+            let (tree, inner) = locate(&m, &canonical);
+            let cwd: String = cwd_parts.iter().map(|p| format!("/{p}")).collect();
+            let cwd = if cwd.is_empty() { "/".to_owned() } else { cwd };
+            let absolute = spelled(&parts);
+            let ups = "../".repeat(cwd_parts.len() + 1);
+            let relative = format!("{ups}{}", absolute.trim_start_matches('/'));
+            for arg in [absolute.clone(), format!("{absolute}/"), relative] {
+                let resolved = crate::path::resolve(&cwd, &arg);
+                let (t, i) = locate(&m, &resolved);
+                prop_assert_eq!(t, tree, "{} from {} ({})", arg, cwd, resolved);
+                prop_assert_eq!(i.to_lowercase(), inner.to_lowercase());
+                prop_assert!(i.starts_with('/'));
+                prop_assert!(
+                    i == "/" || i[1..].split('/').all(|s| !s.is_empty() && s != "." && s != ".."),
+                    "{}", i
+                );
+            }
+        }
     }
 }
