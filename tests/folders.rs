@@ -5,8 +5,9 @@
 //! mount point refused; uploads in a folder counted toward the account's quota, deletions there
 //! freeing nothing; a folder whose source is gone refused, never the home's directory of its
 //! name; folders reloaded for an open session (not under its running upload), an invalid folder
-//! refusing the reload; S3 prefix folders (listed, confined, a read-only one, reloaded); `fxpd
-//! user show` and `fxpd user explain`.
+//! refusing the reload; an `[anonymous]` folder as a drop box outside the root; S3 prefix
+//! folders (listed, confined, a read-only one, reloaded); `fxpd user show` and `fxpd user
+//! explain`.
 
 mod common;
 #[path = "common/moto.rs"]
@@ -426,6 +427,47 @@ fn a_folder_whose_source_is_gone_is_unavailable_not_the_homes_directory() {
         b"shadowed"
     );
     fs::rename(&gone, &f.shared).unwrap();
+}
+
+#[test]
+fn an_anonymous_folder_is_a_drop_box_outside_the_root_and_only_anonymous_sees_it() {
+    let outside = tempfile::tempdir().unwrap();
+    let drop = outside.path().join("drop");
+    fs::create_dir_all(&drop).unwrap();
+    write_file(&drop.join("earlier.bin"), b"an earlier upload");
+    let s = Server::builder()
+        .config("[anonymous]\nenabled = true\nwrite = false")
+        .user("alice", PASS, "alice", true)
+        .users_toml(&format!(
+            "[anonymous]\nfolders = [{{ path = \"/drop\", source = \"{}\" }}]\n\
+             rules = [{{ path = \"/drop\", allow = [\"upload\"], deny = [\"list\", \"download\"] }}]\n",
+            drop.display()
+        ))
+        .start();
+    fs::create_dir_all(s.home("alice")).unwrap();
+    let mut anon = s.login("anonymous", "guest@example.com");
+    anon.expect("TYPE I", 200);
+    assert!(anon.listing("NLST /").lines().any(|l| l == "drop"));
+    let body = random_bytes(70_000);
+    anon.stor("/drop/new.bin", &body);
+    assert_eq!(sha256_file(&drop.join("new.bin")), sha256_bytes(&body));
+    let r = anon.expect("NLST /drop", 550);
+    assert_eq!(r.first(), "550 Access is denied: no list right at /drop.");
+    let r = anon.try_upload("RETR", "/drop/earlier.bin", b"");
+    assert_eq!(r.first(), "550 Access is denied: no download right at /drop.");
+    let r = anon.try_upload("STOR", "/drop/earlier.bin", b"over");
+    // No rule at /drop names overwrite: the read-only default at / decides.
+    assert_eq!(r.first(), "550 Access is denied: no overwrite right at /.");
+    assert_eq!(fs::read(drop.join("earlier.bin")).unwrap(), b"an earlier upload");
+    // Read-only elsewhere.
+    let r = anon.try_upload("STOR", "/elsewhere.bin", b"no");
+    assert_eq!(r.code, 550, "{r}");
+    // The folder is anonymous's: alice has no /drop.
+    let mut alice = s.login("alice", PASS);
+    assert!(!alice.listing("NLST /").lines().any(|l| l == "drop"));
+    alice.expect("CWD /drop", 550);
+    alice.stor("/drop.bin", b"alice");
+    assert!(!drop.join("drop.bin").exists());
 }
 
 // ---------------------------------------------------------------------------------------------
