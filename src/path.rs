@@ -6,6 +6,10 @@
 //! storage back-end confines paths to the home directory again (cap-std, or the home's key
 //! prefix), so this is about clean names, not the security boundary.
 
+mod mounts;
+
+pub use mounts::{locate, mounted_children, MountPoint};
+
 /// Resolve `arg` (absolute or relative) against the working directory `cwd`.
 pub fn resolve(cwd: &str, arg: &str) -> String {
     let mut parts: Vec<&str> = if arg.starts_with('/') {

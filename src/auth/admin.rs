@@ -293,6 +293,7 @@ fn add_entry(
         max_sessions: None,
         download_bytes_per_sec: None,
         upload_bytes_per_sec: None,
+        folders: Vec::new(),
     };
     let rendered = render_entry(&entry).map_err(|e| AdminError::Hash(e.to_string()))?;
 

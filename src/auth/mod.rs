@@ -35,7 +35,10 @@ pub(crate) use guard::ip_key;
 pub use guard::{Clock, GuardConfig, LoginGuard, ManualClock, NewLockouts, SystemClock};
 pub use login::{Login, LoginError};
 pub use password::PasswordError;
-pub use users::{Account, HomeError, LimitSources, Limits, NameError, UserDb, UsersFileError};
+pub use users::{
+    Account, Folder, FolderSpec, FolderTarget, HomeError, LimitSources, Limits, NameError, UserDb,
+    UsersFileError,
+};
 
 /// An authenticated session identity.
 #[derive(Debug, Clone, PartialEq, Eq)]

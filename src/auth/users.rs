@@ -22,6 +22,7 @@ use crate::policy::FxpOverride;
 mod account;
 mod error;
 mod file;
+mod folder;
 mod profile;
 
 pub(crate) use account::revoked;
@@ -32,6 +33,7 @@ pub(crate) use file::{
     RelHome, UserEntry, UserName, UsersDoc,
 };
 pub use file::{HomeError, NameError};
+pub use folder::{Folder, FolderSpec, FolderTarget};
 pub(crate) use profile::{AnonymousEntry, EveryoneEntry, Expiry, GroupEntry, GroupName, SharedMut};
 
 /// What the database keeps per account.
@@ -61,6 +63,8 @@ pub struct UserDb {
     /// The server root: homes are joined onto it, because the storage back-end wants absolute
     /// homes that start with its root.
     root: PathBuf,
+    /// The users file's directory: relative folder sources are joined onto it.
+    dir: PathBuf,
     /// Verified against when the user is unknown, to keep timing uniform: it has the
     /// parameters of the costliest hash in the file.
     dummy: PhcHash,
@@ -88,7 +92,48 @@ impl UserDb {
     pub fn load(path: &Path, root: &Path) -> Result<UserDb, UsersFileError> {
         let text = read_users_text(path)?;
         let parsed = parse_users(&text, path)?;
-        Ok(UserDb::from_doc(parsed.doc(), root))
+        Ok(UserDb::from_doc_in(parsed.doc(), root, &users_dir(path)))
+    }
+
+    /// Checks every account's folders against the storage back-end `kind`: on the file system
+    /// each `source` must be an existing directory and no folder may name a `prefix`; on
+    /// object storage each folder needs a `prefix`. An error names the account and the folder
+    /// (a server refuses to start, or to reload, with such a file).
+    pub fn check_folders(&self, kind: crate::config::StorageKind) -> Result<(), String> {
+        use crate::config::StorageKind;
+        let anonymous = ("anonymous".to_owned(), Arc::new(self.anonymous_account(false)));
+        let users = self
+            .users
+            .iter()
+            .map(|(name, r)| (format!("user {name:?}"), Arc::clone(&r.account)));
+        for (who, account) in std::iter::once(anonymous).chain(users) {
+            for folder in &account.folders {
+                let at = format!("{who}, folder {} (from {})", folder.path, folder.source);
+                match (&folder.target, kind) {
+                    (FolderTarget::Dir(dir), StorageKind::Fs) => {
+                        // Fail closed: a mount that cannot be opened is refused now, not at a login.
+                        if !dir.is_dir() {
+                            return Err(format!(
+                                "{at}: source {} is not an existing directory",
+                                dir.display()
+                            ));
+                        }
+                    }
+                    (FolderTarget::Prefix(_), StorageKind::Fs) => {
+                        return Err(format!(
+                            "{at}: a prefix needs storage.kind = \"s3\"; give a source directory"
+                        ))
+                    }
+                    (FolderTarget::Dir(_), StorageKind::S3) => {
+                        return Err(format!(
+                            "{at}: with storage.kind = \"s3\" a folder is a prefix, not a source directory"
+                        ))
+                    }
+                    (FolderTarget::Prefix(_), StorageKind::S3) => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A database with no users (anonymous-only servers).
@@ -103,7 +148,7 @@ impl UserDb {
 
     /// The rights and limits of anonymous sessions, `write` being `anonymous.write`.
     pub fn anonymous_account(&self, write: bool) -> Account {
-        account::anonymous_account(write, &self.anonymous, &self.everyone)
+        account::anonymous_account(write, &self.anonymous, &self.everyone, &self.dir)
     }
 
     /// Number of users.
@@ -116,7 +161,14 @@ impl UserDb {
         self.users.is_empty()
     }
 
+    /// A database of `doc`, homes under `root`; relative folder sources resolve against
+    /// `root` too (tests; a loaded file uses [`UserDb::from_doc_in`] with its directory).
     pub(crate) fn from_doc(doc: UsersDoc, root: &Path) -> UserDb {
+        UserDb::from_doc_in(doc, root, root)
+    }
+
+    /// A database of `doc`, homes under `root`, relative folder sources under `dir`.
+    pub(crate) fn from_doc_in(doc: UsersDoc, root: &Path, dir: &Path) -> UserDb {
         let UsersDoc {
             everyone,
             anonymous,
@@ -129,7 +181,7 @@ impl UserDb {
         let users = entries
             .into_iter()
             .map(|e| {
-                let account = Arc::new(account::user_account(&e, &group, &everyone));
+                let account = Arc::new(account::user_account(&e, &group, &everyone, dir));
                 let record = UserRecord {
                     account,
                     home: e.home,
@@ -149,6 +201,7 @@ impl UserDb {
             anonymous,
             everyone,
             root: root.to_path_buf(),
+            dir: dir.to_path_buf(),
             dummy,
             slowest_ns: Arc::new(AtomicU64::new(0)),
             verify_slots: Arc::new(Semaphore::new(slots)),
@@ -179,6 +232,16 @@ impl UserDb {
         .await
         .map_err(|e| AuthenticationError::with_source("password verification failed", e))
     }
+}
+
+/// The directory of the users file at `path`, absolute (relative folder sources are joined
+/// onto it).
+pub(crate) fn users_dir(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 #[async_trait]

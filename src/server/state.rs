@@ -313,6 +313,7 @@ impl Settings {
             Some(path) => UserDb::load(path, &config.root).map_err(|e| e.to_string())?,
             None => UserDb::empty(&config.root),
         };
+        users.check_folders(config.storage.kind)?;
         let login = Login::new(
             Arc::new(users),
             config.anonymous.clone(),

@@ -84,7 +84,10 @@ impl Session {
             Removal::Directory => self.home().rmdir(&target).await?,
             Removal::File => {
                 let limits = &self.account().limits;
-                let quota = limits.quota_bytes.is_some() || limits.quota_files.is_some();
+                // SECURITY: a file in a virtual folder may be another account's: deleting it
+                // frees nothing, or one account could make room by deleting another's files.
+                let quota = (limits.quota_bytes.is_some() || limits.quota_files.is_some())
+                    && !self.home().in_folder(&target);
                 let before = match quota {
                     true => self.home().file_stat(&target).await.ok().map(|s| s.len),
                     false => None,
@@ -105,6 +108,7 @@ impl Session {
     pub(super) async fn rnfr(&mut self, arg: &str) -> Handled {
         let from = resolve(&self.login().cwd, arg);
         self.may(&from, Right::Rename)?;
+        self.home().may_rename(&from)?;
         self.home().is_dir(&from).await?;
         self.rename_from = Some(from);
         say(
@@ -128,8 +132,9 @@ impl Session {
             self.may(&to, Right::Overwrite)?;
         }
         self.home().rename(&from, &to).await?;
-        // A file replaced by the rename frees its account's quota (the renamed one stays counted).
-        if let Some(replaced) = replaced.filter(|r| r.is_file) {
+        // A file replaced by the rename frees its account's quota (the renamed one stays
+        // counted); not in a virtual folder, where it may be another account's (see DELE).
+        if let Some(replaced) = replaced.filter(|r| r.is_file && !self.home().in_folder(&to)) {
             let limits = &self.account().limits;
             if limits.quota_bytes.is_some() || limits.quota_files.is_some() {
                 let account = &self.login().user.name;
@@ -184,7 +189,8 @@ impl Session {
             return say(Code::FILE_UNAVAILABLE, "File name cannot be shown.");
         }
         let is_dir = entry.kind == listing::Kind::Dir;
-        let perm = super::rights::perm_fact(&self.account().rights, &target, entry.kind);
+        let mount_point = self.home().is_mount_point(&target);
+        let perm = super::rights::perm_fact(&self.account().rights, &target, entry.kind, mount_point);
         let facts = listing::mlsx_facts_perm(&entry, &perm, is_dir && arg == ".");
         Ok(Reply::multi(
             Code::FILE_ACTION_OK,

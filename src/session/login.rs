@@ -64,13 +64,18 @@ impl Session {
             }
         };
         // The account's `max_sessions` (anonymous sessions share one count).
-        let max_sessions = self.settings.login.account(&user, peer_ip).limits.max_sessions;
+        let account = self.settings.login.account(&user, peer_ip);
+        let max_sessions = account.limits.max_sessions;
         let Some(user_seat) = self.shared.user_sessions.take(&user.name, max_sessions) else {
             self.auth = AuthState::Fresh;
             tracing::info!(target: "fxpd::security", user = %user.name, max_sessions = ?max_sessions, "login refused: the account has its most sessions open");
             return Err(Failure::TooManySessions);
         };
-        let home = match self.shared.backend.open_home(&self.settings.config.root, &user) {
+        let home = match self
+            .shared
+            .backend
+            .open_home(&self.settings.config.root, &user, &account.folders)
+        {
             Ok(opened) => opened,
             Err(e) => {
                 tracing::error!(user = %user.name, home = %user.home.display(), error = %e, "cannot open the home directory");

@@ -3,13 +3,12 @@
 //! settings in force for each command, so a reload changes them for open sessions too.
 
 use super::answer::Failure;
-use super::Session;
+use super::{AuthState, Session};
 use crate::addr::normalize;
 use crate::auth::Account;
 use crate::listing::Kind;
 use crate::rights::links::Link;
 use crate::rights::{Denied, Right, Rights};
-use crate::storage::Home;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -19,6 +18,20 @@ impl Session {
         self.settings
             .login
             .account(&self.login().user, normalize(self.peer.ip()))
+    }
+
+    /// Before each command that no transfer runs under: mount the account's folders as they
+    /// are now (a reload may have added, changed or removed some; nothing happens when they
+    /// are the same).
+    pub(super) fn remount_folders(&mut self) {
+        if self.logged_in().is_none() {
+            return;
+        }
+        let account = self.account();
+        let shared = Arc::clone(&self.shared);
+        if let AuthState::LoggedIn(l) = &mut self.auth {
+            l.home.remount(&shared.backend, &l.user, &account.folders);
+        }
     }
 
     /// The one rights check: may this session do `right` on `path` (resolved)? Judged on the
@@ -31,15 +44,15 @@ impl Session {
         })
     }
 
-    /// [`Rights::decide_reached`] with this session's home: on the file system, the links
-    /// on the way are read from the home directory; object storage has none.
+    /// [`Rights::decide_reached`] for a path in the home directory on the file system (the
+    /// links on the way are read from it); elsewhere (a virtual folder, object storage) the
+    /// path as named.
     fn decide(&self, rights: &Rights, path: &str, right: Right) -> Result<(), Denied> {
-        match self.home() {
-            Home::Fs(_) => {
-                let home = &self.login().user.home;
-                rights.decide_reached(path, right, |p| read_link(home, p))
-            }
-            Home::Object(_) => rights.decide(path, right),
+        if self.home().in_home_directory(path) {
+            let home = &self.login().user.home;
+            rights.decide_reached(path, right, |p| read_link(home, p))
+        } else {
+            rights.decide(path, right)
         }
     }
 
@@ -84,8 +97,9 @@ fn read_link(home: &Path, path: &str) -> Link {
 }
 
 /// The RFC 3659 `perm` fact of an entry at `path` (section 7.5.5), from the rights: what
-/// MLSD and MLST tell a client it may do there.
-pub(super) fn perm_fact(rights: &Rights, path: &str, kind: Kind) -> String {
+/// MLSD and MLST tell a client it may do there. A virtual folder's `mount_point` is never
+/// removed or renamed, whatever the rights say: no `d` or `f`.
+pub(super) fn perm_fact(rights: &Rights, path: &str, kind: Kind, mount_point: bool) -> String {
     let may = |right| rights.decide(path, right).is_ok();
     let letters: &[(char, &[Right])] = match kind {
         Kind::File | Kind::Symlink => &[
@@ -110,6 +124,7 @@ pub(super) fn perm_fact(rights: &Rights, path: &str, kind: Kind) -> String {
         .iter()
         // A link is read, deleted or renamed; it is not appended to or overwritten as such.
         .filter(|(c, _)| !(symlink && matches!(c, 'a' | 'w')))
+        .filter(|(c, _)| !(mount_point && matches!(c, 'd' | 'f')))
         .filter(|(_, rights)| rights.iter().any(|r| may(*r)))
         .map(|(c, _)| *c)
         .collect()

@@ -240,6 +240,12 @@ impl Session {
                         // final reply.
                         self.finish_transfer().await?;
                     }
+                    // SECURITY: the folders in force are mounted only between transfers: the
+                    // end of a running upload (its quota charge, a discarded overflow) must act
+                    // on the tree it wrote to, not on whatever a reload mounted at its path.
+                    if self.transfer.is_none() {
+                        self.remount_folders();
+                    }
                     let (verb, arg) = (command.verb(), command.log_arg());
                     let started = Instant::now();
                     let was_transferring = self.transfer.is_some();
@@ -279,8 +285,13 @@ impl Session {
             return;
         };
         let after = l.home.file_stat(&running.path).await.ok().map(|s| s.len);
-        let bytes = i128::from(after.unwrap_or(0)) - i128::from(charge.before.unwrap_or(0));
-        let files = i64::from(after.is_some()) - i64::from(charge.before.is_some());
+        let mut bytes = i128::from(after.unwrap_or(0)) - i128::from(charge.before.unwrap_or(0));
+        let mut files = i64::from(after.is_some()) - i64::from(charge.before.is_some());
+        // SECURITY: in a virtual folder the file may have been another account's: shrinking
+        // it frees nothing (see DELE).
+        if l.home.in_folder(&running.path) {
+            (bytes, files) = (bytes.max(0), files.max(0));
+        }
         self.shared.quotas.charge(&charge.account, bytes, files);
     }
 

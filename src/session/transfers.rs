@@ -425,8 +425,11 @@ impl Session {
             ListFormat::Mlsd => {
                 let dir = resolve(&self.login().cwd, arg.unwrap_or("."));
                 let rights = &self.account().rights;
+                let home = self.home();
                 let body = listing::format_mlsd_perm(&entries, |e| {
-                    super::rights::perm_fact(rights, &resolve(&dir, &e.name), e.kind)
+                    let path = resolve(&dir, &e.name);
+                    let mount_point = home.is_mount_point(&path);
+                    super::rights::perm_fact(rights, &path, e.kind, mount_point)
                 });
                 (TransferVerb::Mlsd, body)
             }

@@ -1,8 +1,9 @@
-//! [`Home`]: a logged-in user's home directory, whatever holds it. Every operation a session
+//! [`Tree`]: one directory tree of a logged-in user, whatever holds it: the home, or a virtual
+//! folder's source ([`super::Home`] picks the tree of each path). Every operation a session
 //! handler needs is here, and each matches the back-end once; handlers never name one.
 //!
-//! Paths are resolved virtual paths (`/a/b`, `/` is the home); each back-end confines them
-//! to the home (cap-std on the file system, checked key components on object storage).
+//! Paths are virtual paths inside the tree (`/a/b`, `/` is its top); each back-end confines
+//! them to the tree (cap-std on the file system, checked key components on object storage).
 
 use super::fs::FsHome;
 use super::{Error, ObjectReader, ObjectStore, ObjectUpload};
@@ -10,8 +11,9 @@ use crate::listing::Entry;
 use std::time::SystemTime;
 use unftp_core::storage::Metadata;
 
-/// A user's home: the local file system or a key prefix in a bucket.
-pub enum Home {
+/// A user's home or one of its folders: a directory on the local file system or a key prefix
+/// in a bucket.
+pub enum Tree {
     /// Files under the home directory.
     Fs(FsHome),
     /// Objects under the home's key prefix.
@@ -67,12 +69,12 @@ const NO_APPEND: &str = "APPE is not possible on object storage (objects cannot 
 /// REST+STOR on object storage, refused before any data connection is used.
 const NO_RESUME: &str = "REST with STOR is not possible on object storage (uploads cannot be resumed); upload the whole file again.";
 
-impl Home {
+impl Tree {
     /// Whether `path` is a directory (CWD); an error when it does not exist (RNFR).
     pub async fn is_dir(&self, path: &str) -> Result<bool, Error> {
         match self {
-            Home::Fs(fs) => fs.is_dir(path).await,
-            Home::Object(o) => Ok(o.stat(path).await?.is_dir()),
+            Tree::Fs(fs) => fs.is_dir(path).await,
+            Tree::Object(o) => Ok(o.stat(path).await?.is_dir()),
         }
     }
 
@@ -80,8 +82,8 @@ impl Home {
     /// stat on this thread, through the home's directory handle.
     pub async fn file_stat(&self, path: &str) -> Result<FileStat, Error> {
         match self {
-            Home::Fs(fs) => fs.file_stat(path),
-            Home::Object(o) => {
+            Tree::Fs(fs) => fs.file_stat(path),
+            Tree::Object(o) => {
                 let meta = o.stat(path).await?;
                 Ok(FileStat {
                     is_file: meta.is_file(),
@@ -95,8 +97,8 @@ impl Home {
     /// The listing entry of `path` itself, named `name` (MLST).
     pub async fn entry(&self, path: &str, name: &str) -> Result<Entry, Error> {
         match self {
-            Home::Fs(fs) => fs.entry(path, name).await,
-            Home::Object(o) => Ok(Entry::from_metadata(name, &o.stat(path).await?, None)),
+            Tree::Fs(fs) => fs.entry(path, name).await,
+            Tree::Object(o) => Ok(Entry::from_metadata(name, &o.stat(path).await?, None)),
         }
     }
 
@@ -104,32 +106,32 @@ impl Home {
     /// entry when `path` names a file.
     pub async fn entries(&self, path: &str) -> Result<Vec<Entry>, Error> {
         match self {
-            Home::Fs(fs) => fs.entries(path).await,
-            Home::Object(o) => o.entries(path).await,
+            Tree::Fs(fs) => fs.entries(path).await,
+            Tree::Object(o) => o.entries(path).await,
         }
     }
 
     /// MKD.
     pub async fn mkdir(&self, path: &str) -> Result<(), Error> {
         match self {
-            Home::Fs(fs) => fs.mkdir(path).await,
-            Home::Object(o) => o.mkd(path).await,
+            Tree::Fs(fs) => fs.mkdir(path).await,
+            Tree::Object(o) => o.mkd(path).await,
         }
     }
 
     /// RMD: an empty directory.
     pub async fn rmdir(&self, path: &str) -> Result<(), Error> {
         match self {
-            Home::Fs(fs) => fs.rmdir(path).await,
-            Home::Object(o) => o.rmd(path).await,
+            Tree::Fs(fs) => fs.rmdir(path).await,
+            Tree::Object(o) => o.rmd(path).await,
         }
     }
 
     /// DELE: a file.
     pub async fn delete(&self, path: &str) -> Result<(), Error> {
         match self {
-            Home::Fs(fs) => fs.delete(path).await,
-            Home::Object(o) => o.del(path).await,
+            Tree::Fs(fs) => fs.delete(path).await,
+            Tree::Object(o) => o.del(path).await,
         }
     }
 
@@ -137,8 +139,8 @@ impl Home {
     /// deleted (files only).
     pub async fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
         match self {
-            Home::Fs(fs) => fs.rename(from, to).await,
-            Home::Object(o) => o.rename(from, to).await,
+            Tree::Fs(fs) => fs.rename(from, to).await,
+            Tree::Object(o) => o.rename(from, to).await,
         }
     }
 
@@ -146,8 +148,8 @@ impl Home {
     /// size; each back-end refuses an offset past the end before it reads anything.
     pub async fn open_read(&self, path: &str, offset: u64) -> Result<(Download, u64), Error> {
         match self {
-            Home::Fs(fs) => fs.open_read(path, offset),
-            Home::Object(o) => {
+            Tree::Fs(fs) => fs.open_read(path, offset),
+            Tree::Object(o) => {
                 let (reader, size) = o.open_read(path, offset).await?;
                 Ok((Download::Object(Box::new(reader)), size))
             }
@@ -159,7 +161,7 @@ impl Home {
     /// Returns the upload and the offset it writes at.
     pub async fn open_write(&self, path: &str, mode: WriteMode) -> Result<(Upload, u64), Error> {
         match self {
-            Home::Fs(fs) => {
+            Tree::Fs(fs) => {
                 let offset = match mode {
                     WriteMode::Append => fs.append_offset(path)?,
                     WriteMode::At(offset) => offset,
@@ -168,7 +170,7 @@ impl Home {
                 let new = mode == WriteMode::New;
                 Ok((fs.open_write(path, offset, new).await?, offset))
             }
-            Home::Object(o) => match mode {
+            Tree::Object(o) => match mode {
                 WriteMode::Append => Err(Error::Refused(NO_APPEND)),
                 WriteMode::At(offset) if offset > 0 => Err(Error::Refused(NO_RESUME)),
                 // Object storage has no exclusive create: the rights were checked on a stat.
@@ -181,8 +183,8 @@ impl Home {
     /// removed when the upload began it (`keep` 0); an object upload was already discarded.
     pub async fn discard_upload(&self, path: &str, keep: u64) -> Result<(), Error> {
         match self {
-            Home::Fs(fs) => fs.discard_upload(path, keep).await,
-            Home::Object(_) => Ok(()),
+            Tree::Fs(fs) => fs.discard_upload(path, keep).await,
+            Tree::Object(_) => Ok(()),
         }
     }
 
@@ -190,8 +192,8 @@ impl Home {
     /// size.
     pub async fn sha256(&self, path: &str) -> Result<(String, u64), Error> {
         match self {
-            Home::Fs(fs) => fs.sha256(path).await,
-            Home::Object(o) => o.sha256(path).await,
+            Tree::Fs(fs) => fs.sha256(path).await,
+            Tree::Object(o) => o.sha256(path).await,
         }
     }
 }
@@ -202,7 +204,7 @@ mod tests {
     use crate::auth::FtpUser;
     use std::io::{Read, Write};
 
-    fn fs_home(root: &std::path::Path, home: &str) -> Home {
+    fn fs_home(root: &std::path::Path, home: &str) -> Tree {
         let user = FtpUser {
             name: "u".into(),
             home: root.join(home),
@@ -211,7 +213,7 @@ mod tests {
             fxp: Default::default(),
             require_tls: false,
         };
-        Home::Fs(FsHome::open(root, &user).unwrap())
+        Tree::Fs(FsHome::open(root, &user).unwrap())
     }
 
     #[tokio::test]

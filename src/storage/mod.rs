@@ -3,9 +3,11 @@
 //! - `mod.rs` (this file): the server-wide [`Backend`] built once at start from the `[storage]`
 //!   settings ([`StorageConfig`], defined in `config`), which opens a user's [`Home`], and the
 //!   one [`Error`] type of both back-ends.
-//! - `home.rs`: [`Home`], the per-session view of a user's home with every operation the
-//!   session needs (stat, list, mkdir, rmdir, delete, rename, open for read and write, hash),
-//!   each matching the back-end once.
+//! - `mounts.rs`: [`Home`], the per-session view of a user's home with its virtual folders
+//!   mounted: every operation the session needs (stat, list, mkdir, rmdir, delete, rename,
+//!   open for read and write, hash) on the tree that holds the path.
+//! - `home.rs`: one tree (the home or a folder) with those operations, each matching the
+//!   back-end once.
 //! - `fs.rs`: the file-system home ([`FsHome`]): `unftp-sbe-fs` for metadata, listings and
 //!   names, a cap-std directory handle for file contents (plain files for sendfile/splice).
 //! - `object_io.rs`: the byte streams of object storage: ranged downloads, multipart uploads
@@ -32,13 +34,15 @@
 
 mod fs;
 mod home;
+mod mounts;
 mod object;
 mod object_io;
 
 pub use crate::config::{StorageConfig, StorageKind};
 pub use crate::path::normalise_prefix;
 pub use fs::FsHome;
-pub use home::{Download, FileStat, Home, Upload, WriteMode};
+pub use home::{Download, FileStat, Upload, WriteMode};
+pub use mounts::Home;
 pub use object::{home_prefix, object_key, ObjectMeta, ObjectStore, MAX_LIST_ENTRIES};
 pub use object_io::{ObjectReader, ObjectUpload, UploadGuard};
 
@@ -166,12 +170,19 @@ impl Backend {
     }
 
     /// Open `user`'s home: on the file system the directory (confined with cap-std), on
-    /// object storage the key prefix of the home relative to `root`.
-    pub fn open_home(&self, root: &Path, user: &crate::auth::FtpUser) -> std::io::Result<Home> {
-        match self {
-            Backend::Fs => FsHome::open(root, user).map(Home::Fs),
-            Backend::Object(store) => store.for_home(root, &user.home).map(Home::Object),
-        }
+    /// object storage the key prefix of the home relative to `root`; with the account's
+    /// virtual `folders` mounted.
+    pub fn open_home(
+        &self,
+        root: &Path,
+        user: &crate::auth::FtpUser,
+        folders: &[crate::auth::Folder],
+    ) -> std::io::Result<Home> {
+        let tree = match self {
+            Backend::Fs => home::Tree::Fs(FsHome::open(root, user)?),
+            Backend::Object(store) => home::Tree::Object(store.for_home(root, &user.home)?),
+        };
+        Ok(Home::new(tree, self, user, folders))
     }
 }
 

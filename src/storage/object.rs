@@ -273,6 +273,21 @@ impl ObjectStore {
         })
     }
 
+    /// The view of a virtual folder: `prefix` (a folder's `prefix`, any spelling) appended to
+    /// the server's `storage.prefix`; an error when it is empty or a component cannot be part
+    /// of a key.
+    pub fn for_prefix(&self, prefix: &str) -> std::io::Result<ObjectStore> {
+        // SECURITY: checked again here: a folder's keys stay below storage.prefix.
+        let prefix = normalise_prefix(prefix)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| std::io::Error::other("folder prefix cannot be an object key prefix"))?;
+        Ok(ObjectStore {
+            op: self.op.clone(),
+            origin: self.origin.clone(),
+            base: format!("{}{prefix}", self.base),
+        })
+    }
+
     /// The object key of a resolved virtual path (`/a/b`); the home itself has none.
     pub fn key(&self, path: &str) -> Result<String, Error> {
         object_key(&self.base, path)

@@ -230,6 +230,7 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
         max_sessions: None,
         download_bytes_per_sec: None,
         upload_bytes_per_sec: None,
+        folders: Vec::new(),
     };
     apply_shared(edit, group.shared_mut())?;
     let rendered = render_group(&group).map_err(|e| AdminError::Hash(e.to_string()))?;
@@ -349,7 +350,7 @@ fn account_of(file: &Path, name: &str, anonymous_write: bool) -> Result<(Account
     let text = read_users_text(file)?;
     let parsed = parse_users(&text, file)?;
     let doc = parsed.doc();
-    let db = UserDb::from_doc(doc.clone(), Path::new("/"));
+    let db = UserDb::from_doc_in(doc.clone(), Path::new("/"), &crate::auth::users::users_dir(file));
     let account = if is_reserved_name(name) {
         db.anonymous_account(anonymous_write)
     } else {
@@ -419,6 +420,16 @@ pub fn user_show(file: &Path, name: &str, anonymous_write: bool) -> Result<Strin
                 groups.join(", ")
             }
         );
+    }
+    if account.folders.is_empty() {
+        let _ = writeln!(out, "folders: -");
+    } else {
+        let _ = writeln!(out, "folders (mount path -> what it mounts (from: its layer)):");
+        let mut folders: Vec<_> = account.folders.iter().collect();
+        folders.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+        for f in folders {
+            let _ = writeln!(out, "  {} -> {} ({})", f.path, f.target, f.source);
+        }
     }
     let mut paths: Vec<&RulePath> = account.rights.rules().iter().map(|r| &r.spec.path).collect();
     paths.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -555,14 +566,29 @@ pub fn user_explain(
         Some(source) => format!("the {source} rule at {}", d.path),
         None => "no rule names this right (deny by default)".to_owned(),
     };
+    let points: Vec<crate::path::MountPoint> = account
+        .folders
+        .iter()
+        .map(|f| crate::path::MountPoint::new(f.path.as_str()))
+        .collect();
+    let place = match crate::path::locate(&points, &resolved).0 {
+        Some(i) => {
+            let f = &account.folders[i];
+            format!(
+                "\n{resolved} is in the folder {} -> {} ({})",
+                f.path, f.target, f.source
+            )
+        }
+        None => String::new(),
+    };
     Ok(match decided {
         Ok(()) => (
             true,
-            format!("allowed: {right} on {resolved} for {name}, by {rule}"),
+            format!("allowed: {right} on {resolved} for {name}, by {rule}{place}"),
         ),
         Err(denied) => (
             false,
-            format!("refused: {right} on {resolved} for {name}: {denied}"),
+            format!("refused: {right} on {resolved} for {name}: {denied}{place}"),
         ),
     })
 }

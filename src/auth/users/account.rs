@@ -7,13 +7,17 @@
 //! - `deny_files`, `hidden`, `denied_networks`: the union (a layer can only add to them);
 //! - `max_upload_bytes`, `max_sessions`, `allowed_networks`, `download_bytes_per_sec`,
 //!   `upload_bytes_per_sec`: the most specific layer that sets one (a non-empty list)
-//!   decides (a user's own `0` lifts a group's rate limit).
+//!   decides (a user's own `0` lifts a group's rate limit);
+//! - `folders`: all of them, each with its source; at one mount path the most specific
+//!   layer's folder replaces the others'.
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
 use super::file::UserEntry;
+use super::folder::{overlay, Folder};
 use super::profile::{AnonymousEntry, EveryoneEntry, Expiry, GroupEntry, Shared};
 use crate::addr::{normalize, Cidr};
 use crate::rights::{Rights, Rule, Source};
@@ -25,6 +29,8 @@ pub struct Account {
     pub rights: Rights,
     /// Upload size, sessions, networks, expiry, the disabled flag.
     pub limits: Limits,
+    /// Virtual folders mounted in the account's tree, each with the layer it came from.
+    pub folders: Vec<Folder>,
 }
 
 /// An account's limits, from the most specific layer that sets each.
@@ -99,9 +105,11 @@ impl Limits {
     }
 }
 
-/// The layers, most specific first, combined as the module docs say.
-fn combine(write: bool, layers: &[(Source, Shared<'_>)]) -> Account {
+/// The layers, most specific first, combined as the module docs say; relative folder
+/// sources are joined to `dir` (the users file's directory).
+fn combine(write: bool, layers: &[(Source, Shared<'_>)], dir: &Path) -> Account {
     let mut rules = vec![Rights::default_rules(write)];
+    let mut folders = Vec::new();
     let (mut deny_files, mut hidden) = (Vec::new(), Vec::new());
     let mut limits = Limits::default();
     // Least specific first, so that a more specific layer's value replaces it.
@@ -110,6 +118,7 @@ fn combine(write: bool, layers: &[(Source, Shared<'_>)]) -> Account {
             spec: spec.clone(),
             source: source.clone(),
         }));
+        overlay(&mut folders, shared.folders, source, dir);
         for p in shared.deny_files {
             if !deny_files.contains(p) {
                 deny_files.push(p.clone());
@@ -155,11 +164,18 @@ fn combine(write: bool, layers: &[(Source, Shared<'_>)]) -> Account {
     Account {
         rights: Rights::new(rules, deny_files, hidden),
         limits,
+        folders,
     }
 }
 
-/// A user's account; `groups` holds every group of the file.
-pub(crate) fn user_account(user: &UserEntry, groups: &[GroupEntry], everyone: &EveryoneEntry) -> Account {
+/// A user's account; `groups` holds every group of the file, `dir` is the users file's
+/// directory.
+pub(crate) fn user_account(
+    user: &UserEntry,
+    groups: &[GroupEntry],
+    everyone: &EveryoneEntry,
+    dir: &Path,
+) -> Account {
     let mut layers = vec![(Source::User(user.name.as_str().to_owned()), user.shared())];
     // Groups in the order the user lists them: the first one that sets a limit decides.
     for name in &user.groups {
@@ -168,7 +184,7 @@ pub(crate) fn user_account(user: &UserEntry, groups: &[GroupEntry], everyone: &E
         }
     }
     layers.push((Source::Everyone, everyone.shared()));
-    let mut account = combine(user.write, &layers);
+    let mut account = combine(user.write, &layers, dir);
     account.limits.expires = user.expires.clone();
     account.limits.disabled = user.disabled;
     account
@@ -179,6 +195,7 @@ pub(crate) fn anonymous_account(
     write: bool,
     anonymous: &AnonymousEntry,
     everyone: &EveryoneEntry,
+    dir: &Path,
 ) -> Account {
     combine(
         write,
@@ -186,6 +203,7 @@ pub(crate) fn anonymous_account(
             (Source::Anonymous, anonymous.shared()),
             (Source::Everyone, everyone.shared()),
         ],
+        dir,
     )
 }
 
@@ -194,5 +212,6 @@ pub(crate) fn revoked() -> Account {
     Account {
         rights: Rights::revoked(),
         limits: Limits::default(),
+        folders: Vec::new(),
     }
 }

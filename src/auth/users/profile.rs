@@ -17,6 +17,7 @@
 //! allowed_networks = ["192.0.2.0/24"]
 //! max_sessions = 4
 //! download_bytes_per_sec = 1048576   # all of a member's sessions together
+//! folders = [{ path = "/shared", source = "/srv/ftp/shared" }]
 //!
 //! [[user]]
 //! name = "alice"
@@ -33,6 +34,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::file::{InvalidValue, UserName};
+use super::folder::FolderSpec;
 use crate::addr::Cidr;
 use crate::rights::{Pattern, RuleSpec};
 
@@ -168,6 +170,7 @@ pub(crate) struct Shared<'a> {
     pub(crate) max_sessions: Option<u32>,
     pub(crate) download_bytes_per_sec: Option<u64>,
     pub(crate) upload_bytes_per_sec: Option<u64>,
+    pub(crate) folders: &'a [FolderSpec],
 }
 
 /// The shared settings of one table, to change.
@@ -229,6 +232,9 @@ macro_rules! with_shared_fields {
             /// unlimited), on top of the server's `[limits]` rates.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub(crate) upload_bytes_per_sec: Option<u64>,
+            /// Virtual folders: other directories (or key prefixes) mounted at virtual paths.
+            #[serde(default, deserialize_with = "crate::auth::users::folder::bounded_folders", skip_serializing_if = "Vec::is_empty")]
+            pub(crate) folders: Vec<crate::auth::users::FolderSpec>,
         }
 
         impl $name {
@@ -264,6 +270,7 @@ macro_rules! with_shared_fields {
                     max_sessions: self.max_sessions,
                     download_bytes_per_sec: self.download_bytes_per_sec,
                     upload_bytes_per_sec: self.upload_bytes_per_sec,
+                    folders: &self.folders,
                 }
             }
         }
@@ -322,6 +329,13 @@ pub(crate) struct EveryoneEntry {
     /// Upload rate of each account's sessions together, for accounts that set none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) upload_bytes_per_sec: Option<u64>,
+    /// Virtual folders for everyone.
+    #[serde(
+        default,
+        deserialize_with = "crate::auth::users::folder::bounded_folders",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub(crate) folders: Vec<FolderSpec>,
 }
 
 impl EveryoneEntry {
@@ -339,6 +353,7 @@ impl EveryoneEntry {
             max_sessions: None,
             download_bytes_per_sec: self.download_bytes_per_sec,
             upload_bytes_per_sec: self.upload_bytes_per_sec,
+            folders: &self.folders,
         }
     }
 
