@@ -45,6 +45,8 @@ check "binary installed" test -x /usr/bin/fxpd
 check "unit installed" test -f /lib/systemd/system/fxpd.service
 check "config installed as a conffile" grep -qx /etc/fxpd/fxpd.toml /var/lib/dpkg/info/fxpd.conffiles
 check "ftp system user exists" getent passwd ftp
+check "the unit runs as the ftp account" bash -c \
+    "grep -qx 'User=ftp' /lib/systemd/system/fxpd.service && grep -qx 'Group=ftp' /lib/systemd/system/fxpd.service"
 check "FTP root exists" test -d /srv/ftp
 check "empty users file created, not world-readable" test "$(stat -c %a /etc/fxpd/users.toml)" = 640
 check "installed config is valid" /usr/bin/fxpd config check --config /etc/fxpd/fxpd.toml
@@ -58,12 +60,14 @@ check "systemd-analyze verify accepts the unit" systemd-analyze verify /lib/syst
 check "the unit reloads with SIGHUP and is Type=notify" bash -c \
     "grep -qx 'ExecReload=/bin/kill -HUP \$MAINPID' /lib/systemd/system/fxpd.service &&
      grep -qx 'Type=notify' /lib/systemd/system/fxpd.service"
-if systemd-analyze security --help 2>/dev/null | grep -q -- --offline; then
-    score=$(systemd-analyze security --offline=yes /lib/systemd/system/fxpd.service 2>/dev/null |
-        sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p' | tail -n 1)
-    echo "systemd-analyze security exposure score: ${score:-unknown} (0 = best, 10 = worst)"
-    check "security exposure at most 2.0" awk -v s="${score:-10}" 'BEGIN { exit !(s <= 2.0) }'
-fi
+# The README calls the unit sandboxed: its exposure score is checked, never skipped (systemd
+# 250 and later, as Debian 12 ships, analyse a unit file offline).
+check "systemd-analyze can score a unit file offline" bash -c \
+    "systemd-analyze security --help 2>/dev/null | grep -q -- --offline"
+score=$(systemd-analyze security --offline=yes /lib/systemd/system/fxpd.service 2>/dev/null |
+    sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p' | tail -n 1)
+echo "systemd-analyze security exposure score: ${score:-unknown} (0 = best, 10 = worst)"
+check "security exposure at most 2.0" awk -v s="${score:-10}" 'BEGIN { exit !(s <= 2.0) }'
 check "dpkg --purge removes it" dpkg --purge fxpd
 check "binary removed" test ! -e /usr/bin/fxpd
 check "config removed" test ! -e /etc/fxpd/fxpd.toml
