@@ -124,7 +124,7 @@ impl PassiveListener {
         // SECURITY: no fallback when the OS generator fails: a predictable port is what the
         // random start is there to prevent, so the bind fails instead.
         let start = getrandom::u32().map_err(|e| io::Error::other(format!("no random number: {e}")))? % span;
-        let mut last_err = io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted");
+        let mut last_err = None;
         for i in 0..span {
             let port = range.first + ((start + i) % span) as u16;
             let addr = SocketAddr::new(ip, port);
@@ -160,10 +160,10 @@ impl PassiveListener {
                         task,
                     });
                 }
-                Err(e) => last_err = e,
+                Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err)
+        Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted")))
     }
 
     /// The address the listener is bound to.

@@ -33,14 +33,19 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 /// Where a virtual path is: `Some(i)` in the `i`th mount (the longest that covers it), `None`
 /// in the home; and the path inside that tree (`/` for its top).
 pub fn locate(mounts: &[MountPoint], path: &str) -> (Option<usize>, String) {
-    let lower: Vec<String> = segments(path).map(str::to_lowercase).collect();
-    let best = mounts
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| {
-            m.segments.len() <= lower.len() && m.segments.iter().zip(&lower).all(|(a, b)| a == b)
-        })
-        .max_by_key(|(_, m)| m.segments.len());
+    // Most accounts have no folders: then every path is in the home, and nothing is compared.
+    let best = if mounts.is_empty() {
+        None
+    } else {
+        let lower: Vec<String> = segments(path).map(str::to_lowercase).collect();
+        mounts
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                m.segments.len() <= lower.len() && m.segments.iter().zip(&lower).all(|(a, b)| a == b)
+            })
+            .max_by_key(|(_, m)| m.segments.len())
+    };
     let depth = best.map_or(0, |(_, m)| m.segments.len());
     let mut inner = String::new();
     for part in segments(path).skip(depth) {

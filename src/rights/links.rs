@@ -33,26 +33,31 @@ pub enum Link {
 /// are no links); `None` when it cannot be reached inside the home: a loop, a target outside
 /// the home, or a `..` above its `/`.
 pub fn reached(path: &str, mut read_link: impl FnMut(&str) -> Link) -> Option<String> {
-    let mut pending: std::collections::VecDeque<String> = components(path).collect();
-    let mut done: Vec<String> = Vec::new();
+    let mut pending: std::collections::VecDeque<std::borrow::Cow<'_, str>> =
+        components(path).map(std::borrow::Cow::Borrowed).collect();
+    // The path reached so far, `/a/b` (empty for the home's `/`): one buffer that grows by a
+    // component and is cut back at a `..` or an absolute target.
+    let mut done = String::with_capacity(path.len() + 1);
     let mut followed = 0;
     while let Some(part) = pending.pop_front() {
-        match part.as_str() {
+        match &*part {
             "" | "." => continue,
             ".." => {
-                done.pop()?;
+                // SECURITY: never above the home's `/`.
+                let cut = done.rfind('/')?;
+                done.truncate(cut);
                 continue;
             }
             _ => {}
         }
-        let here = format!(
-            "/{}",
-            done.iter().chain([&part]).cloned().collect::<Vec<_>>().join("/")
-        );
-        match read_link(&here) {
-            Link::NotALink => done.push(part),
+        let before = done.len();
+        done.push('/');
+        done.push_str(&part);
+        match read_link(&done) {
+            Link::NotALink => {}
             Link::Outside => return None,
             Link::Target(target) => {
+                done.truncate(before);
                 followed += 1;
                 if followed > MAX_LINKS {
                     return None;
@@ -61,12 +66,15 @@ pub fn reached(path: &str, mut read_link: impl FnMut(&str) -> Link) -> Option<St
                     done.clear();
                 }
                 for (i, t) in components(&target).enumerate() {
-                    pending.insert(i, t);
+                    pending.insert(i, std::borrow::Cow::Owned(t.to_owned()));
                 }
             }
         }
     }
-    Some(format!("/{}", done.join("/")))
+    if done.is_empty() {
+        done.push('/');
+    }
+    Some(done)
 }
 
 /// What separates the components of a path on this system: `/`, and on Windows `\` too. On
@@ -78,10 +86,8 @@ const SEPARATORS: &[char] = &['/'];
 const SEPARATORS: &[char] = &['/', '\\'];
 
 /// The components of a path or a link target, split as the file system splits them.
-fn components(path: &str) -> impl Iterator<Item = String> + '_ {
-    path.split(SEPARATORS)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
+fn components(path: &str) -> impl Iterator<Item = &str> + '_ {
+    path.split(SEPARATORS).filter(|p| !p.is_empty())
 }
 
 #[cfg(test)]

@@ -59,6 +59,7 @@ mod rule;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 
 pub use filter::{Pattern, PatternError};
@@ -369,24 +370,25 @@ impl Rights {
         if self.revoked {
             return Err(Denied::NoAccount);
         }
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         // SECURITY: row 1, a hidden segment anywhere in the path hides everything below it.
-        if parts.iter().any(|p| self.hides(p)) {
+        if path.split('/').any(|p| !p.is_empty() && self.hides(p)) {
             return Err(Denied::Hidden);
         }
         // SECURITY: row 2, denied file names for anything that stores file contents.
         if right.stores() {
             self.check_name(path)?;
         }
-        let decider = self.decider(path, right);
-        if decider.allows {
-            return Ok(());
+        match self.deciding_rule(path, right) {
+            Some((_, true)) => Ok(()),
+            deciding => {
+                let decider = Decider::of(deciding);
+                Err(Denied::Missing {
+                    right,
+                    rule_path: decider.path,
+                    source: decider.source,
+                })
+            }
         }
-        Err(Denied::Missing {
-            right,
-            rule_path: decider.path,
-            source: decider.source,
-        })
     }
 
     /// [`Rights::decide`] on the path the client named and on the path the file system
@@ -421,10 +423,24 @@ impl Rights {
 
     /// Rows 3-4 of the table: which rule decides `right` on `path`, and how.
     pub fn decider(&self, path: &str, right: Right) -> Decider {
-        let lower: Vec<String> = path
+        Decider::of(self.deciding_rule(path, right))
+    }
+
+    /// Rows 3-4 without copies: the rule that decides `right` on `path` and whether it
+    /// allows; `None` when no rule names the right (row 4, deny by default).
+    fn deciding_rule(&self, path: &str, right: Right) -> Option<(&Rule, bool)> {
+        // Lower-case segments for matching; most paths are lower case already and are
+        // borrowed as they are.
+        let lower: Vec<Cow<'_, str>> = path
             .split('/')
             .filter(|p| !p.is_empty())
-            .map(str::to_lowercase)
+            .map(|p| {
+                if p.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+                    Cow::Owned(p.to_lowercase())
+                } else {
+                    Cow::Borrowed(p)
+                }
+            })
             .collect();
         let mut best: Option<(usize, u8, bool, &Rule)> = None;
         for rule in &self.rules {
@@ -443,11 +459,18 @@ impl Rights {
                 best = Some((key.0, key.1, key.2, rule));
             }
         }
-        match best {
-            Some((_, _, denies, rule)) => Decider {
+        best.map(|(_, _, denies, rule)| (rule, !denies))
+    }
+}
+
+impl Decider {
+    /// The owned account of a [`Rights::deciding_rule`] verdict.
+    fn of(deciding: Option<(&Rule, bool)>) -> Decider {
+        match deciding {
+            Some((rule, allows)) => Decider {
                 path: rule.spec.path.as_str().to_owned(),
                 source: Some(rule.source.clone()),
-                allows: !denies,
+                allows,
             },
             // SECURITY: row 4, deny by default.
             None => Decider {

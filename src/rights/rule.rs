@@ -65,8 +65,9 @@ impl RulePath {
     }
 
     /// Whether this path is `path` or one of its parents (`path` as lower-case segments).
-    pub(super) fn covers(&self, path: &[String]) -> bool {
-        self.segments.len() <= path.len() && self.segments.iter().zip(path).all(|(a, b)| a == b)
+    pub(super) fn covers<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        self.segments.len() <= path.len()
+            && self.segments.iter().zip(path).all(|(a, b)| a == b.as_ref())
     }
 }
 

@@ -10,6 +10,7 @@
 //! its HELP (docs/admin.md lists them).
 
 use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -38,10 +39,58 @@ pub enum LoginResult {
     LockedOut,
 }
 
+/// The outcome labels a transfer ends with, and the storage labels; a series of these is
+/// looked up in its family once and counted through its handle after that.
+const OUTCOMES: [&str; 9] = [
+    "complete",
+    "no_connection",
+    "network",
+    "storage",
+    "aborted",
+    "too_large",
+    "failed",
+    "kicked",
+    "disconnected",
+];
+const STORAGES: [&str; 2] = ["fs", "s3"];
+const DIRECTIONS: [Direction; 3] = [Direction::Download, Direction::Upload, Direction::Listing];
+
+/// Counter handles of labelled series, each taken from its family at its first event: later
+/// events cost an atomic add instead of hashing the labels under the family's lock. A series
+/// appears in the exposition at its first event, as before.
+struct Handles<const N: usize>([OnceLock<Counter>; N]);
+
+impl<const N: usize> Handles<N> {
+    fn new() -> Self {
+        Handles(std::array::from_fn(|_| OnceLock::new()))
+    }
+
+    /// The handle at `index` (`None`: a label outside the fixed sets, looked up each time).
+    fn count(&self, index: Option<usize>, by: u64, family: impl FnOnce() -> Counter) {
+        match index.and_then(|i| self.0.get(i)) {
+            Some(slot) => slot.get_or_init(family).inc_by(by),
+            None => family().inc_by(by),
+        };
+    }
+}
+
+/// The position of `label` in `set`.
+fn index_of(set: &[&str], label: &str) -> Option<usize> {
+    set.iter().position(|l| *l == label)
+}
+
+/// The position of `direction` in [`DIRECTIONS`].
+fn direction_index(direction: Direction) -> usize {
+    DIRECTIONS.iter().position(|d| *d == direction).unwrap_or(0)
+}
+
 /// Every figure the admin listener exposes.
 pub struct Metrics {
     registry: Registry,
     logins: Family<L1, Counter>,
+    started_handles: Handles<{ DIRECTIONS.len() * STORAGES.len() }>,
+    finished_handles: Handles<{ DIRECTIONS.len() * OUTCOMES.len() * STORAGES.len() }>,
+    bytes_handles: Handles<{ DIRECTIONS.len() }>,
     transfers_started: Family<L2, Counter>,
     transfers_finished: Family<L3, Counter>,
     transfer_bytes: Family<L1, Counter>,
@@ -84,6 +133,9 @@ impl Metrics {
         let m = Metrics {
             registry: Registry::default(),
             logins: Family::default(),
+            started_handles: Handles::new(),
+            finished_handles: Handles::new(),
+            bytes_handles: Handles::new(),
             transfers_started: Family::default(),
             transfers_finished: Family::default(),
             transfer_bytes: Family::default(),
@@ -209,9 +261,13 @@ impl Metrics {
 
     /// One transfer started.
     pub fn transfer_started(&self, direction: Direction, storage: &'static str) {
-        self.transfers_started
-            .get_or_create(&[("direction", direction.as_str()), ("storage", storage)])
-            .inc();
+        let d = direction_index(direction);
+        let index = index_of(&STORAGES, storage).map(|s| d * STORAGES.len() + s);
+        self.started_handles.count(index, 1, || {
+            self.transfers_started
+                .get_or_create(&[("direction", direction.as_str()), ("storage", storage)])
+                .clone()
+        });
     }
 
     /// One transfer ended, having moved `bytes`.
@@ -222,16 +278,24 @@ impl Metrics {
         storage: &'static str,
         bytes: u64,
     ) {
-        self.transfers_finished
-            .get_or_create(&[
-                ("direction", direction.as_str()),
-                ("outcome", outcome),
-                ("storage", storage),
-            ])
-            .inc();
-        self.transfer_bytes
-            .get_or_create(&[("direction", direction.as_str())])
-            .inc_by(bytes);
+        let d = direction_index(direction);
+        let index = index_of(&OUTCOMES, outcome)
+            .zip(index_of(&STORAGES, storage))
+            .map(|(o, s)| (d * OUTCOMES.len() + o) * STORAGES.len() + s);
+        self.finished_handles.count(index, 1, || {
+            self.transfers_finished
+                .get_or_create(&[
+                    ("direction", direction.as_str()),
+                    ("outcome", outcome),
+                    ("storage", storage),
+                ])
+                .clone()
+        });
+        self.bytes_handles.count(Some(d), bytes, || {
+            self.transfer_bytes
+                .get_or_create(&[("direction", direction.as_str())])
+                .clone()
+        });
     }
 
     /// An operator kicked a session.

@@ -89,14 +89,7 @@ impl Session {
             );
         };
         match announce {
-            Some(a) => {
-                let [a, b, c, d] = a.octets();
-                let [p1, p2] = port.to_be_bytes();
-                say(
-                    Code::PASSIVE,
-                    format!("Entering Passive Mode ({a},{b},{c},{d},{p1},{p2})."),
-                )
-            }
+            Some(a) => say(Code::PASSIVE, pasv_text(a, port)),
             None => say(
                 Code::EXTENDED_PASSIVE,
                 format!("Entering Extended Passive Mode (|||{port}|)."),
@@ -126,10 +119,55 @@ impl Session {
     }
 }
 
+/// The 227 text, `Entering Passive Mode (h1,h2,h3,h4,p1,p2).` (RFC 959 4.1.2), written
+/// without the formatter: it is built once per passive transfer.
+fn pasv_text(address: std::net::Ipv4Addr, port: u16) -> String {
+    let [p1, p2] = port.to_be_bytes();
+    let mut text = String::with_capacity(48);
+    text.push_str("Entering Passive Mode (");
+    for (i, n) in address.octets().into_iter().chain([p1, p2]).enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        if n >= 100 {
+            text.push(char::from(b'0' + n / 100));
+        }
+        if n >= 10 {
+            text.push(char::from(b'0' + n / 10 % 10));
+        }
+        text.push(char::from(b'0' + n % 10));
+    }
+    text.push_str(").");
+    text
+}
+
 /// The IPv4 address of a local address, also when it is IPv4-mapped on a dual-stack socket.
 fn local_v4(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
     match normalize(ip) {
         IpAddr::V4(v4) => Some(v4),
         IpAddr::V6(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pasv_text;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn the_227_text_is_the_formatters() {
+        for (a, port) in [
+            (Ipv4Addr::new(127, 0, 0, 1), 40000),
+            (Ipv4Addr::new(0, 0, 0, 0), 0),
+            (Ipv4Addr::new(255, 255, 255, 255), 65535),
+            (Ipv4Addr::new(10, 99, 100, 9), 2560),
+        ] {
+            let [a1, a2, a3, a4] = a.octets();
+            let [p1, p2] = port.to_be_bytes();
+            assert_eq!(
+                pasv_text(a, port),
+                format!("Entering Passive Mode ({a1},{a2},{a3},{a4},{p1},{p2}).")
+            );
+        }
     }
 }

@@ -160,6 +160,10 @@ struct Session {
     transfer: Option<Running>,
     /// This session in the live registry the admin listener reads, and its kick.
     live: live::Live,
+    /// The logged-in account's rights and limits as the current command sees them: looked
+    /// up at the first need and dropped before the next command, so one command sees one
+    /// account and a reload reaches the next command.
+    account_now: std::sync::OnceLock<Arc<crate::auth::Account>>,
 }
 
 impl Session {

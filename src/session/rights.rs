@@ -13,11 +13,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 impl Session {
-    /// The logged-in account's rights and limits now.
+    /// The logged-in account's rights and limits for the command being handled (looked up
+    /// in the settings in force once per command).
     pub(super) fn account(&self) -> Arc<Account> {
-        self.settings
-            .login
-            .account(&self.login().user, normalize(self.peer.ip()))
+        Arc::clone(self.account_now.get_or_init(|| {
+            self.settings
+                .login
+                .account(&self.login().user, normalize(self.peer.ip()))
+        }))
     }
 
     /// Before each command that no transfer runs under: mount the account's folders as they

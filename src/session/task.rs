@@ -104,6 +104,7 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
         epsv_all: false,
         transfer: None,
         live,
+        account_now: std::sync::OnceLock::new(),
     };
     match proxy {
         Some(proxy) => tracing::info!(client = %peer, proxy = %proxy, "connected through a load balancer"),
@@ -235,6 +236,7 @@ impl Session {
                     };
                     log_command(&command);
                     self.settings = self.shared.settings();
+                    self.account_now = std::sync::OnceLock::new();
                     if self.transfer.is_some() && !matches!(command, Command::Stat(None) | Command::Abor | Command::Noop) {
                         // RFC 959 sequencing: other commands (QUIT too) wait for the transfer's
                         // final reply.
