@@ -152,6 +152,13 @@ impl Login {
         })
     }
 
+    /// `limits.max_login_failures` as fxpd started with it (a restart setting: the login
+    /// guard keeps its start-up limits across reloads, and so does closing a connection after
+    /// that many failures).
+    pub fn max_failures(&self) -> u32 {
+        self.guard.config().max_failures
+    }
+
     /// The users database this login checks against.
     pub fn users(&self) -> &UserDb {
         &self.db

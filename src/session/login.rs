@@ -108,6 +108,8 @@ impl Session {
             cwd: "/".into(),
             user_seat,
         }));
+        // A new identity: nothing looked up for the login before may stand for it.
+        self.account_now = std::sync::OnceLock::new();
         say(Code::LOGGED_IN, text)
     }
 
@@ -117,7 +119,7 @@ impl Session {
         self.auth = AuthState::Fresh;
         self.login_failures += 1;
         let answer = Answer::from(Failure::Login(e));
-        if self.login_failures < self.settings.config.limits.max_login_failures {
+        if self.login_failures < self.settings.login.max_failures() {
             return answer;
         }
         answer
