@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -47,7 +47,9 @@ fn raise_fd_limit(_want: u32) {}
 /// Idle control connections that never send a command, held open.
 struct Flood {
     /// Every connection the server accepted at the TCP level, whatever it answered.
-    _held: Vec<TcpStream>,
+    held: Vec<TcpStream>,
+    /// For each of `held`: whether its first reply was 220.
+    was_greeted: Vec<bool>,
     /// Connections whose first reply was 220.
     greeted: usize,
     /// Connections whose first reply was 421 (or that were closed at once).
@@ -88,21 +90,44 @@ fn flood(server: SocketAddr, sources: &[IpAddr], per_address: usize) -> Flood {
         streams
     });
     let (mut greeted, mut refused) = (0, 0);
+    let mut was_greeted = Vec::with_capacity(streams.len());
     for s in &streams {
         s.set_nonblocking(false).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut line = String::new();
-        match BufReader::new(s).read_line(&mut line) {
+        let first = BufReader::new(s).read_line(&mut line);
+        match first {
             Ok(_) if line.starts_with("220") => greeted += 1,
             Ok(_) if line.starts_with("421") || line.is_empty() => refused += 1,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => refused += 1,
             other => panic!("unexpected first reply to an idle connection: {other:?} {line:?}"),
         }
+        was_greeted.push(line.starts_with("220"));
     }
     Flood {
-        _held: streams,
+        held: streams,
+        was_greeted,
         greeted,
         refused,
+    }
+}
+
+impl Flood {
+    /// Greeted connections the server still holds open, waiting for a login: not closed, and
+    /// nothing more said to them (an evicted one gets a 421 and is closed).
+    fn still_waiting(&self) -> usize {
+        self.held
+            .iter()
+            .zip(&self.was_greeted)
+            .filter(|(s, greeted)| {
+                s.set_nonblocking(true).unwrap();
+                let open = matches!(
+                    (&**s).read(&mut [0u8; 1]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                );
+                **greeted && open
+            })
+            .count()
     }
 }
 
@@ -137,6 +162,19 @@ fn idle_connections_that_never_log_in_leave_room_for_everyone_else() {
         flood.refused > 0,
         "1,000 idle connections were all admitted: nothing bounds them ({} greeted)",
         flood.greeted
+    );
+    // The budget holds in total, not only per address: 20 addresses x 10 is 200, yet at most
+    // limits.max_unauthenticated = 100 wait at once (a newcomer past it evicts the oldest of
+    // the busiest address).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut waiting = flood.still_waiting();
+    while waiting > 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        waiting = flood.still_waiting();
+    }
+    assert!(
+        waiting <= 100,
+        "{waiting} connections not logged in are held open, more than max_unauthenticated = 100"
     );
 
     // A newcomer from another address is greeted and logs in at once.
