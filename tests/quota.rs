@@ -113,7 +113,6 @@ fn a_group_quota_is_each_members_own_allowance() {
     let mut a = s.login("qa", PASS);
     a.expect("TYPE I", 200);
     a.stor("a.bin", &random_bytes(100_000));
-    assert_eq!(recorded(&s, "qa"), (100_000, 1));
     assert_eq!(a.try_upload("STOR", "more.bin", b"x").first(), full);
     assert!(!s.home("qa").join("more.bin").exists());
 
@@ -121,14 +120,16 @@ fn a_group_quota_is_each_members_own_allowance() {
     let mut b = s.login("qb", PASS);
     b.expect("TYPE I", 200);
     let body = random_bytes(100_000);
-    b.stor("b.bin", &body);
-    assert_eq!(sha256_file(&s.home("qb").join("b.bin")), sha256_bytes(&body));
-    assert_eq!(recorded(&s, "qb"), (100_000, 1));
+    let r = b.try_upload("STOR", "b.bin", &body);
     assert_eq!(
-        recorded(&s, "qa"),
-        (100_000, 1),
-        "one member's upload charged another"
+        r.first(),
+        "226 Transfer complete.",
+        "the second member's first upload"
     );
+    assert_eq!(sha256_file(&s.home("qb").join("b.bin")), sha256_bytes(&body));
+    // Each member's usage is its own.
+    assert_eq!(recorded(&s, "qa"), (100_000, 1));
+    assert_eq!(recorded(&s, "qb"), (100_000, 1));
     // ... and no more than that.
     assert_eq!(b.try_upload("STOR", "more.bin", b"x").first(), full);
     // Freeing one member's room frees none of the other's.

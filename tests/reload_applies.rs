@@ -195,6 +195,9 @@ fn the_idle_timeout_reloads_for_the_next_connection() {
         .start();
     let mut before = s.login("alice", PASS);
     reload_with(&s, "[limits]\nidle_timeout_secs = 1\n");
+    // A command after the reload: the session reads the settings in force for it, not
+    // its timeout.
+    before.expect("NOOP", 200);
     let mut after = s.login("alice", PASS);
     let start = Instant::now();
     after.set_read_timeout(Duration::from_secs(10));
