@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 /// A client that logged in with a wrong password `n` times, each on a new connection.
@@ -40,23 +41,74 @@ fn below_the_threshold_the_right_password_still_works() {
     let _ = s.login("alice", PASS);
 }
 
+/// `127.0.0.n`: the loopback addresses clients connect from.
+fn lo(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
+
+/// A control connection from `127.0.0.n`, greeted with 220.
+fn conn_from(s: &Server, n: u8) -> Ctrl {
+    Ctrl::connect_from(lo(n), s.addr())
+}
+
+/// `alice` logged in from `127.0.0.n`.
+fn alice_from(s: &Server, n: u8) -> Ctrl {
+    let mut c = conn_from(s, n);
+    c.login("alice", PASS);
+    c
+}
+
+/// USER and PASS for alice on `c`: the reply to PASS.
+fn alice_refused(c: &mut Ctrl) -> Reply {
+    c.expect("USER alice", 331);
+    c.cmd(&format!("PASS {PASS}"))
+}
+
 #[test]
 fn sessions_per_address_and_in_total_are_capped() {
     let s = Server::with_alice("[limits]\nmax_sessions = 3\nmax_sessions_per_ip = 2\n");
-    let _a = s.ctrl();
-    let _b = s.ctrl();
-    let mut third = Ctrl::connect_no_greeting(s.addr());
-    let r = third.read_reply();
-    assert_eq!(r.code, 421, "third session from one address: {r}");
-    drop(_b);
-    // A slot frees when a session ends.
+    // Not logged in: one address holds at most max_sessions_per_ip connections.
+    let w1 = conn_from(&s, 1);
+    let w2 = conn_from(&s, 1);
+    let mut third = Ctrl::over(connect_from(lo(1), s.addr()), b"");
+    assert_eq!(
+        third.read_reply().first(),
+        "421 Too many connections from your address."
+    );
+    drop((w1, w2));
+
+    // Logged in, per address: the third login from one address is refused.
+    let _a1 = alice_from(&s, 1);
+    let a2 = alice_from(&s, 1);
+    let mut c = conn_from(&s, 1);
+    assert_eq!(
+        alice_refused(&mut c).first(),
+        "421 Too many sessions from your address, try again later."
+    );
+    drop(c);
+
+    // Logged in, in total: a third address fills max_sessions = 3; a fourth login, from an
+    // address holding nothing, is refused.
+    let _b1 = alice_from(&s, 3);
+    let mut c = conn_from(&s, 4);
+    assert_eq!(
+        alice_refused(&mut c).first(),
+        "421 Too many users logged in, try again later."
+    );
+
+    // The refusal closes the connection.
+    assert!(c.wait_closed(Duration::from_secs(5)));
+    // A slot frees when a session ends: a new login gets in once one has quit.
+    let mut a2 = a2;
+    a2.expect("QUIT", 221);
+    assert!(a2.wait_closed(Duration::from_secs(5)));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut c = Ctrl::connect_no_greeting(s.addr());
-        let r = c.read_reply();
-        if r.code == 220 {
+        let r = alice_refused(&mut conn_from(&s, 4));
+        if r.code == 230 {
             break;
         }
+        assert_eq!(r.first(), "421 Too many users logged in, try again later.");
         assert!(Instant::now() < deadline, "the freed slot never came back: {r}");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -64,13 +116,21 @@ fn sessions_per_address_and_in_total_are_capped() {
 
 #[test]
 fn the_total_cap_applies_across_addresses() {
-    let s = Server::with_alice("[limits]\nmax_sessions = 2\nmax_sessions_per_ip = 2\n");
-    let _a = s.ctrl();
-    let _b = s.ctrl();
-    let mut c = Ctrl::connect_no_greeting(s.addr());
-    let r = c.read_reply();
-    assert_eq!(r.code, 421, "{r}");
-    assert!(r.text().contains("Too many"), "{r}");
+    // Each address may hold three sessions; the server four in all.
+    let s = Server::with_alice("[limits]\nmax_sessions = 4\nmax_sessions_per_ip = 3\n");
+    let _open: Vec<Ctrl> = [1, 3, 4, 5].iter().map(|&n| alice_from(&s, n)).collect();
+    // A fifth address, holding nothing, is greeted, but its login finds every session taken.
+    let mut c = conn_from(&s, 6);
+    assert_eq!(
+        alice_refused(&mut c).first(),
+        "421 Too many users logged in, try again later."
+    );
+    // Nor does an address that holds one get a second: it is the total that is full.
+    let mut c = conn_from(&s, 1);
+    assert_eq!(
+        alice_refused(&mut c).first(),
+        "421 Too many users logged in, try again later."
+    );
 }
 
 #[test]

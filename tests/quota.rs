@@ -94,6 +94,51 @@ fn the_file_count_is_enforced() {
     assert_eq!(recorded(&s, "qa").1, 3);
 }
 
+/// A group's quota is each member's own allowance: one member filling it leaves another
+/// member's whole allowance free.
+#[test]
+fn a_group_quota_is_each_members_own_allowance() {
+    let s = Server::builder()
+        .user("qa", PASS, "qa", true)
+        .user("qb", PASS, "qb", true)
+        .users_toml(QUOTA)
+        .start();
+    for name in ["qa", "qb"] {
+        let o = cli_user(&s.users_file, &["set", name, "--groups", "metered"]);
+        assert_success(&o, &format!("fxpd user set {name} --groups metered"));
+    }
+    s.reload().unwrap();
+    let full = "552 Quota exceeded: this account may hold at most 100000 bytes.";
+
+    let mut a = s.login("qa", PASS);
+    a.expect("TYPE I", 200);
+    a.stor("a.bin", &random_bytes(100_000));
+    assert_eq!(a.try_upload("STOR", "more.bin", b"x").first(), full);
+    assert!(!s.home("qa").join("more.bin").exists());
+
+    // The other member has its own 100 000 bytes, all of them.
+    let mut b = s.login("qb", PASS);
+    b.expect("TYPE I", 200);
+    let body = random_bytes(100_000);
+    let r = b.try_upload("STOR", "b.bin", &body);
+    assert_eq!(
+        r.first(),
+        "226 Transfer complete.",
+        "the second member's first upload"
+    );
+    assert_eq!(sha256_file(&s.home("qb").join("b.bin")), sha256_bytes(&body));
+    // Each member's usage is its own.
+    assert_eq!(recorded(&s, "qa"), (100_000, 1));
+    assert_eq!(recorded(&s, "qb"), (100_000, 1));
+    // ... and no more than that.
+    assert_eq!(b.try_upload("STOR", "more.bin", b"x").first(), full);
+    // Freeing one member's room frees none of the other's.
+    a.expect("DELE a.bin", 250);
+    assert_eq!(b.try_upload("STOR", "more.bin", b"x").first(), full);
+    a.stor("again.bin", &random_bytes(100_000));
+    assert_eq!(recorded(&s, "qa"), (100_000, 1));
+}
+
 #[test]
 fn curl_filling_the_quota_mid_transfer_gets_552_and_leaves_the_rest_unchanged() {
     if !require_client("curl") {
