@@ -348,6 +348,29 @@ fn the_login_guard_keeps_its_start_up_threshold_after_a_reload() {
 }
 
 #[test]
+fn one_connection_closes_after_the_start_up_max_login_failures() {
+    let s = Server::builder()
+        .user("alice", PASS, "alice", false)
+        .config("[limits]\nmax_login_failures = 10\n")
+        .arg("--log-json")
+        .start();
+    reload_with(&s, "[limits]\nmax_login_failures = 2\n");
+    assert_eq!(needs_restart_events(&s), ["limits.max_login_failures"]);
+    let mut c = s.ctrl();
+    for failure in 1..=3 {
+        c.expect("USER alice", 331);
+        assert_eq!(
+            c.cmd("PASS wrong-password").first(),
+            "530 User cannot log in.",
+            "failure {failure}"
+        );
+    }
+    // Still open after three: the connection closes at the start-up threshold (10), not at
+    // the reloaded 2 (a 421 would be the next reply read).
+    c.expect("USER alice", 331);
+}
+
+#[test]
 fn a_reloaded_listen_address_is_not_bound_until_a_restart() {
     let s = Server::builder()
         .user("alice", PASS, "alice", false)

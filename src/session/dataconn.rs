@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn the_227_text_is_the_formatters() {
         for (a, port) in [
-            (Ipv4Addr::new(127, 0, 0, 1), 40000),
+            (Ipv4Addr::new(127, 0, 0, 1), 40000u16),
             (Ipv4Addr::new(0, 0, 0, 0), 0),
             (Ipv4Addr::new(255, 255, 255, 255), 65535),
             (Ipv4Addr::new(10, 99, 100, 9), 2560),
