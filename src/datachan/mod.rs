@@ -163,7 +163,8 @@ impl PassiveListener {
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted")))
+        Err(last_err
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted")))
     }
 
     /// The address the listener is bound to.

@@ -66,8 +66,7 @@ impl RulePath {
 
     /// Whether this path is `path` or one of its parents (`path` as lower-case segments).
     pub(super) fn covers<S: AsRef<str>>(&self, path: &[S]) -> bool {
-        self.segments.len() <= path.len()
-            && self.segments.iter().zip(path).all(|(a, b)| a == b.as_ref())
+        self.segments.len() <= path.len() && self.segments.iter().zip(path).all(|(a, b)| a == b.as_ref())
     }
 }
 
