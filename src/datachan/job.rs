@@ -25,7 +25,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
+use sync_wrapper::SyncWrapper;
 use unftp_core::storage::Error as StorageError;
 
 /// How the next data connection will be made (RFC 959 PASV/PORT, RFC 2428 EPSV/EPRT).
@@ -160,8 +162,15 @@ impl Outcome {
 
 /// A running transfer. Awaiting it gives its [`Outcome`]; dropping it (the session ended)
 /// stops it.
+///
+/// It is not a task of its own: the session's task polls it beside its control connection
+/// (a transfer is one step of its session), so a small transfer costs no spawn and no
+/// wake-up handed from one task to another. A panic in it ends it as [`Outcome::Failed`],
+/// as a task of its own would, not the session.
 pub struct Transfer {
-    task: JoinHandle<Outcome>,
+    /// The transfer's future; `None` once it has given its outcome. `SyncWrapper`: only
+    /// `&mut` reaches it, so the session stays `Sync` whatever the future holds.
+    run: Option<SyncWrapper<Pin<Box<dyn Future<Output = Outcome> + Send>>>>,
     /// The bytes moved so far, published by the byte loops (STAT reads it).
     progress: Arc<AtomicU64>,
     /// The data connection's other end, once it is made (the admin listener shows it).
@@ -184,11 +193,11 @@ impl Transfer {
         self.peer.clone()
     }
 
-    /// Stop the transfer and wait until its task is gone (its sockets and files closed; an
-    /// object upload is left to its own guard).
+    /// Stop the transfer: its future is dropped, which closes its sockets and files (an
+    /// object upload is left to its own guard; a copy on a blocking thread ends promptly,
+    /// its socket shut down by the kill switch the future held).
     pub async fn abort(mut self) {
-        self.task.abort();
-        let _ = (&mut self.task).await;
+        self.run = None;
     }
 }
 
@@ -196,26 +205,27 @@ impl Future for Transfer {
     type Output = Outcome;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        Pin::new(&mut self.task).poll(cx).map(|joined| match joined {
-            Ok(outcome) => outcome,
-            Err(e) if e.is_cancelled() => Outcome::Cancelled,
-            Err(_) => Outcome::Failed,
-        })
+        let Some(run) = self.run.as_mut() else {
+            return Poll::Ready(Outcome::Cancelled);
+        };
+        let outcome = std::task::ready!(run.get_mut().as_mut().poll(cx));
+        self.run = None;
+        Poll::Ready(outcome)
     }
 }
 
-impl Drop for Transfer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Start a transfer in a task of its own.
+/// Start a transfer; the caller's task polls it (see [`Transfer`]).
 pub fn start(request: Request) -> Transfer {
     let progress = Arc::new(AtomicU64::new(0));
     let peer = Arc::new(OnceLock::new());
-    let task = tokio::spawn(run(request, progress.clone(), peer.clone()));
-    Transfer { task, progress, peer }
+    let run = AssertUnwindSafe(run(request, progress.clone(), peer.clone()))
+        .catch_unwind()
+        .map(|ended| ended.unwrap_or(Outcome::Failed));
+    Transfer {
+        run: Some(SyncWrapper::new(Box::pin(run))),
+        progress,
+        peer,
+    }
 }
 
 /// The whole data connection: accept or connect, protect, move the bytes.
