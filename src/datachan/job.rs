@@ -16,18 +16,18 @@ use super::transfer::{receive, send, Direction, Inbound};
 use super::{connect_active, DataError, PassiveListener, RefusedLog};
 use crate::policy::Approved;
 use crate::storage::{Download, ObjectReader, ObjectUpload, Upload, UploadGuard};
+use futures_util::FutureExt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use sync_wrapper::SyncWrapper;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use futures_util::FutureExt;
-use std::panic::AssertUnwindSafe;
-use sync_wrapper::SyncWrapper;
 use unftp_core::storage::Error as StorageError;
 
 /// How the next data connection will be made (RFC 959 PASV/PORT, RFC 2428 EPSV/EPRT).
