@@ -1,4 +1,4 @@
-//! Small binary transfers done on the transfer's own task, without the hop to a blocking
+//! Small binary transfers done on the session's task, without the hop to a blocking
 //! thread that large files take ([`super::blocking`]).
 //!
 //! For a 4 KiB file the hop (switching the socket to blocking mode, setting its timeouts,

@@ -1,10 +1,10 @@
-//! One transfer from start to outcome, in a task of its own: the session hands over a
+//! One transfer from start to outcome, polled by the session's task: the session hands over a
 //! [`Request`] (what to move, how the data connection is made, how it is protected) and gets
 //! a [`Transfer`], whose result is a typed [`Outcome`] that the session turns into the final
 //! reply.
 //!
 //! The path of the bytes is chosen here, once, per job and stream: on a clear-text connection
-//! a binary file goes through `inline` (small files, on this task) or `blocking`
+//! a binary file goes through `inline` (small files, on the session's task) or `blocking`
 //! (`sendfile`/`splice` on a blocking thread); listings, ASCII mode, TLS and object storage
 //! go through the async loops of `transfer`.
 
@@ -141,7 +141,7 @@ pub enum Outcome {
     TooLarge,
     /// The transfer was cancelled before it ended.
     Cancelled,
-    /// The transfer's task failed (a bug).
+    /// The transfer panicked (a bug).
     Failed,
 }
 
@@ -274,7 +274,7 @@ async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<Sock
         max_bytes,
     };
     // The TLS handshake and the async copy loops hold large state: they are boxed, so the
-    // task of a small clear-text transfer (most of them) stays small to spawn and to poll.
+    // future of a small clear-text transfer (most of them) stays small to allocate and poll.
     let result = match protection {
         None => io.run_plain(job, stream).await,
         Some(protection) => {

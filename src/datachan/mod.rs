@@ -3,10 +3,10 @@
 //!
 //! - this file: passive listeners and active connects, and how a connection fails to come
 //!   about ([`DataError`]);
-//! - [`job`]: one transfer in a task of its own: the session hands over a [`Request`] and
+//! - [`job`]: one transfer, polled by the session's task: the session hands over a [`Request`] and
 //!   gets a [`Transfer`] whose result is an [`Outcome`]; the byte path is chosen there;
 //! - [`protect`]: TLS on data connections, with the resumption check (fail closed);
-//! - `inline`, `blocking`, `transfer`: the byte loops (small files on the task, `sendfile`/
+//! - `inline`, `blocking`, `transfer`: the byte loops (small files on the session's task, `sendfile`/
 //!   `splice` on a blocking thread, async copies with TYPE A conversion); [`rate`]: limits.
 //!
 //! A data connection comes into being only through the policy: an active connect needs an

@@ -1,8 +1,8 @@
 //! One control connection: the task that owns a session's state (RFC 959 5.4 sequencing).
 //!
 //! The task reads typed commands, answers each with a
-//! [`Reply`](crate::control::reply::Reply), and runs at most one transfer at a time in a
-//! task of its own, so STAT, ABOR and NOOP are answered while data flows (the KB Q247132
+//! [`Reply`](crate::control::reply::Reply), and runs at most one transfer at a time, polled
+//! beside the control connection, so STAT, ABOR and NOOP are answered while data flows (the KB Q247132
 //! procedure polls STAT during a server-to-server transfer). Any other command that arrives
 //! during a transfer, QUIT included, waits for the transfer's final reply. Nothing here is
 //! shared with other sessions except the read-only configuration, the policy and the login
@@ -80,9 +80,9 @@ struct LoggedIn {
     user_seat: crate::server::user_sessions::UserSeat,
 }
 
-/// The transfer currently running in its own task.
+/// The transfer currently running (polled by the session's task beside the control connection).
 struct Running {
-    /// The transfer's task: its outcome, the bytes moved so far, abort.
+    /// The transfer: its outcome, the bytes moved so far, abort.
     transfer: Transfer,
     /// The command, for logs, STAT and the final reply.
     verb: TransferVerb,

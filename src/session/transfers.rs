@@ -91,7 +91,7 @@ pub(super) struct Charge {
 }
 
 impl Prepared {
-    /// Start the transfer in its own task.
+    /// Start the transfer; the session's task polls it from now on.
     pub(super) fn start(self) -> Running {
         Running {
             transfer: datachan::start(self.request),

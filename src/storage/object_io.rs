@@ -39,7 +39,7 @@ impl AsyncRead for ObjectReader {
     }
 }
 
-/// The writer of an upload, shared by the transfer task and whoever must abort it.
+/// The writer of an upload, shared by the transfer and whoever must abort it.
 pub struct UploadGuard {
     /// `None` once committed or aborted.
     writer: tokio::sync::Mutex<Option<opendal::Writer>>,
@@ -90,7 +90,7 @@ impl ObjectUpload {
         }
     }
 
-    /// A handle that can discard this upload from outside the transfer task.
+    /// A handle that can discard this upload from outside the transfer.
     pub fn guard(&self) -> Arc<UploadGuard> {
         self.guard.clone()
     }
