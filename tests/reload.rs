@@ -48,30 +48,13 @@ fn wait_events(s: &Server, count: usize, pred: impl Fn(&Value) -> bool) -> Vec<V
     }
 }
 
-/// The server's configuration file with `extra` TOML merged over it (tables key by key).
-fn write_config(s: &Server, extra: &str) {
-    let mut table: toml::Table = toml::from_str(&s.config_text).unwrap();
-    let extra: toml::Table = toml::from_str(extra).unwrap();
-    for (key, value) in extra {
-        match (table.get_mut(&key), value) {
-            (Some(toml::Value::Table(base)), toml::Value::Table(more)) => base.extend(more),
-            (_, value) => {
-                table.insert(key, value);
-            }
-        }
-    }
-    std::fs::write(&s.config_path, toml::to_string(&table).unwrap()).unwrap();
-}
-
 #[test]
 fn a_reload_names_every_changed_setting_that_needs_a_restart_in_one_event() {
     // JSON from the file, not from --log-json: a flag would beat the file's new value.
     let s = Server::builder().config("[log]\nformat = \"json\"\n").start();
     let w3c = s.dir.path().join("w3c");
-    write_config(
-        &s,
-        &format!(
-            r#"
+    s.write_config_merged(&format!(
+        r#"
             listen = ["127.0.0.2:0", "127.0.0.3:0"]
             banner = "reloaded at once"
             [limits]
@@ -88,8 +71,7 @@ fn a_reload_names_every_changed_setting_that_needs_a_restart_in_one_event() {
             [fxp]
             allow_foreign_port = true
             "#
-        ),
-    );
+    ));
     s.reload().expect("a valid file must be applied");
     let events = restart_events(&s);
     assert_eq!(events.len(), 1, "one event for the whole reload:\n{}", s.stderr());
@@ -132,7 +114,7 @@ fn a_reload_switches_the_log_format_at_once() {
         "text format at start:\n{}",
         s.stderr()
     );
-    write_config(&s, "[log]\nformat = \"json\"\n");
+    s.write_config_merged("[log]\nformat = \"json\"\n");
     s.reload().expect("a valid file must be applied");
     let _c = s.login("alice", PASS);
     // Text up to the switch (the SIGHUP line among it), then one JSON event per line: the
@@ -170,10 +152,9 @@ fn tls_implicit_listen_is_named_when_it_changes() {
     let (c, k) = (s.dir.path().join("c.pem"), s.dir.path().join("k.pem"));
     std::fs::write(&c, cert.cert.pem()).unwrap();
     std::fs::write(&k, cert.key_pair.serialize_pem()).unwrap();
-    write_config(
-        &s,
-        &format!("[tls]\ncertificate = {c:?}\nprivate_key = {k:?}\nimplicit_listen = [\"127.0.0.2:0\"]\n"),
-    );
+    s.write_config_merged(&format!(
+        "[tls]\ncertificate = {c:?}\nprivate_key = {k:?}\nimplicit_listen = [\"127.0.0.2:0\"]\n"
+    ));
     s.reload().expect("a valid file must be applied");
     let events = restart_events(&s);
     assert_eq!(events.len(), 1, "{}", s.stderr());
@@ -204,7 +185,7 @@ fn log_level_applies_at_once_on_reload() {
     session(1);
     assert!(!events(&s).iter().any(is_debug), "info level: no debug event");
 
-    write_config(&s, "[log]\nlevel = \"debug\"\n");
+    s.write_config_merged("[log]\nlevel = \"debug\"\n");
     s.reload().expect("a valid file must be applied");
     session(2);
     assert_eq!(

@@ -149,6 +149,22 @@ impl Ctrl {
             .unwrap_or_else(|e| panic!("write to control connection: {e}"));
     }
 
+    /// Waits for a reply the server sends unprompted (a timeout's 421, a data connection
+    /// that never came): it must be `expected` and arrive within `within` of this call, which
+    /// waits 10 s at most. Returns when the wait began.
+    pub fn expect_unprompted(&mut self, expected: &str, within: Duration) -> std::time::Instant {
+        let start = std::time::Instant::now();
+        self.set_read_timeout(Duration::from_secs(10));
+        let r = self.read_reply();
+        assert_eq!(r.first(), expected);
+        assert!(
+            start.elapsed() < within,
+            "{expected:?} came only after {:?}",
+            start.elapsed()
+        );
+        start
+    }
+
     /// Reads one reply; panics on EOF, timeout or garbage.
     pub fn read_reply(&mut self) -> Reply {
         match self.try_read_reply() {

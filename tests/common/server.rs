@@ -498,6 +498,17 @@ impl Server {
         );
     }
 
+    /// Rewrites the configuration file: the start-up configuration with `extra` TOML merged
+    /// over it (tables key by key at every depth, as the builder merges). Nothing is reloaded.
+    pub fn write_config_merged(&self, extra: &str) {
+        let mut table: toml::Table = toml::from_str(&self.config_text).unwrap();
+        let extra: toml::Table = extra
+            .parse()
+            .unwrap_or_else(|e| panic!("test bug: extra config is not TOML: {e}\n{extra}"));
+        merge_toml(&mut table, extra);
+        fs::write(&self.config_path, toml::to_string(&table).unwrap()).unwrap();
+    }
+
     /// Sends SIGHUP (as `systemctl reload fxpd` does) and waits for the server's answer to it:
     /// its log line for an applied reload (`Ok`) or a refused one (`Err` with the line that
     /// gives the reason). Panics when neither comes within 10 s.
