@@ -79,9 +79,14 @@ fn index_of(set: &[&str], label: &str) -> Option<usize> {
     set.iter().position(|l| *l == label)
 }
 
-/// The position of `direction` in [`DIRECTIONS`].
+/// The position of `direction` in [`DIRECTIONS`] (a match, so a new direction cannot fall
+/// into another's slot unnoticed).
 fn direction_index(direction: Direction) -> usize {
-    DIRECTIONS.iter().position(|d| *d == direction).unwrap_or(0)
+    match direction {
+        Direction::Download => 0,
+        Direction::Upload => 1,
+        Direction::Listing => 2,
+    }
 }
 
 /// Every figure the admin listener exposes.
@@ -320,7 +325,7 @@ impl Metrics {
         let (logged_in, waiting, running) = now.sessions;
         set(&self.sessions, [("state", "logged_in")], logged_in);
         set(&self.sessions, [("state", "not_logged_in")], waiting);
-        for direction in [Direction::Download, Direction::Upload, Direction::Listing] {
+        for direction in DIRECTIONS {
             let n = running.get(&direction).copied().unwrap_or(0);
             set(&self.transfers_running, [("direction", direction.as_str())], n);
         }
