@@ -176,6 +176,18 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(w: &mut W, reply: &Reply) -> std
     w.flush().await
 }
 
+/// Write two replies in one write (a preliminary reply and the final one that follows at once).
+pub async fn write_replies<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    first: &Reply,
+    second: &Reply,
+) -> std::io::Result<()> {
+    let mut bytes = first.to_bytes();
+    bytes.extend_from_slice(&second.to_bytes());
+    w.write_all(&bytes).await?;
+    w.flush().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,9 @@ use tokio::net::TcpStream;
 use unftp_core::storage::Error as StorageError;
 
 /// How the next data connection will be made (RFC 959 PASV/PORT, RFC 2428 EPSV/EPRT).
+// One plan per session, moved into its transfer once: boxing the listener would cost an
+// allocation per passive transfer to save a copy of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Plan {
     /// A listener bound by PASV/EPSV/CPSV, accepting (and screening) since it was bound.
@@ -240,9 +243,7 @@ async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<Sock
         throttle,
         max_bytes,
     } = request;
-    // A passive listener lives (and keeps screening and closing strangers' connections)
-    // until the transfer ends; then its refusals go into the final reply.
-    let (connected, listener) = match plan {
+    let (connected, mut listener) = match plan {
         Plan::Passive(mut listener) => {
             let deadline = tokio::time::Instant::now() + timeout;
             (listener.accept(deadline).await, Some(listener))
@@ -252,53 +253,32 @@ async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<Sock
             (connected.map(|stream| (stream, target.addr())), None)
         }
     };
-    let refused = move || listener.map(|l| l.refused()).unwrap_or_default();
-    let stream: TcpStream = match connected {
+    let moved = match connected {
         Ok((stream, source)) => {
             // Known already (the accepted source, or the approved target): no system call.
             let _ = peer.set(source);
-            stream
-        }
-        Err(error) => {
-            return Outcome::NoConnection {
-                error,
-                refused: refused(),
+            let io = TransferIo {
+                ascii,
+                timeout,
+                progress,
+                throttle,
+                max_bytes,
+            };
+            let moving = io.run(job, stream, protection);
+            // A passive listener keeps screening (and closing strangers' connections) until
+            // the transfer ends; then its refusals go into the final reply.
+            match listener.as_mut() {
+                Some(listener) => listener.screening(moving).await,
+                None => moving.await,
             }
         }
+        Err(error) => Err(error),
     };
-    let io = TransferIo {
-        ascii,
-        timeout,
-        progress,
-        throttle,
-        max_bytes,
-    };
-    // The TLS handshake and the async copy loops hold large state: they are boxed, so the
-    // future of a small clear-text transfer (most of them) stays small to allocate and poll.
-    let result = match protection {
-        None => io.run_plain(job, stream).await,
-        Some(protection) => {
-            let secured = Box::pin(async move {
-                let tls = protection.secure(stream, timeout).await?;
-                Ok(io.run_async(job, tls, true).await)
-            });
-            match secured.await {
-                Ok(result) => result,
-                Err(error) => {
-                    return Outcome::NoConnection {
-                        error,
-                        refused: refused(),
-                    }
-                }
-            }
-        }
-    };
-    match result {
-        Ok(bytes) => Outcome::Complete {
-            bytes,
-            refused: refused(),
-        },
-        Err(outcome) => outcome,
+    let refused = listener.map(|l| l.refused()).unwrap_or_default();
+    match moved {
+        Ok(Ok(bytes)) => Outcome::Complete { bytes, refused },
+        Ok(Err(outcome)) => outcome,
+        Err(error) => Outcome::NoConnection { error, refused },
     }
 }
 
@@ -323,6 +303,29 @@ fn copy_failed(e: Direction) -> Outcome {
 }
 
 impl TransferIo {
+    /// Move the bytes over `stream`, protected by `protection` if any. `Err`: the TLS
+    /// handshake failed, so the data connection never came about.
+    async fn run(
+        self,
+        job: Job,
+        stream: TcpStream,
+        protection: Option<Protection>,
+    ) -> Result<Result<u64, Outcome>, DataError> {
+        match protection {
+            None => Ok(self.run_plain(job, stream).await),
+            // The TLS handshake and the async copy loops hold large state: they are boxed, so
+            // the future of a small clear-text transfer (most of them) stays small to allocate
+            // and poll.
+            Some(protection) => {
+                Box::pin(async move {
+                    let tls = protection.secure(stream, self.timeout).await?;
+                    Ok(self.run_async(job, tls, true).await)
+                })
+                .await
+            }
+        }
+    }
+
     /// Clear-text data connection: binary file transfers take the blocking fast path.
     async fn run_plain(self, job: Job, stream: TcpStream) -> Result<u64, Outcome> {
         let (progress, throttle) = (self.progress.clone(), self.throttle.clone());

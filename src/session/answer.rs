@@ -53,7 +53,8 @@ pub(super) enum Then {
         /// The mechanism the client named.
         mechanism: Mechanism,
     },
-    /// After the 150, start the transfer; its final reply comes when it ends.
+    /// Start the transfer, with the reply (its 150) as its preliminary reply; its final reply
+    /// comes when it ends.
     Transfer(Prepared),
 }
 
@@ -77,6 +78,11 @@ impl Answer {
     pub(super) fn then(mut self, then: Then) -> Answer {
         self.then = then;
         self
+    }
+
+    /// Whether a transfer follows the reply (it is logged with its final reply).
+    pub(super) fn starts_transfer(&self) -> bool {
+        matches!(self.then, Then::Transfer(_))
     }
 
     /// The replies in order, and what follows them.

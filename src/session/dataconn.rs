@@ -82,7 +82,7 @@ impl Session {
                 )
             }
         };
-        let Some(port) = self.bind_passive(grant).await else {
+        let Some(port) = self.bind_passive(grant) else {
             return say(
                 Code::CANT_OPEN_DATA,
                 "Can't open passive connection: no free port.",
@@ -97,15 +97,15 @@ impl Session {
         }
     }
 
-    /// Bind a passive listener on the control connection's local address; it accepts (and
-    /// screens) from now on. `None`: no port of the range is free.
-    async fn bind_passive(&mut self, grant: PassiveGrant) -> Option<u16> {
+    /// Bind a passive listener on the control connection's local address; the session's task
+    /// polls it (it accepts and screens) from now on. `None`: no port of the range is free.
+    fn bind_passive(&mut self, grant: PassiveGrant) -> Option<u16> {
         let ip = match local_v4(self.local.ip()) {
             Some(v4) => IpAddr::V4(v4),
             None => self.local.ip(),
         };
         let range = self.settings.config.passive.ports;
-        match PassiveListener::bind(ip, range, grant, self.shared.policy.clone()).await {
+        match PassiveListener::bind(ip, range, grant, self.shared.policy.clone()) {
             Ok(listener) => {
                 let port = listener.local_addr().port();
                 self.data = Some(Plan::Passive(listener));

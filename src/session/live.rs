@@ -72,8 +72,7 @@ impl Session {
     }
 
     /// A transfer has just started: publish it and count it.
-    pub(super) fn transfer_started(&mut self) {
-        let Some(running) = &self.transfer else { return };
+    pub(super) fn transfer_started(&mut self, running: &Running) {
         self.live.fresh_upload = self.live.next_fresh;
         let direction = running.verb.direction();
         self.live.registration.transfer_started(LiveTransfer {

@@ -4,16 +4,19 @@
 //! handshake after AUTH, starting a prepared transfer.
 
 use super::answer::{Answer, Then};
-use super::transfers::final_reply;
+use super::transfers::{final_reply, Prepared};
 use super::{AuthState, Flow, Running, Session, Shared};
-use crate::control::codec::{write_reply, Line, LineReader};
+use crate::control::codec::{write_replies, write_reply, Line, LineReader};
 use crate::control::command::{Command, TransferType};
 use crate::control::parser::parse;
 use crate::control::reply::{Code, Reply};
 use crate::control::stream::ControlStream;
-use crate::datachan::Outcome;
+use crate::datachan::{Outcome, Plan};
 use crate::server::Admitted;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -125,10 +128,17 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
 }
 
 impl Session {
-    /// Write one reply: the only place a session writes to its control connection.
+    /// Write one reply: with [`Session::send_pair`], the only place a session writes to its
+    /// control connection.
     async fn send(&mut self, reply: Reply) -> std::io::Result<()> {
         self.last_code = reply.code.0;
         write_reply(self.conn.get_mut(), &reply).await
+    }
+
+    /// Write two replies in one write (a transfer's 150 and its final reply).
+    async fn send_pair(&mut self, first: Reply, second: Reply) -> std::io::Result<()> {
+        self.last_code = second.code.0;
+        write_replies(self.conn.get_mut(), &first, &second).await
     }
 
     /// One line in the W3C log, if it is on.
@@ -170,9 +180,18 @@ impl Session {
         let limits = self.settings.config.limits.clone();
         let idle = Duration::from_secs(limits.idle_timeout_secs);
         let login_deadline = Instant::now() + Duration::from_secs(limits.login_timeout_secs);
-        let shutdown = self.shared.shutdown.clone();
-        let kicked = self.live.registration.kicked();
+        // The signals that end a session are waited on by one future each for the whole
+        // session (made afresh for every command, each would join and leave its token's list
+        // of waiters every time).
+        let shutdown = self.shared.shutdown.clone().cancelled_owned();
+        let kicked = self.live.registration.kicked().cancelled_owned();
+        let evicted = self.seat.evicted().clone().cancelled_owned();
+        // One timer for the idle and login timeouts: it is set for the earliest time the
+        // session could time out and, when it fires early because a command came since, moved
+        // to the deadline then in force (no timer to re-arm for every command).
         let mut last_activity = Instant::now();
+        let clock = tokio::time::sleep_until(login_deadline.min(last_activity + idle));
+        tokio::pin!(shutdown, kicked, evicted, clock);
         loop {
             let logged_in = matches!(self.auth, AuthState::LoggedIn(_));
             let deadline = if logged_in {
@@ -181,10 +200,10 @@ impl Session {
                 login_deadline.min(last_activity + idle)
             };
             let transferring = self.transfer.is_some();
-            let (conn, transfer, evicted) = (&mut self.conn, &mut self.transfer, self.seat.evicted());
+            let (conn, transfer, data) = (&mut self.conn, &mut self.transfer, &mut self.data);
             tokio::select! {
                 biased;
-                _ = kicked.cancelled() => {
+                _ = &mut kicked => {
                     for reply in self.kicked().await {
                         self.send(reply).await?;
                     }
@@ -192,31 +211,28 @@ impl Session {
                 }
                 outcome = async { (&mut transfer.as_mut().expect("guarded").transfer).await }, if transferring => {
                     let running = self.transfer.take().expect("guarded");
-                    self.transfer_ended(outcome.label());
-                    let overflow = matches!(outcome, Outcome::TooLarge);
-                    let reply = final_reply(&running, outcome);
-                    if overflow {
-                        self.discard_overflow(&running).await;
-                    }
-                    self.settle_charge(&running).await;
-                    self.send(reply).await?;
-                    self.log_transfer(&running);
+                    self.end_transfer(running, outcome, None).await?;
                     last_activity = Instant::now();
                 }
-                _ = shutdown.cancelled(), if !transferring => {
+                _ = &mut shutdown, if !transferring => {
                     let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Server shutting down, closing control connection.")).await;
                     return Ok(());
                 }
-                _ = evicted.cancelled(), if !logged_in => {
+                _ = &mut evicted, if !logged_in => {
                     tracing::info!(target: "fxpd::security", "closed before login to make room for a newcomer: this address held the most connections not logged in, and this one the longest");
                     let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, "Too many connections waiting to log in; closing the oldest.")).await;
                     return Ok(());
                 }
-                _ = tokio::time::sleep_until(deadline), if !transferring => {
+                _ = &mut clock, if !transferring => {
+                    if Instant::now() < deadline {
+                        clock.as_mut().reset(deadline);
+                        continue;
+                    }
                     let text = if logged_in { "Idle timeout, closing control connection." } else { "Login timeout, closing control connection." };
                     let _ = self.send(Reply::new(Code::SERVICE_NOT_AVAILABLE, text)).await;
                     return Ok(());
                 }
+                () = screen(data) => {}
                 line = conn.next() => {
                     last_activity = Instant::now();
                     let line = match line? {
@@ -250,13 +266,13 @@ impl Session {
                     }
                     let (verb, arg) = (command.verb(), command.log_arg());
                     let started = Instant::now();
-                    let was_transferring = self.transfer.is_some();
                     self.note_upload(matches!(command, Command::Stor(_) | Command::Stou));
                     let answer = self.handle(command).await.unwrap_or_else(Answer::from);
+                    // A transfer is logged with its final reply, not as a command.
+                    let starts_transfer = answer.starts_transfer();
                     let flow = self.answer(answer).await?;
                     self.publish();
-                    // A transfer that just started is logged with its final reply.
-                    if was_transferring || self.transfer.is_none() {
+                    if !starts_transfer {
                         self.log_w3c(verb, arg.as_deref(), 0, 0, started.elapsed());
                     }
                     if flow == Flow::Close {
@@ -301,36 +317,80 @@ impl Session {
     async fn finish_transfer(&mut self) -> std::io::Result<()> {
         if let Some(mut running) = self.transfer.take() {
             let outcome = (&mut running.transfer).await;
-            self.transfer_ended(outcome.label());
-            let overflow = matches!(outcome, Outcome::TooLarge);
-            let reply = final_reply(&running, outcome);
-            if overflow {
-                self.discard_overflow(&running).await;
-            }
-            self.settle_charge(&running).await;
-            self.send(reply).await?;
-            self.log_transfer(&running);
+            self.end_transfer(running, outcome, None).await?;
         }
         Ok(())
+    }
+
+    /// A transfer ended with `outcome`: count it, cut back an upload stopped at its size
+    /// limit, settle its quota charge, then send its final reply (after its `preliminary`
+    /// 150 in the same write, when that has not gone out yet) and log it.
+    async fn end_transfer(
+        &mut self,
+        running: Running,
+        outcome: Outcome,
+        preliminary: Option<Reply>,
+    ) -> std::io::Result<()> {
+        self.transfer_ended(outcome.label());
+        let overflow = matches!(outcome, Outcome::TooLarge);
+        let reply = final_reply(&running, outcome);
+        if overflow {
+            self.discard_overflow(&running).await;
+        }
+        self.settle_charge(&running).await;
+        match preliminary {
+            Some(preliminary) => self.send_pair(preliminary, reply).await?,
+            None => self.send(reply).await?,
+        }
+        self.log_transfer(&running);
+        Ok(())
+    }
+
+    /// Start a prepared transfer. Its 150 goes out as soon as the transfer has to wait for
+    /// anything (the client's connection, its data, the network, a blocking thread); a
+    /// transfer that needs no wait at all (a small file over a connection the client has
+    /// made already) is done before the 150 would have been written, and its 150 and final
+    /// reply go out together. Either way the client reads the 150, then the data, then the
+    /// final reply; the transfer is polled before any reply only so that the common small
+    /// transfer costs one reply write and one wake-up of the client instead of two.
+    async fn begin_transfer(&mut self, preliminary: Reply, prepared: Prepared) -> std::io::Result<()> {
+        let mut running = prepared.start();
+        self.transfer_started(&running);
+        let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut running.transfer).poll(cx))).await;
+        match first {
+            Poll::Ready(outcome) => self.end_transfer(running, outcome, Some(preliminary)).await,
+            Poll::Pending => {
+                self.transfer = Some(running);
+                self.send(preliminary).await
+            }
+        }
     }
 
     /// Write an answer's replies, then do what it says next.
     async fn answer(&mut self, answer: Answer) -> std::io::Result<Flow> {
         let (reply, also, then) = answer.into_parts();
+        if let Then::Transfer(prepared) = then {
+            self.begin_transfer(reply, prepared).await?;
+            return Ok(Flow::Continue);
+        }
         self.send(reply).await?;
         if let Some(also) = also {
             self.send(also).await?;
         }
         Ok(match then {
-            Then::Continue => Flow::Continue,
+            Then::Continue | Then::Transfer(_) => Flow::Continue,
             Then::Close => Flow::Close,
             Then::StartTls { acceptors, mechanism } => self.start_tls(acceptors, mechanism).await,
-            Then::Transfer(prepared) => {
-                self.transfer = Some(prepared.start());
-                self.transfer_started();
-                Flow::Continue
-            }
         })
+    }
+}
+
+/// A passive listener waiting for its transfer screens arrivals while the session waits for
+/// the next command (this never ends; the transfer takes the listener over).
+async fn screen(data: &mut Option<Plan>) {
+    match data {
+        Some(Plan::Passive(listener)) => listener.screen().await,
+        _ => std::future::pending().await,
     }
 }
 

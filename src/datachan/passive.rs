@@ -1,0 +1,448 @@
+//! Passive listeners (PASV, EPSV, CPSV): bound on a random port of the range, screening every
+//! connection as it arrives and holding the first one from an allowed address for the transfer.
+//!
+//! A listener is not a task of its own: whoever owns it polls it. From the PASV/EPSV reply on,
+//! the session's task polls it beside its control connection ([`PassiveListener::screen`]),
+//! and once a transfer has taken it, the transfer polls it beside its byte loop
+//! ([`PassiveListener::screening`]). Either way every arriving connection is judged before a
+//! byte is read or written: a refused one is closed at once and charged to its source, the
+//! first allowed one is held, later ones are closed unused. So strangers can neither fill the
+//! accept queue nor steal or spoil a transfer, and a small transfer costs no task and no
+//! wake-up handed from one task to another.
+
+use super::DataError;
+use crate::config::PortRange;
+use crate::policy::{PassiveGrant, Policy, Refusal, Who};
+use crate::proxy;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use sync_wrapper::SyncWrapper;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+/// The kernel's queue of connections not yet accepted, per passive listener. The listener is
+/// drained whenever its owner is polled; the queue absorbs a burst of connects that outpaces
+/// it (a sequential connect completes before the server has accepted it), so the client's own
+/// connect is not dropped while strangers' connections wait to be closed.
+const ACCEPT_BACKLOG: u32 = 128;
+
+/// How many refused connections a listener remembers in detail; all of them are counted.
+pub const REFUSED_KEPT: usize = 4;
+
+/// The connections a passive listener refused: how many, and the first few of them.
+#[derive(Debug, Clone, Default)]
+pub struct RefusedLog {
+    count: u64,
+    first: Vec<(SocketAddr, Refusal)>,
+}
+
+impl RefusedLog {
+    /// How many connections were refused.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The first refused connection: its source and the refusal.
+    pub fn first(&self) -> Option<&(SocketAddr, Refusal)> {
+        self.first.first()
+    }
+
+    /// Notes one refused connection; only the first [`REFUSED_KEPT`] are kept in detail.
+    fn push(&mut self, source: SocketAddr, refusal: Refusal) {
+        self.count = self.count.saturating_add(1);
+        if self.first.len() < REFUSED_KEPT {
+            self.first.push((source, refusal));
+        }
+    }
+}
+
+/// A trusted balancer's connection whose PROXY header is being read: it gives the connection
+/// with the client the header names, or `None` when it was refused and closed.
+type Proxied = SyncWrapper<Pin<Box<dyn Future<Output = Option<(TcpStream, SocketAddr)>> + Send>>>;
+
+/// A bound passive-mode listener. It screens arrivals whenever it is polled; dropping it (the
+/// data plan is replaced, the transfer ends, the session ends) closes the port.
+pub struct PassiveListener {
+    local: SocketAddr,
+    /// The session every connection is judged for.
+    who: Who,
+    policy: Arc<Policy>,
+    listener: TcpListener,
+    /// The first connection from an allowed address and its source, until the transfer takes it.
+    held: Option<(TcpStream, SocketAddr)>,
+    /// Whether a connection was held once: later allowed ones are closed unused.
+    chosen: bool,
+    /// A trusted balancer's connection whose header is being read. One at a time, as before
+    /// the next accept: the header comes with the connection, within [`proxy::HEADER_TIMEOUT`].
+    proxied: Option<Proxied>,
+    /// Accepting stopped on this error; [`PassiveListener::accept`] reports it.
+    failed: Option<io::Error>,
+    /// Whether accepting stopped.
+    stopped: bool,
+    /// The connections refused so far.
+    refused: RefusedLog,
+}
+
+impl std::fmt::Debug for PassiveListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PassiveListener")
+            .field("local", &self.local)
+            .field("held", &self.held.is_some())
+            .field("refused", &self.refused.count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PassiveListener {
+    fn drop(&mut self) {
+        self.policy.passive_listener(false);
+    }
+}
+
+impl PassiveListener {
+    /// Bind on `ip` to a port chosen at random from `range` (KB Q260934: sequential ports are
+    /// predictable) for the session `grant` was made for. Each attempt starts at a fresh
+    /// random offset and walks the range, so a busy port is skipped and a port still bound is
+    /// never handed out twice. Screening starts with the first poll.
+    pub fn bind(
+        ip: IpAddr,
+        range: PortRange,
+        grant: PassiveGrant,
+        policy: Arc<Policy>,
+    ) -> io::Result<PassiveListener> {
+        let span = u32::from(range.last) - u32::from(range.first) + 1;
+        // SECURITY: no fallback when the OS generator fails: a predictable port is what the
+        // random start is there to prevent, so the bind fails instead.
+        let start = getrandom::u32().map_err(|e| io::Error::other(format!("no random number: {e}")))? % span;
+        let mut last_err = None;
+        for i in 0..span {
+            let port = range.first + ((start + i) % span) as u16;
+            let addr = SocketAddr::new(ip, port);
+            let socket = if ip.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            // SO_REUSEADDR lets a port whose last data connection sits in TIME_WAIT serve again;
+            // a port another socket is bound to or listening on still fails to bind, so a
+            // bound port is never handed out twice.
+            socket.set_reuseaddr(true)?;
+            match socket.bind(addr) {
+                Ok(()) => {
+                    let listener = socket.listen(ACCEPT_BACKLOG)?;
+                    policy.passive_listener(true);
+                    return Ok(PassiveListener {
+                        // Bound to this very address (a port of the range, never 0): no
+                        // getsockname.
+                        local: addr,
+                        who: grant.who().clone(),
+                        policy,
+                        listener,
+                        held: None,
+                        chosen: false,
+                        proxied: None,
+                        failed: None,
+                        stopped: false,
+                        refused: RefusedLog::default(),
+                    });
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "passive port range exhausted")))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The connections refused so far.
+    pub fn refused(&self) -> RefusedLog {
+        self.refused.clone()
+    }
+
+    /// Screen arrivals for as long as this is polled (it never ends): what the session's task
+    /// awaits beside its control connection while the listener waits for its transfer.
+    pub async fn screen(&mut self) {
+        std::future::poll_fn(|cx| {
+            self.poll_screen(cx);
+            Poll::<()>::Pending
+        })
+        .await
+    }
+
+    /// Run `work` (the transfer over the held connection) and screen arrivals meanwhile.
+    pub async fn screening<F: Future>(&mut self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            self.poll_screen(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The session's data connection: the connection held already, or the first one held
+    /// before `deadline`. It is judged once more by the policy in force now; if that refuses
+    /// it, it is closed unused and this fails closed. Gives the connection and its source (the
+    /// client a trusted balancer named, if one relayed it).
+    pub async fn accept(&mut self, deadline: Instant) -> Result<(TcpStream, SocketAddr), DataError> {
+        if self.chosen && self.held.is_none() {
+            return Err(DataError::Io(io::Error::other(
+                "the data connection was already taken",
+            )));
+        }
+        let waited = tokio::time::timeout_at(
+            deadline,
+            std::future::poll_fn(|cx| {
+                self.poll_screen(cx);
+                if let Some(pair) = self.held.take() {
+                    return Poll::Ready(Ok(pair));
+                }
+                if self.stopped {
+                    let error = self
+                        .failed
+                        .take()
+                        .unwrap_or_else(|| io::Error::other("passive listener stopped"));
+                    return Poll::Ready(Err(error));
+                }
+                Poll::Pending
+            }),
+        )
+        .await;
+        let (stream, source) = match waited {
+            Err(_) => return Err(DataError::Timeout),
+            Ok(Err(e)) => return Err(DataError::Io(e)),
+            Ok(Ok(pair)) => pair,
+        };
+        // SECURITY: the settings may have been tightened since the connection was screened; it
+        // carries data only if the policy in force now still approves it (fail closed).
+        match self.policy.approve_passive_peer(&self.who, source) {
+            Ok(()) => Ok((stream, source)),
+            Err(refusal) => {
+                drop(stream);
+                Err(DataError::Refused(source, Box::new(refusal)))
+            }
+        }
+    }
+
+    /// Accept and judge every connection waiting, until none is (then the task is woken by the
+    /// next arrival).
+    fn poll_screen(&mut self, cx: &mut Context<'_>) {
+        while !self.stopped {
+            if let Some(proxied) = self.proxied.as_mut() {
+                let Poll::Ready(found) = proxied.get_mut().as_mut().poll(cx) else {
+                    return;
+                };
+                self.proxied = None;
+                if let Some((stream, source)) = found {
+                    self.judge(stream, source);
+                }
+                continue;
+            }
+            // tokio's cooperative budget makes this return `Pending` after a long run of
+            // accepts, so a flood of connects cannot hold the session's task.
+            match self.listener.poll_accept(cx) {
+                Poll::Pending => return,
+                // SECURITY: only a trusted peer's header names the source; from anyone else the
+                // bytes are data and the TCP peer is the source the policy judges.
+                Poll::Ready(Ok((stream, peer))) if self.policy.proxy_trust(peer.ip()) => {
+                    self.proxied = Some(SyncWrapper::new(Box::pin(proxied_source(stream, peer))));
+                }
+                Poll::Ready(Ok((stream, peer))) => self.judge(stream, peer),
+                Poll::Ready(Err(e)) if is_transient_accept_error(&e) => {}
+                Poll::Ready(Err(e)) => {
+                    tracing::warn!(error = %e, "passive listener stopped accepting");
+                    self.failed = Some(e);
+                    self.stopped = true;
+                }
+            }
+        }
+    }
+
+    /// One arrival from `source`: closed at once when refused (and charged to `source`), held
+    /// when it is the first allowed one, closed unused otherwise.
+    fn judge(&mut self, stream: TcpStream, source: SocketAddr) {
+        // SECURITY: every passive connection is screened as it arrives, before the stream is
+        // used at all; a refused one is closed at once and charged to its source.
+        match self.policy.screen_passive_peer(&self.who, source) {
+            Err(refusal) => {
+                drop(stream);
+                self.refused.push(source, refusal);
+            }
+            Ok(()) if !self.chosen => {
+                self.chosen = true;
+                self.held = Some((stream, source));
+            }
+            Ok(()) => {
+                // Only the first allowed connection carries data.
+                tracing::debug!(source = %source, "another passive connection closed unused");
+                drop(stream);
+            }
+        }
+    }
+}
+
+/// The source a trusted load balancer's PROXY header names for a data connection (read within
+/// [`proxy::HEADER_TIMEOUT`]). `None`: it sent no valid client header, and the connection has
+/// been closed, like any refused peer.
+async fn proxied_source(mut stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, SocketAddr)> {
+    match tokio::time::timeout(proxy::HEADER_TIMEOUT, proxy::read_header(&mut stream)).await {
+        Ok(Ok(proxy::Header::Proxied { source, .. })) => {
+            tracing::debug!(proxy = %peer, source = %source, "data connection through a load balancer");
+            Some((stream, source))
+        }
+        Ok(Ok(proxy::Header::Local)) => {
+            tracing::warn!(target: "fxpd::security", proxy = %peer, "data connection from a trusted proxy without a client (LOCAL) refused");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(target: "fxpd::security", proxy = %peer, error = %e, "data connection from a trusted proxy without a valid PROXY header refused");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(target: "fxpd::security", proxy = %peer, "data connection from a trusted proxy sent no PROXY header in time: refused");
+            None
+        }
+    }
+}
+
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{DataSetup, FxpConfig, FxpOverride, Grant};
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    use tokio::time::Instant;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+    const STRANGER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+
+    async fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), socket.connect(to))
+            .await
+            .expect("connect timed out")
+            .unwrap()
+    }
+
+    /// Whether the server closed `s` (EOF or reset) within 10 s, without sending anything.
+    async fn closed(s: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 16];
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(n)) => panic!("a refused connection received {n} bytes"),
+            Err(_) => false,
+        }
+    }
+
+    #[test]
+    fn refused_log_counts_all_and_keeps_the_first_few() {
+        let policy = Policy::new(FxpConfig::default());
+        let who = Who {
+            peer: CLIENT,
+            user: None,
+            anonymous: false,
+            fxp: FxpOverride::Inherit,
+        };
+        let mut log = RefusedLog::default();
+        for port in 0..1000 {
+            let source = SocketAddr::new(STRANGER, 1024 + port);
+            log.push(source, policy.screen_passive_peer(&who, source).unwrap_err());
+        }
+        assert_eq!(log.count(), 1000);
+        assert_eq!(log.first.len(), REFUSED_KEPT);
+        assert_eq!(log.first().unwrap().0.port(), 1024);
+    }
+
+    #[tokio::test]
+    async fn screens_while_polled_holds_the_client_and_closes_when_dropped_holds_the_client_and_stops_when_dropped(
+    ) {
+        let policy = Arc::new(Policy::new(FxpConfig {
+            ban_threshold: 0,
+            ..FxpConfig::default()
+        }));
+        let who = Who {
+            peer: CLIENT,
+            user: Some("alice".into()),
+            anonymous: false,
+            fxp: FxpOverride::Inherit,
+        };
+        let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
+            panic!("PASV refused")
+        };
+        let range = PortRange {
+            first: 1024,
+            last: 65535,
+        };
+        let mut listener = PassiveListener::bind(CLIENT, range, grant, policy.clone()).unwrap();
+        let addr = listener.local_addr();
+
+        // While its owner waits (the session between PASV and the transfer), strangers are
+        // closed before any transfer asks for the connection.
+        let mine = tokio::select! {
+            _ = listener.screen() => unreachable!("screening never ends"),
+            pair = async {
+                for _ in 0..20 {
+                    let mut stranger = connect_from(STRANGER, addr).await;
+                    assert!(closed(&mut stranger).await, "a stranger's connection stayed open");
+                }
+                let mine = connect_from(CLIENT, addr).await;
+                // A second connection from the client's own address is closed unused.
+                let mut second = connect_from(CLIENT, addr).await;
+                assert!(closed(&mut second).await);
+                mine
+            } => pair,
+        };
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (held, _) = listener.accept(deadline).await.expect("the held connection");
+        assert_eq!(held.peer_addr().unwrap(), mine.local_addr().unwrap());
+        assert_eq!(listener.refused().count(), 20);
+        assert_eq!(policy.stats().approved_passive, 1, "approved once, when used");
+
+        // Strangers are still closed while the transfer runs.
+        let work = async {
+            let mut stranger = connect_from(STRANGER, addr).await;
+            closed(&mut stranger).await
+        };
+        assert!(
+            listener.screening(work).await,
+            "a stranger's connection stayed open during the transfer"
+        );
+        assert_eq!(listener.refused().count(), 21);
+
+        drop(listener);
+        // The port is closed with the listener: it no longer accepts.
+        let mut refused_connect = false;
+        for _ in 0..100 {
+            let socket = TcpSocket::new_v4().unwrap();
+            if socket.connect(addr).await.is_err() {
+                refused_connect = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            refused_connect,
+            "the passive port still accepts after the listener was dropped"
+        );
+    }
+}
