@@ -8,7 +8,7 @@
 
 mod mounts;
 
-pub use mounts::{locate, mounted_children, MountPoint};
+pub use mounts::{locate, mount_of, mounted_children, MountPoint};
 
 /// Resolve `arg` (absolute or relative) against the working directory `cwd`.
 pub fn resolve(cwd: &str, arg: &str) -> String {

@@ -26,27 +26,56 @@ impl MountPoint {
     }
 }
 
+use std::borrow::Cow;
+
 fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|p| !p.is_empty())
 }
 
 /// Where a virtual path is: `Some(i)` in the `i`th mount (the longest that covers it), `None`
-/// in the home; and the path inside that tree (`/` for its top).
-pub fn locate(mounts: &[MountPoint], path: &str) -> (Option<usize>, String) {
+/// in the home; and the path inside that tree (`/` for its top). A path in normal form (as
+/// [`crate::path::resolve`] makes them) is not copied.
+pub fn locate<'p>(mounts: &[MountPoint], path: &'p str) -> (Option<usize>, Cow<'p, str>) {
+    let (mount, depth) = covering(mounts, path);
+    (mount, inside(path, depth))
+}
+
+/// The mount that holds `path` (`None`: the home), without the path inside it.
+pub fn mount_of(mounts: &[MountPoint], path: &str) -> Option<usize> {
+    covering(mounts, path).0
+}
+
+/// The longest mount covering `path`, and its depth in segments (0 for the home).
+fn covering(mounts: &[MountPoint], path: &str) -> (Option<usize>, usize) {
     // Most accounts have no folders: then every path is in the home, and nothing is compared.
-    let best = if mounts.is_empty() {
-        None
-    } else {
-        let lower: Vec<String> = segments(path).map(str::to_lowercase).collect();
-        mounts
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| {
-                m.segments.len() <= lower.len() && m.segments.iter().zip(&lower).all(|(a, b)| a == b)
-            })
-            .max_by_key(|(_, m)| m.segments.len())
-    };
-    let depth = best.map_or(0, |(_, m)| m.segments.len());
+    if mounts.is_empty() {
+        return (None, 0);
+    }
+    let lower: Vec<String> = segments(path).map(str::to_lowercase).collect();
+    let best = mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| {
+            m.segments.len() <= lower.len() && m.segments.iter().zip(&lower).all(|(a, b)| a == b)
+        })
+        .max_by_key(|(_, m)| m.segments.len());
+    (best.map(|(i, _)| i), best.map_or(0, |(_, m)| m.segments.len()))
+}
+
+/// `path` without its first `depth` segments, as a path from `/`.
+fn inside(path: &str, depth: usize) -> Cow<'_, str> {
+    let normal = path.starts_with('/') && !path.contains("//") && (path == "/" || !path.ends_with('/'));
+    if normal {
+        // Each segment is `/name`: skip `depth` of them.
+        let mut at = 0;
+        for _ in 0..depth {
+            at = path[at + 1..].find('/').map_or(path.len(), |i| at + 1 + i);
+        }
+        return match &path[at..] {
+            "" => Cow::Borrowed("/"),
+            rest => Cow::Borrowed(rest),
+        };
+    }
     let mut inner = String::new();
     for part in segments(path).skip(depth) {
         inner.push('/');
@@ -55,7 +84,7 @@ pub fn locate(mounts: &[MountPoint], path: &str) -> (Option<usize>, String) {
     if inner.is_empty() {
         inner.push('/');
     }
-    (best.map(|(i, _)| i), inner)
+    Cow::Owned(inner)
 }
 
 /// The directories a listing of `path` shows because mounts lie below it: each one's name as
@@ -106,6 +135,25 @@ mod tests {
         assert_eq!(locate(&m, "/sharedx/f"), (None, "/sharedx/f".into()));
         assert_eq!(locate(&m, "/a"), (None, "/a".into()));
         assert_eq!(locate(&m, "/a/b/c"), (Some(2), "/c".into()));
+    }
+
+    #[test]
+    fn paths_not_in_normal_form_give_the_same_inner_path() {
+        let m = points(&["/shared", "/a/b"]);
+        for (odd, normal) in [
+            ("/shared//x/", "/shared/x"),
+            ("shared/x", "/shared/x"),
+            ("//a/b//c", "/a/b/c"),
+            ("/a/b/", "/a/b"),
+            ("//", "/"),
+            ("", "/"),
+            ("/home//f", "/home/f"),
+        ] {
+            assert_eq!(locate(&m, odd), locate(&m, normal), "{odd:?}");
+            assert_eq!(locate(&[], odd).1, normal, "{odd:?} without mounts");
+        }
+        assert!(matches!(locate(&[], "/d/f2").1, Cow::Borrowed("/d/f2")));
+        assert!(matches!(locate(&m, "/shared/x/y").1, Cow::Borrowed("/x/y")));
     }
 
     #[test]

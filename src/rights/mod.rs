@@ -59,7 +59,6 @@ mod rule;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::fmt;
 
 pub use filter::{Pattern, PatternError};
@@ -391,6 +390,18 @@ impl Rights {
         }
     }
 
+    /// Whether `right` is decided the same on every path: no hidden segments, no rule below
+    /// `/` names it, and no denied file name applies to it. Then the path a symbolic link
+    /// reaches is judged as the path named, wherever in the home it leads.
+    pub fn same_everywhere(&self, right: Right) -> bool {
+        self.hidden.is_empty()
+            && (!right.stores() || self.deny_files.is_empty())
+            && self.rules.iter().all(|rule| {
+                let spec = &rule.spec;
+                spec.path.depth() == 0 || !(spec.allow.contains(right) || spec.deny.contains(right))
+            })
+    }
+
     /// [`Rights::decide`] on the path the client named and on the path the file system
     /// reaches for it through symbolic links ([`links::reached`], `read_link` saying what each
     /// path on the way is): both must allow.
@@ -429,24 +440,11 @@ impl Rights {
     /// Rows 3-4 without copies: the rule that decides `right` on `path` and whether it
     /// allows; `None` when no rule names the right (row 4, deny by default).
     fn deciding_rule(&self, path: &str, right: Right) -> Option<(&Rule, bool)> {
-        // Lower-case segments for matching; most paths are lower case already and are
-        // borrowed as they are.
-        let lower: Vec<Cow<'_, str>> = path
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                if p.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
-                    Cow::Owned(p.to_lowercase())
-                } else {
-                    Cow::Borrowed(p)
-                }
-            })
-            .collect();
         let mut best: Option<(usize, u8, bool, &Rule)> = None;
         for rule in &self.rules {
             let spec = &rule.spec;
             let (allows, denies) = (spec.allow.contains(right), spec.deny.contains(right));
-            if !(allows || denies) || !spec.path.covers(&lower) {
+            if !(allows || denies) || !spec.path.covers(path) {
                 continue;
             }
             // Deepest path, then the most specific source, then deny over allow.

@@ -64,9 +64,19 @@ impl RulePath {
         self.segments.len()
     }
 
-    /// Whether this path is `path` or one of its parents (`path` as lower-case segments).
-    pub(super) fn covers<S: AsRef<str>>(&self, path: &[S]) -> bool {
-        self.segments.len() <= path.len() && self.segments.iter().zip(path).all(|(a, b)| a == b.as_ref())
+    /// Whether this path is `path` (a resolved virtual path) or one of its parents, without
+    /// regard to case. No copy of `path` is made unless a segment compared is not ASCII.
+    pub(super) fn covers(&self, path: &str) -> bool {
+        let mut parts = path.split('/').filter(|p| !p.is_empty());
+        self.segments.iter().all(|lower| {
+            parts.next().is_some_and(|part| {
+                if part.is_ascii() {
+                    lower.eq_ignore_ascii_case(part)
+                } else {
+                    part.to_lowercase() == *lower
+                }
+            })
+        })
     }
 }
 

@@ -41,10 +41,42 @@ impl Session {
     /// path as named and on the path the file system reaches through symbolic links. A
     /// refusal is logged and becomes the reply that names the right and the rule's path.
     pub(super) fn may(&self, path: &str, right: Right) -> Result<(), Failure> {
-        self.decide(&self.account().rights, path, right).map_err(|denied| {
-            tracing::info!(target: "fxpd::security", user = %self.login().user.name, path, right = right.name(), reason = %denied, "refused by the rights");
-            Failure::Denied(denied)
-        })
+        self.decide(&self.account().rights, path, right)
+            .map_err(|denied| self.refused(path, right, denied))
+    }
+
+    /// [`Session::may`] for a command that then opens `path` confined to its tree (RETR,
+    /// STOR, APPE: openat2 with `RESOLVE_BENEATH` on Linux, cap-std elsewhere). When `right`
+    /// is decided the same on every path ([`Rights::same_everywhere`]), the path a link
+    /// reaches is judged like the path named, so the links are not read: the confined open
+    /// reaches nothing outside the home, and a link that leads out, or loops, fails the open.
+    /// A failed open is answered through [`Session::may`] again ([`Session::refused_open`]),
+    /// so such a link is still answered as missing.
+    pub(super) fn may_open(&self, path: &str, right: Right) -> Result<(), Failure> {
+        let account = self.account();
+        if !account.rights.same_everywhere(right) {
+            return self.may(path, right);
+        }
+        account
+            .rights
+            .decide(path, right)
+            .map_err(|denied| self.refused(path, right, denied))
+    }
+
+    /// The reply to an open that failed after [`Session::may_open`]: the rights' refusal with
+    /// the links read (a link out of the home or a loop is answered as missing), else the
+    /// storage's error.
+    pub(super) fn refused_open(&self, path: &str, right: Right, error: crate::storage::Error) -> Failure {
+        match self.may(path, right) {
+            Err(refusal) => refusal,
+            Ok(()) => Failure::from(error),
+        }
+    }
+
+    /// Log a refusal by the rights and make it the reply's failure.
+    fn refused(&self, path: &str, right: Right, denied: Denied) -> Failure {
+        tracing::info!(target: "fxpd::security", user = %self.login().user.name, path, right = right.name(), reason = %denied, "refused by the rights");
+        Failure::Denied(denied)
     }
 
     /// [`Rights::decide_reached`] for a path in the home directory on the file system (the
@@ -53,7 +85,9 @@ impl Session {
     fn decide(&self, rights: &Rights, path: &str, right: Right) -> Result<(), Denied> {
         if self.home().in_home_directory(path) {
             let home = &self.login().user.home;
-            rights.decide_reached(path, right, |p| read_link(home, p))
+            // One buffer for the real path of every component the walk asks about.
+            let mut real = std::ffi::OsString::with_capacity(home.as_os_str().len() + path.len() + 1);
+            rights.decide_reached(path, right, |p| read_link(home, p, &mut real))
         } else {
             rights.decide(path, right)
         }
@@ -78,9 +112,13 @@ impl Session {
 /// What the file system holds at the virtual `path` of the home directory `home`, as far as
 /// links go (the parents of `path` are no links: [`crate::rights::links::reached`] asks in
 /// order). An absolute target counts as inside only when it names the home (as configured,
-/// or with its own links resolved).
-fn read_link(home: &Path, path: &str) -> Link {
-    let Ok(target) = std::fs::read_link(home.join(path.trim_start_matches('/'))) else {
+/// or with its own links resolved). `real` is scratch space for the path on the system.
+fn read_link(home: &Path, path: &str, real: &mut std::ffi::OsString) -> Link {
+    real.clear();
+    real.push(home.as_os_str());
+    real.push(std::path::MAIN_SEPARATOR_STR);
+    real.push(path.trim_start_matches('/'));
+    let Ok(target) = std::fs::read_link(Path::new(real.as_os_str())) else {
         return Link::NotALink;
     };
     if !target.has_root() {

@@ -200,9 +200,12 @@ impl Session {
 
     pub(super) async fn retr(&mut self, arg: &str, offset: u64) -> Handled {
         let target = resolve(&self.login().cwd, arg);
-        self.may(&target, Right::Download)?;
+        self.may_open(&target, Right::Download)?;
         // Opened and checked against its size (REST) before any data connection is used.
-        let (download, size) = self.home().open_read(&target, offset).await?;
+        let (download, size) = match self.home().open_read(&target, offset).await {
+            Ok(opened) => opened,
+            Err(e) => return Err(self.refused_open(&target, Right::Download, e)),
+        };
         self.transfer_precheck()?;
         let preliminary = self.retr_opening(&target, size);
         // One info line per transfer, when it ends ("transfer complete" or why not).
@@ -340,7 +343,7 @@ impl Session {
         // One look at the target decides the right it needs and what the quota charges.
         let before = self.home().file_stat(&target).await.ok().map(|s| s.len);
         let (right, mode, start) = Self::upload_right(offset, append, before);
-        self.may(&target, right)?;
+        self.may_open(&target, right)?;
         self.transfer_precheck()?;
         let limit = self.upload_limit(start, announced)?;
         let (room, charge) = self.quota_room(before, start, announced)?;
@@ -350,7 +353,10 @@ impl Session {
         } else {
             TransferVerb::Stor
         };
-        let (upload, offset) = self.home().open_write(&target, mode).await?;
+        let (upload, offset) = match self.home().open_write(&target, mode).await {
+            Ok(opened) => opened,
+            Err(e) => return Err(self.refused_open(&target, right, e)),
+        };
         // The file may have grown since the stat (APPE): keep what it held when opened.
         let limit = limit.map(|l| UploadLimit {
             max_bytes: l.max_bytes.saturating_sub(offset.saturating_sub(start)),

@@ -22,7 +22,8 @@ use super::home::{Download, FileStat, Tree, Upload, WriteMode};
 use super::{Backend, Error};
 use crate::auth::{Folder, FtpUser};
 use crate::listing::{Entry, Kind};
-use crate::path::{locate, mounted_children, MountPoint};
+use crate::path::{locate, mount_of, mounted_children, MountPoint};
+use std::borrow::Cow;
 
 /// DELE, RMD, MKD, RNFR, RNTO or an upload naming a mount point.
 const MOUNT_POINT: &str =
@@ -94,7 +95,7 @@ impl Home {
     }
 
     /// The tree holding `path` and the path inside it.
-    fn at(&self, path: &str) -> Result<(&Tree, String), Error> {
+    fn at<'p>(&self, path: &'p str) -> Result<(&Tree, Cow<'p, str>), Error> {
         match locate(&self.points, path) {
             (None, inner) => Ok((&self.home, inner)),
             (Some(i), inner) => match &self.mounts[i].tree {
@@ -112,7 +113,7 @@ impl Home {
     /// Whether `path` is in a virtual folder (not in the home). A folder's files may be other
     /// accounts' files, so quota usage is never given back for them.
     pub fn in_folder(&self, path: &str) -> bool {
-        locate(&self.points, path).0.is_some()
+        mount_of(&self.points, path).is_some()
     }
 
     /// Whether `path` lies in the home directory on the file system: there the rights also
@@ -218,7 +219,7 @@ impl Home {
         self.not_a_mount_point(to)?;
         // SECURITY: a rename is one operation inside one tree; across trees it would be a
         // copy between two confined back-ends, which is not offered.
-        if locate(&self.points, from).0 != locate(&self.points, to).0 {
+        if mount_of(&self.points, from) != mount_of(&self.points, to) {
             return Err(Error::Refused(ACROSS));
         }
         let (tree, from) = self.at(from)?;
