@@ -200,10 +200,23 @@ impl PassiveListener {
                 "the data connection was already taken",
             )));
         }
+        let mut first_look_done = false;
         let waited = tokio::time::timeout_at(
             deadline,
             std::future::poll_fn(|cx| {
                 self.poll_screen(cx);
+                if self.held.is_none() && !self.stopped && !first_look_done {
+                    // The client usually connects before it sends the transfer command, but the
+                    // runtime learns of the connection only at its next look at the sockets:
+                    // look at the queue directly once, so that a small transfer starts at once.
+                    first_look_done = true;
+                    while self.held.is_none() {
+                        let Some((stream, peer)) = self.accept_queued() else {
+                            break;
+                        };
+                        self.arrived(stream, peer);
+                    }
+                }
                 if let Some(pair) = self.held.take() {
                     return Poll::Ready(Ok(pair));
                 }
@@ -252,12 +265,7 @@ impl PassiveListener {
             // accepts, so a flood of connects cannot hold the session's task.
             match self.listener.poll_accept(cx) {
                 Poll::Pending => return,
-                // SECURITY: only a trusted peer's header names the source; from anyone else the
-                // bytes are data and the TCP peer is the source the policy judges.
-                Poll::Ready(Ok((stream, peer))) if self.policy.proxy_trust(peer.ip()) => {
-                    self.proxied = Some(SyncWrapper::new(Box::pin(proxied_source(stream, peer))));
-                }
-                Poll::Ready(Ok((stream, peer))) => self.judge(stream, peer),
+                Poll::Ready(Ok((stream, peer))) => self.arrived(stream, peer),
                 Poll::Ready(Err(e)) if is_transient_accept_error(&e) => {}
                 Poll::Ready(Err(e)) => {
                     tracing::warn!(error = %e, "passive listener stopped accepting");
@@ -266,6 +274,75 @@ impl PassiveListener {
                 }
             }
         }
+    }
+
+    /// A connection accepted from `peer`: judged now, or once a trusted balancer's PROXY
+    /// header has named its source.
+    fn arrived(&mut self, stream: TcpStream, peer: SocketAddr) {
+        // SECURITY: only a trusted peer's header names the source; from anyone else the bytes
+        // are data and the TCP peer is the source the policy judges.
+        if self.policy.proxy_trust(peer.ip()) {
+            self.proxied = Some(SyncWrapper::new(Box::pin(proxied_source(stream, peer))));
+        } else {
+            self.judge(stream, peer);
+        }
+    }
+
+    /// A connection waiting in the kernel's queue, accepted without asking the runtime
+    /// whether there is one (`None`: none is, or a balancer's header is being read).
+    #[cfg(unix)]
+    fn accept_queued(&mut self) -> Option<(TcpStream, SocketAddr)> {
+        use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+        use std::os::fd::{AsRawFd, FromRawFd};
+        if self.proxied.is_some() {
+            return None;
+        }
+        // SAFETY: all-zero bytes are a valid sockaddr_storage.
+        let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: the listener's descriptor is open for the call, and `from`/`len` describe a
+        // buffer large enough for any socket address.
+        let fd = unsafe {
+            libc::accept4(
+                self.listener.as_raw_fd(),
+                (&mut from as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: accept4 returned a new descriptor that nothing else owns.
+        let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+        let peer = match i32::from(from.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in for an AF_INET peer.
+                let a = unsafe { &*(&from as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port)))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 peer.
+                let a = unsafe { &*(&from as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+                SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                ))
+            }
+            // Not an IP peer: closed (dropped) unused.
+            _ => return None,
+        };
+        TcpStream::from_std(std).ok().map(|stream| (stream, peer))
+    }
+
+    /// Without a direct look at the queue, the runtime's readiness is the only way in.
+    #[cfg(not(unix))]
+    fn accept_queued(&mut self) -> Option<(TcpStream, SocketAddr)> {
+        None
     }
 
     /// One arrival from `source`: closed at once when refused (and charged to `source`), held
