@@ -10,8 +10,14 @@ use tokio_rustls::server::TlsStream;
 
 /// A control connection, plain or protected.
 pub enum ControlStream {
-    /// Clear text.
-    Plain(TcpStream),
+    /// Clear text. `line_open`: the last read ended inside a line (its last byte was not a
+    /// LF), the only way a read can have stopped at an urgent mark (see `recv_past_urgent_mark`).
+    Plain {
+        /// The connection.
+        tcp: TcpStream,
+        /// Whether the last read ended inside a line.
+        line_open: bool,
+    },
     /// Protected by TLS.
     Tls(Box<TlsStream<TcpStream>>),
     /// Taken out for a TLS handshake that did not complete; reads end, writes fail.
@@ -38,7 +44,10 @@ impl ControlStream {
                 )
             };
         }
-        ControlStream::Plain(tcp)
+        ControlStream::Plain {
+            tcp,
+            line_open: false,
+        }
     }
 
     /// Whether the connection is protected.
@@ -49,7 +58,7 @@ impl ControlStream {
     /// Take the plain TCP stream out for a TLS upgrade; `None` when already protected.
     pub fn take_plain(&mut self) -> Option<TcpStream> {
         match std::mem::replace(self, ControlStream::Closed) {
-            ControlStream::Plain(tcp) => Some(tcp),
+            ControlStream::Plain { tcp, .. } => Some(tcp),
             other => {
                 *self = other;
                 None
@@ -61,10 +70,17 @@ impl ControlStream {
 impl AsyncRead for ControlStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ControlStream::Plain(s) => match Pin::new(&mut *s).poll_read(cx, buf) {
-                Poll::Pending => recv_past_urgent_mark(s, buf),
-                ready => ready,
-            },
+            ControlStream::Plain { tcp, line_open } => {
+                let before = buf.filled().len();
+                let polled = match Pin::new(&mut *tcp).poll_read(cx, buf) {
+                    Poll::Pending if *line_open => recv_past_urgent_mark(tcp, buf),
+                    polled => polled,
+                };
+                if let Some(&last) = buf.filled()[before..].last() {
+                    *line_open = last != b'\n';
+                }
+                polled
+            }
             ControlStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             ControlStream::Closed => Poll::Ready(Ok(())),
         }
@@ -73,8 +89,12 @@ impl AsyncRead for ControlStream {
 
 /// A read on a socket stops at the urgent mark, so the read before `ABOR` comes back short;
 /// the runtime then takes the socket for drained, and epoll reports nothing new because no
-/// new bytes arrive: `ABOR` would sit unread. When the runtime says "not ready", look once
-/// more directly (non-blocking); the waker is already registered if nothing is there.
+/// new bytes arrive: `ABOR` would sit unread. When the runtime says "not ready" after a read
+/// that ended inside a line, look once more directly (non-blocking); the waker is already
+/// registered if nothing is there. The urgent byte is the last one a client sends with
+/// `MSG_OOB`: the DM after `IAC IP IAC` (RFC 959 4.1.3), or the LF of `ABOR` (Python's
+/// ftplib), so the read that stops at it ends inside a line. A read that ended with a LF
+/// needs no second look, which spares a system call after every command.
 #[cfg(unix)]
 fn recv_past_urgent_mark(s: &TcpStream, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
     use std::os::fd::AsRawFd;
@@ -103,7 +123,7 @@ fn recv_past_urgent_mark(_: &TcpStream, _: &mut ReadBuf<'_>) -> Poll<io::Result<
 impl AsyncWrite for ControlStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ControlStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ControlStream::Plain { tcp, .. } => Pin::new(tcp).poll_write(cx, buf),
             ControlStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             ControlStream::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
@@ -111,7 +131,7 @@ impl AsyncWrite for ControlStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ControlStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ControlStream::Plain { tcp, .. } => Pin::new(tcp).poll_flush(cx),
             ControlStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             ControlStream::Closed => Poll::Ready(Ok(())),
         }
@@ -119,7 +139,7 @@ impl AsyncWrite for ControlStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ControlStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ControlStream::Plain { tcp, .. } => Pin::new(tcp).poll_shutdown(cx),
             ControlStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             ControlStream::Closed => Poll::Ready(Ok(())),
         }

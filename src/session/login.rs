@@ -107,6 +107,7 @@ impl Session {
             home,
             cwd: "/".into(),
             user_seat,
+            mounted_with: None,
         }));
         // A new identity: nothing looked up for the login before may stand for it.
         self.account_now = std::sync::OnceLock::new();

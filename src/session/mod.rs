@@ -78,6 +78,9 @@ struct LoggedIn {
     /// This session's place in its account's `max_sessions`, given back when it ends, and
     /// the rate buckets it shares with the account's other sessions.
     user_seat: crate::server::user_sessions::UserSeat,
+    /// The settings the virtual folders were last mounted from (`None`: not yet): they are
+    /// mounted again only after a reload.
+    mounted_with: Option<Arc<crate::server::Settings>>,
 }
 
 /// The transfer currently running (polled by the session's task beside the control connection).

@@ -24,16 +24,23 @@ impl Session {
     }
 
     /// Before each command that no transfer runs under: mount the account's folders as they
-    /// are now (a reload may have added, changed or removed some; nothing happens when they
-    /// are the same).
+    /// are after the last reload (a reload may have added, changed or removed some; nothing
+    /// happens when they are the same). Between reloads there is nothing to look up.
     pub(super) fn remount_folders(&mut self) {
-        if self.logged_in().is_none() {
+        let Some(l) = self.logged_in() else {
+            return;
+        };
+        if l.mounted_with
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &self.settings))
+        {
             return;
         }
         let account = self.account();
-        let shared = Arc::clone(&self.shared);
+        let (shared, settings) = (Arc::clone(&self.shared), Arc::clone(&self.settings));
         if let AuthState::LoggedIn(l) = &mut self.auth {
             l.home.remount(&shared.backend, &l.user, &account.folders);
+            l.mounted_with = Some(settings);
         }
     }
 
