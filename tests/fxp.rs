@@ -895,6 +895,27 @@ fn abor_stops_a_stuck_fxp_source() {
     assert_aborted(&mut fxp.src, "plain ABOR");
 }
 
+/// `ABOR` as Python's ftplib sends it (`FTP.abort()`): the whole line with `MSG_OOB`, so its
+/// LF is the urgent byte and the server's read stops just before it, inside the line.
+#[cfg(target_os = "linux")]
+#[test]
+fn abor_sent_as_urgent_data_stops_a_stuck_fxp_source() {
+    let (_a, _b, mut fxp) = stuck_fxp_source();
+    send_urgent(&fxp.src.stream, b"ABOR\r\n");
+    assert_aborted(&mut fxp.src, "ABOR sent with MSG_OOB (ftplib)");
+}
+
+/// Telnet IP and the Synch in one send, its DM urgent, then `ABOR`: the read stops at the DM,
+/// right after a complete earlier command was read.
+#[cfg(target_os = "linux")]
+#[test]
+fn abor_after_a_synch_in_one_send_stops_a_stuck_fxp_source() {
+    let (_a, _b, mut fxp) = stuck_fxp_source();
+    send_urgent(&fxp.src.stream, &[TELNET_IAC, TELNET_IP, TELNET_IAC, TELNET_DM]);
+    fxp.src.send("ABOR");
+    assert_aborted(&mut fxp.src, "ABOR after IAC IP IAC DM in one urgent send");
+}
+
 /// The same `ABOR` as lftp and BSD ftp send it (RFC 959 section 4.1.3): Telnet IP, then a
 /// Synch (IAC, and DM as TCP urgent data), then the command. lftp sends it to the source when
 /// an FXP attempt fails after `RETR`, and waits for the answer.

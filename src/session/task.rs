@@ -348,14 +348,20 @@ impl Session {
 
     /// Start a prepared transfer. Its 150 goes out as soon as the transfer has to wait for
     /// anything (the client's connection, its data, the network, a blocking thread); a
-    /// transfer that needs no wait at all (a small file over a connection the client has
+    /// download that needs no wait at all (a small file over a connection the client has
     /// made already) is done before the 150 would have been written, and its 150 and final
     /// reply go out together. Either way the client reads the 150, then the data, then the
     /// final reply; the transfer is polled before any reply only so that the common small
-    /// transfer costs one reply write and one wake-up of the client instead of two.
+    /// download costs one reply write and one wake-up of the client instead of two. An
+    /// upload's client waits for the 150 before it sends: its 150 goes out first.
     async fn begin_transfer(&mut self, preliminary: Reply, prepared: Prepared) -> std::io::Result<()> {
+        let uploads = prepared.uploads();
         let mut running = prepared.start();
         self.transfer_started(&running);
+        if uploads {
+            self.transfer = Some(running);
+            return self.send(preliminary).await;
+        }
         let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut running.transfer).poll(cx))).await;
         match first {
             Poll::Ready(outcome) => self.end_transfer(running, outcome, Some(preliminary)).await,

@@ -91,6 +91,11 @@ pub(super) struct Charge {
 }
 
 impl Prepared {
+    /// Whether the client sends the data (an upload): it waits for the 150 before it does.
+    pub(super) fn uploads(&self) -> bool {
+        self.request.job.receives()
+    }
+
     /// Start the transfer; the session's task polls it from now on.
     pub(super) fn start(self) -> Running {
         Running {
