@@ -8,7 +8,9 @@
 //! byte is read or written: a refused one is closed at once and charged to its source, the
 //! first allowed one is held, later ones are closed unused. So strangers can neither fill the
 //! accept queue nor steal or spoil a transfer, and a small transfer costs no task and no
-//! wake-up handed from one task to another.
+//! wake-up handed from one task to another. While the session handles another command (a
+//! `MKD`, a `SIZE` between PASV and RETR), arrivals wait in the kernel's queue
+//! ([`ACCEPT_BACKLOG`]) and are judged when it is back at its loop.
 
 use super::DataError;
 use crate::config::PortRange;

@@ -4,8 +4,8 @@
 //! Why not the shared multi-threaded runtime: a small-file transfer is a handful of short
 //! steps (PASV, the data connection's accept, RETR, the `150`/`226` pair), each separated by a
 //! wait for the client. On a work-stealing runtime every one of those wake-ups, and every task
-//! a step spawns (the passive listener's accept task), may wake a second worker
-//! thread, which then steals the work or finds none: futex calls, eventfd writes and context
+//! a step would spawn, may wake a second worker thread, which then steals the work or finds
+//! none: futex calls, eventfd writes and context
 //! switches that cost more server CPU per small file than the transfer itself. On a thread of
 //! its own a session's tasks are woken by that thread's own `epoll_wait` and never leave it,
 //! as in a server with a process per session, while the threads together still use every
