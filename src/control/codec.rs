@@ -172,18 +172,19 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 /// Writes one reply in a single write (the control socket has TCP_NODELAY, so each reply
 /// leaves at once and a multi-line reply is not split across segments needlessly).
 pub async fn write_reply<W: AsyncWrite + Unpin>(w: &mut W, reply: &Reply) -> std::io::Result<()> {
-    w.write_all(&reply.to_bytes()).await?;
-    w.flush().await
+    write_replies(w, std::slice::from_ref(reply)).await
 }
 
-/// Write two replies in one write (a preliminary reply and the final one that follows at once).
-pub async fn write_replies<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    first: &Reply,
-    second: &Reply,
-) -> std::io::Result<()> {
+/// Writes replies that follow each other at once (a transfer's 150 and its final reply) in a
+/// single write, as [`write_reply`] writes one.
+pub async fn write_replies<W: AsyncWrite + Unpin>(w: &mut W, replies: &[Reply]) -> std::io::Result<()> {
+    let Some((first, rest)) = replies.split_first() else {
+        return Ok(());
+    };
     let mut bytes = first.to_bytes();
-    bytes.extend_from_slice(&second.to_bytes());
+    for reply in rest {
+        bytes.extend_from_slice(&reply.to_bytes());
+    }
     w.write_all(&bytes).await?;
     w.flush().await
 }

@@ -294,51 +294,18 @@ impl PassiveListener {
     /// whether there is one (`None`: none is, or a balancer's header is being read).
     #[cfg(unix)]
     fn accept_queued(&mut self) -> Option<(TcpStream, SocketAddr)> {
-        use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
         use std::os::fd::{AsRawFd, FromRawFd};
         if self.proxied.is_some() {
             return None;
         }
-        // SAFETY: all-zero bytes are a valid sockaddr_storage.
-        let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: the listener's descriptor is open for the call, and `from`/`len` describe a
-        // buffer large enough for any socket address.
-        let fd = unsafe {
-            libc::accept4(
-                self.listener.as_raw_fd(),
-                (&mut from as *mut libc::sockaddr_storage).cast(),
-                &mut len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: accept4 returned a new descriptor that nothing else owns.
-        let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-        let peer = match i32::from(from.ss_family) {
-            libc::AF_INET => {
-                // SAFETY: the kernel wrote a sockaddr_in for an AF_INET peer.
-                let a = unsafe { &*(&from as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-                SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port)))
-            }
-            libc::AF_INET6 => {
-                // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 peer.
-                let a = unsafe { &*(&from as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-                SocketAddr::V6(SocketAddrV6::new(
-                    ip,
-                    u16::from_be(a.sin6_port),
-                    a.sin6_flowinfo,
-                    a.sin6_scope_id,
-                ))
-            }
-            // Not an IP peer: closed (dropped) unused.
-            _ => return None,
-        };
-        TcpStream::from_std(std).ok().map(|stream| (stream, peer))
+        // SAFETY: a std view of the listener's open descriptor for one non-blocking accept;
+        // `ManuallyDrop` leaves the descriptor to the tokio listener that owns it.
+        let queue = std::mem::ManuallyDrop::new(unsafe {
+            std::net::TcpListener::from_raw_fd(self.listener.as_raw_fd())
+        });
+        let (stream, peer) = queue.accept().ok()?;
+        stream.set_nonblocking(true).ok()?;
+        TcpStream::from_std(stream).ok().map(|stream| (stream, peer))
     }
 
     /// Without a direct look at the queue, the runtime's readiness is the only way in.
@@ -451,9 +418,41 @@ mod tests {
         assert_eq!(log.first().unwrap().0.port(), 1024);
     }
 
+    /// The client's connection is in the kernel's queue before its RETR arrives, but the
+    /// runtime has not looked at the sockets since: the transfer's first poll still gets it
+    /// (the direct look at the queue), with the client's own address.
+    #[cfg(unix)]
     #[tokio::test]
-    async fn screens_while_polled_holds_the_client_and_closes_when_dropped_holds_the_client_and_stops_when_dropped(
-    ) {
+    async fn the_first_poll_takes_a_connection_the_runtime_has_not_seen() {
+        let policy = Arc::new(Policy::new(FxpConfig::default()));
+        let who = Who {
+            peer: CLIENT,
+            user: Some("alice".into()),
+            anonymous: false,
+            fxp: FxpOverride::Inherit,
+        };
+        let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
+            panic!("PASV refused")
+        };
+        let range = PortRange {
+            first: 1024,
+            last: 65535,
+        };
+        let mut listener = PassiveListener::bind(CLIENT, range, grant, policy).unwrap();
+        // A blocking connect: it completes in the kernel, without the runtime running.
+        let mine = std::net::TcpStream::connect(listener.local_addr()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut accept = std::pin::pin!(listener.accept(deadline));
+        let first = std::future::poll_fn(|cx| Poll::Ready(accept.as_mut().poll(cx))).await;
+        let Poll::Ready(Ok((held, source))) = first else {
+            panic!("the first poll did not take the queued connection")
+        };
+        assert_eq!(source, mine.local_addr().unwrap());
+        assert_eq!(held.peer_addr().unwrap(), mine.local_addr().unwrap());
+    }
+
+    #[tokio::test]
+    async fn screens_while_polled_holds_the_client_and_closes_when_dropped() {
         let policy = Arc::new(Policy::new(FxpConfig {
             ban_threshold: 0,
             ..FxpConfig::default()

@@ -3,6 +3,8 @@
 //! because mounts lie below it. Segments are compared without regard to case, as rights
 //! rules are (`/SHARED/x` is in `/shared`; `/sharedx` is not).
 
+use std::borrow::Cow;
+
 /// A mount point: its path as shown and its lower-case segments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountPoint {
@@ -25,8 +27,6 @@ impl MountPoint {
         segments(&self.shown).nth(i)
     }
 }
-
-use std::borrow::Cow;
 
 fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|p| !p.is_empty())

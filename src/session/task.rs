@@ -138,7 +138,7 @@ impl Session {
     /// Write two replies in one write (a transfer's 150 and its final reply).
     async fn send_pair(&mut self, first: Reply, second: Reply) -> std::io::Result<()> {
         self.last_code = second.code.0;
-        write_replies(self.conn.get_mut(), &first, &second).await
+        write_replies(self.conn.get_mut(), &[first, second]).await
     }
 
     /// One line in the W3C log, if it is on.
