@@ -206,19 +206,21 @@ impl PassiveListener {
         let waited = tokio::time::timeout_at(
             deadline,
             std::future::poll_fn(|cx| {
-                self.poll_screen(cx);
-                if self.held.is_none() && !self.stopped && !first_look_done {
+                if !first_look_done {
                     // The client usually connects before it sends the transfer command, but the
                     // runtime learns of the connection only at its next look at the sockets:
                     // look at the queue directly once, so that a small transfer starts at once.
                     first_look_done = true;
-                    while self.held.is_none() {
+                    while self.held.is_none() && !self.stopped {
                         let Some((stream, peer)) = self.accept_queued() else {
                             break;
                         };
                         self.arrived(stream, peer);
                     }
                 }
+                // After the look: a balancer's header read it started is polled here, so that
+                // the header's arrival wakes the transfer.
+                self.poll_screen(cx);
                 if let Some(pair) = self.held.take() {
                     return Poll::Ready(Ok(pair));
                 }
@@ -449,6 +451,73 @@ mod tests {
         };
         assert_eq!(source, mine.local_addr().unwrap());
         assert_eq!(held.peer_addr().unwrap(), mine.local_addr().unwrap());
+    }
+
+    /// A trusted balancer's connection queued before the transfer's first poll: the direct
+    /// look accepts it, and its PROXY header is read at once (the read must be polled, or
+    /// nothing wakes the transfer when the header is there), giving the client it names.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_queued_balancer_connection_is_read_on_the_first_poll() {
+        const BALANCER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
+        let policy = Arc::new(Policy::new(FxpConfig::default()));
+        policy.set_proxy_trusted(vec!["127.0.0.10/32".parse().unwrap()]);
+        let who = Who {
+            peer: CLIENT,
+            user: Some("alice".into()),
+            anonymous: false,
+            fxp: FxpOverride::Inherit,
+        };
+        let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
+            panic!("PASV refused")
+        };
+        let range = PortRange {
+            first: 1024,
+            last: 65535,
+        };
+        let mut listener = PassiveListener::bind(CLIENT, range, grant, policy).unwrap();
+        // Connected from another thread's runtime: this one's reactor has not run since the
+        // bind, so only the direct look at the queue can find the connection.
+        let to = listener.local_addr();
+        let mut balancer = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async { connect_from(BALANCER, to).await.into_std().unwrap() })
+        })
+        .join()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut accept = std::pin::pin!(listener.accept(deadline));
+        // The first poll with a waker that notes being woken, as the session's task would be.
+        struct Woken(std::sync::atomic::AtomicBool);
+        impl std::task::Wake for Woken {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let woken = Arc::new(Woken(std::sync::atomic::AtomicBool::new(false)));
+        let waker = std::task::Waker::from(woken.clone());
+        let first = accept.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(first.is_pending(), "no header yet: the transfer waits");
+        use std::io::Write;
+        balancer
+            .write_all(b"PROXY TCP4 127.0.0.1 127.0.0.2 40000 21\r\n")
+            .unwrap();
+        // The header's arrival must wake the transfer (the runtime's reactor runs meanwhile).
+        for _ in 0..100 {
+            if woken.0.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            woken.0.load(std::sync::atomic::Ordering::SeqCst),
+            "the header arrived but nothing woke the transfer"
+        );
+        let (_, source) = accept.await.expect("the balancer's connection");
+        assert_eq!(source, "127.0.0.1:40000".parse().unwrap());
     }
 
     #[tokio::test]
