@@ -178,14 +178,10 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(w: &mut W, reply: &Reply) -> std
 /// Writes replies that follow each other at once (a transfer's 150 and its final reply) in a
 /// single write, as [`write_reply`] writes one.
 pub async fn write_replies<W: AsyncWrite + Unpin>(w: &mut W, replies: &[Reply]) -> std::io::Result<()> {
-    let Some((first, rest)) = replies.split_first() else {
+    if replies.is_empty() {
         return Ok(());
-    };
-    let mut bytes = first.to_bytes();
-    for reply in rest {
-        bytes.extend_from_slice(&reply.to_bytes());
     }
-    w.write_all(&bytes).await?;
+    w.write_all(&Reply::all_to_bytes(replies)).await?;
     w.flush().await
 }
 

@@ -15,10 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 pub struct ParseError(pub Reply);
 
 impl ParseError {
-    fn new(code: Code, text: impl Into<String>) -> ParseError {
+    fn new(code: Code, text: impl Into<std::borrow::Cow<'static, str>>) -> ParseError {
         ParseError(Reply::new(code, text))
     }
-    fn syntax(text: impl Into<String>) -> ParseError {
+    fn syntax(text: impl Into<std::borrow::Cow<'static, str>>) -> ParseError {
         ParseError::new(Code::PARAMETER_SYNTAX_ERROR, text)
     }
 }
@@ -42,14 +42,17 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             "Syntax error, command unrecognized.",
         ));
     }
-    let verb = std::str::from_utf8(verb_bytes)
-        .expect("ASCII")
-        .to_ascii_uppercase();
+    // Upper-cased on the stack: at most 8 ASCII letters, checked above.
+    let mut upper = [0u8; 8];
+    let upper = &mut upper[..verb_bytes.len()];
+    upper.copy_from_slice(verb_bytes);
+    upper.make_ascii_uppercase();
+    let verb = std::str::from_utf8(upper).expect("ASCII");
     let arg = match arg_bytes {
         None => None,
         Some(bytes) => match std::str::from_utf8(bytes) {
             Ok(s) => Some(s),
-            Err(_) if PATH_VERBS.contains(&verb.as_str()) => {
+            Err(_) if PATH_VERBS.contains(&verb) => {
                 return Err(ParseError::new(
                     Code::BAD_FILENAME,
                     "File name not allowed: invalid UTF-8.",
@@ -75,7 +78,7 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         }
     };
 
-    Ok(match verb.as_str() {
+    Ok(match verb {
         "USER" => Command::User(path(arg)?),
         "PASS" => Command::Pass(arg.unwrap_or("").to_owned()),
         "ACCT" => Command::Acct,

@@ -5,6 +5,8 @@
 //! multi-line reply is always framed the way RFC 959 says: `123-first`, continuation
 //! lines, `123 last`.
 
+use std::borrow::Cow;
+
 /// A three-digit FTP reply code. The named constants are the ones fxpd sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Code(pub u16);
@@ -108,13 +110,14 @@ impl Code {
 pub struct Reply {
     /// The reply code.
     pub code: Code,
-    /// The text lines. One line is a single-line reply; more make a multi-line reply.
-    pub lines: Vec<String>,
+    /// The text lines. One line is a single-line reply; more make a multi-line reply. A fixed
+    /// text is borrowed, not copied.
+    pub lines: Vec<Cow<'static, str>>,
 }
 
 impl Reply {
     /// A single-line reply.
-    pub fn new(code: Code, text: impl Into<String>) -> Reply {
+    pub fn new(code: Code, text: impl Into<Cow<'static, str>>) -> Reply {
         Reply {
             code,
             lines: vec![text.into()],
@@ -125,17 +128,29 @@ impl Reply {
     /// indented by one space (RFC 959 4.2: a continuation line that started with digits
     /// could otherwise be mistaken for the end of the reply).
     pub fn multi(code: Code, lines: Vec<String>) -> Reply {
-        Reply { code, lines }
+        Reply {
+            code,
+            lines: lines.into_iter().map(Cow::Owned).collect(),
+        }
     }
 
     /// The bytes on the wire, CRLF-terminated. CR and LF inside a text line (a file name
     /// from the client, say) are replaced so a line can never end the reply early or
     /// forge another one.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Built byte by byte (no formatting machinery, no copy per line): three replies go
-        // out for every small file a client fetches.
-        let size = self.lines.iter().map(|l| l.len() + 6).sum::<usize>();
-        let mut out = Vec::with_capacity(size.max(6));
+        let mut out = Vec::with_capacity(self.wire_len());
+        self.write_to(&mut out);
+        out
+    }
+
+    /// An upper bound of the reply's length on the wire.
+    fn wire_len(&self) -> usize {
+        self.lines.iter().map(|l| l.len() + 6).sum::<usize>().max(6)
+    }
+
+    /// [`Reply::to_bytes`], appended to `out`. Built without formatting machinery: three
+    /// replies go out for every small file a client fetches.
+    fn write_to(&self, out: &mut Vec<u8>) {
         let code = |out: &mut Vec<u8>| match self.code.0 {
             c @ 100..=999 => out.extend_from_slice(&[
                 b'0' + (c / 100) as u8,
@@ -145,34 +160,47 @@ impl Reply {
             c => out.extend_from_slice(c.to_string().as_bytes()),
         };
         let clean = |out: &mut Vec<u8>, text: &str| {
-            out.extend(
-                text.bytes()
-                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-            );
+            // Copied whole, then CR and LF replaced in place: a loop without branches.
+            let start = out.len();
+            out.extend_from_slice(text.as_bytes());
+            for b in &mut out[start..] {
+                if *b == b'\r' || *b == b'\n' {
+                    *b = b' ';
+                }
+            }
             out.extend_from_slice(b"\r\n");
         };
         match self.lines.as_slice() {
             [] => {
-                code(&mut out);
+                code(out);
                 out.extend_from_slice(b" \r\n");
             }
             [only] => {
-                code(&mut out);
+                code(out);
                 out.push(b' ');
-                clean(&mut out, only);
+                clean(out, only);
             }
             [first, middle @ .., last] => {
-                code(&mut out);
+                code(out);
                 out.push(b'-');
-                clean(&mut out, first);
+                clean(out, first);
                 for line in middle {
                     out.push(b' ');
-                    clean(&mut out, line);
+                    clean(out, line);
                 }
-                code(&mut out);
+                code(out);
                 out.push(b' ');
-                clean(&mut out, last);
+                clean(out, last);
             }
+        }
+    }
+
+    /// Replies that follow each other at once (a transfer's 150 and its final reply) as the
+    /// bytes of one write.
+    pub fn all_to_bytes(replies: &[Reply]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(replies.iter().map(Reply::wire_len).sum());
+        for reply in replies {
+            reply.write_to(&mut out);
         }
         out
     }

@@ -436,7 +436,9 @@ impl TransferIo {
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 async fn drain<S: AsyncRead + Unpin>(stream: &mut S) {
-    let mut buf = [0u8; 4096];
+    // On the heap: in the future itself it would make every transfer's future 4 KiB larger
+    // (and copied when it is boxed), though only TLS transfers drain.
+    let mut buf = vec![0u8; 4096];
     while let Ok(n) = stream.read(&mut buf).await {
         if n == 0 {
             break;

@@ -119,7 +119,7 @@ impl PassiveListener {
         let span = u32::from(range.last) - u32::from(range.first) + 1;
         // SECURITY: no fallback when the OS generator fails: a predictable port is what the
         // random start is there to prevent, so the bind fails instead.
-        let start = getrandom::u32().map_err(|e| io::Error::other(format!("no random number: {e}")))? % span;
+        let start = random_u32().map_err(|e| io::Error::other(format!("no random number: {e}")))? % span;
         let mut last_err = None;
         for i in 0..span {
             let port = range.first + ((start + i) % span) as u16;
@@ -339,6 +339,30 @@ impl PassiveListener {
     }
 }
 
+/// A random number from the operating system's generator for a port choice. The bytes are
+/// fetched 256 at a time into a per-thread pool and each is used once: as unpredictable as
+/// one `getrandom` call per PASV, with one system call per 64 of them. (A generator crate
+/// would add a dependency for these few lines.)
+fn random_u32() -> Result<u32, getrandom::Error> {
+    use std::cell::RefCell;
+    const POOL: usize = 256;
+    thread_local! {
+        /// The pool, and how many of its bytes are used up.
+        static BYTES: RefCell<([u8; POOL], usize)> = const { RefCell::new(([0; POOL], POOL)) };
+    }
+    BYTES.with_borrow_mut(|(pool, used)| {
+        if *used == POOL {
+            getrandom::fill(pool)?;
+            *used = 0;
+        }
+        let word: [u8; 4] = pool[*used..*used + 4].try_into().expect("four bytes");
+        // Used once: wiped from the pool.
+        pool[*used..*used + 4].fill(0);
+        *used += 4;
+        Ok(u32::from_ne_bytes(word))
+    })
+}
+
 /// The source a trusted load balancer's PROXY header names for a data connection (read within
 /// [`proxy::HEADER_TIMEOUT`]). `None`: it sent no valid client header, and the connection has
 /// been closed, like any refused peer.
@@ -371,225 +395,4 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::{DataSetup, FxpConfig, FxpOverride, Grant};
-    use std::net::Ipv4Addr;
-    use std::time::Duration;
-    use tokio::io::AsyncReadExt;
-    use tokio::time::Instant;
-
-    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
-    const STRANGER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
-
-    async fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::new(from, 0)).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), socket.connect(to))
-            .await
-            .expect("connect timed out")
-            .unwrap()
-    }
-
-    /// Whether the server closed `s` (EOF or reset) within 10 s, without sending anything.
-    async fn closed(s: &mut TcpStream) -> bool {
-        let mut buf = [0u8; 16];
-        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => true,
-            Ok(Ok(n)) => panic!("a refused connection received {n} bytes"),
-            Err(_) => false,
-        }
-    }
-
-    #[test]
-    fn refused_log_counts_all_and_keeps_the_first_few() {
-        let policy = Policy::new(FxpConfig::default());
-        let who = Who {
-            peer: CLIENT,
-            user: None,
-            anonymous: false,
-            fxp: FxpOverride::Inherit,
-        };
-        let mut log = RefusedLog::default();
-        for port in 0..1000 {
-            let source = SocketAddr::new(STRANGER, 1024 + port);
-            log.push(source, policy.screen_passive_peer(&who, source).unwrap_err());
-        }
-        assert_eq!(log.count(), 1000);
-        assert_eq!(log.first.len(), REFUSED_KEPT);
-        assert_eq!(log.first().unwrap().0.port(), 1024);
-    }
-
-    /// The client's connection is in the kernel's queue before its RETR arrives, but the
-    /// runtime has not looked at the sockets since: the transfer's first poll still gets it
-    /// (the direct look at the queue), with the client's own address.
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn the_first_poll_takes_a_connection_the_runtime_has_not_seen() {
-        let policy = Arc::new(Policy::new(FxpConfig::default()));
-        let who = Who {
-            peer: CLIENT,
-            user: Some("alice".into()),
-            anonymous: false,
-            fxp: FxpOverride::Inherit,
-        };
-        let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
-            panic!("PASV refused")
-        };
-        let range = PortRange {
-            first: 1024,
-            last: 65535,
-        };
-        let mut listener = PassiveListener::bind(CLIENT, range, grant, policy).unwrap();
-        // A blocking connect: it completes in the kernel, without the runtime running.
-        let mine = std::net::TcpStream::connect(listener.local_addr()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut accept = std::pin::pin!(listener.accept(deadline));
-        let first = std::future::poll_fn(|cx| Poll::Ready(accept.as_mut().poll(cx))).await;
-        let Poll::Ready(Ok((held, source))) = first else {
-            panic!("the first poll did not take the queued connection")
-        };
-        assert_eq!(source, mine.local_addr().unwrap());
-        assert_eq!(held.peer_addr().unwrap(), mine.local_addr().unwrap());
-    }
-
-    /// A trusted balancer's connection queued before the transfer's first poll: the direct
-    /// look accepts it, and its PROXY header is read at once (the read must be polled, or
-    /// nothing wakes the transfer when the header is there), giving the client it names.
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn a_queued_balancer_connection_is_read_on_the_first_poll() {
-        const BALANCER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
-        let policy = Arc::new(Policy::new(FxpConfig::default()));
-        policy.set_proxy_trusted(vec!["127.0.0.10/32".parse().unwrap()]);
-        let who = Who {
-            peer: CLIENT,
-            user: Some("alice".into()),
-            anonymous: false,
-            fxp: FxpOverride::Inherit,
-        };
-        let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
-            panic!("PASV refused")
-        };
-        let range = PortRange {
-            first: 1024,
-            last: 65535,
-        };
-        let mut listener = PassiveListener::bind(CLIENT, range, grant, policy).unwrap();
-        // Connected from another thread's runtime: this one's reactor has not run since the
-        // bind, so only the direct look at the queue can find the connection.
-        let to = listener.local_addr();
-        let mut balancer = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async { connect_from(BALANCER, to).await.into_std().unwrap() })
-        })
-        .join()
-        .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut accept = std::pin::pin!(listener.accept(deadline));
-        // The first poll with a waker that notes being woken, as the session's task would be.
-        struct Woken(std::sync::atomic::AtomicBool);
-        impl std::task::Wake for Woken {
-            fn wake(self: Arc<Self>) {
-                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        let woken = Arc::new(Woken(std::sync::atomic::AtomicBool::new(false)));
-        let waker = std::task::Waker::from(woken.clone());
-        let first = accept.as_mut().poll(&mut Context::from_waker(&waker));
-        assert!(first.is_pending(), "no header yet: the transfer waits");
-        use std::io::Write;
-        balancer
-            .write_all(b"PROXY TCP4 127.0.0.1 127.0.0.2 40000 21\r\n")
-            .unwrap();
-        // The header's arrival must wake the transfer (the runtime's reactor runs meanwhile).
-        for _ in 0..100 {
-            if woken.0.load(std::sync::atomic::Ordering::SeqCst) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(
-            woken.0.load(std::sync::atomic::Ordering::SeqCst),
-            "the header arrived but nothing woke the transfer"
-        );
-        let (_, source) = accept.await.expect("the balancer's connection");
-        assert_eq!(source, "127.0.0.1:40000".parse().unwrap());
-    }
-
-    #[tokio::test]
-    async fn screens_while_polled_holds_the_client_and_closes_when_dropped() {
-        let policy = Arc::new(Policy::new(FxpConfig {
-            ban_threshold: 0,
-            ..FxpConfig::default()
-        }));
-        let who = Who {
-            peer: CLIENT,
-            user: Some("alice".into()),
-            anonymous: false,
-            fxp: FxpOverride::Inherit,
-        };
-        let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
-            panic!("PASV refused")
-        };
-        let range = PortRange {
-            first: 1024,
-            last: 65535,
-        };
-        let mut listener = PassiveListener::bind(CLIENT, range, grant, policy.clone()).unwrap();
-        let addr = listener.local_addr();
-
-        // While its owner waits (the session between PASV and the transfer), strangers are
-        // closed before any transfer asks for the connection.
-        let mine = tokio::select! {
-            _ = listener.screen() => unreachable!("screening never ends"),
-            pair = async {
-                for _ in 0..20 {
-                    let mut stranger = connect_from(STRANGER, addr).await;
-                    assert!(closed(&mut stranger).await, "a stranger's connection stayed open");
-                }
-                let mine = connect_from(CLIENT, addr).await;
-                // A second connection from the client's own address is closed unused.
-                let mut second = connect_from(CLIENT, addr).await;
-                assert!(closed(&mut second).await);
-                mine
-            } => pair,
-        };
-
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let (held, _) = listener.accept(deadline).await.expect("the held connection");
-        assert_eq!(held.peer_addr().unwrap(), mine.local_addr().unwrap());
-        assert_eq!(listener.refused().count(), 20);
-        assert_eq!(policy.stats().approved_passive, 1, "approved once, when used");
-
-        // Strangers are still closed while the transfer runs.
-        let work = async {
-            let mut stranger = connect_from(STRANGER, addr).await;
-            closed(&mut stranger).await
-        };
-        assert!(
-            listener.screening(work).await,
-            "a stranger's connection stayed open during the transfer"
-        );
-        assert_eq!(listener.refused().count(), 21);
-
-        drop(listener);
-        // The port is closed with the listener: it no longer accepts.
-        let mut refused_connect = false;
-        for _ in 0..100 {
-            let socket = TcpSocket::new_v4().unwrap();
-            if socket.connect(addr).await.is_err() {
-                refused_connect = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(
-            refused_connect,
-            "the passive port still accepts after the listener was dropped"
-        );
-    }
-}
+mod tests;

@@ -305,6 +305,30 @@ fn mlsx_modify_is_utc() {
 }
 
 #[test]
+fn time_vals_have_fourteen_digits_in_utc_or_none() {
+    let val = |t| time_val(t);
+    assert_eq!(val(UNIX_EPOCH).as_deref(), Some("19700101000000"));
+    assert_eq!(val(at(2026, 2, 3, 4, 5, 6)).as_deref(), Some("20260203040506"));
+    // Whole seconds, rounded down, on both sides of the epoch.
+    assert_eq!(
+        val(at(1999, 12, 31, 23, 59, 59) + Duration::from_millis(999)).as_deref(),
+        Some("19991231235959")
+    );
+    assert_eq!(
+        val(UNIX_EPOCH - Duration::from_millis(1)).as_deref(),
+        Some("19691231235959")
+    );
+    assert_eq!(val(at(1, 1, 1, 0, 0, 0)).as_deref(), Some("00010101000000"));
+    assert_eq!(
+        val(at(9999, 12, 31, 23, 59, 59)).as_deref(),
+        Some("99991231235959")
+    );
+    // Five-digit years and times no calendar holds are not shown.
+    assert_eq!(val(at(9999, 12, 31, 23, 59, 59) + Duration::from_secs(1)), None);
+    assert_eq!(val(UNIX_EPOCH + Duration::from_secs(u64::MAX / 2)), None);
+}
+
+#[test]
 fn mlsd_lines() {
     let t = at(2026, 11, 24, 20, 4, 0);
     let out = text(format_mlsd(&[dir("pub", t), file("a", 7, t)], true));

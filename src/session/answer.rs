@@ -22,7 +22,7 @@ use unftp_core::storage::{Error as StorageError, ErrorKind};
 pub(super) type Handled = Result<Answer, Failure>;
 
 /// A one-reply answer: the command is done and the session goes on.
-pub(super) fn say(code: Code, text: impl Into<String>) -> Handled {
+pub(super) fn say(code: Code, text: impl Into<std::borrow::Cow<'static, str>>) -> Handled {
     Ok(Answer::new(Reply::new(code, text)))
 }
 

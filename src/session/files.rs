@@ -9,7 +9,7 @@ use super::{AuthState, Session};
 use crate::control::reply::{Code, Reply};
 use crate::listing::{self, Entry};
 use crate::rights::Right;
-use crate::storage::Home;
+use crate::storage::{FileStat, Home};
 
 /// What DELE and RMD remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,11 +159,20 @@ impl Session {
         Ok((target, entry))
     }
 
-    /// SIZE and MDTM tell metadata, as a listing does: the `list` right.
-    pub(super) async fn size(&self, arg: &str) -> Handled {
+    /// SIZE and MDTM tell metadata, as a listing does: the `list` right. Their stat is
+    /// confined to the path's tree like RETR's open, so the rights are checked as for an
+    /// open ([`Session::may_open`]).
+    async fn stat_listed(&self, arg: &str) -> Result<FileStat, Failure> {
         let target = resolve(&self.login().cwd, arg);
-        self.may(&target, Right::List)?;
-        let stat = self.home().file_stat(&target).await?;
+        self.may_open(&target, Right::List)?;
+        self.home()
+            .file_stat(&target)
+            .await
+            .map_err(|e| self.refused_open(&target, Right::List, e))
+    }
+
+    pub(super) async fn size(&self, arg: &str) -> Handled {
+        let stat = self.stat_listed(arg).await?;
         match stat.is_file {
             true => say(Code::FILE_STATUS, stat.len.to_string()),
             false => Err(Failure::NotAFile),
@@ -171,15 +180,11 @@ impl Session {
     }
 
     pub(super) async fn mdtm(&self, arg: &str) -> Handled {
-        let target = resolve(&self.login().cwd, arg);
-        self.may(&target, Right::List)?;
-        let modified = self.home().file_stat(&target).await?.modified?;
-        say(
-            Code::FILE_STATUS,
-            chrono::DateTime::<chrono::Utc>::from(modified)
-                .format("%Y%m%d%H%M%S")
-                .to_string(),
-        )
+        let modified = self.stat_listed(arg).await?.modified?;
+        match listing::time_val(modified) {
+            Some(time) => say(Code::FILE_STATUS, time),
+            None => say(Code::FILE_UNAVAILABLE, "Modification time cannot be shown."),
+        }
     }
 
     pub(super) async fn mlst(&self, arg: Option<&str>) -> Handled {

@@ -32,6 +32,7 @@ mod files;
 mod info;
 mod live;
 mod login;
+mod quiet;
 pub use crate::path;
 mod rights;
 mod security;

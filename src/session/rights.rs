@@ -52,8 +52,9 @@ impl Session {
             .map_err(|denied| self.refused(path, right, denied))
     }
 
-    /// [`Session::may`] for a command that then opens `path` confined to its tree (RETR,
-    /// STOR, APPE: openat2 with `RESOLVE_BENEATH` on Linux, cap-std elsewhere). When `right`
+    /// [`Session::may`] for a command that then opens or stats `path` confined to its tree
+    /// (RETR, STOR, APPE, SIZE, MDTM: openat2 with `RESOLVE_BENEATH` on Linux, cap-std
+    /// elsewhere). When `right`
     /// is decided the same on every path ([`Rights::same_everywhere`]), the path a link
     /// reaches is judged like the path named, so the links are not read: the confined open
     /// reaches nothing outside the home, and a link that leads out, or loops, fails the open.

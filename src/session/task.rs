@@ -4,6 +4,7 @@
 //! handshake after AUTH, starting a prepared transfer.
 
 use super::answer::{Answer, Then};
+use super::quiet::Quiet;
 use super::transfers::{final_reply, Prepared};
 use super::{AuthState, Flow, Running, Session, Shared};
 use crate::control::codec::{write_replies, write_reply, Line, LineReader};
@@ -192,6 +193,14 @@ impl Session {
         let mut last_activity = Instant::now();
         let clock = tokio::time::sleep_until(login_deadline.min(last_activity + idle));
         tokio::pin!(shutdown, kicked, evicted, clock);
+        // Polled only when they have woken the task themselves (most wake-ups are for a
+        // command or a transfer, and each of these takes a lock to poll).
+        let (mut shutdown, mut kicked, mut evicted, mut clock) = (
+            Quiet::new(shutdown),
+            Quiet::new(kicked),
+            Quiet::new(evicted),
+            Quiet::new(clock),
+        );
         loop {
             let logged_in = matches!(self.auth, AuthState::LoggedIn(_));
             let deadline = if logged_in {
@@ -225,7 +234,7 @@ impl Session {
                 }
                 _ = &mut clock, if !transferring => {
                     if Instant::now() < deadline {
-                        clock.as_mut().reset(deadline);
+                        clock.inner().reset(deadline);
                         continue;
                     }
                     let text = if logged_in { "Idle timeout, closing control connection." } else { "Login timeout, closing control connection." };

@@ -8,7 +8,10 @@
 //!   ftpload logins HOST PORT USER PASS SECS THREADS         USER/PASS/QUIT in a loop
 //!
 //! get/put print `SECS` (the transfer phase, after login and CWD); logins prints
-//! `COUNT FAILURES SECS`. Any protocol error ends the run with a message and exit code 1.
+//! `COUNT FAILURES SECS`. With `FTPLOAD_CPU_STAT` naming a cgroup v2 `cpu.stat` file (the
+//! server's), get/put print `SECS USAGE0 USAGE1`: its `usage_usec` read just before the
+//! first transfer and just after the last, so the server CPU of the transfers alone is known
+//! without the login's password hash or the session's end. Any protocol error ends the run with a message and exit code 1.
 //! Every socket has a 30 s timeout.
 
 use std::fs;
@@ -139,6 +142,8 @@ fn transfer(put: bool, args: &[String]) -> io::Result<()> {
     c.cmd(&format!("CWD {dir}"), 250)?;
     let local = Path::new(local);
     let mut buf = vec![0u8; 64 * 1024];
+    let cpu_stat = std::env::var_os("FTPLOAD_CPU_STAT");
+    let usage0 = cpu_stat.as_deref().map(usage_usec).transpose()?;
     let t0 = Instant::now();
     for name in names {
         let mut data = c.pasv()?;
@@ -164,9 +169,22 @@ fn transfer(put: bool, args: &[String]) -> io::Result<()> {
         c.expect(226)?;
     }
     let secs = t0.elapsed().as_secs_f64();
+    let usage1 = cpu_stat.as_deref().map(usage_usec).transpose()?;
     let _ = c.cmd("QUIT", 221);
-    println!("{secs:.6}");
+    match (usage0, usage1) {
+        (Some(u0), Some(u1)) => println!("{secs:.6} {u0} {u1}"),
+        _ => println!("{secs:.6}"),
+    }
     Ok(())
+}
+
+/// `usage_usec` from a cgroup v2 `cpu.stat` file.
+fn usage_usec(path: &std::ffi::OsStr) -> io::Result<u64> {
+    fs::read_to_string(path)?
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| fail("no usage_usec in the cpu.stat file"))
 }
 
 fn logins(args: &[String]) -> io::Result<()> {

@@ -211,12 +211,16 @@ def run_lftp(script_text, path, timeout):
     os.unlink(path)
     if p.returncode != 0:
         raise BenchError(f"lftp exited {p.returncode}: {p.stderr.strip()[-400:]}")
-    return [float(l.split()[1]) for l in p.stdout.splitlines() if l.startswith("T ")]
+    # A mark line is "T SECONDS [NUMBER...]": each becomes a list of its numbers.
+    return [[float(x) for x in l.split()[1:]] for l in p.stdout.splitlines()
+            if l.startswith("T ")]
 
 
-def ftpload(ctx, args, timeout):
-    """Run the lean client; its stdout's last line, split."""
+def ftpload(ctx, args, timeout, env=None):
+    """Run the lean client, with `env` added to the environment; its stdout's last line,
+    split."""
     if not ctx.ftpload:
         raise BenchError("the small_rs/logins_rs workloads need --ftpload (run.sh builds it)")
-    out = run([ctx.ftpload] + [str(a) for a in args], timeout=timeout)
+    out = run([ctx.ftpload] + [str(a) for a in args], timeout=timeout,
+              env=dict(os.environ, **env) if env else None)
     return out.stdout.strip().splitlines()[-1].split()

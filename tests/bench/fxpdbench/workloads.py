@@ -137,9 +137,13 @@ def wl_fxp(ctx, src, dst):
 
 
 def small_round_trip(ctx, srv, rnd, tag, transfer):
-    """N small files down then up in one session: `transfer(getdir, updir_name)` moves them
-    and returns the (get, put) seconds; checks every file arrived, returns files/s each way
-    and the server CPU per file, keys prefixed with `tag`."""
+    """N small files down then up: `transfer(getdir, updir_name)` moves them and returns the
+    (get, put) seconds and the server CPU µs of those two transfer phases (None without a
+    cgroup to read during the run); checks every file arrived, returns files/s each way and
+    the server CPU per file, keys prefixed with `tag`. The CPU per file is given twice: of
+    the transfers alone (what a file costs), and of the whole client run, which adds the
+    logins' password hashes (fxpd's argon2id default costs several times a SHA-512 crypt;
+    the logins rows measure that) and the sessions' ends."""
     n = ctx.cfg["small_n"]
     getdir = os.path.join(ctx.work, f"get{tag}-{srv.name}-{rnd}")
     updir_name = f"up{tag}-{rnd}"
@@ -150,7 +154,7 @@ def small_round_trip(ctx, srv, rnd, tag, transfer):
     try:
         c0 = srv.cpu_usec()
         k0 = children_cpu_s()
-        get_s, put_s = transfer(getdir, updir_name)
+        get_s, put_s, phase_usec = transfer(getdir, updir_name)
         k1 = children_cpu_s()
         c1 = srv.cpu_usec()
         got = os.listdir(getdir)
@@ -164,7 +168,9 @@ def small_round_trip(ctx, srv, rnd, tag, transfer):
         shutil.rmtree(updir, ignore_errors=True)
     prefix = f"{tag}_" if tag else ""
     return {f"{prefix}small_get_fps": n / get_s, f"{prefix}small_put_fps": n / put_s,
-            f"{prefix}small_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n),
+            f"{prefix}small_cpu_ms_per_file":
+                None if phase_usec is None else phase_usec / 1e3 / (2 * n),
+            f"{prefix}small_session_cpu_ms_per_file": (c1 - c0) / 1e3 / (2 * n),
             f"{prefix}small_client_cpu_ms_per_file": (k1 - k0) * 1e3 / (2 * n)}
 
 
@@ -179,22 +185,28 @@ def wl_small(ctx, srv, rnd):
     """The small-file workload with lftp (mget, then mput, timestamps printed inside the
     session)."""
     names = " ".join(ctx.small_names)
+    # Each mark prints the time and, with a cgroup, the server's CPU counter at that moment.
+    mark = "!echo T $(date +%s.%N)" + (
+        f" $(sed -n 's/^usage_usec //p' {srv.cg}/cpu.stat)" if srv.cg else "")
 
     def transfer(getdir, updir_name):
         ts = run_lftp(lftp_script(ctx, srv, [
             "cd small",                 # logs in and checks the path before timing starts
-            "!echo T $(date +%s.%N)",
+            mark,
             f"mget -O {getdir} {names}",
-            "!echo T $(date +%s.%N)",
+            mark,
             f"cd ../{updir_name}",          # relative: vsftpd runs without chroot
             f"lcd {ctx.client_small}",
-            "!echo T $(date +%s.%N)",
+            mark,
             f"mput {names}",
-            "!echo T $(date +%s.%N)",
+            mark,
         ]), os.path.join(ctx.work, f"lftp-{srv.name}.txt"), timeout=900)
         if len(ts) != 4:
             raise BenchError(f"lftp printed {len(ts)} timestamps")
-        return ts[1] - ts[0], ts[3] - ts[2]
+        phase_usec = None
+        if srv.cg:
+            phase_usec = (ts[1][1] - ts[0][1]) + (ts[3][1] - ts[2][1])
+        return ts[1][0] - ts[0][0], ts[3][0] - ts[2][0], phase_usec
 
     return small_round_trip(ctx, srv, rnd, "", transfer)
 
@@ -202,12 +214,18 @@ def wl_small(ctx, srv, rnd):
 def wl_small_rs(ctx, srv, rnd):
     """The small-file workload with the lean Rust client (tests/bench/ftpload.rs): one
     session, passive RETR of every file, then passive STOR of every file."""
+    env = {"FTPLOAD_CPU_STAT": os.path.join(srv.cg, "cpu.stat")} if srv.cg else None
+
     def transfer(getdir, updir_name):
-        get_s = float(ftpload(ctx, ["get", srv.host, srv.port, USER, ctx.password, "small", getdir]
-                              + ctx.small_names, 900)[0])
-        put_s = float(ftpload(ctx, ["put", srv.host, srv.port, USER, ctx.password, updir_name,
-                                    ctx.client_small] + ctx.small_names, 900)[0])
-        return get_s, put_s
+        get = ftpload(ctx, ["get", srv.host, srv.port, USER, ctx.password, "small", getdir]
+                      + ctx.small_names, 900, env)
+        put = ftpload(ctx, ["put", srv.host, srv.port, USER, ctx.password, updir_name,
+                            ctx.client_small] + ctx.small_names, 900, env)
+        phase_usec = None
+        if env:
+            # With FTPLOAD_CPU_STAT, each run prints SECS and the counter before and after.
+            phase_usec = (int(get[2]) - int(get[1])) + (int(put[2]) - int(put[1]))
+        return float(get[0]), float(put[0]), phase_usec
 
     return small_round_trip(ctx, srv, rnd, "rs", transfer)
 
