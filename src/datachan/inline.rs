@@ -120,9 +120,17 @@ pub async fn receive_start(
     // clearing 64 KiB first.
     let mut buf = Vec::with_capacity(BUF);
     let mut total = 0u64;
+    let mut short = false;
     while total < SMALL_FILE {
         buf.clear();
-        let n = patient(idle, stream.read_buf(&mut buf)).await?;
+        // After a short read the runtime takes the socket for drained and would wait for its
+        // next readiness event; the end of a small upload is usually there already.
+        let now = if short { read_now(stream, &mut buf) } else { None };
+        let n = match now {
+            Some(read) => read?,
+            None => patient(idle, stream.read_buf(&mut buf)).await?,
+        };
+        short = n < BUF;
         if n == 0 {
             file.flush()?;
             return Ok(Received::Complete(total));
@@ -132,4 +140,114 @@ pub async fn receive_start(
         progress.store(total, Ordering::Relaxed);
     }
     Ok(Received::More(total))
+}
+
+/// One read from `stream` into `buf`'s spare room now, without asking the runtime whether the
+/// socket is readable (`None`: nothing has arrived yet, so wait for the runtime as usual).
+#[cfg(unix)]
+fn read_now(stream: &TcpStream, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    use std::os::fd::AsRawFd;
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: the descriptor is open (borrowed from `stream`) and `spare` is writable memory
+    // of the length given; recv writes at most that many bytes.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+            _ => Some(Err(e)),
+        };
+    }
+    let n = n as usize;
+    // SAFETY: recv initialised the first `n` bytes of the spare room.
+    unsafe { buf.set_len(buf.len() + n) };
+    Some(Ok(n))
+}
+
+/// Without a direct read, the runtime's readiness is the only way in.
+#[cfg(not(unix))]
+fn read_now(_stream: &TcpStream, _buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek};
+    use tokio::io::AsyncWriteExt;
+
+    /// A connected pair on loopback: (client side, server side).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server)
+    }
+
+    /// What `receive_start` put in the file when the client sends `parts` with `pause` between
+    /// them, then closes.
+    async fn received(parts: &[&[u8]], pause: Duration) -> (u64, Vec<u8>) {
+        let (mut client, mut server) = pair().await;
+        let parts: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+        let sender = tokio::spawn(async move {
+            for part in parts {
+                client.write_all(&part).await.unwrap();
+                tokio::time::sleep(pause).await;
+            }
+        });
+        let mut file = tempfile();
+        let progress = AtomicU64::new(0);
+        let got = receive_start(&mut server, &mut file, &progress, Duration::from_secs(5))
+            .await
+            .unwrap();
+        sender.await.unwrap();
+        let Received::Complete(n) = got else {
+            panic!("a small upload ends inline")
+        };
+        file.rewind().unwrap();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        (n, bytes)
+    }
+
+    fn tempfile() -> File {
+        let dir = std::env::temp_dir().join(format!("fxpd-inline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    #[tokio::test]
+    async fn an_upload_that_arrives_at_once_is_received_whole() {
+        let (n, bytes) = received(&[&[7u8; 4096]], Duration::ZERO).await;
+        assert_eq!((n, bytes), (4096, vec![7u8; 4096]));
+    }
+
+    #[tokio::test]
+    async fn an_upload_whose_rest_comes_after_a_short_read_is_received_whole() {
+        // The first part is read short; the direct look then finds nothing yet and the
+        // transfer waits for the runtime, which must still deliver the rest and the end.
+        let (n, bytes) = received(
+            &[b"first part ", b"second part ", b"end"],
+            Duration::from_millis(50),
+        )
+        .await;
+        assert_eq!(n, 26);
+        assert_eq!(bytes, b"first part second part end");
+    }
 }
