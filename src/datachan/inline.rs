@@ -18,8 +18,9 @@ use tokio::net::TcpStream;
 /// Largest transfer (or first part of an upload) done inline.
 pub const SMALL_FILE: u64 = 256 * 1024;
 
-/// Upload buffer for the inline part.
-const BUF: usize = 64 * 1024;
+/// Upload buffer for the inline part. Under 64 KiB: glibc's `free` of a chunk that large
+/// consolidates the whole heap's free lists, which cost more than receiving a 4 KiB file.
+const BUF: usize = 32 * 1024;
 
 /// `op`, unless the peer leaves it waiting for `idle` (the data timeout, as on the blocking
 /// path: a stalled peer ends the transfer).

@@ -273,7 +273,9 @@ impl Session {
                     if self.transfer.is_none() {
                         self.remount_folders();
                     }
-                    let (verb, arg) = (command.verb(), command.log_arg());
+                    // The argument is kept only for the W3C log, when that is on.
+                    let verb = command.verb();
+                    let arg = self.shared.w3c().and_then(|_| command.log_arg());
                     let started = Instant::now();
                     self.note_upload(matches!(command, Command::Stor(_) | Command::Stou));
                     let answer = self.handle(command).await.unwrap_or_else(Answer::from);
