@@ -160,13 +160,12 @@ impl Reply {
             c => out.extend_from_slice(c.to_string().as_bytes()),
         };
         let clean = |out: &mut Vec<u8>, text: &str| {
-            // Copied whole, then CR and LF replaced in place: a loop without branches.
+            // Copied whole, then CR and LF replaced in place: a store per byte, which the
+            // compiler turns into vector instructions.
             let start = out.len();
             out.extend_from_slice(text.as_bytes());
             for b in &mut out[start..] {
-                if *b == b'\r' || *b == b'\n' {
-                    *b = b' ';
-                }
+                *b = if *b == b'\r' || *b == b'\n' { b' ' } else { *b };
             }
             out.extend_from_slice(b"\r\n");
         };

@@ -55,7 +55,7 @@ pub(super) enum Then {
     },
     /// Start the transfer, with the reply (its 150) as its preliminary reply; its final reply
     /// comes when it ends.
-    Transfer(Prepared),
+    Transfer(Box<Prepared>),
 }
 
 impl Answer {

@@ -387,7 +387,7 @@ impl Session {
     async fn answer(&mut self, answer: Answer) -> std::io::Result<Flow> {
         let (reply, also, then) = answer.into_parts();
         if let Then::Transfer(prepared) = then {
-            self.begin_transfer(reply, prepared).await?;
+            self.begin_transfer(reply, *prepared).await?;
             return Ok(Flow::Continue);
         }
         self.send(reply).await?;

@@ -173,7 +173,7 @@ impl Session {
             keep_on_overflow: upload_terms.0.map(|l| l.keep),
             charge: upload_terms.1,
         };
-        Ok(Answer::new(preliminary).then(Then::Transfer(prepared)))
+        Ok(Answer::new(preliminary).then(Then::Transfer(Box::new(prepared))))
     }
 
     /// The rate limits for `job`'s direction: this session's, its account's (shared by all
