@@ -184,7 +184,9 @@ fn mkd_rmd_dele_rename() {
     let r = c.expect("MKD newdir", 257);
     assert!(quoted(&r).ends_with("newdir"), "257 must name the directory: {r}");
     assert!(home.join("newdir").is_dir());
-    c.expect("MKD newdir", 550);
+    // An existing name is answered as such, not as a missing one.
+    let r = c.expect("MKD newdir", 550);
+    assert!(r.text().contains("already exists"), "{r}");
     write_file(&home.join("newdir/inner.txt"), b"inner");
     c.expect("RMD newdir", 550); // not empty
     assert!(home.join("newdir/inner.txt").exists());

@@ -265,6 +265,16 @@ fn denied_reply(denied: &Denied) -> Reply {
 
 /// Storage error kinds as codes and texts.
 fn storage_reply(e: &StorageError) -> Reply {
+    // The back-end files an existing name under "not available"; its own words say better
+    // why MKD (or a rename onto a directory) failed.
+    if e.get_io_error()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::AlreadyExists)
+    {
+        return Reply::new(
+            Code::FILE_UNAVAILABLE,
+            "Cannot create a file when that file already exists.",
+        );
+    }
     let (code, text) = match e.kind() {
         ErrorKind::TransientFileNotAvailable => (Code::FILE_UNAVAILABLE_BUSY, "File unavailable (busy)."),
         ErrorKind::PermanentFileNotAvailable => (
