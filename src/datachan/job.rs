@@ -174,26 +174,45 @@ pub struct Transfer {
     /// The transfer's future; `None` once it has given its outcome. `SyncWrapper`: only
     /// `&mut` reaches it, so the session stays `Sync` whatever the future holds.
     run: Option<SyncWrapper<Pin<Box<dyn Future<Output = Outcome> + Send>>>>,
-    /// The bytes moved so far, published by the byte loops (STAT reads it).
-    progress: Arc<AtomicU64>,
-    /// The data connection's other end, once it is made (the admin listener shows it).
-    peer: Arc<OnceLock<SocketAddr>>,
+    /// What the transfer shows while it runs.
+    progress: Arc<Progress>,
+}
+
+/// What a running transfer shows outside its future (STAT, the admin listener): the bytes
+/// moved so far, published by the byte loops, and the data connection's other end once it
+/// is made. One allocation per transfer for both.
+#[derive(Debug, Default)]
+pub struct Progress {
+    bytes: AtomicU64,
+    peer: OnceLock<SocketAddr>,
+}
+
+impl Progress {
+    /// The bytes moved so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The data connection's other end, once it is made.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer.get().copied()
+    }
+
+    /// The counter the byte loops publish the bytes moved to.
+    pub fn counter(&self) -> &AtomicU64 {
+        &self.bytes
+    }
 }
 
 impl Transfer {
     /// The bytes moved so far.
     pub fn moved(&self) -> u64 {
-        self.progress.load(Ordering::Relaxed)
+        self.progress.bytes()
     }
 
-    /// The counter of bytes moved, shared (the admin listener reads it while it runs).
-    pub fn progress(&self) -> Arc<AtomicU64> {
+    /// The transfer's progress, shared (the admin listener reads it while it runs).
+    pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
-    }
-
-    /// The data connection's other end, set once it is made.
-    pub fn peer(&self) -> Arc<OnceLock<SocketAddr>> {
-        self.peer.clone()
     }
 
     /// Stop the transfer: its future is dropped, which closes its sockets and files (an
@@ -219,20 +238,18 @@ impl Future for Transfer {
 
 /// Start a transfer; the caller's task polls it (see [`Transfer`]).
 pub fn start(request: Request) -> Transfer {
-    let progress = Arc::new(AtomicU64::new(0));
-    let peer = Arc::new(OnceLock::new());
-    let run = AssertUnwindSafe(run(request, progress.clone(), peer.clone()))
+    let progress = Arc::new(Progress::default());
+    let run = AssertUnwindSafe(run(request, progress.clone()))
         .catch_unwind()
         .map(|ended| ended.unwrap_or(Outcome::Failed));
     Transfer {
         run: Some(SyncWrapper::new(Box::pin(run))),
         progress,
-        peer,
     }
 }
 
 /// The whole data connection: accept or connect, protect, move the bytes.
-async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<SocketAddr>>) -> Outcome {
+async fn run(request: Request, progress: Arc<Progress>) -> Outcome {
     let Request {
         plan,
         job,
@@ -256,7 +273,7 @@ async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<Sock
     let moved = match connected {
         Ok((stream, source)) => {
             // Known already (the accepted source, or the approved target): no system call.
-            let _ = peer.set(source);
+            let _ = progress.peer.set(source);
             let io = TransferIo {
                 ascii,
                 timeout,
@@ -286,7 +303,7 @@ async fn run(request: Request, progress: Arc<AtomicU64>, peer: Arc<OnceLock<Sock
 struct TransferIo {
     ascii: bool,
     timeout: Duration,
-    progress: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     /// The rate limits for this transfer's direction.
     throttle: Throttle,
     /// An upload's size limit: counted in the async loop, so the fast paths are skipped.
@@ -338,13 +355,13 @@ impl TransferIo {
             Job::SendFile { file, left } if !self.ascii => {
                 if inline && left <= inline::SMALL_FILE {
                     let mut stream = stream;
-                    return inline::send_small(&file, &mut stream, left, &progress, self.timeout)
+                    return inline::send_small(&file, &mut stream, left, &progress.bytes, self.timeout)
                         .await
                         .map_err(Outcome::Network);
                 }
                 let mut file = file;
                 blocking_transfer(stream, self.timeout, move |sock| {
-                    blocking::send_file(&mut file, sock, &progress, &throttle)
+                    blocking::send_file(&mut file, sock, &progress.bytes, &throttle)
                 })
                 .await
             }
@@ -352,7 +369,7 @@ impl TransferIo {
                 let mut stream = stream;
                 let mut already = 0;
                 if inline {
-                    match inline::receive_start(&mut stream, &mut file, &progress, self.timeout).await {
+                    match inline::receive_start(&mut stream, &mut file, &progress.bytes, self.timeout).await {
                         Ok(inline::Received::Complete(bytes)) => return Ok(bytes),
                         Ok(inline::Received::More(bytes)) => already = bytes,
                         Err(e) if is_network_error(&e) => return Err(Outcome::Network(e)),
@@ -360,7 +377,7 @@ impl TransferIo {
                     }
                 }
                 blocking_transfer(stream, self.timeout, move |sock| {
-                    blocking::receive_file(sock, &mut file, already, &progress, &throttle)
+                    blocking::receive_file(sock, &mut file, already, &progress.bytes, &throttle)
                 })
                 .await
             }
@@ -373,7 +390,7 @@ impl TransferIo {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let progress = &self.progress;
+        let progress = &self.progress.bytes;
         let result = match job {
             Job::Listing(body) => send(
                 &mut std::io::Cursor::new(body),

@@ -31,7 +31,7 @@ pub mod protect;
 pub mod rate;
 mod transfer;
 
-pub use job::{start, Job, Outcome, Plan, Request, Transfer};
+pub use job::{start, Job, Outcome, Plan, Progress, Request, Transfer};
 pub use passive::{PassiveListener, RefusedLog, REFUSED_KEPT};
 pub use protect::{DataTls, Protection, TlsUnavailable};
 

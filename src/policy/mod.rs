@@ -111,8 +111,9 @@ pub struct Who {
     /// The client address: the control connection's peer, or the client a trusted load balancer
     /// named in its PROXY header (the port plays no role).
     pub peer: IpAddr,
-    /// The logged-in user name, if any (for logs only; never echoed in replies).
-    pub user: Option<String>,
+    /// The logged-in user name, if any (for logs only; never echoed in replies). Shared:
+    /// every passive grant and listener holds a copy of the session's `Who`.
+    pub user: Option<std::sync::Arc<str>>,
     /// Whether the session logged in anonymously.
     pub anonymous: bool,
     /// The user's FXP override from the users file.

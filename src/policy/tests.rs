@@ -33,7 +33,7 @@ fn sock(ip_text: &str, port: u16) -> SocketAddr {
 
 /// A session of `peer`; `user` is (anonymous, override).
 fn who(peer: &str, (anonymous, fxp): (bool, FxpOverride)) -> Who {
-    let user = Some(if anonymous { "anonymous" } else { "alice" }.to_owned());
+    let user = Some(if anonymous { "anonymous" } else { "alice" }.into());
     Who {
         peer: ip(peer),
         user,

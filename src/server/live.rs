@@ -8,10 +8,10 @@
 //! when it ends. The bytes moved are the transfer's own progress counter, read at snapshot
 //! time: nothing is added per byte.
 
+use crate::datachan::Progress;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
@@ -52,10 +52,9 @@ pub struct LiveTransfer {
     pub direction: Direction,
     /// The size to send, when known.
     pub size: Option<u64>,
-    /// The other end of the data connection, once it is made.
-    pub peer: Arc<OnceLock<SocketAddr>>,
-    /// The bytes moved so far: the transfer's own counter.
-    pub progress: Arc<AtomicU64>,
+    /// The bytes moved so far and the other end of the data connection, once it is made:
+    /// the transfer's own record.
+    pub progress: Arc<Progress>,
     /// When it started.
     pub started: Instant,
 }
@@ -210,7 +209,7 @@ impl LiveSession {
             cwd: detail.cwd.clone(),
             tls: detail.tls,
             transfer: detail.transfer.as_ref().map(|t| {
-                let bytes = t.progress.load(Ordering::Relaxed);
+                let bytes = t.progress.bytes();
                 let seconds = t.started.elapsed().as_secs_f64();
                 TransferView {
                     file: t.path.clone(),
@@ -222,7 +221,7 @@ impl LiveSession {
                     } else {
                         0
                     },
-                    peer: t.peer.get().map(|p| p.to_string()),
+                    peer: t.progress.peer().map(|p| p.to_string()),
                     seconds,
                 }
             }),
@@ -273,6 +272,7 @@ impl Drop for Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn sessions_are_listed_until_their_registration_drops_and_kicks_reach_only_their_own() {
@@ -280,16 +280,15 @@ mod tests {
         let a = registry.register(1, "127.0.0.1:5000".parse().unwrap(), None);
         let b = registry.register(2, "127.0.0.2:5000".parse().unwrap(), None);
         a.publish(Some("alice"), Some("/"), false);
-        let progress = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Progress::default());
         b.transfer_started(LiveTransfer {
             path: "/big".into(),
             direction: Direction::Upload,
             size: None,
-            peer: Arc::new(OnceLock::new()),
             progress: progress.clone(),
             started: Instant::now(),
         });
-        progress.store(4096, Ordering::Relaxed);
+        progress.counter().store(4096, Ordering::Relaxed);
         let list = registry.snapshot();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].user.as_deref(), Some("alice"));

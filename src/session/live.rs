@@ -79,7 +79,6 @@ impl Session {
             path: running.path.clone(),
             direction,
             size: running.size,
-            peer: running.transfer.peer(),
             progress: running.transfer.progress(),
             started: std::time::Instant::now(),
         });
@@ -92,7 +91,7 @@ impl Session {
         let Some(ended) = self.live.registration.transfer_ended() else {
             return;
         };
-        let bytes = ended.progress.load(std::sync::atomic::Ordering::Relaxed);
+        let bytes = ended.progress.bytes();
         self.shared
             .metrics
             .transfer_finished(ended.direction, outcome, self.live.storage, bytes);

@@ -90,7 +90,7 @@ impl Session {
         }
         let who = Who {
             peer: peer_ip,
-            user: Some(user.name.clone()),
+            user: Some(user.name.as_str().into()),
             anonymous: user.anonymous,
             fxp: user.fxp,
         };

@@ -694,7 +694,7 @@ pub fn policy(data: &[u8]) {
         let peer = clients[usize::from(op >> 4) % clients.len()];
         let who = Who {
             peer,
-            user: (op & 8 != 0).then(|| "alice".to_owned()),
+            user: (op & 8 != 0).then(|| "alice".into()),
             anonymous: input.bool(),
             fxp: [FxpOverride::Inherit, FxpOverride::Allow, FxpOverride::Deny][usize::from(input.u8() % 3)],
         };
