@@ -1,9 +1,9 @@
 //! FTP replies as values (RFC 959 section 4.2).
 //!
-//! Handlers build a [`Reply`]; only [`Reply::to_bytes`] (used by the control-channel
-//! writer) turns one into bytes, so the code and the text can never drift apart and a
-//! multi-line reply is always framed the way RFC 959 says: `123-first`, continuation
-//! lines, `123 last`.
+//! Handlers build a [`Reply`]; only [`Reply::to_bytes`] and [`Reply::all_to_bytes`] (the
+//! latter used by the control-channel writer) turn one into bytes, so the code and the
+//! text can never drift apart and a multi-line reply is always framed the way RFC 959
+//! says: `123-first`, continuation lines, `123 last`.
 
 use std::borrow::Cow;
 

@@ -95,29 +95,55 @@ impl AsyncRead for ControlStream {
 /// `MSG_OOB`: the DM after `IAC IP IAC` (RFC 959 4.1.3), or the LF of `ABOR` (Python's
 /// ftplib), so the read that stops at it ends inside a line. A read that ended with a LF
 /// needs no second look, which spares a system call after every command.
-#[cfg(unix)]
 fn recv_past_urgent_mark(s: &TcpStream, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    // SAFETY: `recv_now` writes only initialised bytes into the unfilled part, and only the
+    // `n` it reports are marked initialised.
+    match recv_now(s, unsafe { buf.unfilled_mut() }) {
+        Some(Ok(n)) if n > 0 => {
+            // SAFETY: recv initialised these `n` bytes.
+            unsafe { buf.assume_init(n) };
+            buf.advance(n);
+            Poll::Ready(Ok(()))
+        }
+        _ => Poll::Pending,
+    }
+}
+
+/// One non-blocking `recv` from `stream` into `room` now, without asking the runtime whether
+/// the socket is readable (after a short read it takes the socket for drained until its next
+/// readiness event). `None`: nothing has arrived yet, so wait for the runtime as usual. Used
+/// here past the urgent mark and by small uploads for the FIN that usually follows their
+/// data (`crate::datachan::inline`).
+#[cfg(unix)]
+pub(crate) fn recv_now(
+    stream: &TcpStream,
+    room: &mut [std::mem::MaybeUninit<u8>],
+) -> Option<io::Result<usize>> {
     use std::os::fd::AsRawFd;
-    let room = buf.initialize_unfilled();
-    // SAFETY: `room` is valid, initialised memory of the given length for the call.
+    // SAFETY: the descriptor is open (borrowed from `stream`) and `room` is writable memory of
+    // the length given; recv writes at most that many bytes.
     let n = unsafe {
         libc::recv(
-            s.as_raw_fd(),
+            stream.as_raw_fd(),
             room.as_mut_ptr().cast(),
             room.len(),
             libc::MSG_DONTWAIT,
         )
     };
-    if n > 0 {
-        buf.advance(n as usize);
-        return Poll::Ready(Ok(()));
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+            _ => Some(Err(e)),
+        };
     }
-    Poll::Pending
+    Some(Ok(n as usize))
 }
 
+/// Without a direct read, the runtime's readiness is the only way in.
 #[cfg(not(unix))]
-fn recv_past_urgent_mark(_: &TcpStream, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-    Poll::Pending
+pub(crate) fn recv_now(_: &TcpStream, _: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+    None
 }
 
 impl AsyncWrite for ControlStream {

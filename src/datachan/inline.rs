@@ -8,6 +8,7 @@
 //! here and hand the rest, if any, to the blocking path. File reads and writes of that size
 //! hit the page cache, so they do not hold the runtime thread for long.
 
+use crate::control::stream::recv_now;
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,37 +146,13 @@ pub async fn receive_start(
 
 /// One read from `stream` into `buf`'s spare room now, without asking the runtime whether the
 /// socket is readable (`None`: nothing has arrived yet, so wait for the runtime as usual).
-#[cfg(unix)]
 fn read_now(stream: &TcpStream, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
-    use std::os::fd::AsRawFd;
-    let spare = buf.spare_capacity_mut();
-    // SAFETY: the descriptor is open (borrowed from `stream`) and `spare` is writable memory
-    // of the length given; recv writes at most that many bytes.
-    let n = unsafe {
-        libc::recv(
-            stream.as_raw_fd(),
-            spare.as_mut_ptr().cast(),
-            spare.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
-            _ => Some(Err(e)),
-        };
+    let read = recv_now(stream, buf.spare_capacity_mut());
+    if let Some(Ok(n)) = read {
+        // SAFETY: recv initialised the first `n` bytes of the spare room.
+        unsafe { buf.set_len(buf.len() + n) };
     }
-    let n = n as usize;
-    // SAFETY: recv initialised the first `n` bytes of the spare room.
-    unsafe { buf.set_len(buf.len() + n) };
-    Some(Ok(n))
-}
-
-/// Without a direct read, the runtime's readiness is the only way in.
-#[cfg(not(unix))]
-fn read_now(_stream: &TcpStream, _buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
-    None
+    read
 }
 
 #[cfg(test)]
