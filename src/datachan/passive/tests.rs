@@ -22,6 +22,24 @@ fn port_numbers_stay_random_across_pool_refills() {
     assert_eq!(residues.len(), 16);
 }
 
+/// A listener bound for alice's session from [`CLIENT`], on a port of the whole range.
+fn alices_listener(policy: &Arc<Policy>) -> PassiveListener {
+    let who = Who {
+        peer: CLIENT,
+        user: Some("alice".into()),
+        anonymous: false,
+        fxp: FxpOverride::Inherit,
+    };
+    let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
+        panic!("PASV refused")
+    };
+    let range = PortRange {
+        first: 1024,
+        last: 65535,
+    };
+    PassiveListener::bind(CLIENT, range, grant, Arc::clone(policy)).unwrap()
+}
+
 async fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(from, 0)).unwrap();
@@ -67,20 +85,7 @@ fn refused_log_counts_all_and_keeps_the_first_few() {
 #[tokio::test]
 async fn the_first_poll_takes_a_connection_the_runtime_has_not_seen() {
     let policy = Arc::new(Policy::new(FxpConfig::default()));
-    let who = Who {
-        peer: CLIENT,
-        user: Some("alice".into()),
-        anonymous: false,
-        fxp: FxpOverride::Inherit,
-    };
-    let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
-        panic!("PASV refused")
-    };
-    let range = PortRange {
-        first: 1024,
-        last: 65535,
-    };
-    let mut listener = PassiveListener::bind(CLIENT, range, grant, policy).unwrap();
+    let mut listener = alices_listener(&policy);
     // A blocking connect: it completes in the kernel, without the runtime running.
     let mine = std::net::TcpStream::connect(listener.local_addr()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -102,20 +107,7 @@ async fn a_queued_balancer_connection_is_read_on_the_first_poll() {
     const BALANCER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
     let policy = Arc::new(Policy::new(FxpConfig::default()));
     policy.set_proxy_trusted(vec!["127.0.0.10/32".parse().unwrap()]);
-    let who = Who {
-        peer: CLIENT,
-        user: Some("alice".into()),
-        anonymous: false,
-        fxp: FxpOverride::Inherit,
-    };
-    let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
-        panic!("PASV refused")
-    };
-    let range = PortRange {
-        first: 1024,
-        last: 65535,
-    };
-    let mut listener = PassiveListener::bind(CLIENT, range, grant, policy).unwrap();
+    let mut listener = alices_listener(&policy);
     // Connected from another thread's runtime: this one's reactor has not run since the
     // bind, so only the direct look at the queue can find the connection.
     let to = listener.local_addr();
@@ -166,20 +158,7 @@ async fn screens_while_polled_holds_the_client_and_closes_when_dropped() {
         ban_threshold: 0,
         ..FxpConfig::default()
     }));
-    let who = Who {
-        peer: CLIENT,
-        user: Some("alice".into()),
-        anonymous: false,
-        fxp: FxpOverride::Inherit,
-    };
-    let Ok(Grant::Passive(grant)) = policy.approve_setup(&who, DataSetup::Pasv, false) else {
-        panic!("PASV refused")
-    };
-    let range = PortRange {
-        first: 1024,
-        last: 65535,
-    };
-    let mut listener = PassiveListener::bind(CLIENT, range, grant, policy.clone()).unwrap();
+    let mut listener = alices_listener(&policy);
     let addr = listener.local_addr();
 
     // While its owner waits (the session between PASV and the transfer), strangers are
