@@ -644,7 +644,9 @@ fn the_status_page_opens_with_the_token_shows_a_transfer_and_escapes_client_text
     if !require_client("curl") {
         return;
     }
-    let (s, token) = admin_server("[limits]\nupload_bytes_per_sec = 1048576");
+    // The download below must still be running when the page is fetched: at 1 MiB/s its
+    // 4 MiB take about 4 s, whatever the loopback's socket buffers could have swallowed.
+    let (s, token) = admin_server("[limits]\ndownload_bytes_per_sec = 1048576");
     // Without a cookie: the login form, no figures.
     let (code, form) = curl(&s, "GET", "/", None, &[]);
     assert_eq!(code, 200);
