@@ -116,10 +116,9 @@ fn recv_past_urgent_mark(s: &TcpStream, buf: &mut ReadBuf<'_>) -> Poll<io::Resul
 /// data (`crate::datachan::inline`).
 #[cfg(unix)]
 pub(crate) fn recv_now(
-    stream: &TcpStream,
+    stream: &impl std::os::fd::AsRawFd,
     room: &mut [std::mem::MaybeUninit<u8>],
 ) -> Option<io::Result<usize>> {
-    use std::os::fd::AsRawFd;
     // SAFETY: the descriptor is open (borrowed from `stream`) and `room` is writable memory of
     // the length given; recv writes at most that many bytes.
     let n = unsafe {
@@ -142,7 +141,7 @@ pub(crate) fn recv_now(
 
 /// Without a direct read, the runtime's readiness is the only way in.
 #[cfg(not(unix))]
-pub(crate) fn recv_now(_: &TcpStream, _: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+pub(crate) fn recv_now<S>(_: &S, _: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
     None
 }
 

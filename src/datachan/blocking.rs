@@ -9,6 +9,7 @@
 //! which wakes the blocking thread at once.
 
 use super::rate::Throttle;
+use super::DataStream;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -39,12 +40,9 @@ impl Drop for KillSwitch {
     }
 }
 
-/// Turn an accepted or connected tokio stream into a blocking std stream with timeouts,
+/// Turn an accepted or connected stream into a blocking std stream with timeouts,
 /// plus the kill switch for it.
-pub fn into_blocking(
-    stream: tokio::net::TcpStream,
-    timeout: Duration,
-) -> io::Result<(TcpStream, KillSwitch)> {
+pub fn into_blocking(stream: DataStream, timeout: Duration) -> io::Result<(TcpStream, KillSwitch)> {
     let std = stream.into_std()?;
     std.set_nonblocking(false)?;
     std.set_read_timeout(Some(timeout))?;

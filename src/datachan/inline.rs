@@ -8,13 +8,12 @@
 //! here and hand the rest, if any, to the blocking path. File reads and writes of that size
 //! hit the page cache, so they do not hold the runtime thread for long.
 
-use crate::control::stream::recv_now;
+use super::DataStream;
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
 /// Largest transfer (or first part of an upload) done inline.
 pub const SMALL_FILE: u64 = 256 * 1024;
@@ -39,30 +38,43 @@ async fn patient<T>(idle: Duration, op: impl std::future::Future<Output = io::Re
 #[cfg(target_os = "linux")]
 pub async fn send_small(
     file: &File,
-    stream: &mut TcpStream,
+    stream: &mut DataStream,
     len: u64,
     progress: &AtomicU64,
     idle: Duration,
 ) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
     use tokio::io::{AsyncWriteExt, Interest};
     let mut total = 0u64;
+    // While the socket is unregistered, send directly: a fresh connection's send buffer
+    // usually takes a small file whole, and then the runtime is never asked. Corked, the
+    // socket sends only full segments until it is shut down, so the file's tail and the end
+    // of the stream leave in one segment instead of two.
+    if let Some(direct) = stream.unregistered() {
+        cork(direct)?;
+        let mut full = false;
+        while total < len && !full {
+            match sendfile(direct, file, len - total) {
+                // The file shrank while being sent: what was there has gone out.
+                Ok(0) => break,
+                Ok(sent) => {
+                    total += sent;
+                    progress.store(total, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => full = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if !full {
+            direct.shutdown(std::net::Shutdown::Write)?;
+            return Ok(total);
+        }
+    }
+    let stream = stream.registered()?;
     while total < len {
-        let want = (len - total) as usize;
         let sent = patient(
             idle,
-            stream.async_io(Interest::WRITABLE, || {
-                // SAFETY: both descriptors are open for the call (borrowed); a null offset makes
-                // sendfile use and advance the file's own position.
-                let n = unsafe {
-                    libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), std::ptr::null_mut(), want)
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as u64)
-                }
-            }),
+            stream.async_io(Interest::WRITABLE, || sendfile(&*stream, file, len - total)),
         )
         .await?;
         if sent == 0 {
@@ -76,17 +88,61 @@ pub async fn send_small(
     Ok(total)
 }
 
+/// Sets `TCP_CORK` on `socket`. The stream's shutdown sends what is held back.
+#[cfg(target_os = "linux")]
+fn cork(socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on an open descriptor (borrowed) with a pointer to a c_int and its
+    // size.
+    let done = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One `sendfile(2)` of up to `want` bytes of `file`, from its position, to `socket`.
+#[cfg(target_os = "linux")]
+fn sendfile(socket: &impl std::os::fd::AsRawFd, file: &File, want: u64) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open for the call (borrowed); a null offset makes sendfile
+    // use and advance the file's own position.
+    let n = unsafe {
+        libc::sendfile(
+            socket.as_raw_fd(),
+            file.as_raw_fd(),
+            std::ptr::null_mut(),
+            want as usize,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as u64)
+    }
+}
+
 /// Send the `len` bytes of `file` from its position, then close the sending side.
 #[cfg(not(target_os = "linux"))]
 pub async fn send_small(
     file: &File,
-    stream: &mut TcpStream,
+    stream: &mut DataStream,
     len: u64,
     progress: &AtomicU64,
     idle: Duration,
 ) -> io::Result<u64> {
     use std::io::Read;
     use tokio::io::AsyncWriteExt;
+    let stream = stream.registered()?;
     let mut buf = vec![0u8; len as usize];
     let mut reader = file;
     let mut filled = 0;
@@ -113,7 +169,22 @@ pub enum Received {
 /// Receive into `file` at its position until the sender closes or [`SMALL_FILE`] bytes have
 /// arrived.
 pub async fn receive_start(
-    stream: &mut TcpStream,
+    stream: &mut DataStream,
+    file: &mut File,
+    progress: &AtomicU64,
+    idle: Duration,
+) -> io::Result<Received> {
+    #[cfg(unix)]
+    if stream.unregistered().is_some() {
+        let socket = stream.unregistered().expect("checked above");
+        let source = Source::Direct { socket, watch: None };
+        return receive_from(source, file, progress, idle).await;
+    }
+    receive_from(Source::Reactor(stream.registered()?), file, progress, idle).await
+}
+
+async fn receive_from(
+    mut source: Source<'_>,
     file: &mut File,
     progress: &AtomicU64,
     idle: Duration,
@@ -125,13 +196,7 @@ pub async fn receive_start(
     let mut short = false;
     while total < SMALL_FILE {
         buf.clear();
-        // After a short read the runtime takes the socket for drained and would wait for its
-        // next readiness event; the end of a small upload is usually there already.
-        let now = if short { read_now(stream, &mut buf) } else { None };
-        let n = match now {
-            Some(read) => read?,
-            None => patient(idle, stream.read_buf(&mut buf)).await?,
-        };
+        let n = source.read(&mut buf, short, idle).await?;
         short = n < BUF;
         if n == 0 {
             file.flush()?;
@@ -144,10 +209,65 @@ pub async fn receive_start(
     Ok(Received::More(total))
 }
 
+/// Where an upload's first bytes are read from.
+enum Source<'a> {
+    /// A socket accepted directly: read at once, and watched for reading only when nothing
+    /// has arrived. (A registered tokio stream is watched for writing too, and a fresh
+    /// connection is writable at once: one more turn of the runtime for nothing.)
+    #[cfg(unix)]
+    Direct {
+        socket: &'a std::net::TcpStream,
+        watch: Option<tokio::io::unix::AsyncFd<std::os::fd::BorrowedFd<'a>>>,
+    },
+    /// A registered stream.
+    Reactor(&'a mut tokio::net::TcpStream),
+}
+
+impl<'a> Source<'a> {
+    /// One read into `buf`'s spare room, waiting at most `idle` for something to arrive.
+    async fn read(&mut self, buf: &mut Vec<u8>, short: bool, idle: Duration) -> io::Result<usize> {
+        match self {
+            #[cfg(unix)]
+            Source::Direct { socket, watch } => loop {
+                let socket: &'a std::net::TcpStream = socket;
+                if let Some(read) = read_now(socket, buf) {
+                    return read;
+                }
+                if watch.is_none() {
+                    use std::os::fd::AsFd;
+                    // SAFETY: the descriptor is borrowed from the socket, which stays open (and
+                    // the same) for as long as the watch exists.
+                    let watching = unsafe {
+                        tokio::io::unix::AsyncFd::register_with_interest(
+                            socket.as_fd(),
+                            tokio::io::Interest::READABLE,
+                        )
+                    };
+                    *watch = Some(watching?);
+                }
+                let watched = watch.as_ref().expect("set above");
+                let mut ready = patient(idle, watched.readable()).await?;
+                if let Some(read) = read_now(socket, buf) {
+                    return read;
+                }
+                // Nothing after all: wait for the next arrival.
+                ready.clear_ready();
+            },
+            // After a short read the runtime takes the socket for drained and would wait for its
+            // next readiness event; the end of a small upload is usually there already.
+            Source::Reactor(stream) => match if short { read_now(*stream, buf) } else { None } {
+                Some(read) => read,
+                None => patient(idle, stream.read_buf(buf)).await,
+            },
+        }
+    }
+}
+
 /// One read from `stream` into `buf`'s spare room now, without asking the runtime whether the
 /// socket is readable (`None`: nothing has arrived yet, so wait for the runtime as usual).
-fn read_now(stream: &TcpStream, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
-    let read = recv_now(stream, buf.spare_capacity_mut());
+#[cfg(unix)]
+fn read_now(stream: &impl std::os::fd::AsRawFd, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    let read = crate::control::stream::recv_now(stream, buf.spare_capacity_mut());
     if let Some(Ok(n)) = read {
         // SAFETY: recv initialised the first `n` bytes of the spare room.
         unsafe { buf.set_len(buf.len() + n) };
@@ -155,24 +275,38 @@ fn read_now(stream: &TcpStream, buf: &mut Vec<u8>) -> Option<io::Result<usize>> 
     read
 }
 
+/// Without a direct read, the runtime's readiness is the only way in.
+#[cfg(not(unix))]
+fn read_now<S>(_: &S, _: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Seek};
     use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
 
-    /// A connected pair on loopback: (client side, server side).
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// A connected pair on loopback: the client side, and the server side accepted directly
+    /// (unregistered, as a passive listener on Unix gives it) or registered.
+    async fn pair(direct: bool) -> (TcpStream, DataStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (server, _) = listener.accept().await.unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let server = if direct {
+            DataStream::direct(server)
+        } else {
+            DataStream::from(TcpStream::from_std(server).unwrap())
+        };
         (client, server)
     }
 
     /// What `receive_start` put in the file when the client sends `parts` with `pause` between
     /// them, then closes.
-    async fn received(parts: &[&[u8]], pause: Duration) -> (u64, Vec<u8>) {
-        let (mut client, mut server) = pair().await;
+    async fn received(direct: bool, parts: &[&[u8]], pause: Duration) -> (u64, Vec<u8>) {
+        let (mut client, mut server) = pair(direct).await;
         let parts: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
         let sender = tokio::spawn(async move {
             for part in parts {
@@ -195,6 +329,32 @@ mod tests {
         (n, bytes)
     }
 
+    /// `len` bytes sent by `send_small` from a file, as the client read them after `pause`,
+    /// and whether the server's socket was still unregistered at the end.
+    async fn sent(direct: bool, len: usize, pause: Duration) -> (u64, Vec<u8>, bool) {
+        let (mut client, mut server) = pair(direct).await;
+        let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut file = tempfile();
+        file.write_all(&content).unwrap();
+        file.rewind().unwrap();
+        let reader = tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let progress = AtomicU64::new(0);
+        let n = send_small(&file, &mut server, len as u64, &progress, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let unregistered = server.unregistered().is_some();
+        drop(server);
+        let got = reader.await.unwrap();
+        assert_eq!(got, content, "the client received the file");
+        assert_eq!(progress.load(Ordering::Relaxed), n);
+        (n, got, unregistered)
+    }
+
     fn tempfile() -> File {
         let dir = std::env::temp_dir().join(format!("fxpd-inline-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -212,20 +372,86 @@ mod tests {
 
     #[tokio::test]
     async fn an_upload_that_arrives_at_once_is_received_whole() {
-        let (n, bytes) = received(&[&[7u8; 4096]], Duration::ZERO).await;
-        assert_eq!((n, bytes), (4096, vec![7u8; 4096]));
+        for direct in [true, false] {
+            let (n, bytes) = received(direct, &[&[7u8; 4096]], Duration::ZERO).await;
+            assert_eq!((n, bytes), (4096, vec![7u8; 4096]), "direct: {direct}");
+        }
     }
 
     #[tokio::test]
     async fn an_upload_whose_rest_comes_after_a_short_read_is_received_whole() {
         // The first part is read short; the direct look then finds nothing yet and the
         // transfer waits for the runtime, which must still deliver the rest and the end.
-        let (n, bytes) = received(
-            &[b"first part ", b"second part ", b"end"],
-            Duration::from_millis(50),
-        )
-        .await;
-        assert_eq!(n, 26);
-        assert_eq!(bytes, b"first part second part end");
+        for direct in [true, false] {
+            let (n, bytes) = received(
+                direct,
+                &[b"first part ", b"second part ", b"end"],
+                Duration::from_millis(50),
+            )
+            .await;
+            assert_eq!(n, 26);
+            assert_eq!(bytes, b"first part second part end", "direct: {direct}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_small_download_leaves_a_direct_socket_unregistered() {
+        let (n, _, unregistered) = sent(true, 4096, Duration::ZERO).await;
+        assert_eq!(n, 4096);
+        assert!(unregistered, "a 4 KiB file went out without the runtime");
+        let (n, _, _) = sent(false, 4096, Duration::ZERO).await;
+        assert_eq!(n, 4096);
+    }
+
+    /// Segments `socket` has sent so far (Linux `TCP_INFO`).
+    #[cfg(target_os = "linux")]
+    fn segments_sent(socket: &std::net::TcpStream) -> u32 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcp_info is plain data; getsockopt fills at most `len` bytes of it.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let done = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(done, 0, "TCP_INFO");
+        info.tcpi_segs_out
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_small_file_and_the_end_of_the_stream_leave_in_one_segment() {
+        let (mut client, mut server) = pair(true).await;
+        let mut file = tempfile();
+        file.write_all(&[5u8; 4096]).unwrap();
+        file.rewind().unwrap();
+        let before = segments_sent(server.unregistered().unwrap());
+        let progress = AtomicU64::new(0);
+        send_small(&file, &mut server, 4096, &progress, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let after = segments_sent(server.unregistered().unwrap());
+        assert_eq!(after - before, 1, "the data and the FIN in one segment");
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, vec![5u8; 4096]);
+    }
+
+    #[tokio::test]
+    async fn a_download_larger_than_the_send_buffer_goes_on_through_the_runtime() {
+        // The client reads only after a pause, so the direct sends fill the socket's buffers
+        // and the rest must wait for the runtime's readiness.
+        for direct in [true, false] {
+            let (n, got, unregistered) = sent(direct, 8 << 20, Duration::from_millis(100)).await;
+            assert_eq!(n, 8 << 20);
+            assert_eq!(got.len(), 8 << 20);
+            assert!(!unregistered, "direct: {direct}: registered once it had to wait");
+        }
     }
 }

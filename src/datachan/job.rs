@@ -13,7 +13,7 @@ use super::inline;
 use super::protect::Protection;
 use super::rate::Throttle;
 use super::transfer::{receive, send, Direction, Inbound};
-use super::{connect_active, DataError, PassiveListener, RefusedLog};
+use super::{connect_active, DataError, DataStream, PassiveListener, RefusedLog};
 use crate::policy::Approved;
 use crate::storage::{Download, ObjectReader, ObjectUpload, Upload, UploadGuard};
 use futures_util::FutureExt;
@@ -267,7 +267,7 @@ async fn run(request: Request, progress: Arc<Progress>) -> Outcome {
         }
         Plan::Active(target) => {
             let connected = connect_active(target, local_ip, timeout).await;
-            (connected.map(|stream| (stream, target.addr())), None)
+            (connected.map(|stream| (stream.into(), target.addr())), None)
         }
     };
     let moved = match connected {
@@ -325,7 +325,7 @@ impl TransferIo {
     async fn run(
         self,
         job: Job,
-        stream: TcpStream,
+        stream: DataStream,
         protection: Option<Protection>,
     ) -> Result<Result<u64, Outcome>, DataError> {
         match protection {
@@ -335,7 +335,7 @@ impl TransferIo {
             // and poll.
             Some(protection) => {
                 Box::pin(async move {
-                    let tls = protection.secure(stream, self.timeout).await?;
+                    let tls = protection.secure(stream.into_registered()?, self.timeout).await?;
                     Ok(self.run_async(job, tls, true).await)
                 })
                 .await
@@ -344,12 +344,12 @@ impl TransferIo {
     }
 
     /// Clear-text data connection: binary file transfers take the blocking fast path.
-    async fn run_plain(self, job: Job, stream: TcpStream) -> Result<u64, Outcome> {
+    async fn run_plain(self, job: Job, stream: DataStream) -> Result<u64, Outcome> {
         let (progress, throttle) = (self.progress.clone(), self.throttle.clone());
         let inline = throttle.is_unlimited();
         if self.max_bytes.is_some() && job.receives() {
             // A size limit is counted in the async loop.
-            return Box::pin(self.run_async(job, stream, false)).await;
+            return Box::pin(self.run_async(job, registered(stream)?, false)).await;
         }
         match job {
             Job::SendFile { file, left } if !self.ascii => {
@@ -381,7 +381,7 @@ impl TransferIo {
                 })
                 .await
             }
-            job => Box::pin(self.run_async(job, stream, false)).await,
+            job => Box::pin(self.run_async(job, registered(stream)?, false)).await,
         }
     }
 
@@ -465,7 +465,7 @@ async fn drain<S: AsyncRead + Unpin>(stream: &mut S) {
 
 /// Run a transfer on a blocking thread. If this future is dropped (ABOR, session end), the
 /// kill switch shuts the socket down and the thread's next read or write fails at once.
-async fn blocking_transfer<F>(stream: TcpStream, timeout: Duration, work: F) -> Result<u64, Outcome>
+async fn blocking_transfer<F>(stream: DataStream, timeout: Duration, work: F) -> Result<u64, Outcome>
 where
     F: FnOnce(&mut std::net::TcpStream) -> std::io::Result<u64> + Send + 'static,
 {
@@ -480,6 +480,11 @@ where
         }),
         Err(_) => Err(Outcome::Network(std::io::Error::other("transfer thread failed"))),
     }
+}
+
+/// The stream for the async copy loops; failing to register it fails the transfer.
+fn registered(stream: DataStream) -> Result<TcpStream, Outcome> {
+    stream.into_registered().map_err(Outcome::Network)
 }
 
 /// Whether an I/O error during a transfer came from the connection (426) rather than the

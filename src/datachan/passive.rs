@@ -12,10 +12,11 @@
 //! `MKD`, a `SIZE` between PASV and RETR), arrivals wait in the kernel's queue
 //! ([`ACCEPT_BACKLOG`]) and are judged when it is back at its loop.
 
-use super::DataError;
+use super::{DataError, DataStream};
 use crate::config::PortRange;
 use crate::policy::{PassiveGrant, Policy, Refusal, Who};
 use crate::proxy;
+use queue::Queue;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -23,8 +24,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use sync_wrapper::SyncWrapper;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
+
+mod queue;
 
 /// The kernel's queue of connections not yet accepted, per passive listener. The listener is
 /// drained whenever its owner is polled; the queue absorbs a burst of connects that outpaces
@@ -64,7 +67,7 @@ impl RefusedLog {
 
 /// A trusted balancer's connection whose PROXY header is being read: it gives the connection
 /// with the client the header names, or `None` when it was refused and closed.
-type Proxied = SyncWrapper<Pin<Box<dyn Future<Output = Option<(TcpStream, SocketAddr)>> + Send>>>;
+type Proxied = SyncWrapper<Pin<Box<dyn Future<Output = Option<(DataStream, SocketAddr)>> + Send>>>;
 
 /// A bound passive-mode listener. It screens arrivals whenever it is polled; dropping it (the
 /// data plan is replaced, the transfer ends, the session ends) closes the port.
@@ -73,9 +76,9 @@ pub struct PassiveListener {
     /// The session every connection is judged for.
     who: Who,
     policy: Arc<Policy>,
-    listener: TcpListener,
+    queue: Queue,
     /// The first connection from an allowed address and its source, until the transfer takes it.
-    held: Option<(TcpStream, SocketAddr)>,
+    held: Option<(DataStream, SocketAddr)>,
     /// Whether a connection was held once: later allowed ones are closed unused.
     chosen: bool,
     /// A trusted balancer's connection whose header is being read. One at a time, as before
@@ -135,7 +138,7 @@ impl PassiveListener {
             socket.set_reuseaddr(true)?;
             match socket.bind(addr) {
                 Ok(()) => {
-                    let listener = socket.listen(ACCEPT_BACKLOG)?;
+                    let queue = Queue::listen(socket, ACCEPT_BACKLOG)?;
                     policy.passive_listener(true);
                     return Ok(PassiveListener {
                         // Bound to this very address (a port of the range, never 0): no
@@ -143,7 +146,7 @@ impl PassiveListener {
                         local: addr,
                         who: grant.who().clone(),
                         policy,
-                        listener,
+                        queue,
                         held: None,
                         chosen: false,
                         proxied: None,
@@ -196,7 +199,7 @@ impl PassiveListener {
     /// before `deadline`. It is judged once more by the policy in force now; if that refuses
     /// it, it is closed unused and this fails closed. Gives the connection and its source (the
     /// client a trusted balancer named, if one relayed it).
-    pub async fn accept(&mut self, deadline: Instant) -> Result<(TcpStream, SocketAddr), DataError> {
+    pub async fn accept(&mut self, deadline: Instant) -> Result<(DataStream, SocketAddr), DataError> {
         if self.chosen && self.held.is_none() {
             return Err(DataError::Io(io::Error::other(
                 "the data connection was already taken",
@@ -267,7 +270,7 @@ impl PassiveListener {
             }
             // tokio's cooperative budget makes this return `Pending` after a long run of
             // accepts, so a flood of connects cannot hold the session's task.
-            match self.listener.poll_accept(cx) {
+            match self.queue.poll_accept(cx) {
                 Poll::Pending => return,
                 Poll::Ready(Ok((stream, peer))) => self.arrived(stream, peer),
                 Poll::Ready(Err(e)) if is_transient_accept_error(&e) => {}
@@ -282,11 +285,14 @@ impl PassiveListener {
 
     /// A connection accepted from `peer`: judged now, or once a trusted balancer's PROXY
     /// header has named its source.
-    fn arrived(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn arrived(&mut self, stream: DataStream, peer: SocketAddr) {
         // SECURITY: only a trusted peer's header names the source; from anyone else the bytes
         // are data and the TCP peer is the source the policy judges.
         if self.policy.proxy_trust(peer.ip()) {
-            self.proxied = Some(SyncWrapper::new(Box::pin(proxied_source(stream, peer))));
+            // The header is read asynchronously; a socket that cannot be registered is closed.
+            if let Ok(stream) = stream.into_registered() {
+                self.proxied = Some(SyncWrapper::new(Box::pin(proxied_source(stream, peer))));
+            }
         } else {
             self.judge(stream, peer);
         }
@@ -294,31 +300,16 @@ impl PassiveListener {
 
     /// A connection waiting in the kernel's queue, accepted without asking the runtime
     /// whether there is one (`None`: none is, or a balancer's header is being read).
-    #[cfg(unix)]
-    fn accept_queued(&mut self) -> Option<(TcpStream, SocketAddr)> {
-        use std::os::fd::{AsRawFd, FromRawFd};
+    fn accept_queued(&mut self) -> Option<(DataStream, SocketAddr)> {
         if self.proxied.is_some() {
             return None;
         }
-        // SAFETY: a std view of the listener's open descriptor for one non-blocking accept;
-        // `ManuallyDrop` leaves the descriptor to the tokio listener that owns it.
-        let queue = std::mem::ManuallyDrop::new(unsafe {
-            std::net::TcpListener::from_raw_fd(self.listener.as_raw_fd())
-        });
-        let (stream, peer) = queue.accept().ok()?;
-        stream.set_nonblocking(true).ok()?;
-        TcpStream::from_std(stream).ok().map(|stream| (stream, peer))
-    }
-
-    /// Without a direct look at the queue, the runtime's readiness is the only way in.
-    #[cfg(not(unix))]
-    fn accept_queued(&mut self) -> Option<(TcpStream, SocketAddr)> {
-        None
+        self.queue.accept_now()
     }
 
     /// One arrival from `source`: closed at once when refused (and charged to `source`), held
     /// when it is the first allowed one, closed unused otherwise.
-    fn judge(&mut self, stream: TcpStream, source: SocketAddr) {
+    fn judge(&mut self, stream: DataStream, source: SocketAddr) {
         // SECURITY: every passive connection is screened as it arrives, before the stream is
         // used at all; a refused one is closed at once and charged to its source.
         match self.policy.screen_passive_peer(&self.who, source) {
@@ -366,11 +357,11 @@ fn random_u32() -> Result<u32, getrandom::Error> {
 /// The source a trusted load balancer's PROXY header names for a data connection (read within
 /// [`proxy::HEADER_TIMEOUT`]). `None`: it sent no valid client header, and the connection has
 /// been closed, like any refused peer.
-async fn proxied_source(mut stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, SocketAddr)> {
+async fn proxied_source(mut stream: TcpStream, peer: SocketAddr) -> Option<(DataStream, SocketAddr)> {
     match tokio::time::timeout(proxy::HEADER_TIMEOUT, proxy::read_header(&mut stream)).await {
         Ok(Ok(proxy::Header::Proxied { source, .. })) => {
             tracing::debug!(proxy = %peer, source = %source, "data connection through a load balancer");
-            Some((stream, source))
+            Some((stream.into(), source))
         }
         Ok(Ok(proxy::Header::Local)) => {
             tracing::warn!(target: "fxpd::security", proxy = %peer, "data connection from a trusted proxy without a client (LOCAL) refused");
