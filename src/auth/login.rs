@@ -133,7 +133,7 @@ impl Login {
             self.db.account(&user.name)
         };
         match account {
-            Some(a) if a.limits.refusal(peer, chrono::Utc::now()).is_none() => a,
+            Some(a) if a.limits.refusal(peer, chrono::Utc::now).is_none() => a,
             _ => Arc::new(revoked()),
         }
     }
@@ -274,7 +274,7 @@ impl Login {
             self.db.account(&user.name)
         };
         let refusal = match account {
-            Some(a) => a.limits.refusal(peer, chrono::Utc::now()),
+            Some(a) => a.limits.refusal(peer, chrono::Utc::now),
             None => Some("account removed"),
         };
         match refusal {

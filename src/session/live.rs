@@ -80,7 +80,7 @@ impl Session {
             direction,
             size: running.size,
             progress: running.transfer.progress(),
-            started: std::time::Instant::now(),
+            started: running.started.into_std(),
         });
         self.shared.metrics.transfer_started(direction, self.live.storage);
     }

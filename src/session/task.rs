@@ -143,8 +143,16 @@ impl Session {
     }
 
     /// One line in the W3C log, if it is on.
-    fn log_w3c(&self, method: &'static str, uri: Option<&str>, sc_bytes: u64, cs_bytes: u64, took: Duration) {
+    fn log_w3c(
+        &self,
+        method: &'static str,
+        uri: Option<&str>,
+        sc_bytes: u64,
+        cs_bytes: u64,
+        started: Instant,
+    ) {
         let Some(w3c) = self.shared.w3c() else { return };
+        let took = started.elapsed();
         w3c.log(crate::w3c::Entry {
             time: std::time::SystemTime::now(),
             client: crate::policy::normalize(self.peer.ip()),
@@ -173,7 +181,7 @@ impl Session {
             Some(&running.path),
             sc,
             cs,
-            running.started.elapsed(),
+            running.started,
         );
     }
 
@@ -276,7 +284,7 @@ impl Session {
                     // The argument is kept only for the W3C log, when that is on.
                     let verb = command.verb();
                     let arg = self.shared.w3c().and_then(|_| command.log_arg());
-                    let started = Instant::now();
+                    let started = last_activity;
                     self.note_upload(matches!(command, Command::Stor(_) | Command::Stou));
                     let answer = self.handle(command).await.unwrap_or_else(Answer::from);
                     // A transfer is logged with its final reply, not as a command.
@@ -284,7 +292,7 @@ impl Session {
                     let flow = self.answer(answer).await?;
                     self.publish();
                     if !starts_transfer {
-                        self.log_w3c(verb, arg.as_deref(), 0, 0, started.elapsed());
+                        self.log_w3c(verb, arg.as_deref(), 0, 0, started);
                     }
                     if flow == Flow::Close {
                         return Ok(());

@@ -504,8 +504,7 @@ pub(super) fn final_reply(running: &Running, outcome: Outcome) -> Reply {
         Outcome::Cancelled => Reply::new(Code::CONNECTION_CLOSED, "Connection closed; transfer aborted."),
         Outcome::Failed => Reply::new(Code::LOCAL_ERROR, "Local error in processing."),
         Outcome::Complete { bytes, refused } => {
-            let took_ms = running.started.elapsed().as_millis() as u64;
-            tracing::info!(command = verb, path = %running.path, bytes, took_ms, "transfer complete");
+            tracing::info!(command = verb, path = %running.path, bytes, took_ms = running.started.elapsed().as_millis() as u64, "transfer complete");
             match refused.first() {
                 None => Reply::new(Code::TRANSFER_COMPLETE, "Transfer complete."),
                 Some((source, refusal)) => Reply::new(

@@ -79,14 +79,15 @@ pub struct LimitSources {
 }
 
 impl Limits {
-    /// Why the account may not be used from `peer` at `now` (for the log only: the client
-    /// is told no more than that the login is incorrect), or `None`.
-    pub fn refusal(&self, peer: IpAddr, now: DateTime<Utc>) -> Option<&'static str> {
+    /// Why the account may not be used from `peer` at the time `now` gives (read only when
+    /// the account expires; for the log only: the client is told no more than that the login
+    /// is incorrect), or `None`.
+    pub fn refusal(&self, peer: IpAddr, now: impl FnOnce() -> DateTime<Utc>) -> Option<&'static str> {
         let peer = normalize(peer);
         if self.disabled {
             return Some("account disabled");
         }
-        if self.expires.as_ref().is_some_and(|e| e.passed(now)) {
+        if self.expires.as_ref().is_some_and(|e| e.passed(now())) {
             return Some("account expired");
         }
         // SECURITY: a denied network wins over an allowed one.

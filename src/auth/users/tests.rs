@@ -260,14 +260,14 @@ fn groups_are_inherited_and_the_users_own_settings_win() {
     let after = chrono::DateTime::parse_from_rfc3339("2020-02-01T00:00:00Z")
         .unwrap()
         .to_utc();
-    assert_eq!(l.refusal(inside, before), None);
+    assert_eq!(l.refusal(inside, || before), None);
     assert_eq!(
-        l.refusal(outside, before),
+        l.refusal(outside, || before),
         Some("client network not allowed for this account")
     );
-    assert_eq!(l.refusal(inside, after), Some("account expired"));
+    assert_eq!(l.refusal(inside, || after), Some("account expired"));
     assert_eq!(
-        db.account("bob").unwrap().limits.refusal(inside, before),
+        db.account("bob").unwrap().limits.refusal(inside, || before),
         Some("account disabled")
     );
     let anon = db.anonymous_account(false);
