@@ -1,11 +1,11 @@
 //! Two fxpd nodes behind a real HAProxy (Debian's package), driven by curl, lftp and raw
 //! control connections: the scale-out set-up docs/cluster.md describes.
 //!
-//! HAProxy listens on 127.0.0.10: the FTP frontend balances control connections round-robin
+//! HAProxy listens on 127.0.0.70: the FTP frontend balances control connections round-robin
 //! over node A (127.0.0.2) and node B (127.0.0.3) with `send-proxy-v2`; each node owns half of
 //! the passive ports (A 41000-41049, B 41050-41099), and HAProxy forwards each half, port for
-//! port, to its node, again with `send-proxy-v2`. Both nodes announce 127.0.0.10 in 227
-//! replies, trust only 127.0.0.10 for PROXY headers and share one root directory.
+//! port, to its node, again with `send-proxy-v2`. Both nodes announce 127.0.0.70 in 227
+//! replies, trust only 127.0.0.70 for PROXY headers and share one root directory.
 //!
 //! Checked: uploads and downloads through the balancer (SHA-256), a file stored through one
 //! node read through the other, the FXP procedure between the cluster and a third fxpd on
@@ -15,7 +15,10 @@
 //!
 //! Needs `haproxy`, `curl` and `lftp` (tests/run.sh installs them; skipped unless
 //! FXPD_EXTERNAL_CLIENTS=1, and then a missing program is a failure). Ports 41000-41099 on
-//! 127.0.0.2, 127.0.0.3 and 127.0.0.10 are used by this file only.
+//! 127.0.0.2, 127.0.0.3 and 127.0.0.70 are used by this file only; no other test uses
+//! 127.0.0.70 at all, so no client socket of another test can hold one of the balancer's
+//! data ports when HAProxy binds them (127.0.0.10, which other tests use as a client
+//! address, once collided that way).
 
 mod common;
 
@@ -27,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const LB: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
+const LB: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 70));
 const NODE_A: &str = "127.0.0.2";
 const NODE_B: &str = "127.0.0.3";
 const PORTS_A: (u16, u16) = (41000, 41049);
@@ -109,7 +112,7 @@ backend data_b
 }
 
 fn start_haproxy(dir: &Path, a: SocketAddr, b: SocketAddr, ports: [(u16, u16); 2]) -> (Haproxy, SocketAddr) {
-    // A free port on 127.0.0.10 for the FTP frontend.
+    // A free port on the balancer's address for the FTP frontend.
     let front = TcpListener::bind(SocketAddr::new(LB, 0))
         .unwrap()
         .local_addr()
@@ -291,7 +294,7 @@ fn balanced_cluster_keeps_the_fxp_policy() {
     // The hidden-address cases, judged by the real client (127.0.0.1), not the balancer.
     let r = c.expect("PORT 127,0,0,3,200,1", 504);
     assert!(r.text().contains("(foreign-address)"), "{r}");
-    let r = c.expect("PORT 127,0,0,10,200,1", 504);
+    let r = c.expect("PORT 127,0,0,70,200,1", 504);
     assert!(
         r.text().contains("(foreign-address)"),
         "the balancer is not the client: {r}"
@@ -343,7 +346,7 @@ fn balanced_cluster_keeps_the_fxp_policy() {
             log.lines()
                 .any(|l| l.contains("connected through a load balancer")
                     && l.contains("client=127.0.0.1:")
-                    && l.contains("proxy=127.0.0.10:")),
+                    && l.contains(&format!("proxy={LB}:"))),
             "no proxied session in a node's log:\n{log}"
         );
     }
@@ -365,7 +368,7 @@ fn balanced_cluster_keeps_the_fxp_policy() {
             "no health check seen:\n{log}"
         );
         assert!(
-            !log.contains("client=127.0.0.10"),
+            !log.contains(&format!("client={LB}")),
             "a health check became a session:\n{log}"
         );
     }
