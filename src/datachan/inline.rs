@@ -23,15 +23,22 @@ pub const SMALL_FILE: u64 = 256 * 1024;
 const BUF: usize = 32 * 1024;
 
 /// `op`, unless the peer leaves it waiting for `idle` (the data timeout, as on the blocking
-/// path: a stalled peer ends the transfer).
-async fn patient<T>(idle: Duration, op: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
-    match tokio::time::timeout(idle, op).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the data connection stalled",
-        )),
-    }
+/// path: a stalled peer ends the transfer). A combinator, not an `async fn`: that would keep
+/// `op` twice in its state, as its argument and inside the timeout, and every transfer's
+/// future holds these.
+fn patient<T>(
+    idle: Duration,
+    op: impl std::future::Future<Output = io::Result<T>>,
+) -> impl std::future::Future<Output = io::Result<T>> {
+    use futures_util::FutureExt;
+    tokio::time::timeout(idle, op).map(|waited| {
+        waited.unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the data connection stalled",
+            ))
+        })
+    })
 }
 
 /// Send the `len` bytes of `file` from its position, then close the sending side.
@@ -189,9 +196,7 @@ async fn receive_from(
     progress: &AtomicU64,
     idle: Duration,
 ) -> io::Result<Received> {
-    // Not zeroed: `read_buf` fills the spare capacity, so a 4 KiB upload does not pay for
-    // clearing 64 KiB first.
-    let mut buf = Vec::with_capacity(BUF);
+    let mut buf = UploadBuf::take();
     let mut total = 0u64;
     let mut short = false;
     while total < SMALL_FILE {
@@ -207,6 +212,47 @@ async fn receive_from(
         progress.store(total, Ordering::Relaxed);
     }
     Ok(Received::More(total))
+}
+
+thread_local! {
+    /// The buffer of this thread's last small upload, kept for the next one.
+    static SPARE: std::cell::Cell<Option<Vec<u8>>> = const { std::cell::Cell::new(None) };
+}
+
+/// An upload buffer with room for [`BUF`] bytes: the thread's spare one when it has it (a
+/// session thread runs one upload's inline part at a time, usually), given back when
+/// dropped. A fresh 32 KiB allocation is a large one for glibc, whose `malloc` first merges
+/// every small free chunk for it: once per upload, and the small allocations after it paid
+/// for that too. Not zeroed: reads fill its spare room, and only what they wrote is used.
+struct UploadBuf(Vec<u8>);
+
+impl UploadBuf {
+    fn take() -> UploadBuf {
+        let spare = SPARE.with(std::cell::Cell::take);
+        UploadBuf(spare.unwrap_or_else(|| Vec::with_capacity(BUF)))
+    }
+}
+
+impl std::ops::Deref for UploadBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for UploadBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for UploadBuf {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        buf.clear();
+        // At a thread's exit there is no spare to keep.
+        let _ = SPARE.try_with(|spare| spare.set(Some(buf)));
+    }
 }
 
 /// Where an upload's first bytes are read from.
@@ -392,6 +438,23 @@ mod tests {
             assert_eq!(n, 26);
             assert_eq!(bytes, b"first part second part end", "direct: {direct}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_spare_upload_buffer_is_reused_and_holds_nothing_of_the_last_upload() {
+        let mut first = UploadBuf::take();
+        first.extend_from_slice(&[9u8; 1000]);
+        let at = first.as_ptr();
+        drop(first);
+        let second = UploadBuf::take();
+        assert_eq!(second.as_ptr(), at, "the thread's spare buffer");
+        assert!(second.is_empty() && second.capacity() >= BUF);
+        drop(second);
+        // A short upload after a long one gets its own bytes only.
+        let (n, bytes) = received(true, &[&[7u8; 20_000]], Duration::ZERO).await;
+        assert_eq!((n, bytes.len()), (20_000, 20_000));
+        let (n, bytes) = received(true, &[b"abc"], Duration::ZERO).await;
+        assert_eq!((n, bytes), (3, b"abc".to_vec()));
     }
 
     #[cfg(target_os = "linux")]

@@ -281,12 +281,13 @@ async fn run(request: Request, progress: Arc<Progress>) -> Outcome {
                 throttle,
                 max_bytes,
             };
-            let moving = io.run(job, stream, protection);
             // A passive listener keeps screening (and closing strangers' connections) until
-            // the transfer ends; then its refusals go into the final reply.
+            // the transfer ends; then its refusals go into the final reply. (The transfer's
+            // future is made in each arm: a local moved into `screening` would be kept twice
+            // in this future's state.)
             match listener.as_mut() {
-                Some(listener) => listener.screening(moving).await,
-                None => moving.await,
+                Some(listener) => listener.screening(io.run(job, stream, protection)).await,
+                None => io.run(job, stream, protection).await,
             }
         }
         Err(error) => Err(error),

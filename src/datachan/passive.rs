@@ -183,16 +183,8 @@ impl PassiveListener {
     }
 
     /// Run `work` (the transfer over the held connection) and screen arrivals meanwhile.
-    pub async fn screening<F: Future>(&mut self, work: F) -> F::Output {
-        let mut work = std::pin::pin!(work);
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(out) = work.as_mut().poll(cx) {
-                return Poll::Ready(out);
-            }
-            self.poll_screen(cx);
-            Poll::Pending
-        })
-        .await
+    pub fn screening<F: Future>(&mut self, work: F) -> Screening<'_, F> {
+        Screening { listener: self, work }
     }
 
     /// The session's data connection: the connection held already, or the first one held
@@ -327,6 +319,30 @@ impl PassiveListener {
                 drop(stream);
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A transfer's future polled with its listener's screening ([`PassiveListener::screening`]).
+    /// A struct, not an `async fn`: that would keep `work`, the whole transfer's state, twice
+    /// (as its argument and pinned), and every transfer allocates it.
+    pub struct Screening<'a, F> {
+        listener: &'a mut PassiveListener,
+        #[pin]
+        work: F,
+    }
+}
+
+impl<F: Future> Future for Screening<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.work.poll(cx) {
+            return Poll::Ready(out);
+        }
+        this.listener.poll_screen(cx);
+        Poll::Pending
     }
 }
 

@@ -40,6 +40,7 @@ impl DataStream {
     }
 
     /// The socket to use directly now, while it is not registered (`None`: it is).
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(super) fn unregistered(&self) -> Option<&std::net::TcpStream> {
         match &self.0 {
             Kind::Direct(s) => Some(s),
