@@ -5,7 +5,7 @@
 //! - [`passive`]: passive listeners, screening every arrival;
 //! - [`job`]: one transfer, polled by the session's task: the session hands over a [`Request`] and
 //!   gets a [`Transfer`] whose result is an [`Outcome`]; the byte path is chosen there;
-//! - [`stream`]: the socket, registered with the runtime only when a transfer waits on it;
+//! - `stream`: the socket, registered with the runtime only when a transfer waits on it;
 //! - [`protect`]: TLS on data connections, with the resumption check (fail closed);
 //! - `inline`, `blocking`, `transfer`: the byte loops (small files on the session's task, `sendfile`/
 //!   `splice` on a blocking thread, async copies with TYPE A conversion); [`rate`]: limits.
