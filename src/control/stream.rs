@@ -30,20 +30,7 @@ impl ControlStream {
     /// Telnet filter must see the DM where it was sent rather than lose it.
     pub fn plain(tcp: TcpStream) -> ControlStream {
         #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            let on: libc::c_int = 1;
-            // SAFETY: a valid socket descriptor and a c_int option value of the right size.
-            let _ = unsafe {
-                libc::setsockopt(
-                    tcp.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_OOBINLINE,
-                    (&on as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-        }
+        let _ = set_int_option(&tcp, libc::SOL_SOCKET, libc::SO_OOBINLINE, 1);
         ControlStream::Plain {
             tcp,
             line_open: false,
@@ -137,6 +124,34 @@ pub(crate) fn recv_now(
         };
     }
     Some(Ok(n as usize))
+}
+
+/// Sets the integer socket option `name` at `level` on `socket` to `value` (setsockopt(2)).
+/// The one place fxpd sets an option tokio does not offer: SO_OOBINLINE here, TCP_CORK and
+/// SO_RCVLOWAT on data connections (`crate::datachan`).
+#[cfg(unix)]
+pub(crate) fn set_int_option(
+    socket: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt on an open descriptor (borrowed from `socket`) with a pointer to a
+    // c_int that outlives the call and its size.
+    let done = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Without a direct read, the runtime's readiness is the only way in.

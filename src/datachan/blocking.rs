@@ -71,33 +71,47 @@ fn send_file_inner(
     progress: &AtomicU64,
     throttle: &Throttle,
 ) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
     let chunk = throttle.chunk(SENDFILE_CHUNK);
     let mut total = 0u64;
     loop {
-        // SAFETY: both descriptors are open for the duration of the call (borrowed above);
-        // a null offset makes sendfile use and advance the file's own position.
-        let n = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), std::ptr::null_mut(), chunk) };
-        match n {
-            0 => return Ok(total),
-            n if n > 0 => {
-                total += n as u64;
+        match sendfile(&*sock, file, chunk as u64) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                total += n;
                 progress.store(total, Ordering::Relaxed);
                 throttle.wait_blocking(n as usize);
             }
-            _ => {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    // Not a file sendfile can read (some special files): copy instead.
-                    _ if total == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
-                        return copy(file, sock, progress, throttle)
-                    }
-                    io::ErrorKind::WouldBlock => return Err(io::Error::new(io::ErrorKind::TimedOut, e)),
-                    _ => return Err(e),
+            Err(e) => match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                // Not a file sendfile can read (some special files): copy instead.
+                _ if total == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
+                    return copy(file, sock, progress, throttle)
                 }
-            }
+                io::ErrorKind::WouldBlock => return Err(io::Error::new(io::ErrorKind::TimedOut, e)),
+                _ => return Err(e),
+            },
         }
+    }
+}
+
+/// One `sendfile(2)` of up to `want` bytes of `file`, from its position, to `socket`.
+#[cfg(target_os = "linux")]
+pub(super) fn sendfile(socket: &impl std::os::fd::AsRawFd, file: &File, want: u64) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open for the call (borrowed); a null offset makes sendfile
+    // use and advance the file's own position.
+    let n = unsafe {
+        libc::sendfile(
+            socket.as_raw_fd(),
+            file.as_raw_fd(),
+            std::ptr::null_mut(),
+            want as usize,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as u64)
     }
 }
 
@@ -293,18 +307,8 @@ fn to_plain_blocking(sock: &TcpStream) -> io::Result<()> {
 /// Set `SO_RCVLOWAT`; false if the kernel refused it (the upload then wakes per segment).
 #[cfg(target_os = "linux")]
 fn set_rcvlowat(fd: std::os::fd::RawFd, bytes: usize) -> bool {
-    let v = bytes as libc::c_int;
-    // SAFETY: `v` outlives the call and its size is passed alongside.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    r == 0
+    crate::control::stream::set_int_option(&fd, libc::SOL_SOCKET, libc::SO_RCVLOWAT, bytes as libc::c_int)
+        .is_ok()
 }
 
 /// Wait until `fd` is readable (its low mark reached, or the peer closed) or `wait` passes.

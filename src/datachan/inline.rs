@@ -50,6 +50,7 @@ pub async fn send_small(
     progress: &AtomicU64,
     idle: Duration,
 ) -> io::Result<u64> {
+    use super::blocking::sendfile;
     use tokio::io::{AsyncWriteExt, Interest};
     let mut total = 0u64;
     // While the socket is unregistered, send directly: a fresh connection's send buffer
@@ -98,44 +99,7 @@ pub async fn send_small(
 /// Sets `TCP_CORK` on `socket`. The stream's shutdown sends what is held back.
 #[cfg(target_os = "linux")]
 fn cork(socket: &impl std::os::fd::AsRawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt on an open descriptor (borrowed) with a pointer to a c_int and its
-    // size.
-    let done = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// One `sendfile(2)` of up to `want` bytes of `file`, from its position, to `socket`.
-#[cfg(target_os = "linux")]
-fn sendfile(socket: &impl std::os::fd::AsRawFd, file: &File, want: u64) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: both descriptors are open for the call (borrowed); a null offset makes sendfile
-    // use and advance the file's own position.
-    let n = unsafe {
-        libc::sendfile(
-            socket.as_raw_fd(),
-            file.as_raw_fd(),
-            std::ptr::null_mut(),
-            want as usize,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as u64)
-    }
+    crate::control::stream::set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_CORK, 1)
 }
 
 /// Send the `len` bytes of `file` from its position, then close the sending side.
@@ -182,8 +146,7 @@ pub async fn receive_start(
     idle: Duration,
 ) -> io::Result<Received> {
     #[cfg(unix)]
-    if stream.unregistered().is_some() {
-        let socket = stream.unregistered().expect("checked above");
+    if let Some(socket) = stream.unregistered() {
         let source = Source::Direct { socket, watch: None };
         return receive_from(source, file, progress, idle).await;
     }
@@ -301,10 +264,14 @@ impl<'a> Source<'a> {
             },
             // After a short read the runtime takes the socket for drained and would wait for its
             // next readiness event; the end of a small upload is usually there already.
-            Source::Reactor(stream) => match if short { read_now(*stream, buf) } else { None } {
-                Some(read) => read,
-                None => patient(idle, stream.read_buf(buf)).await,
-            },
+            Source::Reactor(stream) => {
+                if short {
+                    if let Some(read) = read_now(*stream, buf) {
+                        return read;
+                    }
+                }
+                patient(idle, stream.read_buf(buf)).await
+            }
         }
     }
 }
