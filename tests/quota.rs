@@ -2,7 +2,9 @@
 //! an upload announced past the quota (ALLO) gets 552 before any data, one that crosses it
 //! mid-transfer (curl) stops with 552 and leaves nothing of itself while the rest of the home
 //! is unchanged by hash, DELE frees quota, the file count is enforced, and the usage is kept
-//! in `quota.json` next to the users file.
+//! in `quota.json` next to the users file. An upload stopped by ABOR or by the end of its
+//! session is charged for what it left, and uploads running at the same time share the
+//! account's room: no number of sessions takes an account past its quota.
 
 mod common;
 #[path = "common/moto.rs"]
@@ -10,6 +12,9 @@ mod moto;
 
 use common::*;
 use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 const QUOTA: &str = r#"
 [[group]]
@@ -38,6 +43,32 @@ fn recorded(s: &Server, account: &str) -> (u64, u64) {
         v[account]["bytes"].as_u64().unwrap_or(0),
         v[account]["files"].as_u64().unwrap_or(0),
     )
+}
+
+/// Waits until the file at `path` holds `len` bytes: the server has written what was sent.
+fn wait_for_size(path: &Path, len: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::metadata(path).map(|m| m.len()).unwrap_or(0) != len {
+        assert!(
+            Instant::now() < deadline,
+            "{} never held {len} bytes",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `quota.json` records `usage` for `account` (it is written when an upload ends).
+fn wait_for_usage(s: &Server, account: &str, usage: (u64, u64)) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = recorded(s, account);
+        if now == usage {
+            return;
+        }
+        assert!(Instant::now() < deadline, "usage {now:?}, never {usage:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -343,4 +374,82 @@ fn quota_scan_on_s3_counts_the_objects_under_the_users_prefix() {
     // Neither --root nor --config: refused by the command line.
     let o = cli_user(&s.users_file, &["quota-scan", "qa"]);
     assert!(!o.status.success());
+}
+
+/// An upload that does not end with its final reply still leaves a file: ABOR keeps what
+/// arrived (a client resumes it with REST), and so does a session that ends mid-upload. Both
+/// are charged, or aborting just before the end would store anything without a charge.
+#[test]
+fn an_upload_stopped_by_abor_or_by_its_session_ending_is_charged_for_what_it_left() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    let mut data = c.start_passive("STOR aborted.bin");
+    data.write_all(&random_bytes(40_000)).unwrap();
+    wait_for_size(&home.join("aborted.bin"), 40_000);
+    c.send("ABOR");
+    assert_eq!(c.read_reply().code, 426);
+    assert_eq!(c.read_reply().code, 226);
+    drop(data);
+    assert_eq!(recorded(&s, "qa"), (40_000, 1));
+
+    let mut d = s.login("qa", PASS);
+    d.expect("TYPE I", 200);
+    let mut data = d.start_passive("STOR cut.bin");
+    data.write_all(&random_bytes(25_000)).unwrap();
+    wait_for_size(&home.join("cut.bin"), 25_000);
+    drop(d);
+    wait_for_usage(&s, "qa", (65_000, 2));
+    drop(data);
+    assert_eq!(fs::metadata(home.join("cut.bin")).unwrap().len(), 25_000);
+
+    // What is left is what the charges say: 35 000 bytes.
+    assert_eq!(c.try_upload("STOR", "over.bin", &random_bytes(35_001)).code, 552);
+    c.stor("fits.bin", &random_bytes(35_000));
+    assert_eq!(recorded(&s, "qa"), (100_000, 3));
+}
+
+/// Two sessions of one account uploading at the same time share its room: both start with
+/// the whole quota free, and the one whose bytes would take the account past it stops with
+/// 552 and leaves nothing. Running uploads that create files count against `quota_files`.
+#[test]
+fn uploads_running_at_the_same_time_share_the_accounts_room() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut a = s.login("qa", PASS);
+    a.expect("TYPE I", 200);
+    let mut b = s.login("qa", PASS);
+    b.expect("TYPE I", 200);
+    let mut to_a = a.start_passive("STOR a.bin");
+    let mut to_b = b.start_passive("STOR b.bin");
+    let first = random_bytes(70_000);
+    to_a.write_all(&first).unwrap();
+    wait_for_size(&home.join("a.bin"), 70_000);
+    let _ = to_b.write_all(&random_bytes(70_000));
+    drop(to_b);
+    let r = b.read_reply();
+    assert_eq!(r.code, 552, "the second upload: {r}");
+    assert!(!home.join("b.bin").exists(), "the stopped upload left its file");
+    drop(to_a);
+    Ctrl::assert_transfer_end("STOR a.bin", &a.read_reply());
+    assert_eq!(sha256_file(&home.join("a.bin")), sha256_bytes(&first));
+    assert_eq!(recorded(&s, "qa"), (70_000, 1));
+
+    // One file held, two being created: a third new file is refused before any data.
+    let mut to_a = a.start_passive("STOR x.bin");
+    let mut to_b = b.start_passive("STOR y.bin");
+    let mut c = s.login("qa", PASS);
+    let r = c.try_upload("STOR", "z.bin", b"z");
+    assert_eq!(
+        r.first(),
+        "552 Quota exceeded: this account may hold at most 3 files."
+    );
+    assert!(!home.join("z.bin").exists());
+    to_a.write_all(b"x").unwrap();
+    to_b.write_all(b"y").unwrap();
+    drop((to_a, to_b));
+    Ctrl::assert_transfer_end("STOR x.bin", &a.read_reply());
+    Ctrl::assert_transfer_end("STOR y.bin", &b.read_reply());
+    assert_eq!(recorded(&s, "qa"), (70_002, 3));
 }

@@ -10,6 +10,8 @@
 //!   user name (which slow it down, never lock it).
 //! - `login.rs`: [`Login`], what a session calls for `USER`/`PASS` (RFC 959 section 4.1.1),
 //!   including anonymous login (RFC 1635).
+//! - `quota.rs`: [`quota::QuotaBook`], each account's usage in a state file; `inflight.rs`:
+//!   what its running uploads have written and not yet charged, which they share the room of.
 //! - `admin.rs`: `fxpd user add|remove|list|set|show|explain` and `fxpd group add|remove|list`.
 //!
 //! The users file also holds groups, the `[anonymous]` and `[everyone]` tables and each
@@ -21,6 +23,7 @@
 
 pub mod admin;
 mod guard;
+pub mod inflight;
 mod login;
 mod password;
 pub mod quota;

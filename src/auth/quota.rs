@@ -6,13 +6,16 @@
 //!
 //! The limits themselves (`quota_bytes`, `quota_files`) are users-file settings of the same
 //! layers as `max_upload_bytes` ([`super::users`]); a group's quota applies to each member's
-//! own usage (per member, not shared by the group).
+//! own usage (per member, not shared by the group). What uploads running now have written is
+//! not in the file until each ends: the book's [`InFlight`] counts it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+
+use super::inflight::{Draw, InFlight};
 
 /// What one account holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +34,8 @@ pub struct QuotaBook {
     path: Option<PathBuf>,
     /// Held while the file is read and rewritten: one change at a time in this process.
     writing: Mutex<()>,
+    /// What running uploads have written and not yet charged.
+    in_flight: InFlight,
 }
 
 /// The state file of the users file at `users_file`: `quota.json` in the same directory.
@@ -50,6 +55,7 @@ impl QuotaBook {
             return Ok(QuotaBook {
                 path: None,
                 writing: Mutex::new(()),
+                in_flight: InFlight::default(),
             });
         };
         let path = state_path(users_file);
@@ -57,7 +63,15 @@ impl QuotaBook {
         Ok(QuotaBook {
             path: Some(path),
             writing: Mutex::new(()),
+            in_flight: InFlight::default(),
         })
+    }
+
+    /// Starts an upload of `account` (`creates`: it makes a new file): its share of the
+    /// account's room, to take before [`QuotaBook::usage`] is read and to drop once the upload
+    /// is charged ([`QuotaBook::charge`]).
+    pub fn draw(&self, account: &str, creates: bool) -> Draw {
+        self.in_flight.draw(account, creates)
     }
 
     /// What `account` holds now; an error when the state file cannot be read (the caller

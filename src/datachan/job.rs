@@ -12,7 +12,7 @@ use super::blocking;
 use super::inline;
 use super::protect::Protection;
 use super::rate::Throttle;
-use super::transfer::{receive, send, Direction, Inbound};
+use super::transfer::{receive, send, Direction, Inbound, UploadCap};
 use super::{connect_active, DataError, DataStream, PassiveListener, RefusedLog};
 use crate::policy::Approved;
 use crate::storage::{Download, ObjectReader, ObjectUpload, Upload, UploadGuard};
@@ -113,9 +113,9 @@ pub struct Request {
     pub local_ip: IpAddr,
     /// The rate limits for this transfer's direction.
     pub throttle: Throttle,
-    /// An upload: the most bytes it may write (`max_upload_bytes` less the offset); past it
-    /// the transfer stops with [`Outcome::TooLarge`].
-    pub max_bytes: Option<u64>,
+    /// An upload: what it may write (its size limit, its account's quota room); past it the
+    /// transfer stops with [`Outcome::TooLarge`].
+    pub cap: UploadCap,
 }
 
 /// How a transfer ended.
@@ -218,7 +218,8 @@ impl Transfer {
     /// Stop the transfer: its future is dropped, which closes its sockets and files (an
     /// object upload is left to its own guard; a copy on a blocking thread ends promptly,
     /// its socket shut down by the kill switch the future held).
-    pub async fn abort(mut self) {
+    /// Its counters stay readable; polled again, it ends as [`Outcome::Cancelled`].
+    pub fn abort(&mut self) {
         self.run = None;
     }
 }
@@ -258,7 +259,7 @@ async fn run(request: Request, progress: Arc<Progress>) -> Outcome {
         timeout,
         local_ip,
         throttle,
-        max_bytes,
+        cap,
     } = request;
     let (connected, mut listener) = match plan {
         Plan::Passive(mut listener) => {
@@ -279,7 +280,7 @@ async fn run(request: Request, progress: Arc<Progress>) -> Outcome {
                 timeout,
                 progress,
                 throttle,
-                max_bytes,
+                cap,
             };
             // A passive listener keeps screening (and closing strangers' connections) until
             // the transfer ends; then its refusals go into the final reply. (The transfer's
@@ -307,8 +308,8 @@ struct TransferIo {
     progress: Arc<Progress>,
     /// The rate limits for this transfer's direction.
     throttle: Throttle,
-    /// An upload's size limit: counted in the async loop, so the fast paths are skipped.
-    max_bytes: Option<u64>,
+    /// An upload's limits: counted in the async loop, so the fast paths are skipped.
+    cap: UploadCap,
 }
 
 /// A failed copy as an outcome.
@@ -348,7 +349,7 @@ impl TransferIo {
     async fn run_plain(self, job: Job, stream: DataStream) -> Result<u64, Outcome> {
         let (progress, throttle) = (self.progress.clone(), self.throttle.clone());
         let inline = throttle.is_unlimited();
-        if self.max_bytes.is_some() && job.receives() {
+        if self.cap.is_limited() && job.receives() {
             // A size limit is counted in the async loop.
             return Box::pin(self.run_async(job, registered(stream)?, false)).await;
         }
@@ -411,7 +412,7 @@ impl TransferIo {
             Job::ReceiveFile(file) => {
                 let mut file = tokio::fs::File::from_std(file);
                 let mut input = Inbound::new(&mut stream, self.ascii);
-                let received = receive(&mut input, &mut file, progress, &self.throttle, self.max_bytes)
+                let received = receive(&mut input, &mut file, progress, &self.throttle, &self.cap)
                     .await
                     .map_err(copy_failed);
                 // The sender waits for our end of the stream too (TLS: close_notify).
@@ -425,8 +426,7 @@ impl TransferIo {
             }
             Job::ReceiveObject(mut upload) => {
                 let mut input = Inbound::new(&mut stream, self.ascii);
-                let received =
-                    receive(&mut input, &mut upload, progress, &self.throttle, self.max_bytes).await;
+                let received = receive(&mut input, &mut upload, progress, &self.throttle, &self.cap).await;
                 // Commit only after the data connection ended cleanly; otherwise nothing stays.
                 let received = match received {
                     Ok(bytes) => upload.finish().await.map(|()| bytes).map_err(Outcome::Storage),

@@ -37,6 +37,7 @@ pub use job::{start, Job, Outcome, Plan, Progress, Request, Transfer};
 pub use passive::{PassiveListener, RefusedLog, REFUSED_KEPT};
 pub use protect::{DataTls, Protection, TlsUnavailable};
 pub use stream::DataStream;
+pub use transfer::UploadCap;
 
 #[cfg(doc)]
 use crate::policy::PassiveGrant;

@@ -6,8 +6,10 @@
 //! the transfer runs.
 
 use super::rate::Throttle;
+use crate::auth::inflight::Draw;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -67,9 +69,34 @@ pub enum Direction {
     Network(std::io::Error),
     /// Writing to the file.
     Storage(std::io::Error),
-    /// The client sent more than the upload may write (`max_upload_bytes`); the chunk that
-    /// crossed the limit was not written.
+    /// The client sent more than the upload may write (`max_upload_bytes`, or its
+    /// account's quota room); the chunk that crossed the limit was not written.
     TooLarge,
+}
+
+/// What an upload may write: its own most bytes and its share of its account's quota room.
+#[derive(Debug, Default)]
+pub struct UploadCap {
+    /// The most bytes this upload may write (`max_upload_bytes` less the offset).
+    pub max_bytes: Option<u64>,
+    /// Its draw on the room its account's running uploads share (a byte quota).
+    pub quota: Option<Arc<Draw>>,
+}
+
+impl UploadCap {
+    /// Whether a limit applies: the bytes are then counted in the async loop.
+    pub fn is_limited(&self) -> bool {
+        self.max_bytes.is_some() || self.quota.is_some()
+    }
+
+    /// Whether `n` more bytes may follow the `total` written: they are taken from the quota
+    /// room if so.
+    fn admits(&self, total: u64, n: u64) -> bool {
+        if self.max_bytes.is_some_and(|max| total + n > max) {
+            return false;
+        }
+        self.quota.as_ref().is_none_or(|draw| draw.take(n))
+    }
 }
 
 /// Copy the data connection `src` into `dst` until the peer closes (binary mode over TLS,
@@ -79,7 +106,7 @@ pub async fn receive<R, W>(
     dst: &mut W,
     progress: &AtomicU64,
     throttle: &Throttle,
-    limit: Option<u64>,
+    cap: &UploadCap,
 ) -> Result<u64, Direction>
 where
     R: AsyncRead + Unpin + ?Sized,
@@ -93,7 +120,7 @@ where
             break;
         }
         // SECURITY: nothing past the limit reaches storage.
-        if limit.is_some_and(|max| total + n as u64 > max) {
+        if !cap.admits(total, n as u64) {
             return Err(Direction::TooLarge);
         }
         dst.write_all(&buf[..n]).await.map_err(Direction::Storage)?;

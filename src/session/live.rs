@@ -108,7 +108,8 @@ impl Session {
             let path = running.path.clone();
             let upload = running.verb.uploads();
             let object = running.upload.is_some();
-            let text = stop(running, "operator").await;
+            let mut running = running;
+            let text = stop(&mut running, "operator").await;
             if upload && !object && self.live.fresh_upload {
                 match self.home().delete(&path).await {
                     Ok(()) => tracing::info!(path = %path, "partial upload removed after the kick"),
@@ -117,6 +118,7 @@ impl Session {
                     }
                 }
             }
+            self.settle_charge(&running, true).await;
             self.transfer_ended("kicked");
             replies.push(Reply::new(Code::CONNECTION_CLOSED, text));
         }
@@ -129,9 +131,10 @@ impl Session {
 }
 
 /// Stop a running transfer the way ABOR does ([`Session::abor`] shares it); the text of the
-/// 426 that says so.
-pub(super) async fn stop(running: Running, by: &'static str) -> &'static str {
-    running.transfer.abort().await;
+/// 426 that says so. An upload's charge is the caller's to settle
+/// ([`Session::settle_charge`]), once its file is as it stays.
+pub(super) async fn stop(running: &mut Running, by: &'static str) -> &'static str {
+    running.transfer.abort();
     let verb = running.verb.as_str();
     tracing::info!(command = verb, path = %running.path, "transfer aborted by the {by}");
     match &running.upload {

@@ -119,8 +119,12 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
         return;
     }
     let result = session.main_loop().await;
-    // A transfer still running stops with the session (dropping it aborts it).
-    drop(session.transfer.take());
+    // A transfer still running stops with the session, and an upload is charged for what
+    // it left.
+    if let Some(mut running) = session.transfer.take() {
+        super::live::stop(&mut running, "end of the session").await;
+        session.settle_charge(&running, true).await;
+    }
     session.transfer_ended("disconnected");
     match result {
         Ok(()) => tracing::info!("disconnected"),
@@ -315,13 +319,21 @@ impl Session {
         }
     }
 
-    /// An upload ended (whatever its outcome, after an overflow was discarded): its account's
-    /// quota usage takes the difference it made to its file.
-    async fn settle_charge(&self, running: &Running) {
+    /// An upload ended (whatever its outcome, after an overflow was discarded; `stopped`: by
+    /// ABOR, a kick or the end of the session): its account's quota usage takes the
+    /// difference it made to its file. Every path that ends an upload comes here, or
+    /// stopping an upload just before its end would store anything without a charge.
+    pub(super) async fn settle_charge(&self, running: &Running, stopped: bool) {
         let (Some(charge), Some(l)) = (&running.charge, self.logged_in()) else {
             return;
         };
-        let after = l.home.file_stat(&running.path).await.ok().map(|s| s.len);
+        let mut after = l.home.file_stat(&running.path).await.ok().map(|s| s.len);
+        if stopped && running.upload.is_none() {
+            // SECURITY: a stopped upload's last write to its file may land after this look;
+            // what the upload took from its room is written, or being written.
+            let taken = charge.start.saturating_add(charge.draw.taken());
+            after = after.map(|len| len.max(taken));
+        }
         let mut bytes = i128::from(after.unwrap_or(0)) - i128::from(charge.before.unwrap_or(0));
         let mut files = i64::from(after.is_some()) - i64::from(charge.before.is_some());
         // SECURITY: in a virtual folder the file may have been another account's: shrinking
@@ -356,7 +368,7 @@ impl Session {
         if overflow {
             self.discard_overflow(&running).await;
         }
-        self.settle_charge(&running).await;
+        self.settle_charge(&running, false).await;
         match preliminary {
             Some(preliminary) => self.send_pair(preliminary, reply).await?,
             None => self.send(reply).await?,

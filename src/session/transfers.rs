@@ -10,10 +10,11 @@
 use super::answer::{say, Answer, Failure, Handled, Then};
 use super::path::{file_name, resolve};
 use super::{Running, Session};
+use crate::auth::inflight::Draw;
 use crate::control::command::TransferType;
 use crate::control::reply::{Code, Reply};
 use crate::datachan::rate::{Limiter, Throttle};
-use crate::datachan::{self, DataError, Job, Outcome, Request};
+use crate::datachan::{self, DataError, Job, Outcome, Request, UploadCap};
 use crate::listing;
 use crate::rights::Right;
 use crate::storage::{UploadGuard, WriteMode};
@@ -88,6 +89,10 @@ pub(super) struct Charge {
     pub(super) account: String,
     /// The file's size before the upload; `None`: it did not exist.
     pub(super) before: Option<u64>,
+    /// Where the upload starts writing.
+    pub(super) start: u64,
+    /// Its share of the account's room while it runs; dropped with the charge, once settled.
+    pub(super) draw: Arc<Draw>,
 }
 
 impl Prepared {
@@ -137,8 +142,8 @@ impl Session {
     }
 
     /// The preliminary reply and the transfer of `job` on the planned data connection, to be
-    /// started by the session loop once the reply is out. `upload_terms`: an upload's byte
-    /// limit (with what its file is cut back to when it is crossed) and its quota charge.
+    /// started by the session loop once the reply is out. `terms`: an upload's limits and
+    /// quota charge.
     fn prepare(
         &mut self,
         verb: TransferVerb,
@@ -146,7 +151,7 @@ impl Session {
         size: Option<u64>,
         preliminary: Reply,
         job: Job,
-        upload_terms: (Option<UploadLimit>, Option<Charge>),
+        terms: UploadTerms,
     ) -> Handled {
         let plan = self.data.take().ok_or(Failure::NoDataConnection)?;
         self.protection_required()?;
@@ -162,7 +167,7 @@ impl Session {
             ascii: self.transfer_type == TransferType::Ascii,
             timeout: std::time::Duration::from_secs(self.settings.config.limits.data_timeout_secs),
             local_ip: self.local.ip(),
-            max_bytes: upload_terms.0.map(|l| l.max_bytes),
+            cap: terms.cap(),
         };
         let prepared = Prepared {
             request,
@@ -170,8 +175,8 @@ impl Session {
             path,
             size,
             upload,
-            keep_on_overflow: upload_terms.0.map(|l| l.keep),
-            charge: upload_terms.1,
+            keep_on_overflow: terms.cap_limited().then_some(terms.keep),
+            charge: terms.charge,
         };
         Ok(Answer::new(preliminary).then(Then::Transfer(Box::new(prepared))))
     }
@@ -221,7 +226,7 @@ impl Session {
             Some(size),
             preliminary,
             Job::from(download),
-            (None, None),
+            UploadTerms::default(),
         )
     }
 
@@ -274,68 +279,80 @@ impl Session {
         }
     }
 
-    /// The byte limit of an upload that writes from `offset`: refused before any data when
-    /// the offset is already at the limit, or when the size ALLO `announced` would take the
-    /// file past it.
-    fn upload_limit(&self, offset: u64, announced: Option<u64>) -> Result<Option<UploadLimit>, Failure> {
-        let Some(max) = self.account().limits.max_upload_bytes else {
-            return Ok(None);
-        };
-        if offset > max {
-            return Err(Failure::UploadTooLarge { max });
-        }
-        // SECURITY: checked before the file is opened, created or truncated.
-        if announced.is_some_and(|size| size > max - offset) {
-            return Err(Failure::UploadTooLarge { max });
-        }
-        Ok(Some(UploadLimit {
-            max_bytes: max - offset,
-            keep: offset,
-        }))
-    }
-
-    /// The account's quota room for an upload that writes from `start` into a file of
-    /// `before` bytes (`None`: a new file): the most bytes it may write, and the charge to
-    /// settle when it ends. Refused before any data when a new file would pass `quota_files`,
-    /// when no byte is left, or when the size ALLO `announced` does not fit. `(None, None)`:
-    /// the account has no quota.
-    fn quota_room(
+    /// The limits of an upload that writes from `start` into a file of `before` bytes
+    /// (`None`: a new file), refused before any data when they leave it nothing, or when the
+    /// size ALLO `announced` does not fit: the account's `max_upload_bytes`, and its quota
+    /// (see [`Session::quota_charge`]). A file is cut back to `start` when they are crossed.
+    fn upload_terms(
         &self,
         before: Option<u64>,
         start: u64,
         announced: Option<u64>,
-    ) -> Result<(Option<u64>, Option<Charge>), Failure> {
+    ) -> Result<UploadTerms, Failure> {
+        let max_bytes = match self.account().limits.max_upload_bytes {
+            None => None,
+            // SECURITY: checked before the file is opened, created or truncated.
+            Some(max) if start > max || announced.is_some_and(|size| size > max - start) => {
+                return Err(Failure::UploadTooLarge { max });
+            }
+            Some(max) => Some(max - start),
+        };
+        Ok(UploadTerms {
+            max_bytes,
+            keep: start,
+            charge: self.quota_charge(before, start, announced)?,
+        })
+    }
+
+    /// The quota charge of an upload that writes from `start` into a file of `before` bytes,
+    /// with its draw on the account's room: what the quota leaves after the state file's
+    /// usage and what the account's running uploads have written or are creating. Refused
+    /// before any data when a new file would pass `quota_files`, when no byte is left, or
+    /// when `announced` does not fit. `None`: the account has no quota.
+    fn quota_charge(
+        &self,
+        before: Option<u64>,
+        start: u64,
+        announced: Option<u64>,
+    ) -> Result<Option<Charge>, Failure> {
         let limits = &self.account().limits;
         if limits.quota_bytes.is_none() && limits.quota_files.is_none() {
-            return Ok((None, None));
+            return Ok(None);
         }
         let account = self.login().user.name.clone();
+        // SECURITY: the draw is taken before the usage is read (see `QuotaBook::draw`), and
+        // from now on every running upload of the account takes its bytes from one room.
+        let mut draw = self.shared.quotas.draw(&account, before.is_none());
+        let unsettled = draw.unsettled();
         let used = self.shared.quotas.usage(&account).map_err(|e| {
             tracing::error!(error = %e, "quota usage unreadable: upload refused");
             Failure::QuotaUnavailable
         })?;
         if let Some(quota) = limits.quota_files {
             // SECURITY: checked before the file is opened or created.
-            if before.is_none() && used.files >= quota {
+            if before.is_none() && used.files.saturating_add(unsettled.files) >= quota {
                 return Err(Failure::QuotaExceeded { what: "files", quota });
             }
         }
-        let room = match limits.quota_bytes {
-            None => None,
-            Some(quota) => {
-                // Written bytes up to the old end replace bytes already counted; past it
-                // they grow the file (a STOR over a file replaces all of it: start is 0).
-                let room = i128::from(quota) + i128::from(before.unwrap_or(0))
-                    - i128::from(used.bytes)
-                    - i128::from(start);
-                let room = u64::try_from(room.max(0)).unwrap_or(u64::MAX);
-                if room == 0 || announced.is_some_and(|size| size > room) {
-                    return Err(Failure::QuotaExceeded { what: "bytes", quota });
-                }
-                Some(room)
+        if let Some(quota) = limits.quota_bytes {
+            // Written bytes up to the old end replace bytes already counted; past it they
+            // grow the file (a STOR over a file replaces all of it: start is 0).
+            let room = i128::from(quota) + i128::from(before.unwrap_or(0))
+                - i128::from(used.bytes)
+                - i128::from(unsettled.bytes)
+                - i128::from(start);
+            let room = u64::try_from(room.max(0)).unwrap_or(u64::MAX);
+            if room == 0 || announced.is_some_and(|size| size > room) {
+                return Err(Failure::QuotaExceeded { what: "bytes", quota });
             }
-        };
-        Ok((room, Some(Charge { account, before })))
+            draw.limit_to(room);
+        }
+        Ok(Some(Charge {
+            account,
+            before,
+            start,
+            draw: Arc::new(draw),
+        }))
     }
 
     /// STOR or APPE (`append`) of `arg`, from `offset` (REST); `announced`: the size ALLO
@@ -353,9 +370,7 @@ impl Session {
         let (right, mode, start) = Self::upload_right(offset, append, before);
         self.may_open(&target, right)?;
         self.transfer_precheck()?;
-        let limit = self.upload_limit(start, announced)?;
-        let (room, charge) = self.quota_room(before, start, announced)?;
-        let limit = merge_limits(limit, room, start);
+        let mut terms = self.upload_terms(before, start, announced)?;
         let verb = if append {
             TransferVerb::Appe
         } else {
@@ -366,20 +381,10 @@ impl Session {
             Err(e) => return Err(self.refused_open(&target, right, e)),
         };
         // The file may have grown since the stat (APPE): keep what it held when opened.
-        let limit = limit.map(|l| UploadLimit {
-            max_bytes: l.max_bytes.saturating_sub(offset.saturating_sub(start)),
-            keep: offset,
-        });
+        terms.opened_at(start, offset);
         let preliminary = self.stor_opening(&target);
         tracing::debug!(command = verb.as_str(), path = %target, offset, "upload");
-        self.prepare(
-            verb,
-            target,
-            None,
-            preliminary,
-            Job::from(upload),
-            (limit, charge),
-        )
+        self.prepare(verb, target, None, preliminary, Job::from(upload), terms)
     }
 
     /// STOU: a new file under a unique name; `announced`: the size ALLO gave, if any.
@@ -413,20 +418,11 @@ impl Session {
         }
         let target = resolve(&self.login().cwd, &name);
         self.may(&target, Right::Upload)?;
-        let limit = self.upload_limit(0, announced)?;
-        let (room, charge) = self.quota_room(None, 0, announced)?;
-        let limit = merge_limits(limit, room, 0);
+        let terms = self.upload_terms(None, 0, announced)?;
         let (upload, _) = self.home().open_write(&target, WriteMode::New).await?;
         let job = Job::from(upload);
         let preliminary = Reply::new(Code::OPENING, format!("FILE: {name}"));
-        self.prepare(
-            TransferVerb::Stou,
-            target,
-            None,
-            preliminary,
-            job,
-            (limit, charge),
-        )
+        self.prepare(TransferVerb::Stou, target, None, preliminary, job, terms)
     }
 
     pub(super) async fn list(&mut self, format: ListFormat, arg: Option<&str>) -> Handled {
@@ -455,7 +451,14 @@ impl Session {
         let path = resolve(&self.login().cwd, arg.unwrap_or("."));
         let preliminary = Reply::new(Code::OPENING, "Opening ASCII mode data connection for file list.");
         let size = Some(body.len() as u64);
-        self.prepare(verb, path, size, preliminary, Job::Listing(body), (None, None))
+        self.prepare(
+            verb,
+            path,
+            size,
+            preliminary,
+            Job::Listing(body),
+            UploadTerms::default(),
+        )
     }
 
     /// ABOR (RFC 959 4.1.3): a running transfer is stopped and answered with 426 before the
@@ -463,37 +466,52 @@ impl Session {
     pub(super) async fn abor(&mut self) -> Handled {
         self.data = None;
         let done = Reply::new(Code::TRANSFER_COMPLETE, "ABOR command successful.");
-        let Some(running) = self.transfer.take() else {
+        let Some(mut running) = self.transfer.take() else {
             return Ok(Answer::new(done));
         };
-        let text = super::live::stop(running, "client").await;
+        let text = super::live::stop(&mut running, "client").await;
+        self.settle_charge(&running, true).await;
         Ok(Answer::new(Reply::new(Code::CONNECTION_CLOSED, text)).and(done))
     }
 }
 
-/// The tighter of the size limit and the quota room (`keep`: what the file is cut back to
-/// when the quota's room is crossed, the upload's start).
-fn merge_limits(limit: Option<UploadLimit>, room: Option<u64>, keep: u64) -> Option<UploadLimit> {
-    match (limit, room) {
-        (limit, None) => limit,
-        (None, Some(room)) => Some(UploadLimit {
-            max_bytes: room,
-            keep,
-        }),
-        (Some(limit), Some(room)) => Some(UploadLimit {
-            max_bytes: limit.max_bytes.min(room),
-            keep: limit.keep,
-        }),
-    }
+/// An upload's limits and quota charge (none for a download or a listing).
+#[derive(Debug, Default)]
+pub(super) struct UploadTerms {
+    /// The most bytes it may write (`max_upload_bytes` less where it starts).
+    max_bytes: Option<u64>,
+    /// What its file is cut back to when a limit is crossed (its size before; 0: removed).
+    keep: u64,
+    /// The quota charge, with the upload's draw on its account's room.
+    charge: Option<Charge>,
 }
 
-/// An upload's size limit.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct UploadLimit {
-    /// The most bytes this upload may write.
-    max_bytes: u64,
-    /// What the file is cut back to when the limit is crossed (its size before; 0: removed).
-    keep: u64,
+impl UploadTerms {
+    /// The file was opened at `offset`, not at the `start` the limits were set for (an APPE
+    /// whose file grew since it was measured): it is cut back to what it held when opened, and
+    /// the size limit counts from there.
+    fn opened_at(&mut self, start: u64, offset: u64) {
+        let grown = offset.saturating_sub(start);
+        self.max_bytes = self.max_bytes.map(|max| max.saturating_sub(grown));
+        self.keep = offset;
+    }
+
+    /// What the transfer counts the upload's bytes against.
+    fn cap(&self) -> UploadCap {
+        UploadCap {
+            max_bytes: self.max_bytes,
+            quota: self
+                .charge
+                .as_ref()
+                .filter(|c| c.draw.is_limited())
+                .map(|c| c.draw.clone()),
+        }
+    }
+
+    /// Whether a limit can stop the upload.
+    fn cap_limited(&self) -> bool {
+        self.max_bytes.is_some() || self.charge.as_ref().is_some_and(|c| c.draw.is_limited())
+    }
 }
 
 /// The final reply of a transfer (RFC 959 4.2: 226 on success, 425 when no data
