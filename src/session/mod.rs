@@ -17,6 +17,8 @@
 //!   SSCN), `dataconn` (PORT, EPRT, PASV, EPSV, CPSV), `files` (CWD, MKD, DELE, RNFR, SIZE,
 //!   MLST, HASH...), `transfers` (RETR, STOR, APPE, STOU, LIST, NLST, MLSD, REST, ABOR),
 //!   `info` (FEAT, SYST, STAT, HELP, OPTS, TYPE, SITE);
+//! - `upload_terms`: what an upload may write (its right, size limit and quota room) and, when
+//!   it ends whichever way, its charge;
 //! - `rights`: the one rights check every file-touching handler makes ([`crate::rights`]);
 //! - `live`: what the session publishes for the admin listener and counts for the metrics,
 //!   and how it obeys a kick;
@@ -38,6 +40,7 @@ mod rights;
 mod security;
 mod task;
 mod transfers;
+mod upload_terms;
 
 pub use task::run;
 
@@ -99,7 +102,7 @@ struct Running {
     /// An object upload: discarded (aborted) unless it completes.
     upload: Option<Arc<UploadGuard>>,
     /// An upload charged to its account's quota usage when it ends.
-    charge: Option<transfers::Charge>,
+    charge: Option<upload_terms::Charge>,
     /// A file upload stopped at its size limit is cut back to this many bytes (0: removed).
     keep_on_overflow: Option<u64>,
 }

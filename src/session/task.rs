@@ -306,44 +306,6 @@ impl Session {
         }
     }
 
-    /// An upload stopped at its size limit: its file is cut back to what it held before (or
-    /// removed), before the 552 goes out.
-    async fn discard_overflow(&self, running: &Running) {
-        let Some(keep) = running.keep_on_overflow else {
-            return;
-        };
-        if let Some(l) = self.logged_in() {
-            if let Err(e) = l.home.discard_upload(&running.path, keep).await {
-                tracing::error!(path = %running.path, error = ?e, "cannot remove the rest of an upload stopped at its size limit");
-            }
-        }
-    }
-
-    /// An upload ended (whatever its outcome, after an overflow was discarded; `stopped`: by
-    /// ABOR, a kick or the end of the session): its account's quota usage takes the
-    /// difference it made to its file. Every path that ends an upload comes here, or
-    /// stopping an upload just before its end would store anything without a charge.
-    pub(super) async fn settle_charge(&self, running: &Running, stopped: bool) {
-        let (Some(charge), Some(l)) = (&running.charge, self.logged_in()) else {
-            return;
-        };
-        let mut after = l.home.file_stat(&running.path).await.ok().map(|s| s.len);
-        if stopped && running.upload.is_none() {
-            // SECURITY: a stopped upload's last write to its file may land after this look;
-            // what the upload took from its room is written, or being written.
-            let taken = charge.start.saturating_add(charge.draw.taken());
-            after = after.map(|len| len.max(taken));
-        }
-        let mut bytes = i128::from(after.unwrap_or(0)) - i128::from(charge.before.unwrap_or(0));
-        let mut files = i64::from(after.is_some()) - i64::from(charge.before.is_some());
-        // SECURITY: in a virtual folder the file may have been another account's: shrinking
-        // it frees nothing (see DELE).
-        if l.home.in_folder(&running.path) {
-            (bytes, files) = (bytes.max(0), files.max(0));
-        }
-        self.shared.quotas.charge(&charge.account, bytes, files);
-    }
-
     /// Wait for the running transfer and send its final reply.
     async fn finish_transfer(&mut self) -> std::io::Result<()> {
         if let Some(mut running) = self.transfer.take() {

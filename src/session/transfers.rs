@@ -9,12 +9,12 @@
 
 use super::answer::{say, Answer, Failure, Handled, Then};
 use super::path::{file_name, resolve};
+use super::upload_terms::{Charge, UploadTerms};
 use super::{Running, Session};
-use crate::auth::inflight::Draw;
 use crate::control::command::TransferType;
 use crate::control::reply::{Code, Reply};
 use crate::datachan::rate::{Limiter, Throttle};
-use crate::datachan::{self, DataError, Job, Outcome, Request, UploadCap};
+use crate::datachan::{self, DataError, Job, Outcome, Request};
 use crate::listing;
 use crate::rights::Right;
 use crate::storage::{UploadGuard, WriteMode};
@@ -79,20 +79,6 @@ pub(super) struct Prepared {
     keep_on_overflow: Option<u64>,
     /// An upload charged to its account's quota usage when it ends.
     charge: Option<Charge>,
-}
-
-/// An upload to be charged to its account's quota usage when it ends: the difference its
-/// file's size (and existence) made.
-#[derive(Debug, Clone)]
-pub(super) struct Charge {
-    /// The account charged.
-    pub(super) account: String,
-    /// The file's size before the upload; `None`: it did not exist.
-    pub(super) before: Option<u64>,
-    /// Where the upload starts writing.
-    pub(super) start: u64,
-    /// Its share of the account's room while it runs; dropped with the charge, once settled.
-    pub(super) draw: Arc<Draw>,
 }
 
 impl Prepared {
@@ -264,97 +250,6 @@ impl Session {
         }
     }
 
-    /// Which right an upload needs, and how its file is opened: STOR of a new file is
-    /// `upload` (opened exclusively), over an existing one `overwrite`; APPE to an existing
-    /// file, and STOR after REST, are `append`; APPE of a missing file creates it (`upload`).
-    /// Also returns where the upload starts writing. `existing`: the target's size, if it is
-    /// there.
-    fn upload_right(offset: u64, append: bool, existing: Option<u64>) -> (Right, WriteMode, u64) {
-        match (append, offset, existing) {
-            (true, _, Some(len)) => (Right::Append, WriteMode::Append, len),
-            (true, _, None) => (Right::Upload, WriteMode::Append, 0),
-            (false, 0, Some(_)) => (Right::Overwrite, WriteMode::At(0), 0),
-            (false, 0, None) => (Right::Upload, WriteMode::New, 0),
-            (false, offset, _) => (Right::Append, WriteMode::At(offset), offset),
-        }
-    }
-
-    /// The limits of an upload that writes from `start` into a file of `before` bytes
-    /// (`None`: a new file), refused before any data when they leave it nothing, or when the
-    /// size ALLO `announced` does not fit: the account's `max_upload_bytes`, and its quota
-    /// (see [`Session::quota_charge`]). A file is cut back to `start` when they are crossed.
-    fn upload_terms(
-        &self,
-        before: Option<u64>,
-        start: u64,
-        announced: Option<u64>,
-    ) -> Result<UploadTerms, Failure> {
-        let max_bytes = match self.account().limits.max_upload_bytes {
-            None => None,
-            // SECURITY: checked before the file is opened, created or truncated.
-            Some(max) if start > max || announced.is_some_and(|size| size > max - start) => {
-                return Err(Failure::UploadTooLarge { max });
-            }
-            Some(max) => Some(max - start),
-        };
-        Ok(UploadTerms {
-            max_bytes,
-            keep: start,
-            charge: self.quota_charge(before, start, announced)?,
-        })
-    }
-
-    /// The quota charge of an upload that writes from `start` into a file of `before` bytes,
-    /// with its draw on the account's room: what the quota leaves after the state file's
-    /// usage and what the account's running uploads have written or are creating. Refused
-    /// before any data when a new file would pass `quota_files`, when no byte is left, or
-    /// when `announced` does not fit. `None`: the account has no quota.
-    fn quota_charge(
-        &self,
-        before: Option<u64>,
-        start: u64,
-        announced: Option<u64>,
-    ) -> Result<Option<Charge>, Failure> {
-        let limits = &self.account().limits;
-        if limits.quota_bytes.is_none() && limits.quota_files.is_none() {
-            return Ok(None);
-        }
-        let account = self.login().user.name.clone();
-        // SECURITY: the draw is taken before the usage is read (see `QuotaBook::draw`), and
-        // from now on every running upload of the account takes its bytes from one room.
-        let mut draw = self.shared.quotas.draw(&account, before.is_none());
-        let unsettled = draw.unsettled();
-        let used = self.shared.quotas.usage(&account).map_err(|e| {
-            tracing::error!(error = %e, "quota usage unreadable: upload refused");
-            Failure::QuotaUnavailable
-        })?;
-        if let Some(quota) = limits.quota_files {
-            // SECURITY: checked before the file is opened or created.
-            if before.is_none() && used.files.saturating_add(unsettled.files) >= quota {
-                return Err(Failure::QuotaExceeded { what: "files", quota });
-            }
-        }
-        if let Some(quota) = limits.quota_bytes {
-            // Written bytes up to the old end replace bytes already counted; past it they
-            // grow the file (a STOR over a file replaces all of it: start is 0).
-            let room = i128::from(quota) + i128::from(before.unwrap_or(0))
-                - i128::from(used.bytes)
-                - i128::from(unsettled.bytes)
-                - i128::from(start);
-            let room = u64::try_from(room.max(0)).unwrap_or(u64::MAX);
-            if room == 0 || announced.is_some_and(|size| size > room) {
-                return Err(Failure::QuotaExceeded { what: "bytes", quota });
-            }
-            draw.limit_to(room);
-        }
-        Ok(Some(Charge {
-            account,
-            before,
-            start,
-            draw: Arc::new(draw),
-        }))
-    }
-
     /// STOR or APPE (`append`) of `arg`, from `offset` (REST); `announced`: the size ALLO
     /// gave, if any.
     pub(super) async fn stor(
@@ -472,45 +367,6 @@ impl Session {
         let text = super::live::stop(&mut running, "client").await;
         self.settle_charge(&running, true).await;
         Ok(Answer::new(Reply::new(Code::CONNECTION_CLOSED, text)).and(done))
-    }
-}
-
-/// An upload's limits and quota charge (none for a download or a listing).
-#[derive(Debug, Default)]
-pub(super) struct UploadTerms {
-    /// The most bytes it may write (`max_upload_bytes` less where it starts).
-    max_bytes: Option<u64>,
-    /// What its file is cut back to when a limit is crossed (its size before; 0: removed).
-    keep: u64,
-    /// The quota charge, with the upload's draw on its account's room.
-    charge: Option<Charge>,
-}
-
-impl UploadTerms {
-    /// The file was opened at `offset`, not at the `start` the limits were set for (an APPE
-    /// whose file grew since it was measured): it is cut back to what it held when opened, and
-    /// the size limit counts from there.
-    fn opened_at(&mut self, start: u64, offset: u64) {
-        let grown = offset.saturating_sub(start);
-        self.max_bytes = self.max_bytes.map(|max| max.saturating_sub(grown));
-        self.keep = offset;
-    }
-
-    /// What the transfer counts the upload's bytes against.
-    fn cap(&self) -> UploadCap {
-        UploadCap {
-            max_bytes: self.max_bytes,
-            quota: self
-                .charge
-                .as_ref()
-                .filter(|c| c.draw.is_limited())
-                .map(|c| c.draw.clone()),
-        }
-    }
-
-    /// Whether a limit can stop the upload.
-    fn cap_limited(&self) -> bool {
-        self.max_bytes.is_some() || self.charge.as_ref().is_some_and(|c| c.draw.is_limited())
     }
 }
 
