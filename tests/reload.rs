@@ -3,7 +3,7 @@
 //! Settings read only at start keep their start-up values until a restart; a reload whose
 //! result changes any of them names every one in a single structured event
 //! (`event="reload_needs_restart"`, `settings="a,b,c"`). `log.level` and `log.format` apply
-//! at once.
+//! at once. An edit to the configuration file waits for the signal.
 
 mod common;
 
@@ -206,4 +206,21 @@ fn log_level_applies_at_once_on_reload() {
         "back to info: no more debug events:\n{}",
         s.stderr()
     );
+}
+
+/// The configuration file is not watched: an edit waits for a SIGHUP, however long, while a
+/// change to the users file (looked at every 2 s) would have been applied by then. Then the
+/// signal applies it.
+#[test]
+fn an_edit_to_the_configuration_file_waits_for_the_signal() {
+    let s = Server::builder().user("alice", PASS, "alice", false).start();
+    let greeting = |s: &Server| Ctrl::connect(s.addr()).greeting.expect("greeted").text();
+    let before = greeting(&s);
+    s.write_config_merged("banner = \"edited, not yet signalled\"\n");
+    // Three looks of the users-file watch, twice what it needs to apply a change of its own.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(greeting(&s), before, "an edit took effect without a signal");
+    assert!(!s.stderr().contains("configuration reloaded"), "{}", s.stderr());
+    s.reload().expect("a valid file must be applied");
+    assert_eq!(greeting(&s).trim_end(), "220 edited, not yet signalled");
 }
