@@ -7,7 +7,7 @@
 //! name; folders reloaded for an open session (not under its running upload), an invalid folder
 //! refusing the reload; an `[anonymous]` folder as a drop box outside the root; S3 prefix
 //! folders (listed, confined, a read-only one, reloaded); `fxpd user show` and `fxpd user
-//! explain`.
+//! explain`; folders mounted and unmounted with `fxpd user set` and `fxpd group add`.
 
 mod common;
 #[path = "common/moto.rs"]
@@ -716,6 +716,82 @@ fn user_show_lists_the_effective_folders_and_their_source() {
     let mut c = f.s.login("bob", PASS);
     c.stor("/mine/m.bin", b"mine");
     assert_eq!(fs::read(own.join("m.bin")).unwrap(), b"mine");
+}
+
+/// `fxpd user set --folder` and `fxpd group add --folder` mount folders without editing the
+/// file by hand (the server takes them at its next reload); `--unmount` and `--clear folders`
+/// take them away. A directory that does not exist, a bad mount path or an unmount of nothing
+/// is refused with a message, and the users file is left as it was.
+#[test]
+fn folders_are_mounted_and_unmounted_from_the_command_line() {
+    let f = fixture();
+    let drop = f.outside.path().join("drop");
+    fs::create_dir_all(&drop).unwrap();
+    let drop_arg = format!("/drop={}", drop.display());
+    cli_ok(
+        &f.s,
+        &[
+            "user",
+            "set",
+            "bob",
+            "--folder",
+            &drop_arg,
+            "--allow",
+            "/drop=write",
+        ],
+    );
+    let out = cli_ok(&f.s, &["user", "show", "bob"]);
+    assert!(
+        out.contains(&format!("  /drop -> {} (user bob)", drop.display())),
+        "{out}"
+    );
+    f.s.reload().unwrap();
+    let mut c = f.s.login("bob", PASS);
+    c.stor("/drop/d.bin", b"dropped");
+    assert_eq!(fs::read(drop.join("d.bin")).unwrap(), b"dropped");
+
+    // Refusals change nothing.
+    let before = fs::read_to_string(&f.s.users_file).unwrap();
+    let missing = format!("/gone={}", f.outside.path().join("missing").display());
+    for (args, says) in [
+        (vec!["--folder", missing.as_str()], "is not an existing directory"),
+        (vec!["--folder", "/=/tmp"], "cannot be mounted at \"/\""),
+        (vec!["--folder", "no-slash"], "expected PATH=VALUE"),
+        (vec!["--folder-prefix", "/a=../up"], "'..'"),
+        (vec!["--unmount", "/nothing"], "no folder is mounted there"),
+    ] {
+        let mut all = vec!["user", "set", "bob"];
+        all.extend(args.iter().copied());
+        let o = cli(&f.s, &all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(says), "{args:?}: {err}");
+        assert_eq!(
+            fs::read_to_string(&f.s.users_file).unwrap(),
+            before,
+            "{args:?} changed the file"
+        );
+    }
+
+    // A group's folder reaches its members; a relative directory is below the users file's.
+    let rel = f.s.users_file.parent().unwrap().join("team");
+    fs::create_dir_all(&rel).unwrap();
+    write_file(&rel.join("t.txt"), b"team");
+    cli_ok(&f.s, &["group", "add", "team", "--folder", "/team=team"]);
+    cli_ok(&f.s, &["user", "set", "carol", "--groups", "viewers,team"]);
+    f.s.reload().unwrap();
+    let mut carol = f.s.login("carol", PASS);
+    assert_eq!(carol.retr("/team/t.txt"), b"team");
+
+    // Unmounted: the path is the home's again (nothing there).
+    cli_ok(&f.s, &["user", "set", "bob", "--unmount", "/DROP"]);
+    f.s.reload().unwrap();
+    let mut c = f.s.login("bob", PASS);
+    assert_eq!(c.cmd("SIZE /drop/d.bin").code, 550);
+    assert!(drop.join("d.bin").exists(), "unmounting touched the directory");
+    cli_ok(&f.s, &["user", "set", "bob", "--folder", &drop_arg]);
+    cli_ok(&f.s, &["user", "set", "bob", "--clear", "folders"]);
+    let text = fs::read_to_string(&f.s.users_file).unwrap();
+    assert!(!text.contains(&drop.display().to_string()), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------

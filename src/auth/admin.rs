@@ -18,12 +18,14 @@ use super::users::{
 };
 use crate::policy::FxpOverride;
 
+mod edit;
 mod rewrite;
 mod rights;
 
+pub use edit::ProfileEdit;
 pub use rights::{
     group_add, group_list, group_remove, record_usage, user_explain, user_home, user_quota_scan, user_set,
-    user_show, ProfileEdit,
+    user_show,
 };
 
 use rewrite::{checked_or_rendered, entry_region, read_existing, resolve_target, write_atomic};

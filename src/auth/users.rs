@@ -33,6 +33,7 @@ pub(crate) use file::{
     RelHome, UserEntry, UserName, UsersDoc,
 };
 pub use file::{HomeError, NameError};
+pub(crate) use folder::MAX_FOLDERS;
 pub use folder::{Folder, FolderSpec, FolderTarget};
 pub(crate) use profile::{AnonymousEntry, EveryoneEntry, Expiry, GroupEntry, GroupName, SharedMut};
 

@@ -259,9 +259,20 @@ pub struct ProfileArgs {
     /// a group's: per member).
     #[arg(long, value_name = "BYTES")]
     pub upload_bytes_per_sec: Option<u64>,
+    /// Mount a folder: PATH=DIR shows the directory DIR (absolute, or relative to the users
+    /// file; it must exist) at the virtual path PATH (repeatable; replaces a folder at PATH).
+    #[arg(long, value_name = "PATH=DIR")]
+    pub folder: Vec<String>,
+    /// Mount a key prefix of the bucket (storage.kind = "s3") at a virtual path: PATH=PREFIX
+    /// (repeatable; replaces a folder at PATH).
+    #[arg(long, value_name = "PATH=PREFIX")]
+    pub folder_prefix: Vec<String>,
+    /// Unmount the folder at PATH (repeatable; before any --folder).
+    #[arg(long, value_name = "PATH")]
+    pub unmount: Vec<String>,
     /// Empty a setting first: rules, deny-files, hidden, allowed-networks, denied-networks,
     /// max-upload-bytes, quota-bytes, quota-files, max-sessions, download-bytes-per-sec,
-    /// upload-bytes-per-sec, groups, expires (repeatable).
+    /// upload-bytes-per-sec, folders, groups, expires (repeatable).
     #[arg(long, value_name = "SETTING")]
     pub clear: Vec<String>,
 }
@@ -283,6 +294,9 @@ impl ProfileArgs {
             quota_files: self.quota_files,
             download_bytes_per_sec: self.download_bytes_per_sec,
             upload_bytes_per_sec: self.upload_bytes_per_sec,
+            folders: self.folder,
+            folder_prefixes: self.folder_prefix,
+            unmount: self.unmount,
             ..admin::ProfileEdit::default()
         }
     }

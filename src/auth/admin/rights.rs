@@ -5,156 +5,16 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::edit::{apply_shared, invalid, ProfileEdit};
 use super::rewrite::{
     attached_start, checked_or_rendered, next_foreign_table, read_existing, resolve_target, write_atomic,
 };
 use super::AdminError;
-use crate::addr::Cidr;
 use crate::auth::users::{
-    is_reserved_name, parse_users, read_users_text, render_entry, render_group, Account, Expiry, GroupEntry,
-    GroupName, ParsedUsers, SharedMut, UserDb, UsersDoc, UsersFileError,
+    is_reserved_name, parse_users, read_users_text, render_entry, render_group, users_dir, Account, Expiry,
+    GroupEntry, GroupName, ParsedUsers, UserDb, UsersDoc, UsersFileError,
 };
-use crate::rights::{Pattern, Right, RightSet, RulePath, RuleSpec};
-
-/// Changes to the rights and limits of a user or a group, from the command line. A list given
-/// replaces the list; `clear` names settings to empty first (`rules`, `deny-files`, `hidden`,
-/// `allowed-networks`, `denied-networks`, `max-upload-bytes`, `quota-bytes`, `quota-files`,
-/// `max-sessions`, and for a user
-/// `groups` and `expires`).
-#[derive(Debug, Clone, Default)]
-pub struct ProfileEdit {
-    /// Settings to empty before the rest applies.
-    pub clear: Vec<String>,
-    /// Rules to add that allow: `PATH=RIGHT[,RIGHT...]`.
-    pub allow: Vec<String>,
-    /// Rules to add that deny: `PATH=RIGHT[,RIGHT...]`.
-    pub deny: Vec<String>,
-    /// Denied upload file-name patterns.
-    pub deny_files: Option<Vec<String>>,
-    /// Hidden path-segment patterns.
-    pub hidden: Option<Vec<String>>,
-    /// The largest file an upload may write.
-    pub max_upload_bytes: Option<u64>,
-    /// The most bytes the account's files may hold (per member for a group).
-    pub quota_bytes: Option<u64>,
-    /// The most files the account may hold (per member for a group).
-    pub quota_files: Option<u64>,
-    /// Networks logins may come from.
-    pub allowed_networks: Option<Vec<String>>,
-    /// Networks logins may not come from.
-    pub denied_networks: Option<Vec<String>>,
-    /// Most sessions at once.
-    pub max_sessions: Option<u32>,
-    /// Download rate of all the account's sessions together (bytes per second).
-    pub download_bytes_per_sec: Option<u64>,
-    /// Upload rate of all the account's sessions together (bytes per second).
-    pub upload_bytes_per_sec: Option<u64>,
-    /// A user's groups, in order of precedence.
-    pub groups: Option<Vec<String>>,
-    /// A user's expiry: `YYYY-MM-DD`, an RFC 3339 time.
-    pub expires: Option<String>,
-    /// A user's disabled flag.
-    pub disabled: Option<bool>,
-    /// A user's default rights: read-write or read-only.
-    pub write: Option<bool>,
-}
-
-/// A bad value on the command line.
-fn invalid(what: impl Into<String>) -> AdminError {
-    AdminError::Invalid(what.into())
-}
-
-/// `PATH=RIGHTS` as a rule that allows (or denies) them.
-fn parse_rule(text: &str, allow: bool) -> Result<RuleSpec, AdminError> {
-    let (path, rights) = text
-        .rsplit_once('=')
-        .ok_or_else(|| invalid(format!("rule {text:?}: expected PATH=RIGHT[,RIGHT...]")))?;
-    let path = RulePath::parse(path).map_err(invalid)?;
-    let rights = RightSet::parse(rights.split(',').map(str::trim)).map_err(invalid)?;
-    let (allow, deny) = if allow {
-        (rights, RightSet::NONE)
-    } else {
-        (RightSet::NONE, rights)
-    };
-    Ok(RuleSpec { path, allow, deny })
-}
-
-fn patterns(list: &[String]) -> Result<Vec<Pattern>, AdminError> {
-    list.iter()
-        .map(|p| Pattern::parse(p).map_err(|e| invalid(format!("pattern {p:?}: {e}"))))
-        .collect()
-}
-
-fn networks(list: &[String]) -> Result<Vec<Cidr>, AdminError> {
-    list.iter()
-        .map(|n| {
-            n.parse::<Cidr>()
-                .map_err(|e| invalid(format!("network {n:?}: {e}")))
-        })
-        .collect()
-}
-
-/// Applies the shared part of `edit`.
-fn apply_shared(edit: &ProfileEdit, s: SharedMut<'_>) -> Result<(), AdminError> {
-    for name in &edit.clear {
-        match name.as_str() {
-            "rules" => s.rules.clear(),
-            "deny-files" => s.deny_files.clear(),
-            "hidden" => s.hidden.clear(),
-            "allowed-networks" => s.allowed_networks.clear(),
-            "denied-networks" => s.denied_networks.clear(),
-            "max-upload-bytes" => *s.max_upload_bytes = None,
-            "quota-bytes" => *s.quota_bytes = None,
-            "quota-files" => *s.quota_files = None,
-            "max-sessions" => *s.max_sessions = None,
-            "download-bytes-per-sec" => *s.download_bytes_per_sec = None,
-            "upload-bytes-per-sec" => *s.upload_bytes_per_sec = None,
-            "groups" | "expires" => {}
-            other => {
-                return Err(invalid(format!(
-                    "--clear {other}: not a setting that can be cleared"
-                )))
-            }
-        }
-    }
-    for text in &edit.allow {
-        s.rules.push(parse_rule(text, true)?);
-    }
-    for text in &edit.deny {
-        s.rules.push(parse_rule(text, false)?);
-    }
-    if let Some(list) = &edit.deny_files {
-        *s.deny_files = patterns(list)?;
-    }
-    if let Some(list) = &edit.hidden {
-        *s.hidden = patterns(list)?;
-    }
-    if let Some(list) = &edit.allowed_networks {
-        *s.allowed_networks = networks(list)?;
-    }
-    if let Some(list) = &edit.denied_networks {
-        *s.denied_networks = networks(list)?;
-    }
-    if edit.max_upload_bytes.is_some() {
-        *s.max_upload_bytes = edit.max_upload_bytes;
-    }
-    if edit.max_sessions.is_some() {
-        *s.max_sessions = edit.max_sessions;
-    }
-    if edit.quota_bytes.is_some() {
-        *s.quota_bytes = edit.quota_bytes;
-    }
-    if edit.quota_files.is_some() {
-        *s.quota_files = edit.quota_files;
-    }
-    if edit.download_bytes_per_sec.is_some() {
-        *s.download_bytes_per_sec = edit.download_bytes_per_sec;
-    }
-    if edit.upload_bytes_per_sec.is_some() {
-        *s.upload_bytes_per_sec = edit.upload_bytes_per_sec;
-    }
-    Ok(())
-}
+use crate::rights::{Right, RulePath};
 
 /// Reads the users file (it must exist) for a change.
 fn current(file: &Path) -> Result<(std::path::PathBuf, super::rewrite::Current), AdminError> {
@@ -232,7 +92,7 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
         upload_bytes_per_sec: None,
         folders: Vec::new(),
     };
-    apply_shared(edit, group.shared_mut())?;
+    apply_shared(edit, group.shared_mut(), &users_dir(file))?;
     let rendered = render_group(&group).map_err(|e| AdminError::Hash(e.to_string()))?;
     let mut expected = current.parsed.doc();
     expected.group.push(group);
@@ -310,7 +170,7 @@ pub fn user_set(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admin
             name: name.to_owned(),
         })?;
     let mut entry = current.parsed.entries[index].1.clone();
-    apply_shared(edit, entry.shared_mut())?;
+    apply_shared(edit, entry.shared_mut(), &users_dir(file))?;
     if edit.clear.iter().any(|c| c == "groups") {
         entry.groups.clear();
     }

@@ -82,6 +82,23 @@ impl TryFrom<FolderDe> for FolderSpec {
     }
 }
 
+impl FolderSpec {
+    /// A folder from the command line: mounted at `path`, with either a directory `source`
+    /// or a key `prefix`; checked as the users file checks one.
+    pub(crate) fn new(path: &str, source: Option<&str>, prefix: Option<&str>) -> Result<FolderSpec, String> {
+        FolderSpec::try_from(FolderDe {
+            path: RulePath::parse(path)?,
+            source: source.map(str::to_owned),
+            prefix: prefix.map(str::to_owned),
+        })
+    }
+
+    /// Whether it is mounted at `path` (any case, as mount paths are compared).
+    pub(crate) fn is_at(&self, path: &RulePath) -> bool {
+        self.path.as_str().to_lowercase() == path.as_str().to_lowercase()
+    }
+}
+
 /// A folder's directory: not empty, bounded, no control character.
 fn parse_source(s: &str) -> Result<PathBuf, String> {
     if s.is_empty() {

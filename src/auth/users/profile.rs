@@ -186,6 +186,7 @@ pub(crate) struct SharedMut<'a> {
     pub(crate) max_sessions: &'a mut Option<u32>,
     pub(crate) download_bytes_per_sec: &'a mut Option<u64>,
     pub(crate) upload_bytes_per_sec: &'a mut Option<u64>,
+    pub(crate) folders: &'a mut Vec<FolderSpec>,
 }
 
 /// Declares a users-file table with the shared fields (serde's `flatten` cannot be used with
@@ -253,6 +254,7 @@ macro_rules! with_shared_fields {
                     max_sessions: &mut self.max_sessions,
                     download_bytes_per_sec: &mut self.download_bytes_per_sec,
                     upload_bytes_per_sec: &mut self.upload_bytes_per_sec,
+                    folders: &mut self.folders,
                 }
             }
 
