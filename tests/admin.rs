@@ -864,3 +864,58 @@ fn the_status_page_in_headless_chromium_shows_a_running_transfer() {
     Ctrl::assert_transfer_end(&line, &alice.read_reply());
     assert_eq!(sha256_bytes(&got), sha256_bytes(&content));
 }
+
+/// A kicked upload is charged to its account's quota for the file it leaves: an APPE keeps
+/// what the file held and what arrived before the kick, and `quota.json` counts all of it.
+#[test]
+fn a_kicked_append_is_charged_for_what_it_left() {
+    let (s, _token) = admin_server("[limits]\nupload_bytes_per_sec = 4194304");
+    let o = cli_user(&s.users_file, &["set", "alice", "--quota-bytes", "1000000000"]);
+    assert_success(&o, "fxpd user set alice --quota-bytes");
+    s.reload().unwrap();
+    let mut alice = s.login("alice", PASS);
+    alice.expect("TYPE I", 200);
+    alice.stor("log.bin", &random_bytes(100_000));
+    let data = alice.pasv_connect();
+    alice.expect_class("APPE log.bin", 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = endless_writer(data, 200 << 20, stop.clone());
+    let file = s.home("alice").join("log.bin");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < 1 << 20 {
+        assert!(Instant::now() < deadline, "the append never grew the file");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let out = fxpd_cli(&s, &["sessions", "--json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let list = json(&String::from_utf8_lossy(&out.stdout));
+    let id = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["user"] == "alice" && s["transfer"].is_object())
+        .unwrap_or_else(|| panic!("no running transfer: {list}"))["id"]
+        .as_u64()
+        .unwrap();
+    let kick = fxpd_cli(&s, &["sessions", "kick", &id.to_string()]);
+    assert!(kick.status.success(), "{}", describe(&kick));
+    assert_eq!(alice.read_reply().code, 426);
+    assert_eq!(alice.read_reply().code, 421);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    // An append is not removed by a kick; its charge is the whole file.
+    let usage = s.users_file.parent().unwrap().join("quota.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let len = fs::metadata(&file).unwrap().len();
+        let text = fs::read_to_string(&usage).unwrap_or_default();
+        let charged = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["alice"]["bytes"].as_u64());
+        if charged == Some(len) && len > 1 << 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "file {len} bytes, charged {charged:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
