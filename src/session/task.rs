@@ -122,8 +122,12 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
     // A transfer still running stops with the session, and an upload is charged for what
     // it left.
     if let Some(mut running) = session.transfer.take() {
-        super::live::stop(&mut running, "end of the session").await;
-        session.settle_charge(&running, true).await;
+        // An object upload stores nothing: its guard aborts it in the background when
+        // dropped, so the session ends without waiting for the bucket.
+        if running.upload.is_none() {
+            super::live::stop(&mut running, "end of the session").await;
+            session.settle_charge(&running, true).await;
+        }
     }
     session.transfer_ended("disconnected");
     match result {

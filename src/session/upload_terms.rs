@@ -177,9 +177,13 @@ impl Session {
         let (Some(charge), Some(l)) = (&running.charge, self.logged_in()) else {
             return;
         };
+        if stopped && running.upload.is_some() {
+            // A stopped object upload is discarded: it changed nothing.
+            return;
+        }
         let mut after = l.home.file_stat(&running.path).await.ok().map(|s| s.len);
-        if stopped && running.upload.is_none() {
-            // SECURITY: a stopped upload's last write to its file may land after this look;
+        if stopped {
+            // SECURITY: a stopped file upload's last write to its file may land after this look;
             // what the upload took from its room is written, or being written.
             let taken = charge.start.saturating_add(charge.draw.taken());
             after = after.map(|len| len.max(taken));
