@@ -1,5 +1,5 @@
 //! The W3C Extended log (`log.w3c_dir`): the file IIS administrators know, checked line by
-//! line and parsed by a real log analyser (goaccess).
+//! line and parsed by a real log analyser (goaccess); stopped transfers are lines too.
 
 mod common;
 
@@ -106,6 +106,90 @@ fn every_command_is_a_line_with_status_and_bytes() {
     assert_eq!(pass[7], "-", "passwords are never logged");
     assert!(!text.contains(PASS));
     assert_eq!(find("SIZE")[8], "550");
+    let _ = fs::remove_dir_all(logs);
+}
+
+/// The log lines so far (without `#` directives).
+fn lines_now(dir: &std::path::Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let text = fs::read_to_string(entry.path()).unwrap_or_default();
+        lines.extend(text.lines().filter(|l| !l.starts_with('#')).map(str::to_owned));
+    }
+    lines
+}
+
+/// Waits until the file at `path` holds `len` bytes: the server has written what was sent.
+fn wait_for_size(path: &std::path::Path, len: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fs::metadata(path).map(|m| m.len()).unwrap_or(0) != len {
+        assert!(
+            Instant::now() < deadline,
+            "{} never held {len} bytes",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A transfer that never reaches its final reply is a line too, with 426 and the bytes it
+/// moved: an upload stopped by ABOR (the partial file stays), and one cut off by the end of
+/// its session. Without them an aborted upload would leave a file and no record of it.
+#[test]
+fn stopped_transfers_are_logged_with_426_and_their_bytes() {
+    let logs = tempfile::tempdir().unwrap().keep();
+    let s = Server::with_alice(&format!("[log]\nw3c_dir = {:?}\n", logs.to_str().unwrap()));
+    let home = s.home("alice");
+    let mut c = s.login("alice", PASS);
+    c.expect("TYPE I", 200);
+    let mut d = c.start_passive("STOR kept.bin");
+    std::io::Write::write_all(&mut d, &[1u8; 20_000]).unwrap();
+    wait_for_size(&home.join("kept.bin"), 20_000);
+    c.send("ABOR");
+    assert_eq!(c.read_reply().code, 426);
+    assert_eq!(c.read_reply().code, 226);
+    drop(d);
+
+    let mut e = s.login("alice", PASS);
+    e.expect("TYPE I", 200);
+    let mut d = e.start_passive("STOR cut.bin");
+    std::io::Write::write_all(&mut d, &[2u8; 5_000]).unwrap();
+    wait_for_size(&home.join("cut.bin"), 5_000);
+    drop(e);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stor = |lines: &[String], path: &str| {
+        lines
+            .iter()
+            .map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>())
+            .find(|f| f[6] == "STOR" && f[7] == path)
+    };
+    let lines = loop {
+        let lines = lines_now(&logs);
+        if stor(&lines, "/cut.bin").is_some() {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line for the cut-off upload: {lines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let kept = stor(&lines, "/kept.bin").expect("no line for the aborted upload");
+    assert_eq!(
+        (kept[8].as_str(), kept[10].as_str()),
+        ("426", "20000"),
+        "{kept:?}"
+    );
+    let cut = stor(&lines, "/cut.bin").unwrap();
+    assert_eq!((cut[8].as_str(), cut[10].as_str()), ("426", "5000"), "{cut:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split(' ').nth(6) == Some("ABOR") && l.split(' ').nth(8) == Some("226")),
+        "{lines:#?}"
+    );
+    drop(d);
     let _ = fs::remove_dir_all(logs);
 }
 

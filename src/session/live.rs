@@ -119,6 +119,7 @@ impl Session {
                 }
             }
             self.settle_charge(&running, true).await;
+            self.log_transfer(&running, Code::CONNECTION_CLOSED.0);
             self.transfer_ended("kicked");
             replies.push(Reply::new(Code::CONNECTION_CLOSED, text));
         }

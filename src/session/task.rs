@@ -128,6 +128,7 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
             super::live::stop(&mut running, "end of the session").await;
             session.settle_charge(&running, true).await;
         }
+        session.log_transfer(&running, Code::CONNECTION_CLOSED.0);
     }
     session.transfer_ended("disconnected");
     match result {
@@ -150,7 +151,7 @@ impl Session {
         write_replies(self.conn.get_mut(), &[first, second]).await
     }
 
-    /// One line in the W3C log, if it is on.
+    /// One line in the W3C log, if it is on, with the last reply's code.
     fn log_w3c(
         &self,
         method: &'static str,
@@ -158,6 +159,19 @@ impl Session {
         sc_bytes: u64,
         cs_bytes: u64,
         started: Instant,
+    ) {
+        self.log_w3c_status(method, uri, sc_bytes, cs_bytes, started, self.last_code);
+    }
+
+    /// One line in the W3C log, if it is on.
+    fn log_w3c_status(
+        &self,
+        method: &'static str,
+        uri: Option<&str>,
+        sc_bytes: u64,
+        cs_bytes: u64,
+        started: Instant,
+        status: u16,
     ) {
         let Some(w3c) = self.shared.w3c() else { return };
         let took = started.elapsed();
@@ -168,7 +182,7 @@ impl Session {
             server: self.local,
             method,
             uri: uri.unwrap_or("-").to_owned(),
-            status: self.last_code,
+            status,
             sc_bytes,
             cs_bytes,
             took,
@@ -176,20 +190,22 @@ impl Session {
         });
     }
 
-    /// Log a finished transfer with its final reply.
-    fn log_transfer(&self, running: &Running) {
+    /// Log an ended transfer with the code of its final reply (426 for one stopped by ABOR, a
+    /// kick or the end of its session, before that reply is written or when none will be).
+    pub(super) fn log_transfer(&self, running: &Running, status: u16) {
         let moved = running.transfer.moved();
         let (sc, cs) = if running.verb.uploads() {
             (0, moved)
         } else {
             (moved, 0)
         };
-        self.log_w3c(
+        self.log_w3c_status(
             running.verb.as_str(),
             Some(&running.path),
             sc,
             cs,
             running.started,
+            status,
         );
     }
 
@@ -339,7 +355,7 @@ impl Session {
             Some(preliminary) => self.send_pair(preliminary, reply).await?,
             None => self.send(reply).await?,
         }
-        self.log_transfer(&running);
+        self.log_transfer(&running, self.last_code);
         Ok(())
     }
 

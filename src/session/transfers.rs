@@ -366,6 +366,7 @@ impl Session {
         };
         let text = super::live::stop(&mut running, "client").await;
         self.settle_charge(&running, true).await;
+        self.log_transfer(&running, Code::CONNECTION_CLOSED.0);
         Ok(Answer::new(Reply::new(Code::CONNECTION_CLOSED, text)).and(done))
     }
 }
