@@ -13,7 +13,6 @@ mod moto;
 use common::*;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const QUOTA: &str = r#"
@@ -43,19 +42,6 @@ fn recorded(s: &Server, account: &str) -> (u64, u64) {
         v[account]["bytes"].as_u64().unwrap_or(0),
         v[account]["files"].as_u64().unwrap_or(0),
     )
-}
-
-/// Waits until the file at `path` holds `len` bytes: the server has written what was sent.
-fn wait_for_size(path: &Path, len: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while fs::metadata(path).map(|m| m.len()).unwrap_or(0) != len {
-        assert!(
-            Instant::now() < deadline,
-            "{} never held {len} bytes",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits until `quota.json` records `usage` for `account` (it is written when an upload ends).

@@ -119,19 +119,6 @@ fn lines_now(dir: &std::path::Path) -> Vec<String> {
     lines
 }
 
-/// Waits until the file at `path` holds `len` bytes: the server has written what was sent.
-fn wait_for_size(path: &std::path::Path, len: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fs::metadata(path).map(|m| m.len()).unwrap_or(0) != len {
-        assert!(
-            Instant::now() < deadline,
-            "{} never held {len} bytes",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A transfer that never reaches its final reply is a line too, with 426 and the bytes it
 /// moved: an upload stopped by ABOR (the partial file stays), and one cut off by the end of
 /// its session. Without them an aborted upload would leave a file and no record of it.

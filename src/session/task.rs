@@ -151,20 +151,8 @@ impl Session {
         write_replies(self.conn.get_mut(), &[first, second]).await
     }
 
-    /// One line in the W3C log, if it is on, with the last reply's code.
+    /// One line in the W3C log, if it is on; `status`: the code of the reply that ended it.
     fn log_w3c(
-        &self,
-        method: &'static str,
-        uri: Option<&str>,
-        sc_bytes: u64,
-        cs_bytes: u64,
-        started: Instant,
-    ) {
-        self.log_w3c_status(method, uri, sc_bytes, cs_bytes, started, self.last_code);
-    }
-
-    /// One line in the W3C log, if it is on.
-    fn log_w3c_status(
         &self,
         method: &'static str,
         uri: Option<&str>,
@@ -199,7 +187,7 @@ impl Session {
         } else {
             (moved, 0)
         };
-        self.log_w3c_status(
+        self.log_w3c(
             running.verb.as_str(),
             Some(&running.path),
             sc,
@@ -316,7 +304,7 @@ impl Session {
                     let flow = self.answer(answer).await?;
                     self.publish();
                     if !starts_transfer {
-                        self.log_w3c(verb, arg.as_deref(), 0, 0, started);
+                        self.log_w3c(verb, arg.as_deref(), 0, 0, started, self.last_code);
                     }
                     if flow == Flow::Close {
                         return Ok(());

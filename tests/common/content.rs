@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
@@ -60,6 +60,20 @@ pub fn text_content(lines: usize) -> Vec<u8> {
 
 pub fn sha256_bytes(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
+}
+
+/// Waits (up to 20 s) until the file at `path` holds `len` bytes: a server has written what
+/// a client sent, though the transfer has not ended.
+pub fn wait_for_size(path: &Path, len: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::metadata(path).map(|m| m.len()).unwrap_or(0) != len {
+        assert!(
+            Instant::now() < deadline,
+            "{} never held {len} bytes",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// SHA-256 of a file (streamed).
