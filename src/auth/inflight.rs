@@ -4,11 +4,11 @@
 //! uploads running at the same time share the account's room instead of each being held to
 //! the room left when it started.
 //!
-//! Usage in the state file plus the account's [`InFlight::snapshot`] never undercounts: an
-//! upload's charge is written to the state file before its draw ends, so for a moment its
-//! bytes are counted twice, never zero times. An upload's room is fixed when it starts,
-//! from that sum; from then on every byte written by any upload of the account is taken
-//! from it, so all of them together stay within the quota.
+//! Usage in the state file plus what a new draw finds unsettled ([`Draw::unsettled`]) never
+//! undercounts: an upload's charge is written to the state file before its draw ends, so for
+//! a moment its bytes are counted twice, never zero times. An upload's room is fixed when it
+//! starts, from that sum; from then on every byte written by any upload of the account is
+//! taken from it, so all of them together stay within the quota.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
