@@ -5,8 +5,8 @@
 //! - this file: the listener (at most 64 connections, each for at most 60 s; TLS handshakes
 //!   run beside the accept loop, each bounded in time), the routes, and the one
 //!   authorization check every route passes;
-//! - [`api`]: the JSON API (sessions, kicks, bans and lockouts, reload) and `GET /metrics`;
-//! - [`page`]: the status page at `/` and its login form (a cookie that opens the page only);
+//! - `api`: the JSON API (sessions, kicks, bans and lockouts, reload) and `GET /metrics`;
+//! - `page`: the status page at `/` and its login form (a cookie that opens the page only);
 //! - [`token`]: the bearer token: made, read, compared in constant time;
 //! - [`client`]: the command-line side (`fxpd sessions`, `fxpd bans`, `fxpd reload`).
 //!

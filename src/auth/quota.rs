@@ -5,7 +5,7 @@
 //! runs is what the next upload sees.
 //!
 //! The limits themselves (`quota_bytes`, `quota_files`) are users-file settings of the same
-//! layers as `max_upload_bytes` ([`super::users`]); a group's quota applies to each member's
+//! layers as `max_upload_bytes` (the users file); a group's quota applies to each member's
 //! own usage (per member, not shared by the group). What uploads running now have written is
 //! not in the file until each ends: the book's [`InFlight`] counts it.
 

@@ -299,7 +299,7 @@ pub fn parse_port(arg: &str) -> Result<SocketAddrV4, ParseError> {
     Ok(SocketAddrV4::new(ip, u16::from_be_bytes([n[4], n[5]])))
 }
 
-/// EPRT <d>proto<d>addr<d>port<d> (RFC 2428 2). The delimiter is any printable ASCII
+/// `EPRT <d>proto<d>addr<d>port<d>` (RFC 2428 2). The delimiter is any printable ASCII
 /// character (33-126) that appears nowhere else; proto 1 is IPv4, 2 is IPv6.
 pub fn parse_eprt(arg: &str) -> Result<SocketAddr, ParseError> {
     let bad = |why: &str| ParseError::syntax(format!("EPRT syntax: {why} (expected |proto|address|port|)."));

@@ -10,7 +10,7 @@
 //! accept queue nor steal or spoil a transfer, and a small transfer costs no task and no
 //! wake-up handed from one task to another. While the session handles another command (a
 //! `MKD`, a `SIZE` between PASV and RETR), arrivals wait in the kernel's queue
-//! ([`ACCEPT_BACKLOG`]) and are judged when it is back at its loop.
+//! (`ACCEPT_BACKLOG`) and are judged when it is back at its loop.
 
 use super::{DataError, DataStream};
 use crate::config::PortRange;

@@ -12,7 +12,7 @@ pub const MAX_PATTERN_LEN: usize = 255;
 pub enum PatternError {
     /// Empty.
     Empty,
-    /// Longer than [`MAX_PATTERN_LEN`].
+    /// Longer than `MAX_PATTERN_LEN`.
     TooLong,
     /// Contains `/` or a control character.
     BadChar(char),

@@ -4,7 +4,7 @@
 //! service alike ([`super::ReloadSignal`] waits for both).
 //!
 //! # How
-//! [`RegistryWatch`] (`cfg(windows)`) runs one dedicated thread, never a runtime worker. For
+//! `RegistryWatch` (`cfg(windows)`) runs one dedicated thread, never a runtime worker. For
 //! each key it opens a handle (`KEY_READ`, which includes `KEY_NOTIFY`) and arms
 //! `RegNotifyChangeKeyValue` (value changes and value creation or deletion, this key only,
 //! asynchronous, with an auto-reset event), then waits with `WaitForMultipleObjects` on those events and a stop event. After
@@ -22,7 +22,7 @@
 //!   A key that cannot be opened or armed for another reason (access denied) is logged and
 //!   retried the same way: never fatal, since restarts and the parameter-change control still
 //!   reload.
-//! - The watch stops when the [`RegistryWatch`] is dropped, i.e. with the server (the reload
+//! - The watch stops when the `RegistryWatch` is dropped, i.e. with the server (the reload
 //!   listener lives in the server's runtime): the stop event wakes the thread, which is joined.
 //! - Keys present when the watch starts are not a change: the configuration was just loaded from
 //!   them. A change in the few milliseconds between that load and the first arming is only seen

@@ -239,14 +239,14 @@ impl Home {
         tree.open_read(&inner, offset).await
     }
 
-    /// Open `path` for an upload, now (see [`Tree::open_write`]).
+    /// Open `path` for an upload, now (see `Tree::open_write`).
     pub async fn open_write(&self, path: &str, mode: WriteMode) -> Result<(Upload, u64), Error> {
         self.not_a_mount_point(path)?;
         let (tree, inner) = self.at(path)?;
         tree.open_write(&inner, mode).await
     }
 
-    /// Undoes an upload stopped at its size limit (see [`Tree::discard_upload`]).
+    /// Undoes an upload stopped at its size limit (see `Tree::discard_upload`).
     pub async fn discard_upload(&self, path: &str, keep: u64) -> Result<(), Error> {
         let (tree, inner) = self.at(path)?;
         tree.discard_upload(&inner, keep).await

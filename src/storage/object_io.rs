@@ -65,7 +65,7 @@ impl UploadGuard {
 
 type WriteFuture = Pin<Box<dyn Future<Output = opendal::Result<()>> + Send>>;
 
-/// An upload as an `AsyncWrite` for the transfer loop: bytes are staged in [`STAGE`]-sized
+/// An upload as an `AsyncWrite` for the transfer loop: bytes are staged in `STAGE`-sized
 /// pieces and handed to the OpenDAL writer, which sends `CHUNK`-sized parts. Dropped without
 /// [`finish`](ObjectUpload::finish) (ABOR, lost session), it aborts the upload in the
 /// background.

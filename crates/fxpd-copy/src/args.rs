@@ -35,6 +35,8 @@ Example:
       ftp://alice@a.example/data.bin ftp://bob@b.example/incoming/";
 
 /// Copy a file or a directory tree from one FTP server to another, server to server (FXP).
+// The field docs are the command's help text, where `[user[:password]@]` is URL syntax.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Clone, Args)]
 #[command(after_long_help = AFTER_HELP)]
 pub struct CopyArgs {
