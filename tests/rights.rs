@@ -468,6 +468,75 @@ fn group_rules_are_inherited_and_the_users_own_override_them() {
     );
 }
 
+/// `fxpd group set` changes an existing group (before, only `group add` could give one its
+/// settings): a rule added to it reaches its member at the next reload, the comment above it
+/// and the other tables stay, and what only a user has (groups, expiry) or a group that does
+/// not exist is refused with the file untouched.
+#[test]
+fn group_set_changes_a_group_for_its_members() {
+    let s = Server::builder()
+        .user("bob", PASS, "bob", false)
+        .users_toml(&format!("# the staff of the shared folder{STAFF}"))
+        .start();
+    fs::create_dir_all(s.home("bob").join("shared")).unwrap();
+    cli_ok(&s, &["user", "set", "bob", "--groups", "staff"]);
+    s.reload().unwrap();
+    let mut c = s.login("bob", PASS);
+    c.stor("/shared/a.txt", b"a");
+
+    let out = cli_ok(
+        &s,
+        &[
+            "group",
+            "set",
+            "staff",
+            "--deny",
+            "/shared=upload",
+            "--max-sessions",
+            "3",
+        ],
+    );
+    assert!(out.contains("group staff changed"), "{out}");
+    let text = fs::read_to_string(&s.users_file).unwrap();
+    assert!(
+        text.contains("# the staff of the shared folder\n[[group]]"),
+        "{text}"
+    );
+    s.reload().unwrap();
+    let r = c.try_upload("STOR", "/shared/b.txt", b"b");
+    assert_eq!(r.first(), "550 Access is denied: no upload right at /shared.");
+    // The group's earlier rule stays: overwriting is still allowed.
+    c.stor("/shared/a.txt", b"again");
+    let shown = cli_ok(&s, &["user", "show", "bob"]);
+    assert!(shown.contains("max_sessions: 3 (group staff)"), "{shown}");
+
+    let before = fs::read_to_string(&s.users_file).unwrap();
+    for (args, says) in [
+        (
+            vec!["group", "set", "nobody", "--max-sessions", "1"],
+            "does not exist",
+        ),
+        (
+            vec!["group", "set", "staff", "--clear", "groups"],
+            "groups is a user's setting",
+        ),
+        (
+            vec!["group", "set", "staff", "--clear", "expires"],
+            "expires is a user's setting",
+        ),
+        (vec!["group", "set", "staff", "--deny", "/x=fly"], "fly"),
+    ] {
+        let o = cli(&s, &args);
+        let err = stderr_of(&o);
+        assert!(!o.status.success() && err.contains(says), "{args:?}: {err}");
+        assert_eq!(
+            fs::read_to_string(&s.users_file).unwrap(),
+            before,
+            "{args:?} changed the file"
+        );
+    }
+}
+
 #[test]
 fn rights_reload_for_an_open_session() {
     let s = Server::builder().user("bob", PASS, "bob", true).start();

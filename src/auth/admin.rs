@@ -24,8 +24,8 @@ mod rights;
 
 pub use edit::ProfileEdit;
 pub use rights::{
-    group_add, group_list, group_remove, record_usage, user_explain, user_home, user_quota_scan, user_set,
-    user_show,
+    group_add, group_list, group_remove, group_set, record_usage, user_explain, user_home, user_quota_scan,
+    user_set, user_show,
 };
 
 use rewrite::{checked_or_rendered, entry_region, read_existing, resolve_target, write_atomic};

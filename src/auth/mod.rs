@@ -12,7 +12,7 @@
 //!   including anonymous login (RFC 1635).
 //! - `quota.rs`: [`quota::QuotaBook`], each account's usage in a state file; `inflight.rs`:
 //!   what its running uploads have written and not yet charged, which they share the room of.
-//! - `admin.rs`: `fxpd user add|remove|list|set|show|explain` and `fxpd group add|remove|list`.
+//! - `admin.rs`: `fxpd user add|remove|list|set|show|explain` and `fxpd group add|set|remove|list`.
 //!
 //! The users file also holds groups, the `[anonymous]` and `[everyone]` tables and each
 //! account's rules and limits; [`UserDb::account`] and [`Login::account`] give an account's

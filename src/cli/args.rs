@@ -314,6 +314,16 @@ pub enum GroupCmd {
         #[command(flatten)]
         profile: Box<ProfileArgs>,
     },
+    /// Change a group's rules, filters, limits and folders (its members have them at once).
+    Set {
+        /// Group name.
+        name: String,
+        /// Users file.
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        #[command(flatten)]
+        profile: Box<ProfileArgs>,
+    },
     /// Remove a group (refused while a user is in it).
     Remove {
         /// Group name.

@@ -93,6 +93,8 @@ pub fn group(cmd: GroupCmd) -> ExitCode {
     let result = match cmd {
         GroupCmd::Add { name, users, profile } => admin::group_add(&users, &name, &(*profile).edit())
             .map(|()| println!("group {name} added to {}", users.display())),
+        GroupCmd::Set { name, users, profile } => admin::group_set(&users, &name, &(*profile).edit())
+            .map(|()| println!("group {name} changed in {}", users.display())),
         GroupCmd::Remove { name, users } => admin::group_remove(&users, &name)
             .map(|()| println!("group {name} removed from {}", users.display())),
         GroupCmd::List { users } => admin::group_list(&users).map(|text| print!("{text}")),

@@ -58,6 +58,24 @@ pub struct ProfileEdit {
     pub unmount: Vec<String>,
 }
 
+impl ProfileEdit {
+    /// The first part of the edit that only a user has (groups, expiry, the disabled flag,
+    /// default rights), named as on the command line; `None`: it fits a group too.
+    pub(super) fn user_only(&self) -> Option<&'static str> {
+        if self.clear.iter().any(|c| c == "groups") || self.groups.is_some() {
+            Some("groups")
+        } else if self.clear.iter().any(|c| c == "expires") || self.expires.is_some() {
+            Some("expires")
+        } else if self.disabled.is_some() {
+            Some("disabled")
+        } else if self.write.is_some() {
+            Some("write")
+        } else {
+            None
+        }
+    }
+}
+
 /// A bad value on the command line.
 pub(super) fn invalid(what: impl Into<String>) -> AdminError {
     AdminError::Invalid(what.into())

@@ -1,4 +1,4 @@
-//! Administration of rights, groups and limits: `fxpd group add|remove|list`, `fxpd user set`,
+//! Administration of rights, groups and limits: `fxpd group add|set|remove|list`, `fxpd user set`,
 //! `fxpd user show` (effective rights per path and where each came from) and `fxpd user
 //! explain` (one decision and the rule that made it: the rights' `config check`).
 
@@ -73,6 +73,9 @@ fn group_region(text: &str, parsed: &ParsedUsers, index: usize) -> Option<std::o
 /// `fxpd group add NAME`: a new `[[group]]` table with `edit`'s rules and limits.
 pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), AdminError> {
     let group_name = GroupName::parse(name).map_err(invalid)?;
+    if let Some(only) = edit.user_only() {
+        return Err(invalid(format!("{only} is a user's setting, not a group's")));
+    }
     let (target, current) = current(file)?;
     if current.parsed.groups().any(|g| g.name == group_name) {
         return Err(invalid(format!("group {name:?} already exists")));
@@ -99,6 +102,38 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
     let text = append(current.text, &rendered);
     let text = checked_or_rendered(text, &expected, file)?;
     write_atomic(&target, &text, Some(&current.metadata))
+}
+
+/// `fxpd group set NAME`: changes a group's rules, filters, limits and folders (the table is
+/// rewritten; comments inside it are lost, those above it and the rest of the file are kept).
+pub fn group_set(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), AdminError> {
+    let (target, current) = current(file)?;
+    let index = current
+        .parsed
+        .groups()
+        .position(|g| g.name.as_str() == name)
+        .ok_or_else(|| invalid(format!("group {name:?} does not exist")))?;
+    if let Some(only) = edit.user_only() {
+        return Err(invalid(format!("{only} is a user's setting, not a group's")));
+    }
+    let mut group = current.parsed.groups[index].1.clone();
+    apply_shared(edit, group.shared_mut(), &users_dir(file))?;
+    let rendered = render_group(&group).map_err(|e| AdminError::Hash(e.to_string()))?;
+    let mut expected = current.parsed.doc();
+    expected.group[index] = group;
+    let header = current.parsed.groups[index].0.start;
+    let text = match group_region(&current.text, &current.parsed, index) {
+        Some(region) => splice(&current.text, below_comments(region, header), &rendered),
+        None => String::new(),
+    };
+    let text = checked_or_rendered(text, &expected, file)?;
+    write_atomic(&target, &text, Some(&current.metadata))
+}
+
+/// The part of a table's `region` that a change rewrites: from its header on, so the comment
+/// lines right above it, which describe it, stay.
+fn below_comments(region: std::ops::Range<usize>, header: usize) -> std::ops::Range<usize> {
+    header.clamp(region.start, region.end)..region.end
 }
 
 /// `fxpd group remove NAME`: refused while a user is in the group.
@@ -158,7 +193,7 @@ pub fn group_list(file: &Path) -> Result<String, AdminError> {
 }
 
 /// `fxpd user set NAME`: changes a user's groups, rules and limits (the entry is rewritten;
-/// comments inside it are lost, the rest of the file is kept).
+/// comments inside it are lost, those above it and the rest of the file are kept).
 pub fn user_set(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), AdminError> {
     let (target, current) = current(file)?;
     let index = current
@@ -196,8 +231,9 @@ pub fn user_set(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admin
     let rendered = render_entry(&entry).map_err(|e| AdminError::Hash(e.to_string()))?;
     let mut expected = current.parsed.doc();
     expected.user[index] = entry;
+    let header = current.parsed.entries[index].0.start;
     let text = match super::rewrite::entry_region(&current.text, &current.parsed, index) {
-        Some(region) => splice(&current.text, region, &rendered),
+        Some(region) => splice(&current.text, below_comments(region, header), &rendered),
         None => String::new(),
     };
     let text = checked_or_rendered(text, &expected, file)?;

@@ -135,6 +135,19 @@ fn hand_written_comments_are_kept() {
     );
     assert!(!removed.contains("accountant") && !removed.contains("alice"));
     assert_eq!(names(&file), ["backup", "bob"]);
+
+    // A changed entry is rewritten below the comments that describe it.
+    let edit = ProfileEdit {
+        max_sessions: Some(2),
+        ..ProfileEdit::default()
+    };
+    user_set(&file, "backup", &edit).unwrap();
+    let set = fs::read_to_string(&file).unwrap();
+    assert!(
+        set.starts_with("# site users\n\n# backups\n[[user]]\nname = \"backup\""),
+        "{set}"
+    );
+    assert!(set.contains("max_sessions = 2"), "{set}");
 }
 
 #[test]
