@@ -1,4 +1,4 @@
-//! [`ProfileEdit`]: what `fxpd user set` and `fxpd group add` change in a table's rules,
+//! [`ProfileEdit`]: what `fxpd user set` and `fxpd group add|set` change in a table's rules,
 //! filters, limits and folders, parsed and checked from the command line and applied.
 
 use std::path::Path;

@@ -239,7 +239,7 @@ macro_rules! with_shared_fields {
         }
 
         impl $name {
-            /// The shared settings, to change them (`fxpd user set`, `fxpd group add`).
+            /// The shared settings, to change them (`fxpd user set`, `fxpd group add|set`).
             #[allow(dead_code)] // `[anonymous]` is edited by hand only, so far
             pub(crate) fn shared_mut(&mut self) -> SharedMut<'_> {
                 SharedMut {
