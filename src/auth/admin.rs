@@ -1,5 +1,5 @@
 //! User administration for the CLI: `fxpd user add|remove|list|set|show|explain --users FILE`
-//! and `fxpd group add|remove|list --users FILE` (in `rights.rs`).
+//! and `fxpd group add|set|remove|list --users FILE` (in `rights.rs`; the edit flags in `edit.rs`).
 //!
 //! Changes are written atomically (a temporary file in the same directory, then a rename),
 //! keep the file's mode and owner, and leave every other entry, and the comments around
