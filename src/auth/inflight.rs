@@ -11,6 +11,7 @@
 //! taken from it, so all of them together stay within the quota.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The running uploads of every account with a quota.
@@ -56,8 +57,9 @@ pub struct Draw {
     room: Option<u64>,
     /// Whether this upload creates a file.
     creates: bool,
-    /// Bytes this upload has taken.
-    taken: Mutex<u64>,
+    /// Bytes this upload has taken (changed under the pool's lock; atomic so that a shared
+    /// draw can take).
+    taken: AtomicU64,
     /// The account's unsettled usage when this upload started.
     unsettled: Unsettled,
 }
@@ -89,7 +91,7 @@ impl InFlight {
             base,
             room: None,
             creates,
-            taken: Mutex::new(0),
+            taken: AtomicU64::new(0),
             unsettled,
         }
     }
@@ -113,7 +115,7 @@ impl Draw {
 
     /// The bytes this upload has taken: written, or being written.
     pub fn taken(&self) -> u64 {
-        *lock(&self.taken)
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// Takes `n` bytes for this upload: `false` (and nothing taken) when the account's
@@ -125,7 +127,7 @@ impl Draw {
             return false;
         }
         p.written = after;
-        *lock(&self.taken) += n;
+        self.taken.fetch_add(n, Ordering::Relaxed);
         true
     }
 }
@@ -133,7 +135,7 @@ impl Draw {
 impl Drop for Draw {
     fn drop(&mut self) {
         let mut p = lock(&self.pool);
-        p.settled += *lock(&self.taken);
+        p.settled += *self.taken.get_mut();
         p.creating -= u64::from(self.creates);
         p.uploads -= 1;
         if p.uploads == 0 {
