@@ -1,6 +1,7 @@
 //! What a session publishes for the admin listener ([`crate::server::live`]) and counts for
-//! the metrics ([`crate::server::metrics`]), and how it obeys a kick. The task calls these at
-//! a few points: after each command, when a transfer starts and ends, when it is kicked.
+//! the metrics ([`crate::server::metrics`]), how it obeys a kick, and how a running transfer
+//! is stopped (by ABOR, a kick or the end of the session). The task calls these at a few
+//! points: after each command, when a transfer starts, ends or is stopped, when it is kicked.
 //! Nothing here runs per byte: the bytes moved are the transfer's own counter.
 
 use super::transfers::TransferVerb;
@@ -105,21 +106,7 @@ impl Session {
         tracing::warn!(target: "fxpd::security", event = "session_kicked", session = self.id, "closed by the server's operator");
         let mut replies = Vec::new();
         if let Some(running) = self.transfer.take() {
-            let path = running.path.clone();
-            let upload = running.verb.uploads();
-            let object = running.upload.is_some();
-            let mut running = running;
-            let text = stop(&mut running, "operator").await;
-            if upload && !object && self.live.fresh_upload {
-                match self.home().delete(&path).await {
-                    Ok(()) => tracing::info!(path = %path, "partial upload removed after the kick"),
-                    Err(e) => {
-                        tracing::warn!(path = %path, error = ?e, "partial upload could not be removed after the kick")
-                    }
-                }
-            }
-            self.settle_charge(&running, true).await;
-            self.log_transfer(&running, Code::CONNECTION_CLOSED.0);
+            let text = self.stop_transfer(running, StoppedBy::Operator).await;
             self.transfer_ended("kicked");
             replies.push(Reply::new(Code::CONNECTION_CLOSED, text));
         }
@@ -131,19 +118,60 @@ impl Session {
     }
 }
 
-/// Stop a running transfer the way ABOR does ([`Session::abor`] shares it); the text of the
-/// 426 that says so. An upload's charge is the caller's to settle
-/// ([`Session::settle_charge`]), once its file is as it stays.
-pub(super) async fn stop(running: &mut Running, by: &'static str) -> &'static str {
-    running.transfer.abort();
-    let verb = running.verb.as_str();
-    tracing::info!(command = verb, path = %running.path, "transfer aborted by the {by}");
-    match &running.upload {
-        // The object upload is aborted before the reply says so.
-        Some(upload) => {
-            upload.discard().await;
-            "Connection closed; transfer aborted; upload discarded, nothing stored."
+/// Who stopped a running transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StoppedBy {
+    /// The client: ABOR.
+    Client,
+    /// An operator's kick: a file upload that replaced its file from the first byte is
+    /// removed too.
+    Operator,
+    /// The end of the session (the control connection closed, a timeout): no reply follows,
+    /// and an object upload is left to its guard, which aborts it in the background, so the
+    /// session ends without waiting for the bucket.
+    SessionEnd,
+}
+
+impl StoppedBy {
+    fn name(self) -> &'static str {
+        match self {
+            StoppedBy::Client => "client",
+            StoppedBy::Operator => "operator",
+            StoppedBy::SessionEnd => "end of the session",
         }
-        None => "Connection closed; transfer aborted.",
+    }
+}
+
+impl Session {
+    /// Stop a running transfer, whoever asks; the text of the 426 that says so. An object
+    /// upload is discarded; the upload's quota charge is settled once its file is as it stays,
+    /// and the transfer gets its W3C line with 426. Every path that stops a transfer comes
+    /// here, so none can leave a file uncharged or unlogged.
+    pub(super) async fn stop_transfer(&mut self, mut running: Running, by: StoppedBy) -> &'static str {
+        running.transfer.abort();
+        let verb = running.verb.as_str();
+        tracing::info!(command = verb, path = %running.path, "transfer aborted by the {}", by.name());
+        let text = match &running.upload {
+            // The object upload is aborted before the reply says so.
+            Some(upload) => {
+                if by != StoppedBy::SessionEnd {
+                    upload.discard().await;
+                }
+                "Connection closed; transfer aborted; upload discarded, nothing stored."
+            }
+            None => "Connection closed; transfer aborted.",
+        };
+        let fresh_file = running.verb.uploads() && running.upload.is_none() && self.live.fresh_upload;
+        if by == StoppedBy::Operator && fresh_file {
+            match self.home().delete(&running.path).await {
+                Ok(()) => tracing::info!(path = %running.path, "partial upload removed after the kick"),
+                Err(e) => {
+                    tracing::warn!(path = %running.path, error = ?e, "partial upload could not be removed after the kick")
+                }
+            }
+        }
+        self.settle_charge(&running, true).await;
+        self.log_transfer(&running, Code::CONNECTION_CLOSED.0);
+        text
     }
 }

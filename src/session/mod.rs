@@ -21,7 +21,7 @@
 //!   it ends whichever way, its charge;
 //! - `rights`: the one rights check every file-touching handler makes ([`crate::rights`]);
 //! - `live`: what the session publishes for the admin listener and counts for the metrics,
-//!   and how it obeys a kick;
+//!   how it obeys a kick, and the one way a running transfer is stopped;
 //! - [`path`]: virtual paths (the crate's [`crate::path`], re-exported).
 //!
 //! The data connection itself (accept or connect, TLS, the bytes, the outcome) belongs to

@@ -119,16 +119,11 @@ pub async fn run(shared: Arc<Shared>, admitted: Admitted) {
         return;
     }
     let result = session.main_loop().await;
-    // A transfer still running stops with the session, and an upload is charged for what
-    // it left.
-    if let Some(mut running) = session.transfer.take() {
-        // An object upload stores nothing: its guard aborts it in the background when
-        // dropped, so the session ends without waiting for the bucket.
-        if running.upload.is_none() {
-            super::live::stop(&mut running, "end of the session").await;
-            session.settle_charge(&running, true).await;
-        }
-        session.log_transfer(&running, Code::CONNECTION_CLOSED.0);
+    // A transfer still running stops with the session.
+    if let Some(running) = session.transfer.take() {
+        session
+            .stop_transfer(running, super::live::StoppedBy::SessionEnd)
+            .await;
     }
     session.transfer_ended("disconnected");
     match result {

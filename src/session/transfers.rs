@@ -8,6 +8,7 @@
 //! turns its [`Outcome`] into the 226 (or why not).
 
 use super::answer::{say, Answer, Failure, Handled, Then};
+use super::live::StoppedBy;
 use super::path::{file_name, resolve};
 use super::upload_terms::{Charge, UploadTerms};
 use super::{Running, Session};
@@ -361,12 +362,10 @@ impl Session {
     pub(super) async fn abor(&mut self) -> Handled {
         self.data = None;
         let done = Reply::new(Code::TRANSFER_COMPLETE, "ABOR command successful.");
-        let Some(mut running) = self.transfer.take() else {
+        let Some(running) = self.transfer.take() else {
             return Ok(Answer::new(done));
         };
-        let text = super::live::stop(&mut running, "client").await;
-        self.settle_charge(&running, true).await;
-        self.log_transfer(&running, Code::CONNECTION_CLOSED.0);
+        let text = self.stop_transfer(running, StoppedBy::Client).await;
         Ok(Answer::new(Reply::new(Code::CONNECTION_CLOSED, text)).and(done))
     }
 }

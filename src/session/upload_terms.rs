@@ -46,21 +46,22 @@ impl UploadTerms {
         self.keep = offset;
     }
 
+    /// The draw the upload's bytes are taken from: an account with a byte quota.
+    fn byte_room(&self) -> Option<&Arc<Draw>> {
+        self.charge.as_ref().map(|c| &c.draw).filter(|d| d.is_limited())
+    }
+
     /// What the transfer counts the upload's bytes against.
     pub(super) fn cap(&self) -> UploadCap {
         UploadCap {
             max_bytes: self.max_bytes,
-            quota: self
-                .charge
-                .as_ref()
-                .filter(|c| c.draw.is_limited())
-                .map(|c| c.draw.clone()),
+            quota: self.byte_room().cloned(),
         }
     }
 
     /// Whether a limit can stop the upload.
     pub(super) fn cap_limited(&self) -> bool {
-        self.max_bytes.is_some() || self.charge.as_ref().is_some_and(|c| c.draw.is_limited())
+        self.max_bytes.is_some() || self.byte_room().is_some()
     }
 }
 

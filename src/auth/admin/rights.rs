@@ -73,9 +73,7 @@ fn group_region(text: &str, parsed: &ParsedUsers, index: usize) -> Option<std::o
 /// `fxpd group add NAME`: a new `[[group]]` table with `edit`'s rules and limits.
 pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), AdminError> {
     let group_name = GroupName::parse(name).map_err(invalid)?;
-    if let Some(only) = edit.user_only() {
-        return Err(invalid(format!("{only} is a user's setting, not a group's")));
-    }
+    for_a_group(edit)?;
     let (target, current) = current(file)?;
     if current.parsed.groups().any(|g| g.name == group_name) {
         return Err(invalid(format!("group {name:?} already exists")));
@@ -107,15 +105,9 @@ pub fn group_add(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
 /// `fxpd group set NAME`: changes a group's rules, filters, limits and folders (the table is
 /// rewritten; comments inside it are lost, those above it and the rest of the file are kept).
 pub fn group_set(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), AdminError> {
+    for_a_group(edit)?;
     let (target, current) = current(file)?;
-    let index = current
-        .parsed
-        .groups()
-        .position(|g| g.name.as_str() == name)
-        .ok_or_else(|| invalid(format!("group {name:?} does not exist")))?;
-    if let Some(only) = edit.user_only() {
-        return Err(invalid(format!("{only} is a user's setting, not a group's")));
-    }
+    let index = group_index(&current.parsed, name)?;
     let mut group = current.parsed.groups[index].1.clone();
     apply_shared(edit, group.shared_mut(), &users_dir(file))?;
     let rendered = render_group(&group).map_err(|e| AdminError::Hash(e.to_string()))?;
@@ -130,6 +122,22 @@ pub fn group_set(file: &Path, name: &str, edit: &ProfileEdit) -> Result<(), Admi
     write_atomic(&target, &text, Some(&current.metadata))
 }
 
+/// The index of group `name` in the users file.
+fn group_index(parsed: &ParsedUsers, name: &str) -> Result<usize, AdminError> {
+    parsed
+        .groups()
+        .position(|g| g.name.as_str() == name)
+        .ok_or_else(|| invalid(format!("group {name:?} does not exist")))
+}
+
+/// Refuses an edit with a part only a user has.
+fn for_a_group(edit: &ProfileEdit) -> Result<(), AdminError> {
+    match edit.user_only() {
+        Some(only) => Err(invalid(format!("{only} is a user's setting, not a group's"))),
+        None => Ok(()),
+    }
+}
+
 /// The part of a table's `region` that a change rewrites: from its header on, so the comment
 /// lines right above it, which describe it, stay.
 fn below_comments(region: std::ops::Range<usize>, header: usize) -> std::ops::Range<usize> {
@@ -139,11 +147,7 @@ fn below_comments(region: std::ops::Range<usize>, header: usize) -> std::ops::Ra
 /// `fxpd group remove NAME`: refused while a user is in the group.
 pub fn group_remove(file: &Path, name: &str) -> Result<(), AdminError> {
     let (target, current) = current(file)?;
-    let index = current
-        .parsed
-        .groups()
-        .position(|g| g.name.as_str() == name)
-        .ok_or_else(|| invalid(format!("group {name:?} does not exist")))?;
+    let index = group_index(&current.parsed, name)?;
     let members: Vec<&str> = current
         .parsed
         .entries()
