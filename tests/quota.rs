@@ -439,3 +439,25 @@ fn uploads_running_at_the_same_time_share_the_accounts_room() {
     Ctrl::assert_transfer_end("STOR y.bin", &b.read_reply());
     assert_eq!(recorded(&s, "qa"), (70_002, 3));
 }
+
+/// A running upload holds only what it has written: another session of the account that
+/// opens an upload and sends nothing (a stalled client, or someone else with the account's
+/// password) takes none of the room from the upload beside it, which may fill the quota.
+#[test]
+fn a_stalled_upload_holds_no_room_from_the_accounts_other_uploads() {
+    let s = quota_server();
+    let home = s.home("qa");
+    let mut idle = s.login("qa", PASS);
+    idle.expect("TYPE I", 200);
+    let stalled = idle.start_passive("STOR stalled.bin");
+    let mut c = s.login("qa", PASS);
+    c.expect("TYPE I", 200);
+    let whole = random_bytes(100_000);
+    c.stor("whole.bin", &whole);
+    assert_eq!(sha256_file(&home.join("whole.bin")), sha256_bytes(&whole));
+    assert_eq!(recorded(&s, "qa"), (100_000, 1));
+    // The stalled upload ends with nothing written: its empty file is charged as a file.
+    drop(stalled);
+    Ctrl::assert_transfer_end("STOR stalled.bin", &idle.read_reply());
+    assert_eq!(recorded(&s, "qa"), (100_000, 2));
+}
